@@ -1,0 +1,192 @@
+"""Writes to EC2: create, modify and delete sessions, idempotently and in parallel (bounded).
+
+Each planned ENI is one unit of work. An API refusal that retrying cannot change is final for
+that ENI; throttling (after botocore's own retries), server errors and stale-inventory answers
+are `retryable`, so the invocation fails only for what is left and Lambda or SQS retries it.
+"""
+
+import functools
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import clients, inventory, support
+from .model import Action, Decision
+from .settings import MANAGED_TAG_KEY, Settings
+
+Status = Literal["created", "modified", "deleted", "mirrored", "skipped", "failed", "planned", "deferred"]
+
+# The ENI itself cannot be mirrored, or is gone: a final answer for that ENI.
+FINAL_ERRORS = frozenset(
+    {
+        "NetworkInterfaceNotSupported",
+        "TrafficMirrorSessionsPerInterfaceLimitExceeded",
+        "InvalidNetworkInterfaceID.NotFound",
+        "InvalidNetworkInterfaceId.NotFound",
+        "InvalidNetworkInterfaceID.Malformed",
+        "TrafficMirrorSessionLimitExceeded",
+        "UnauthorizedOperation",
+        "DryRunOperation",
+    }
+)
+# Our picture of targets and filters is stale: drop the cache; the retry plans again.
+STALE_ERRORS = frozenset(
+    {
+        "InvalidTrafficMirrorTargetId.NotFound",
+        "InvalidTrafficMirrorFilterId.NotFound",
+        "InvalidTrafficMirrorTargetID.NotFound",
+        "InvalidTrafficMirrorFilterID.NotFound",
+    }
+)
+TARGET_FULL = "TrafficMirrorSourcesPerTargetLimitExceeded"
+SESSION_GONE = frozenset({"InvalidTrafficMirrorSessionId.NotFound", "InvalidTrafficMirrorSessionID.NotFound"})
+
+
+@dataclass
+class Result:
+    """What happened to one ENI: the decision, and the outcome of its writes."""
+
+    decision: Decision
+    status: Status
+    reason: str
+    retryable: bool = False
+    session_ids: list[str] = field(default_factory=list)
+    error_code: str = ""
+
+
+def _error_code(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "ClientError"))
+    return type(error).__name__
+
+
+def _is_retryable(code: str, error: Exception) -> bool:
+    if code in FINAL_ERRORS:
+        return False
+    if code in STALE_ERRORS or code == TARGET_FULL:
+        return True
+    if isinstance(error, BotoCoreError):  # connection and timeout errors
+        return True
+    if isinstance(error, ClientError):
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400) or 400)
+        message = str(error.response.get("Error", {}).get("Message", "")).lower()
+        if status >= 500 or status == 429 or "throttl" in code.lower() or "limitexceeded" in code.lower():
+            return True
+        # Someone created a session with the same number between our read and our write:
+        # the retry reads the sessions again and finds it (or picks the next number).
+        return code == "InvalidParameterValue" and "session number" in message
+    return False
+
+
+def _run(action: Action, region: str, endpoint: str | None, settings: Settings) -> str | None:
+    ec2 = clients.ec2(region, endpoint)
+    if action.kind == "create":
+        assert action.target_id and action.filter_id and action.session_number and action.client_token
+        tags = [{"Key": MANAGED_TAG_KEY, "Value": settings.managed_by}]
+        if action.name:
+            tags.append({"Key": "Name", "Value": action.name[:255]})
+        params: dict[str, Any] = {
+            "NetworkInterfaceId": action.eni_id,
+            "TrafficMirrorTargetId": action.target_id,
+            "TrafficMirrorFilterId": action.filter_id,
+            "SessionNumber": action.session_number,
+            "Description": action.description,
+            "ClientToken": action.client_token,
+            "TagSpecifications": [{"ResourceType": "traffic-mirror-session", "Tags": tags}],
+        }
+        if settings.vni is not None:
+            params["VirtualNetworkId"] = settings.vni
+        if settings.packet_length is not None:
+            params["PacketLength"] = settings.packet_length
+        response = ec2.create_traffic_mirror_session(**params)
+        return str(response["TrafficMirrorSession"]["TrafficMirrorSessionId"])
+    if action.kind == "modify":
+        assert action.session_id
+        modify: dict[str, Any] = {"TrafficMirrorSessionId": action.session_id}
+        if action.target_id:
+            modify["TrafficMirrorTargetId"] = action.target_id
+        if action.filter_id:
+            modify["TrafficMirrorFilterId"] = action.filter_id
+        ec2.modify_traffic_mirror_session(**modify)
+        return action.session_id
+    assert action.session_id
+    try:
+        ec2.delete_traffic_mirror_session(TrafficMirrorSessionId=action.session_id)
+    except ClientError as error:
+        if _error_code(error) not in SESSION_GONE:  # already deleted: the goal is met
+            raise
+    return action.session_id
+
+
+_DONE: dict[str, Status] = {"create": "created", "modify": "modified", "delete": "deleted"}
+
+
+def apply_one(decision: Decision, region: str, endpoint: str | None, settings: Settings) -> Result:
+    """Carry out one ENI's actions in order; classify the first error."""
+    if not decision.actions:
+        status: Status = "mirrored" if decision.outcome == "mirrored" else "skipped"
+        return Result(decision, status, decision.reason)
+    if settings.dry_run:
+        return Result(decision, "planned", f"dry run: would {decision.outcome}: {decision.reason}")
+    ids: list[str] = []
+    for action in decision.actions:
+        try:
+            session_id = _run(action, region, endpoint, settings)
+        except (ClientError, BotoCoreError) as error:
+            code = _error_code(error)
+            if code == "NetworkInterfaceNotSupported":
+                support.learn_unsupported(decision.instance_type)
+            if code in STALE_ERRORS:
+                inventory.invalidate(region)
+            if code == TARGET_FULL and action.target_id:
+                inventory.exclude_target(region, endpoint, action.target_id)
+            retryable = _is_retryable(code, error)
+            return Result(decision, "failed", f"{action.kind} failed: {code}: {error}", retryable, ids, code)
+        if session_id:
+            ids.append(session_id)
+    return Result(decision, _DONE[decision.actions[0].kind], decision.reason, session_ids=ids)
+
+
+def apply_all(
+    decisions: Sequence[Decision],
+    region: str,
+    endpoint: str | None,
+    settings: Settings,
+    remaining_seconds: Callable[[], float] | None = None,
+    on_done: Callable[[Result], None] | None = None,
+) -> list[Result]:
+    """Run every decision, at most MIRROR_MAX_WORKERS at once; stop starting work near the deadline.
+
+    Work not started before `remaining_seconds()` drops under MIRROR_DEADLINE_MARGIN_SECONDS is
+    `deferred` (retryable): the next sweep or the event's retry finishes it.
+    """
+
+    def work(decision: Decision) -> Result:
+        if decision.actions and remaining_seconds and remaining_seconds() < settings.deadline_margin_seconds:
+            return Result(decision, "deferred", "deadline near: left for the next run", retryable=True)
+        result = apply_one(decision, region, endpoint, settings)
+        if on_done:
+            on_done(result)
+        return result
+
+    quiet = [d for d in decisions if not d.actions]
+    busy = [d for d in decisions if d.actions]
+    results = [work(d) for d in quiet]
+    results.extend(_pool(settings.max_workers).map(work, busy))
+    return results
+
+
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """Bounded writers, created once per container (MIRROR_MAX_WORKERS at a time)."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mirror-write")
+
+
+def monotonic_deadline(seconds: float) -> Callable[[], float]:
+    """A `remaining_seconds` for callers without a Lambda context (CLI, tests)."""
+    end = time.monotonic() + seconds
+    return lambda: end - time.monotonic()

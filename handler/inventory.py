@@ -1,0 +1,347 @@
+"""Reads from EC2: targets, filters, sessions and ENIs. Paginated, batched, cached.
+
+Calls grow with pages and with the ids an event names (200 per filter value list), never with
+one call per instance. The targets-and-filters inventory is cached per region for
+MIRROR_CACHE_TTL_SECONDS and dropped as soon as an API answer shows it is stale.
+"""
+
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from . import clients
+from .model import Inventory, MirrorFilter, Session, Source, Target, TargetKind
+
+FILTER_VALUES_PER_CALL = 200
+NLB_ARNS_PER_CALL = 20
+T = TypeVar("T")
+
+POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="mirror-io")
+"""Shared by reads and writes; created once per container."""
+
+_TARGET_KINDS: Mapping[str, TargetKind] = {
+    "network-interface": "network-interface",
+    "network-load-balancer": "network-load-balancer",
+    "gateway-load-balancer-endpoint": "gateway-load-balancer-endpoint",
+}
+_cache: dict[tuple[str, str | None], Inventory] = {}
+_cache_lock = threading.Lock()
+
+
+def submit(fn: Callable[..., T], *args: Any, **kwargs: Any) -> "Future[T]":
+    return POOL.submit(fn, *args, **kwargs)
+
+
+def _tags(items: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
+    return {t["Key"]: t.get("Value", "") for t in items or () if "Key" in t}
+
+
+def _chunks(values: Sequence[str], size: int = FILTER_VALUES_PER_CALL) -> Iterator[list[str]]:
+    unique = sorted(set(values))
+    for start in range(0, len(unique), size):
+        yield unique[start : start + size]
+
+
+@functools.cache
+def _paginator(region: str, endpoint: str | None, operation: str) -> Any:
+    client: Any = clients.ec2(region, endpoint)
+    return client.get_paginator(operation)
+
+
+def _pages(region: str, endpoint: str | None, operation: str, key: str, **kwargs: Any) -> list[Any]:
+    """Every item of a paginated describe call."""
+    items: list[Any] = []
+    for page in _paginator(region, endpoint, operation).paginate(**kwargs):
+        items.extend(page.get(key, []))
+    return items
+
+
+def _by_filter(
+    region: str, endpoint: str | None, operation: str, key: str, name: str, values: Sequence[str], **kw: Any
+) -> list[Any]:
+    """A describe filtered on up to 200 values per call (filters never raise NotFound for gone ids)."""
+    items: list[Any] = []
+    extra = kw.pop("Filters", [])
+    for chunk in _chunks(values):
+        filters = [{"Name": name, "Values": chunk}, *extra]
+        items.extend(_pages(region, endpoint, operation, key, Filters=filters, **kw))
+    return items
+
+
+# --- targets and filters -------------------------------------------------------------
+
+
+def _load_inventory(region: str, endpoint: str | None) -> Inventory:
+    targets_f = submit(_pages, region, endpoint, "describe_traffic_mirror_targets", "TrafficMirrorTargets")
+    filters_f = submit(_pages, region, endpoint, "describe_traffic_mirror_filters", "TrafficMirrorFilters")
+    raw_targets = targets_f.result()
+    eni_ids = [t["NetworkInterfaceId"] for t in raw_targets if t.get("NetworkInterfaceId")]
+    nlb_arns = [t["NetworkLoadBalancerArn"] for t in raw_targets if t.get("NetworkLoadBalancerArn")]
+    gwlbe_ids = [
+        t["GatewayLoadBalancerEndpointId"] for t in raw_targets if t.get("GatewayLoadBalancerEndpointId")
+    ]
+
+    enis_f = submit(
+        _by_filter,
+        region,
+        endpoint,
+        "describe_network_interfaces",
+        "NetworkInterfaces",
+        "network-interface-id",
+        eni_ids,
+    )
+    nlbs_f = submit(_describe_nlbs, region, endpoint, nlb_arns)
+    vpces_f = submit(_describe_gwlb_endpoints, region, endpoint, gwlbe_ids)
+    enis = {e["NetworkInterfaceId"]: e for e in enis_f.result()}
+    nlbs, vpces = nlbs_f.result(), vpces_f.result()
+
+    targets: list[Target] = []
+    for raw in raw_targets:
+        kind = _TARGET_KINDS.get(raw.get("Type", ""))
+        tags = _tags(raw.get("Tags"))
+        if kind == "network-interface" and raw.get("NetworkInterfaceId") in enis:
+            eni = enis[raw["NetworkInterfaceId"]]
+            targets.append(
+                Target(
+                    raw["TrafficMirrorTargetId"],
+                    kind,
+                    eni["NetworkInterfaceId"],
+                    eni.get("VpcId"),
+                    eni.get("SubnetId"),
+                    eni.get("AvailabilityZone"),
+                    tags,
+                )
+            )
+        elif kind == "network-load-balancer" and raw.get("NetworkLoadBalancerArn") in nlbs:
+            arn = raw["NetworkLoadBalancerArn"]
+            targets.append(Target(raw["TrafficMirrorTargetId"], kind, arn, nlbs[arn], None, None, tags))
+        elif kind == "gateway-load-balancer-endpoint" and raw.get("GatewayLoadBalancerEndpointId") in vpces:
+            vpce_id = raw["GatewayLoadBalancerEndpointId"]
+            vpc, subnet, az = vpces[vpce_id]
+            targets.append(Target(raw["TrafficMirrorTargetId"], kind, vpce_id, vpc, subnet, az, tags))
+        # A target whose resource is gone cannot receive traffic: leave it out.
+    filters = [
+        MirrorFilter(f["TrafficMirrorFilterId"], _tags(f.get("Tags")), f.get("Description", "") or "")
+        for f in filters_f.result()
+    ]
+    return Inventory(tuple(targets), tuple(filters), time.monotonic())
+
+
+def _describe_nlbs(region: str, endpoint: str | None, arns: Sequence[str]) -> dict[str, str]:
+    """NLB ARN -> VPC id. (elbv2 takes at most 20 ARNs per call.)"""
+    found: dict[str, str] = {}
+    for chunk in _chunks(arns, NLB_ARNS_PER_CALL):
+        pages = (
+            clients.elbv2(region, endpoint)
+            .get_paginator("describe_load_balancers")
+            .paginate(LoadBalancerArns=chunk)
+        )
+        for page in pages:
+            found.update({lb["LoadBalancerArn"]: lb["VpcId"] for lb in page.get("LoadBalancers", [])})
+    return found
+
+
+def _describe_gwlb_endpoints(
+    region: str, endpoint: str | None, ids: Sequence[str]
+) -> dict[str, tuple[str, str | None, str | None]]:
+    """GWLB endpoint id -> (VPC, subnet, AZ). The AZ comes from the endpoint's subnet."""
+    if not ids:
+        return {}
+    vpces = _by_filter(region, endpoint, "describe_vpc_endpoints", "VpcEndpoints", "vpc-endpoint-id", ids)
+    subnet_of = {v["VpcEndpointId"]: (v.get("SubnetIds") or [None])[0] for v in vpces}
+    subnet_ids = [s for s in subnet_of.values() if s]
+    subnets = _by_filter(region, endpoint, "describe_subnets", "Subnets", "subnet-id", subnet_ids)
+    az_of = {s["SubnetId"]: s.get("AvailabilityZone") for s in subnets}
+    return {
+        v["VpcEndpointId"]: (
+            v["VpcId"],
+            subnet_of[v["VpcEndpointId"]],
+            az_of.get(subnet_of[v["VpcEndpointId"]] or ""),
+        )
+        for v in vpces
+    }
+
+
+def inventory(region: str, ttl: float, endpoint: str | None = None, *, refresh: bool = False) -> Inventory:
+    """Targets and filters, from the warm cache when younger than `ttl` seconds."""
+    key = (region, endpoint)
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None and not refresh and time.monotonic() - cached.fetched_at < ttl:
+        return cached
+    fresh = _load_inventory(region, endpoint)
+    with _cache_lock:
+        _cache[key] = fresh
+    return fresh
+
+
+def is_cached(region: str, ttl: float, endpoint: str | None = None) -> bool:
+    with _cache_lock:
+        cached = _cache.get((region, endpoint))
+    return cached is not None and time.monotonic() - cached.fetched_at < ttl
+
+
+def invalidate(region: str | None = None) -> None:
+    """Drop the cached inventory (an API answer showed it is stale)."""
+    with _cache_lock:
+        for key in [k for k in _cache if region is None or k[0] == region]:
+            del _cache[key]
+
+
+def exclude_target(region: str, endpoint: str | None, target_id: str) -> None:
+    """A target refused more sources: plan around it until the cache expires."""
+    with _cache_lock:
+        cached = _cache.get((region, endpoint))
+        if cached is not None:
+            kept = tuple(t for t in cached.targets if t.target_id != target_id)
+            _cache[(region, endpoint)] = Inventory(kept, cached.filters, cached.fetched_at)
+
+
+# --- sessions --------------------------------------------------------------------------
+
+
+def _session(raw: Mapping[str, Any]) -> Session:
+    return Session(
+        raw["TrafficMirrorSessionId"],
+        raw["NetworkInterfaceId"],
+        raw["TrafficMirrorTargetId"],
+        raw["TrafficMirrorFilterId"],
+        int(raw.get("SessionNumber", 0)),
+        _tags(raw.get("Tags")),
+    )
+
+
+def sessions_for(region: str, endpoint: str | None, eni_ids: Sequence[str]) -> list[Session]:
+    """Existing sessions of these ENIs: one call per 200 ENIs."""
+    raw = _by_filter(
+        region,
+        endpoint,
+        "describe_traffic_mirror_sessions",
+        "TrafficMirrorSessions",
+        "network-interface-id",
+        eni_ids,
+    )
+    return [_session(s) for s in raw]
+
+
+def all_sessions(region: str, endpoint: str | None) -> list[Session]:
+    raw = _pages(region, endpoint, "describe_traffic_mirror_sessions", "TrafficMirrorSessions")
+    return [_session(s) for s in raw]
+
+
+def group_by_eni(sessions: Iterable[Session]) -> dict[str, list[Session]]:
+    grouped: dict[str, list[Session]] = {}
+    for session in sessions:
+        grouped.setdefault(session.eni_id, []).append(session)
+    return grouped
+
+
+# --- sources ----------------------------------------------------------------------------
+
+
+def current_tags(
+    region: str, endpoint: str | None, resource_ids: Sequence[str], keys: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """Fresh tags (only `keys`) of instances and ENIs in one call: event tags may be stale."""
+    found: dict[str, dict[str, str]] = {rid: {} for rid in resource_ids}
+    raw = _by_filter(
+        region,
+        endpoint,
+        "describe_tags",
+        "Tags",
+        "resource-id",
+        resource_ids,
+        Filters=[{"Name": "key", "Values": sorted(set(keys))}],
+    )
+    for tag in raw:
+        found.setdefault(tag["ResourceId"], {})[tag["Key"]] = tag.get("Value", "")
+    return found
+
+
+def with_current_tags(
+    sources: Sequence[Source], tags: Mapping[str, Mapping[str, str]], keys: Sequence[str]
+) -> list[Source]:
+    """Replace the event's copies of `keys` with their current values (deleted keys disappear)."""
+
+    def merge(old: Mapping[str, str], new: Mapping[str, str]) -> dict[str, str]:
+        kept = {k: v for k, v in old.items() if k not in keys}
+        return {**kept, **new}
+
+    return [
+        Source(
+            s.eni_id,
+            s.instance_id,
+            s.instance_type,
+            s.subnet_id,
+            s.vpc_id,
+            s.az,
+            merge(s.instance_tags, tags.get(s.instance_id, {})),
+            merge(s.eni_tags, tags.get(s.eni_id, {})),
+            s.interface_type,
+            s.trigger,
+        )
+        for s in sources
+    ]
+
+
+def describe_instances(
+    region: str, endpoint: str | None, instance_ids: Sequence[str] = (), states: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Instances by id (filtered, so a gone id is simply absent) or, with no ids, all in `states`."""
+    state_filter = [{"Name": "instance-state-name", "Values": list(states)}] if states else []
+    if instance_ids:
+        reservations = _by_filter(
+            region,
+            endpoint,
+            "describe_instances",
+            "Reservations",
+            "instance-id",
+            instance_ids,
+            Filters=state_filter,
+        )
+    else:
+        reservations = _pages(region, endpoint, "describe_instances", "Reservations", Filters=state_filter)
+    return [i for r in reservations for i in r.get("Instances", [])]
+
+
+def describe_enis(
+    region: str, endpoint: str | None, name: str, values: Sequence[str]
+) -> list[dict[str, Any]]:
+    """ENIs by a filter (`network-interface-id`, `attachment.instance-id`, `tag-key`)."""
+    return _by_filter(region, endpoint, "describe_network_interfaces", "NetworkInterfaces", name, values)
+
+
+def sources_of_instances(
+    instances: Iterable[Mapping[str, Any]], eni_tags: Mapping[str, Mapping[str, str]], trigger: str
+) -> list[Source]:
+    """Every ENI of each described instance, with the ENI's own tags when known."""
+    sources = []
+    for inst in instances:
+        placement = inst.get("Placement") or {}
+        tags = _tags(inst.get("Tags"))
+        for eni in inst.get("NetworkInterfaces", []):
+            eni_id = eni.get("NetworkInterfaceId")
+            if not eni_id:
+                continue
+            sources.append(
+                Source(
+                    eni_id,
+                    inst["InstanceId"],
+                    inst.get("InstanceType", ""),
+                    eni.get("SubnetId", ""),
+                    eni.get("VpcId", ""),
+                    placement.get("AvailabilityZone", ""),
+                    tags,
+                    dict(eni_tags.get(eni_id, {})),
+                    eni.get("InterfaceType") or "interface",
+                    trigger,
+                )
+            )
+    return sources
+
+
+def eni_tag_map(enis: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    return {e["NetworkInterfaceId"]: _tags(e.get("TagSet")) for e in enis}

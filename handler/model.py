@@ -1,0 +1,112 @@
+"""Plain data shared by the pure core (events, planner) and the shell (inventory, apply).
+
+Everything here is immutable and free of boto3, so the planner can be tested on its own.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+TargetKind = Literal["network-interface", "network-load-balancer", "gateway-load-balancer-endpoint"]
+ActionKind = Literal["create", "modify", "delete"]
+Outcome = Literal["create", "modify", "delete", "mirrored", "skipped"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One ENI that could be a mirror source, with what selection and tagging need."""
+
+    eni_id: str
+    instance_id: str
+    instance_type: str
+    subnet_id: str
+    vpc_id: str
+    az: str
+    instance_tags: Mapping[str, str] = field(default_factory=dict)
+    eni_tags: Mapping[str, str] = field(default_factory=dict)
+    interface_type: str = "interface"
+    trigger: str = ""
+    """Id of the event that brought this ENI in; seeds the ClientToken."""
+
+    @property
+    def name(self) -> str | None:
+        return self.instance_tags.get("Name") or None
+
+
+@dataclass(frozen=True)
+class Target:
+    target_id: str
+    kind: TargetKind
+    resource_id: str
+    vpc_id: str | None
+    subnet_id: str | None
+    az: str | None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MirrorFilter:
+    filter_id: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: str
+    eni_id: str
+    target_id: str
+    filter_id: str
+    number: int
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Targets and filters of one region: read once, cached for a short TTL."""
+
+    targets: tuple[Target, ...]
+    filters: tuple[MirrorFilter, ...]
+    fetched_at: float = 0.0
+
+    @property
+    def target_eni_ids(self) -> frozenset[str]:
+        """ENIs that are sensors: never mirrored themselves."""
+        return frozenset(t.resource_id for t in self.targets if t.kind == "network-interface")
+
+    def target(self, target_id: str) -> Target | None:
+        return next((t for t in self.targets if t.target_id == target_id), None)
+
+    def has_filter(self, filter_id: str) -> bool:
+        return any(f.filter_id == filter_id for f in self.filters)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One write against EC2, fully decided by the planner."""
+
+    kind: ActionKind
+    eni_id: str
+    session_id: str | None = None
+    target_id: str | None = None
+    filter_id: str | None = None
+    session_number: int | None = None
+    client_token: str | None = None
+    name: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the planner decided for one ENI, and why (one log line each)."""
+
+    eni_id: str
+    instance_id: str
+    outcome: Outcome
+    reason: str
+    actions: tuple[Action, ...] = ()
+    target_id: str | None = None
+    filter_id: str | None = None
+    vpc_id: str = ""
+    az: str = ""
+    instance_type: str = ""

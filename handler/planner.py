@@ -1,0 +1,343 @@
+"""The pure core: which session each ENI needs, decided from data alone.
+
+No boto3 here. Given the sources (ENIs with their current tags), the sessions that exist on
+them, the region's targets and filters, and the settings, `plan` returns one `Decision` per
+ENI. Events, the sweep and the CLI all go through this one function, so they agree.
+"""
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from . import support
+from .model import Action, Decision, Inventory, MirrorFilter, Outcome, Session, Source, Target
+from .settings import MANAGED_TAG_KEY, Settings
+
+FALSE_LIKE = frozenset({"false", "off", "no", "0", "disabled"})
+TRUE_LIKE = frozenset({"true", "on", "yes", "1", "enabled", ""})
+DEFAULT_ROUTE_VALUE = "default"
+MAX_SESSIONS_PER_ENI = 3
+MAX_SESSION_NUMBER = 32766
+MIRRORABLE_INTERFACE_TYPES = frozenset({"interface", "efa"})
+_DISABLED = "\0disabled"
+
+
+@dataclass(frozen=True)
+class Intent:
+    """Whether an ENI is in scope, and on which route (None = unrouted)."""
+
+    in_scope: bool
+    route: str | None
+    reason: str
+
+
+def tag_intent(source: Source, tag_key: str, scope: str) -> Intent:
+    """Apply the tagging rules: the ENI's own tag overrides its instance's; values ignore case."""
+    raw, where = source.eni_tags.get(tag_key), "ENI"
+    if raw is None:
+        raw, where = source.instance_tags.get(tag_key), "instance"
+    if raw is None:
+        if scope == "all":
+            return Intent(True, None, "in scope (MIRROR_SCOPE=all)")
+        return Intent(False, None, f"not tagged {tag_key} (MIRROR_SCOPE=tagged)")
+    value = raw.strip().lower()
+    if value in FALSE_LIKE:
+        return Intent(False, None, f"opted out by {where} tag {tag_key}={raw}")
+    if value in TRUE_LIKE or value == DEFAULT_ROUTE_VALUE:
+        return Intent(True, None, f"opted in by {where} tag {tag_key}={raw}")
+    return Intent(True, value, f"route {value!r} from {where} tag {tag_key}={raw}")
+
+
+def resource_route(tags: Mapping[str, str], tag_key: str) -> str | None:
+    """Route a target or filter serves: None = unrouted; a disabled marker never matches a route."""
+    raw = tags.get(tag_key)
+    if raw is None:
+        return None
+    value = raw.strip().lower()
+    if value in TRUE_LIKE or value == DEFAULT_ROUTE_VALUE:
+        return None
+    if value in FALSE_LIKE:
+        return _DISABLED
+    return value
+
+
+def is_managed(session: Session, settings: Settings) -> bool:
+    return session.tags.get(MANAGED_TAG_KEY) == settings.managed_by
+
+
+def proximity(source: Source, target: Target) -> int | None:
+    """Lower is nearer; None = this target may not serve this source.
+
+    0 same subnet, 1 same VPC and AZ (or an NLB in the VPC), 2 same VPC in another AZ
+    (Gateway Load Balancer endpoint only), 3 same AZ in another VPC (ENI target only).
+    """
+    if target.kind == "network-interface":
+        if target.az != source.az:
+            return None
+        if target.subnet_id == source.subnet_id:
+            return 0
+        return 1 if target.vpc_id == source.vpc_id else 3
+    if target.vpc_id != source.vpc_id:
+        return None
+    if target.kind == "network-load-balancer":
+        return 1
+    if target.subnet_id == source.subnet_id:
+        return 0
+    return 1 if target.az == source.az else 2
+
+
+def _spread_rank(eni_id: str, target_id: str) -> int:
+    """Rendezvous hashing: a stable, even spread of ENIs over equally near targets.
+
+    Adding or removing a target only moves the ENIs that hashed to it.
+    """
+    return -int(hashlib.sha256(f"{eni_id}|{target_id}".encode()).hexdigest(), 16)
+
+
+def eligible_targets(
+    source: Source, route: str | None, targets: Iterable[Target], tag_key: str
+) -> list[Target]:
+    """Targets that may serve this ENI on this route: nearest tier first, spread within a tier."""
+    ranked = []
+    for target in targets:
+        if resource_route(target.tags, tag_key) != route:
+            continue
+        tier = proximity(source, target)
+        if tier is not None:
+            ranked.append(((tier, _spread_rank(source.eni_id, target.target_id)), target))
+    ranked.sort(key=lambda item: item[0])
+    return [target for _, target in ranked]
+
+
+def choose_target(
+    source: Source, route: str | None, targets: Sequence[Target], tag_key: str
+) -> tuple[Target | None, str]:
+    """The nearest eligible target, or None and the reason (logged)."""
+    candidates = eligible_targets(source, route, targets, tag_key)
+    if candidates:
+        return candidates[0], f"target {candidates[0].target_id} ({candidates[0].kind})"
+    where = f"{source.az} / {source.vpc_id}"
+    if route is not None:
+        return None, f"no target tagged {tag_key}={route} can serve {where}; not mirrored elsewhere"
+    return None, f"no unrouted traffic mirror target can serve {where}"
+
+
+def choose_filter(
+    route: str | None, filters: Sequence[MirrorFilter], settings: Settings
+) -> tuple[str | None, str]:
+    """Never 'first one wins': route filter, else MIRROR_FILTER_ID, else key=default, else the only one."""
+    key = settings.tag_key
+    if route is not None:
+        routed = sorted(f.filter_id for f in filters if resource_route(f.tags, key) == route)
+        if len(routed) == 1:
+            return routed[0], f"filter {routed[0]} of route {route!r}"
+        if len(routed) > 1:
+            return (
+                None,
+                f"{len(routed)} filters are tagged {key}={route} ({', '.join(routed)}); tag exactly one",
+            )
+    if settings.filter_id:
+        if any(f.filter_id == settings.filter_id for f in filters):
+            return settings.filter_id, f"MIRROR_FILTER_ID {settings.filter_id}"
+        return None, f"MIRROR_FILTER_ID {settings.filter_id} does not exist in this region"
+    tagged = sorted(
+        f.filter_id for f in filters if f.tags.get(key, "").strip().lower() == DEFAULT_ROUTE_VALUE
+    )
+    if len(tagged) == 1:
+        return tagged[0], f"filter {tagged[0]} tagged {key}=default"
+    if len(tagged) > 1:
+        return None, f"{len(tagged)} filters are tagged {key}=default ({', '.join(tagged)}); tag exactly one"
+    unrouted = sorted(f.filter_id for f in filters if resource_route(f.tags, key) is None)
+    if len(unrouted) == 1:
+        return unrouted[0], f"filter {unrouted[0]} (the only unrouted filter)"
+    if not unrouted:
+        return None, "no traffic mirror filter in this region: create one or set MIRROR_FILTER_ID"
+    return None, (
+        f"cannot choose between filters {', '.join(unrouted)}: set MIRROR_FILTER_ID or tag one {key}=default"
+    )
+
+
+def free_session_number(taken: Iterable[int], preferred: int) -> int | None:
+    """Lowest free number >= preferred (lower = evaluated first), wrapping to 1; None if all taken."""
+    used = set(taken)
+    for number in [*range(preferred, MAX_SESSION_NUMBER + 1), *range(1, preferred)]:
+        if number not in used:
+            return number
+    return None
+
+
+def client_token(source: Source, target_id: str, filter_id: str, number: int) -> str:
+    """Same event, same ENI, same choice -> same token: a redelivered event cannot duplicate."""
+    seed = f"{source.trigger}|{source.eni_id}|{target_id}|{filter_id}|{number}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:64]
+
+
+def _decide(
+    source: Source,
+    outcome: Outcome,
+    reason: str,
+    actions: tuple[Action, ...] = (),
+    target_id: str | None = None,
+    filter_id: str | None = None,
+) -> Decision:
+    return Decision(
+        eni_id=source.eni_id,
+        instance_id=source.instance_id,
+        outcome=outcome,
+        reason=reason,
+        actions=actions,
+        target_id=target_id,
+        filter_id=filter_id,
+        vpc_id=source.vpc_id,
+        az=source.az,
+        instance_type=source.instance_type,
+    )
+
+
+def _deletes(eni_id: str, sessions: Iterable[Session]) -> tuple[Action, ...]:
+    return tuple(Action("delete", eni_id, session_id=s.session_id) for s in sessions)
+
+
+def _delete_all(source: Source, managed: Sequence[Session], reason: str) -> Decision:
+    """Out of scope: remove our sessions (never anyone else's), or just say why not."""
+    if not managed:
+        return _decide(source, "skipped", reason)
+    return _decide(source, "delete", reason, _deletes(source.eni_id, managed))
+
+
+def plan_source(
+    source: Source,
+    sessions: Sequence[Session],
+    inventory: Inventory,
+    settings: Settings,
+    *,
+    release: bool = False,
+) -> Decision:
+    """Decide one ENI. Only sessions this tool manages are ever modified or deleted."""
+    managed = sorted((s for s in sessions if is_managed(s, settings)), key=lambda s: s.number)
+    foreign = [s for s in sessions if not is_managed(s, settings)]
+    if release:
+        return _delete_all(
+            source, managed, "released: instance stopped or ENI detached (MIRROR_RELEASE_ON_STOP)"
+        )
+    if source.eni_id in inventory.target_eni_ids:
+        return _delete_all(source, managed, "ENI is a traffic mirror target (a sensor): never a source")
+    if source.interface_type not in MIRRORABLE_INTERFACE_TYPES:
+        return _delete_all(source, managed, f"interface type {source.interface_type!r} cannot be mirrored")
+    unsupported = support.unsupported_reason(source.instance_type)
+    if unsupported:
+        return _delete_all(source, managed, unsupported)
+    intent = tag_intent(source, settings.tag_key, settings.scope)
+    if not intent.in_scope:
+        return _delete_all(source, managed, intent.reason)
+
+    filter_id, filter_reason = choose_filter(intent.route, inventory.filters, settings)
+    if filter_id is None:
+        # A configuration error: say so, and leave what is mirrored alone.
+        return _decide(source, "skipped", f"no filter: {filter_reason}")
+    candidates = eligible_targets(source, intent.route, inventory.targets, settings.tag_key)
+    if not candidates:
+        _, why = choose_target(source, intent.route, inventory.targets, settings.tag_key)
+        return _delete_all(source, managed, why)
+    target = candidates[0]
+
+    if managed:
+        return _keep_or_move(source, managed, candidates, filter_id, intent)
+    if len(foreign) >= MAX_SESSIONS_PER_ENI:
+        reason = (
+            f"ENI already has {len(foreign)} sessions (AWS allows {MAX_SESSIONS_PER_ENI}), none of them ours"
+        )
+        return _decide(source, "skipped", reason)
+    number = free_session_number((s.number for s in foreign), settings.session_number)
+    if number is None:
+        return _decide(source, "skipped", "no free session number on this ENI")
+    description = f"Mirror of {source.eni_id} ({source.instance_id}), managed by {settings.managed_by}"
+    create = Action(
+        "create",
+        source.eni_id,
+        target_id=target.target_id,
+        filter_id=filter_id,
+        session_number=number,
+        client_token=client_token(source, target.target_id, filter_id, number),
+        name=source.name,
+        description=description[:255],
+    )
+    reason = f"{intent.reason}; {target.kind} {target.target_id}; {filter_reason}; session number {number}"
+    return _decide(source, "create", reason, (create,), target.target_id, filter_id)
+
+
+def _keep_or_move(
+    source: Source, managed: Sequence[Session], candidates: Sequence[Target], filter_id: str, intent: Intent
+) -> Decision:
+    """Our session stays while its target still qualifies (no churn for a closer sensor).
+
+    Otherwise it is modified in place, which keeps the packet stream and the session number.
+    Extra managed sessions (a race on real AWS) are removed, keeping the lowest number.
+    """
+    keep, extras = managed[0], managed[1:]
+    deletes = _deletes(source.eni_id, extras)
+    target_ok = keep.target_id in {t.target_id for t in candidates}
+    filter_ok = keep.filter_id == filter_id
+    if target_ok and filter_ok:
+        reason = f"already mirrored by {keep.session_id}"
+        if deletes:
+            reason += f"; {len(deletes)} duplicate managed session(s) removed"
+        return _decide(
+            source, "delete" if deletes else "mirrored", reason, deletes, keep.target_id, keep.filter_id
+        )
+    new_target = keep.target_id if target_ok else candidates[0].target_id
+    why = []
+    if not target_ok:
+        why.append(f"target {keep.target_id} -> {new_target} ({intent.reason})")
+    if not filter_ok:
+        why.append(f"filter {keep.filter_id} -> {filter_id}")
+    modify = Action(
+        "modify",
+        source.eni_id,
+        session_id=keep.session_id,
+        target_id=None if target_ok else new_target,
+        filter_id=None if filter_ok else filter_id,
+    )
+    return _decide(source, "modify", "; ".join(why), (modify, *deletes), new_target, filter_id)
+
+
+def plan(
+    sources: Iterable[Source],
+    sessions_by_eni: Mapping[str, Sequence[Session]],
+    inventory: Inventory,
+    settings: Settings,
+    *,
+    release: bool = False,
+) -> list[Decision]:
+    """One decision per distinct ENI, in a stable order (the sweep relies on it to make progress)."""
+    unique = {s.eni_id: s for s in sources}
+    return [
+        plan_source(unique[eni], sessions_by_eni.get(eni, ()), inventory, settings, release=release)
+        for eni in sorted(unique)
+    ]
+
+
+def plan_orphans(
+    sessions: Iterable[Session], source_eni_ids: frozenset[str], settings: Settings
+) -> list[Decision]:
+    """Managed sessions on ENIs that are no longer sources (detached, instance stopped).
+
+    Only acted on with MIRROR_RELEASE_ON_STOP: otherwise they stay, and resume when the ENI
+    is attached or the instance started again.
+    """
+    if not settings.release_on_stop:
+        return []
+    by_eni: dict[str, list[Session]] = {}
+    for session in sessions:
+        if session.eni_id not in source_eni_ids and is_managed(session, settings):
+            by_eni.setdefault(session.eni_id, []).append(session)
+    return [
+        Decision(
+            eni_id=eni,
+            instance_id="",
+            outcome="delete",
+            reason="released: ENI is detached or its instance stopped (MIRROR_RELEASE_ON_STOP)",
+            actions=_deletes(eni, found),
+        )
+        for eni, found in sorted(by_eni.items())
+    ]

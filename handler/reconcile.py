@@ -1,0 +1,243 @@
+"""The thin shell around the planner: read what a batch of changes needs, plan, apply.
+
+Two entry points share one path (`_plan_and_apply`):
+- `changes`: events that name instances or ENIs. Reads are batched across the whole batch of
+  events and run concurrently: warm, a launch costs one round of reads (current tags and the
+  existing sessions of its ENIs) and one round of creates.
+- `sweep`: the whole region, page by page, for the schedule, deleted sessions and route changes.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import inventory as inv
+from .apply import Result, apply_all
+from .events import Change
+from .model import Decision, Inventory, Session, Source
+from .planner import is_managed, plan, plan_orphans
+from .settings import Settings
+
+GONE_STATES = frozenset({"shutting-down", "terminated"})
+
+
+@dataclass
+class Outcome:
+    """Results of one reconcile, and which change (by index) each ENI came from."""
+
+    results: list[Result]
+    owners: dict[str, set[int]] = field(default_factory=dict)
+    api_rounds: int = 0
+
+    def failed_changes(self) -> set[int]:
+        failed: set[int] = set()
+        for result in self.results:
+            if result.retryable:
+                failed |= self.owners.get(result.decision.eni_id, set())
+        return failed
+
+
+def _skip(eni_id: str, instance_id: str, reason: str) -> Decision:
+    return Decision(eni_id=eni_id, instance_id=instance_id, outcome="skipped", reason=reason)
+
+
+def _stale(inventory: Inventory, sessions: Iterable[Session], settings: Settings) -> bool:
+    """A managed session names a target or filter we do not know: the cache may be old."""
+    return any(
+        is_managed(s, settings)
+        and (inventory.target(s.target_id) is None or not inventory.has_filter(s.filter_id))
+        for s in sessions
+    )
+
+
+def _plan_and_apply(
+    region: str,
+    endpoint: str | None,
+    settings: Settings,
+    inventory: Inventory,
+    sources: Sequence[Source],
+    release_sources: Sequence[Source],
+    sessions: Sequence[Session],
+    extra: Sequence[Decision],
+    remaining: Callable[[], float] | None,
+    on_done: Callable[[Result], None] | None,
+    orphans: bool = False,
+) -> list[Result]:
+    if _stale(inventory, sessions, settings):
+        inventory = inv.inventory(region, settings.cache_ttl_seconds, endpoint, refresh=True)
+    by_eni = inv.group_by_eni(sessions)
+    decisions = [
+        *extra,
+        *plan(sources, by_eni, inventory, settings),
+        *plan(release_sources, by_eni, inventory, settings, release=True),
+    ]
+    if orphans:
+        decisions.extend(plan_orphans(sessions, frozenset(s.eni_id for s in sources), settings))
+    return apply_all(decisions, region, endpoint, settings, remaining, on_done)
+
+
+def changes(
+    batch: Sequence[Change],
+    region: str,
+    endpoint: str | None,
+    settings: Settings,
+    remaining: Callable[[], float] | None = None,
+) -> Outcome:
+    """Reconcile the ENIs a batch of events names, with as few rounds of reads as possible."""
+    owners: dict[str, set[int]] = {}
+    launch: list[Source] = []
+    by_instance: dict[str, set[int]] = {}
+    by_eni: dict[str, set[int]] = {}
+    release_idx = {i for i, c in enumerate(batch) if c.kind == "release-instances"}
+    trigger: dict[str, str] = {}
+    for index, change in enumerate(batch):
+        for source in change.sources:
+            launch.append(source)
+            owners.setdefault(source.eni_id, set()).add(index)
+        for instance_id in change.instance_ids:
+            by_instance.setdefault(instance_id, set()).add(index)
+            trigger.setdefault(instance_id, change.event_id)
+        for eni_id in change.eni_ids:
+            by_eni.setdefault(eni_id, set()).add(index)
+            trigger.setdefault(eni_id, change.event_id)
+
+    keys = [settings.tag_key, "Name"]
+    known_enis = sorted({s.eni_id for s in launch} | set(by_eni))
+    # Round 1: everything that needs only what the events say, concurrently.
+    inventory_f = inv.submit(inv.inventory, region, settings.cache_ttl_seconds, endpoint)
+    launch_ids = sorted({s.instance_id for s in launch} | {s.eni_id for s in launch})
+    tags_f = inv.submit(inv.current_tags, region, endpoint, launch_ids, keys) if launch else None
+    sessions_f = inv.submit(inv.sessions_for, region, endpoint, known_enis) if known_enis else None
+    instances_f = (
+        inv.submit(inv.describe_instances, region, endpoint, sorted(by_instance)) if by_instance else None
+    )
+    their_enis_f = (
+        inv.submit(inv.describe_enis, region, endpoint, "attachment.instance-id", sorted(by_instance))
+        if by_instance
+        else None
+    )
+    named_enis_f = (
+        inv.submit(inv.describe_enis, region, endpoint, "network-interface-id", sorted(by_eni))
+        if by_eni
+        else None
+    )
+    rounds = 1
+
+    named_enis: list[dict[str, Any]] = named_enis_f.result() if named_enis_f else []
+    their_enis: list[dict[str, Any]] = their_enis_f.result() if their_enis_f else []
+    instances = {i["InstanceId"]: i for i in (instances_f.result() if instances_f else [])}
+    extra: list[Decision] = []
+    attached_to: dict[str, str] = {}
+    for eni in named_enis:
+        owner_instance = (eni.get("Attachment") or {}).get("InstanceId")
+        if owner_instance:
+            attached_to[eni["NetworkInterfaceId"]] = str(owner_instance)
+        else:
+            extra.append(_skip(eni["NetworkInterfaceId"], "", "ENI is not attached to an instance"))
+    for eni_id in sorted(set(by_eni) - {e["NetworkInterfaceId"] for e in named_enis}):
+        extra.append(_skip(eni_id, "", "ENI not found (deleted?)"))
+
+    # Round 2 (only when events named ENIs or instances): their instances, and their sessions.
+    more_instances = sorted(set(attached_to.values()) - set(instances))
+    more_f = inv.submit(inv.describe_instances, region, endpoint, more_instances) if more_instances else None
+    instance_enis = sorted({e["NetworkInterfaceId"] for e in their_enis} - set(known_enis))
+    more_sessions_f = inv.submit(inv.sessions_for, region, endpoint, instance_enis) if instance_enis else None
+    if more_f or more_sessions_f:
+        rounds += 1
+    for instance in more_f.result() if more_f else []:
+        instances[instance["InstanceId"]] = instance
+    eni_tags = inv.eni_tag_map([*their_enis, *named_enis])
+
+    sources: list[Source] = []
+    release_sources: list[Source] = []
+    if launch:
+        assert tags_f is not None
+        sources.extend(inv.with_current_tags(launch, tags_f.result(), keys))
+    for instance_id, idx in sorted(by_instance.items()):
+        described = instances.get(instance_id)
+        if described is None or described.get("State", {}).get("Name") in GONE_STATES:
+            extra.append(_skip("", instance_id, "instance not found or terminated"))
+            continue
+        found = inv.sources_of_instances([described], eni_tags, trigger[instance_id])
+        for source in found:
+            owners.setdefault(source.eni_id, set()).update(idx)
+        (release_sources if idx <= release_idx else sources).extend(found)
+    for eni_id, instance_id in sorted(attached_to.items()):
+        parent = instances.get(instance_id)
+        found = [
+            s
+            for s in inv.sources_of_instances([parent] if parent else [], eni_tags, trigger[eni_id])
+            if s.eni_id == eni_id
+        ]
+        if not found:
+            extra.append(_skip(eni_id, instance_id, "ENI's instance not found or ENI not yet attached"))
+        for source in found:
+            owners.setdefault(eni_id, set()).update(by_eni[eni_id])
+            sources.append(source)
+
+    sessions = [
+        *(sessions_f.result() if sessions_f else []),
+        *(more_sessions_f.result() if more_sessions_f else []),
+    ]
+    results = _plan_and_apply(
+        region,
+        endpoint,
+        settings,
+        inventory_f.result(),
+        sources,
+        release_sources,
+        sessions,
+        extra,
+        remaining,
+        None,
+    )
+    return Outcome(results, owners, rounds)
+
+
+def _states(settings: Settings) -> list[str]:
+    """Stopped instances keep their sessions unless MIRROR_RELEASE_ON_STOP releases them."""
+    running = ["pending", "running"]
+    return running if settings.release_on_stop else [*running, "stopping", "stopped"]
+
+
+def read_region(
+    region: str, endpoint: str | None, settings: Settings, *, refresh: bool = False, trigger: str = "sweep"
+) -> tuple[Inventory, list[Source], list[Session]]:
+    """The whole region in four concurrent paginated reads: calls grow with pages, not ENIs."""
+    inventory_f = inv.submit(inv.inventory, region, settings.cache_ttl_seconds, endpoint, refresh=refresh)
+    instances_f = inv.submit(inv.describe_instances, region, endpoint, (), _states(settings))
+    tagged_f = inv.submit(inv.describe_enis, region, endpoint, "tag-key", [settings.tag_key])
+    sessions_f = inv.submit(inv.all_sessions, region, endpoint)
+    sources = inv.sources_of_instances(instances_f.result(), inv.eni_tag_map(tagged_f.result()), trigger)
+    return inventory_f.result(), sources, sessions_f.result()
+
+
+def sweep(
+    region: str,
+    endpoint: str | None,
+    settings: Settings,
+    remaining: Callable[[], float] | None = None,
+    *,
+    refresh: bool = False,
+    trigger: str = "sweep",
+    on_done: Callable[[Result], None] | None = None,
+) -> Outcome:
+    """Reconcile every ENI of the region: read it all, then make only the writes that are missing."""
+    inventory, sources, sessions = read_region(region, endpoint, settings, refresh=refresh, trigger=trigger)
+    results = _plan_and_apply(
+        region, endpoint, settings, inventory, sources, (), sessions, (), remaining, on_done, orphans=True
+    )
+    return Outcome(results, {s.eni_id: {0} for s in sources}, 1)
+
+
+def read_only_plan(
+    region: str, endpoint: str | None, settings: Settings
+) -> tuple[list[Decision], list[Source]]:
+    """What the sweep would do, without writing (the CLI's `plan` and `coverage`)."""
+    inventory, sources, sessions = read_region(region, endpoint, settings, refresh=True, trigger="plan")
+    by_eni = inv.group_by_eni(sessions)
+    decisions = [
+        *plan(sources, by_eni, inventory, settings),
+        *plan_orphans(sessions, frozenset(s.eni_id for s in sources), settings),
+    ]
+    return decisions, sources

@@ -1,0 +1,147 @@
+"""Structured output: one JSON log line per ENI decision, one summary line, and metrics.
+
+Metrics use CloudWatch's Embedded Metric Format (a JSON line on stdout), so they cost no API
+call. With the function's log format set to JSON, Lambda adds the `extra` fields of each
+record as top-level keys; outside Lambda `JsonFormatter` gives the same shape.
+"""
+
+import json
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .apply import Result
+from .events import Skip
+
+LOGGER_NAME = "traffic_mirror"
+METRIC_NAMESPACE = "TrafficMirrorAutomation"
+METRICS = (
+    "Created",
+    "Modified",
+    "Deleted",
+    "AlreadyMirrored",
+    "Skipped",
+    "Failed",
+    "Deferred",
+    "Planned",
+    "Rejected",
+    "Ignored",
+)
+_STATUS_METRIC = {
+    "created": "Created",
+    "modified": "Modified",
+    "deleted": "Deleted",
+    "mirrored": "AlreadyMirrored",
+    "skipped": "Skipped",
+    "failed": "Failed",
+    "deferred": "Deferred",
+    "planned": "Planned",
+}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+log = logging.getLogger(LOGGER_NAME)
+
+
+class JsonFormatter(logging.Formatter):
+    """The shape Lambda's JSON log format produces: message, level, and the extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
+            "level": record.levelname,
+            "message": record.getMessage(),
+        }
+        payload.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        return json.dumps(payload, default=str)
+
+
+def configure() -> None:
+    """In Lambda the runtime formats records; elsewhere print the same JSON lines to stderr."""
+    log.setLevel(os.environ.get("LOG_LEVEL", os.environ.get("AWS_LAMBDA_LOG_LEVEL", "INFO")).upper())
+    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        log.addHandler(handler)
+        log.propagate = False
+
+
+def decision(result: Result, region: str, event_name: str) -> None:
+    d = result.decision
+    fields = {
+        "region": region,
+        "event": event_name,
+        "eni": d.eni_id or None,
+        "instance": d.instance_id or None,
+        "outcome": result.status,
+        "reason": result.reason,
+        "target": d.target_id,
+        "filter": d.filter_id,
+        "sessions": result.session_ids or None,
+        "retryable": result.retryable or None,
+        "error_code": result.error_code or None,
+    }
+    level = logging.WARNING if result.status == "failed" else logging.INFO
+    if result.status == "skipped" and d.reason.startswith("no filter"):
+        level = logging.ERROR
+    log.log(level, "decision", extra={k: v for k, v in fields.items() if v is not None})
+
+
+def skipped_event(skip: Skip) -> None:
+    level = logging.WARNING if skip.status == "rejected" else logging.INFO
+    log.log(
+        level,
+        f"event {skip.status}",
+        extra={
+            "outcome": skip.status,
+            "reason": skip.reason,
+            "event": skip.event_name or None,
+            "event_id": skip.event_id or None,
+        },
+    )
+
+
+def counts(results: Iterable[Result], skips: Iterable[Skip]) -> Counter[str]:
+    tally: Counter[str] = Counter({name: 0 for name in METRICS})
+    for result in results:
+        tally[_STATUS_METRIC[result.status]] += 1
+    for skip in skips:
+        tally["Rejected" if skip.status == "rejected" else "Ignored"] += 1
+    return tally
+
+
+def summary(tally: Mapping[str, int], duration_ms: float, api_calls: Mapping[str, int], **extra: Any) -> None:
+    """The summary log line plus the EMF metrics line."""
+    log.info(
+        "summary",
+        extra={
+            "counts": dict(tally),
+            "duration_ms": round(duration_ms, 1),
+            "api_calls": dict(api_calls),
+            **extra,
+        },
+    )
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    if not function:
+        return
+    emf = {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": METRIC_NAMESPACE,
+                    "Dimensions": [["FunctionName"]],
+                    "Metrics": [{"Name": m, "Unit": "Count"} for m in METRICS]
+                    + [{"Name": "DurationMs", "Unit": "Milliseconds"}],
+                }
+            ],
+        },
+        "FunctionName": function,
+        **{m: tally.get(m, 0) for m in METRICS},
+        "DurationMs": round(duration_ms, 1),
+    }
+    sys.stdout.write(json.dumps(emf) + "\n")
+    sys.stdout.flush()
