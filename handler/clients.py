@@ -60,14 +60,24 @@ def elbv2(region: str, endpoint_url: str | None = None) -> "ElasticLoadBalancing
     return _client("elbv2", region, endpoint_url)
 
 
+@functools.cache
+def paginator(region: str, endpoint_url: str | None, operation: str) -> Any:
+    """EC2 paginators, built once per client (loading the paginator model is not free)."""
+    client: Any = ec2(region, endpoint_url)
+    return client.get_paginator(operation)
+
+
 def reset() -> None:
-    """Forget every client (tests and the CLI switch endpoints or mocks)."""
+    """Forget every client and paginator (tests and the CLI switch endpoints or mocks)."""
     ec2.cache_clear()
     elbv2.cache_clear()
+    paginator.cache_clear()
 
 
 def warm(region: str | None = os.environ.get("AWS_REGION")) -> None:
     """Create the function's own region's clients at import time (cold start, not per event)."""
     if region:
-        ec2(region)
-        elbv2(region)
+        ec2(region, None)
+        elbv2(region, None)
+        for operation in ("describe_traffic_mirror_sessions", "describe_tags", "describe_instances"):
+            paginator(region, None, operation)

@@ -5,7 +5,6 @@ one call per instance. The targets-and-filters inventory is cached per region fo
 MIRROR_CACHE_TTL_SECONDS and dropped as soon as an API answer shows it is stale.
 """
 
-import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -45,16 +44,10 @@ def _chunks(values: Sequence[str], size: int = FILTER_VALUES_PER_CALL) -> Iterat
         yield unique[start : start + size]
 
 
-@functools.cache
-def _paginator(region: str, endpoint: str | None, operation: str) -> Any:
-    client: Any = clients.ec2(region, endpoint)
-    return client.get_paginator(operation)
-
-
 def _pages(region: str, endpoint: str | None, operation: str, key: str, **kwargs: Any) -> list[Any]:
     """Every item of a paginated describe call."""
     items: list[Any] = []
-    for page in _paginator(region, endpoint, operation).paginate(**kwargs):
+    for page in clients.paginator(region, endpoint, operation).paginate(**kwargs):
         items.extend(page.get(key, []))
     return items
 

@@ -1,0 +1,300 @@
+"""A moto account that behaves like AWS where it matters, shared by tests, demo and benchmarks.
+
+moto is laxer than EC2: it ignores ClientToken, the 3-sessions-per-ENI quota, duplicate
+session numbers, unsupported instance types and the target's AZ. `aws_rules()` patches moto's
+traffic-mirror backend so those rules hold, with AWS's error codes, in-process and in server
+mode alike (the patch lives in the backend, behind the HTTP layer).
+"""
+
+import contextlib
+import copy
+import json
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.traffic_mirrors import TrafficMirrorsBackend
+
+EVENTS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "events"
+REFUSED_FAMILIES = frozenset({"t2", "m6i", "c6i", "r6i", "m7i", "m8i-flex", "t1", "m3"})
+"""Families the fake API refuses (NetworkInterfaceNotSupported). m8i-flex is not in the
+handler's support table, so it exercises 'the API's refusal is final'."""
+LARGE_SIZES = frozenset({"8xlarge", "12xlarge", "16xlarge", "18xlarge", "24xlarge", "32xlarge", "48xlarge"})
+
+_lock = threading.RLock()
+
+
+def _size_limit(backend: Any, eni_id: str | None) -> int:
+    """Sources per ENI target: 10, or 100 on the largest sizes (AWS quota)."""
+    try:
+        eni = backend.get_network_interface(eni_id)
+    except Exception:
+        return 10
+    instance = getattr(eni, "instance", None)
+    size = getattr(instance, "instance_type", "x.small").split(".")[-1]
+    return 100 if size in LARGE_SIZES else 10
+
+
+@contextlib.contextmanager
+def aws_rules() -> Iterator[None]:
+    """Make moto's CreateTrafficMirrorSession hold EC2's rules while the context is open."""
+    original = TrafficMirrorsBackend.create_traffic_mirror_session
+    tokens: dict[tuple[int, str], tuple[tuple[Any, ...], Any]] = {}
+
+    def create(
+        self: Any,
+        network_interface_id: str,
+        traffic_mirror_target_id: str,
+        traffic_mirror_filter_id: str,
+        session_number: int,
+        packet_length: int | None,
+        virtual_network_id: int | None,
+        description: str | None,
+        tag_specifications: Any,
+        client_token: str | None,
+    ) -> Any:
+        with _lock:
+            params = (
+                network_interface_id,
+                traffic_mirror_target_id,
+                traffic_mirror_filter_id,
+                session_number,
+            )
+            if client_token:
+                seen = tokens.get((id(self), client_token))
+                if seen is not None:
+                    if seen[0] != params:
+                        raise EC2ClientError(
+                            "IdempotentParameterMismatch", "ClientToken reused with other parameters"
+                        )
+                    return seen[1]
+            eni = self.get_network_interface(network_interface_id)  # InvalidNetworkInterfaceID.NotFound
+            target = self.traffic_mirror_targets.get(traffic_mirror_target_id)
+            if target is None:
+                raise EC2ClientError(
+                    "InvalidTrafficMirrorTargetId.NotFound", f"{traffic_mirror_target_id} not found"
+                )
+            if traffic_mirror_filter_id not in self.traffic_mirror_filters:
+                raise EC2ClientError(
+                    "InvalidTrafficMirrorFilterId.NotFound", f"{traffic_mirror_filter_id} not found"
+                )
+            if not 1 <= int(session_number or 0) <= 32766:
+                raise EC2ClientError("InvalidParameterValue", "SessionNumber must be between 1 and 32766")
+            instance = getattr(eni, "instance", None)
+            family = getattr(instance, "instance_type", "").split(".")[0]
+            if family in REFUSED_FAMILIES or getattr(instance, "instance_type", "").endswith(".metal"):
+                raise EC2ClientError(
+                    "NetworkInterfaceNotSupported", f"{network_interface_id} is not supported"
+                )
+            if any(
+                t.network_interface_id == network_interface_id for t in self.traffic_mirror_targets.values()
+            ):
+                raise EC2ClientError(
+                    "InvalidParameterValue", "a traffic mirror target's ENI cannot be a source"
+                )
+            existing = [
+                s
+                for s in self.traffic_mirror_sessions.values()
+                if s.network_interface_id == network_interface_id
+            ]
+            if len(existing) >= 3:
+                raise EC2ClientError(
+                    "TrafficMirrorSessionsPerInterfaceLimitExceeded", "3 sessions per interface"
+                )
+            if any(s.session_number == session_number for s in existing):
+                raise EC2ClientError(
+                    "InvalidParameterValue", f"session number {session_number} is already in use"
+                )
+            if target.network_interface_id:
+                target_eni = self.get_network_interface(target.network_interface_id)
+                if target_eni.subnet.availability_zone != eni.subnet.availability_zone:
+                    raise EC2ClientError("InvalidParameterValue", "an ENI target must be in the source's AZ")
+                sources = {
+                    s.network_interface_id
+                    for s in self.traffic_mirror_sessions.values()
+                    if s.traffic_mirror_target_id == traffic_mirror_target_id
+                }
+                if len(sources | {network_interface_id}) > _size_limit(self, target.network_interface_id):
+                    raise EC2ClientError("TrafficMirrorSourcesPerTargetLimitExceeded", "too many sources")
+            session = original(
+                self,
+                network_interface_id,
+                traffic_mirror_target_id,
+                traffic_mirror_filter_id,
+                session_number,
+                packet_length,
+                virtual_network_id,
+                description,
+                tag_specifications,
+                client_token,
+            )
+            if client_token:
+                tokens[(id(self), client_token)] = (params, session)
+            return session
+
+    TrafficMirrorsBackend.create_traffic_mirror_session = create  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        TrafficMirrorsBackend.create_traffic_mirror_session = original  # type: ignore[method-assign]
+
+
+# --- a small account ---------------------------------------------------------------------
+
+
+@dataclass
+class Account:
+    """Ids of what `build_account` created."""
+
+    region: str
+    vpc: str
+    subnets: dict[str, str]  # AZ -> subnet
+    targets: dict[str, str] = field(default_factory=dict)  # name -> tmt id
+    target_enis: dict[str, str] = field(default_factory=dict)  # tmt id -> ENI id
+    filters: dict[str, str] = field(default_factory=dict)  # name -> tmf id
+    ami: str = ""
+
+
+def build_account(
+    ec2: Any,
+    region: str = "us-east-1",
+    azs: Sequence[str] = ("a", "b"),
+    sensors_per_az: int = 1,
+    sensor_type: str = "c5.24xlarge",
+) -> Account:
+    """A VPC over `azs`, one subnet each, sensor instances as ENI targets, one filter."""
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = {}
+    for index, suffix in enumerate(azs):
+        az = f"{region}{suffix}"
+        subnets[az] = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{index * 16}.0/20", AvailabilityZone=az)[
+            "Subnet"
+        ]["SubnetId"]
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    account = Account(region, vpc, subnets, ami=ami)
+    for az, subnet in subnets.items():
+        for n in range(sensors_per_az):
+            add_eni_target(ec2, account, subnet, f"sensor-{az}-{n}", sensor_type)
+    account.filters["default"] = ec2.create_traffic_mirror_filter(Description="all traffic")[
+        "TrafficMirrorFilter"
+    ]["TrafficMirrorFilterId"]
+    return account
+
+
+def add_eni_target(
+    ec2: Any,
+    account: Account,
+    subnet: str,
+    name: str,
+    itype: str = "c5.xlarge",
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    instance = launch(ec2, account, subnet, itype, {"Name": name})[0]
+    eni = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    spec = [
+        {
+            "ResourceType": "traffic-mirror-target",
+            "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+        }
+    ]
+    target = ec2.create_traffic_mirror_target(
+        NetworkInterfaceId=eni, Description=name, TagSpecifications=spec if tags else []
+    )["TrafficMirrorTarget"]
+    account.targets[name] = target["TrafficMirrorTargetId"]
+    account.target_enis[target["TrafficMirrorTargetId"]] = eni
+    return str(target["TrafficMirrorTargetId"])
+
+
+def launch(
+    ec2: Any,
+    account: Account,
+    subnet: str,
+    itype: str = "m5.large",
+    tags: Mapping[str, str] | None = None,
+    count: int = 1,
+    extra_enis: int = 0,
+) -> list[dict[str, Any]]:
+    """RunInstances in moto; `extra_enis` secondary ENIs are attached to each instance."""
+    kwargs: dict[str, Any] = {
+        "ImageId": account.ami,
+        "InstanceType": itype,
+        "MinCount": count,
+        "MaxCount": count,
+        "SubnetId": subnet,
+    }
+    if tags:
+        kwargs["TagSpecifications"] = [
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        ]
+    instances = ec2.run_instances(**kwargs)["Instances"]
+    for instance in instances:
+        for index in range(extra_enis):
+            eni = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+            ec2.attach_network_interface(
+                NetworkInterfaceId=eni, InstanceId=instance["InstanceId"], DeviceIndex=index + 1
+            )
+    ids = [i["InstanceId"] for i in instances]
+    return [i for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]]
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+def load_record(name: str) -> dict[str, Any]:
+    return dict(json.loads((EVENTS_DIR / name).read_text()))
+
+
+def wrap(record: Mapping[str, Any], region: str | None = None, event_id: str | None = None) -> dict[str, Any]:
+    """What EventBridge delivers for a CloudTrail record."""
+    if "detail" in record:
+        return dict(record)
+    return {
+        "version": "0",
+        "id": event_id or str(record.get("eventID", "00000000-0000-0000-0000-000000000000")),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.ec2",
+        "account": str(record.get("recipientAccountId", "123456789012")),
+        "time": "2026-11-27T12:00:00Z",
+        "region": region or str(record.get("awsRegion", "us-east-1")),
+        "resources": [],
+        "detail": dict(record),
+    }
+
+
+def run_instances_record(
+    instances: Sequence[Mapping[str, Any]],
+    template: str = "RunInstances__elastic-integrations__1.json",
+    event_id: str = "launch-1",
+) -> dict[str, Any]:
+    """A real RunInstances record's shape with moto's instances swapped in (all ENIs of each)."""
+    record = load_record(template)
+    item_template = record["responseElements"]["instancesSet"]["items"][0]
+    eni_template = item_template["networkInterfaceSet"]["items"][0]
+    items = []
+    for inst in instances:
+        item = copy.deepcopy(item_template)
+        item.update(
+            instanceId=inst["InstanceId"],
+            instanceType=inst["InstanceType"],
+            subnetId=inst["SubnetId"],
+            vpcId=inst["VpcId"],
+        )
+        item["placement"]["availabilityZone"] = inst["Placement"]["AvailabilityZone"]
+        tags = inst.get("Tags") or []
+        item["tagSet"] = {"items": [{"key": t["Key"], "value": t["Value"]} for t in tags]} if tags else {}
+        enis = []
+        for eni in inst["NetworkInterfaces"]:
+            entry = copy.deepcopy(eni_template)
+            entry.update(
+                networkInterfaceId=eni["NetworkInterfaceId"], subnetId=eni["SubnetId"], vpcId=eni["VpcId"]
+            )
+            enis.append(entry)
+        item["networkInterfaceSet"] = {"items": enis}
+        items.append(item)
+    record["responseElements"]["instancesSet"]["items"] = items
+    record["eventID"] = event_id
+    record["awsRegion"] = instances[0]["Placement"]["AvailabilityZone"][:-1] if instances else "us-east-1"
+    return record

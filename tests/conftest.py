@@ -1,0 +1,59 @@
+"""Shared fixtures: a moto account under AWS's rules, and a handler module with fresh caches."""
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.pop("AWS_PROFILE", None)
+
+from moto import mock_aws
+
+from handler import clients, inventory, support
+from scripts import sandbox
+
+
+@pytest.fixture
+def aws() -> Iterator[Any]:
+    """A moto EC2 with AWS's traffic-mirroring rules, and no cached clients or inventory."""
+    with mock_aws(), sandbox.aws_rules():
+        clients.reset()
+        inventory.invalidate()
+        support._refused.clear()
+        yield boto3.client("ec2", region_name="us-east-1")
+    clients.reset()
+    inventory.invalidate()
+
+
+@pytest.fixture
+def account(aws: Any) -> sandbox.Account:
+    return sandbox.build_account(aws)
+
+
+class CallCounter:
+    """Counts EC2 API calls by operation with botocore's event hooks (before-call)."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        self.calls[model.name] = self.calls.get(model.name, 0) + 1
+
+    def reads(self) -> int:
+        return sum(n for op, n in self.calls.items() if not op.startswith(("Create", "Delete", "Modify")))
+
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+@pytest.fixture
+def counter(aws: Any) -> CallCounter:
+    count = CallCounter()
+    clients.ec2("us-east-1", None).meta.events.register("before-call", count)
+    clients.elbv2("us-east-1", None).meta.events.register("before-call", count)
+    return count

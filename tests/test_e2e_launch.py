@@ -1,0 +1,114 @@
+"""RunInstances end to end under moto: every ENI of every instance mirrored once, never twice."""
+
+import importlib
+import sys
+from typing import Any
+
+import pytest
+
+from handler import app, inventory
+from handler.settings import MANAGED_TAG_KEY
+from scripts import sandbox
+
+
+def sessions(ec2: Any) -> list[dict[str, Any]]:
+    return ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
+
+
+def by_eni(ec2: Any) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for s in sessions(ec2):
+        found.setdefault(s["NetworkInterfaceId"], []).append(s)
+    return found
+
+
+def enis(instances: list[dict[str, Any]]) -> set[str]:
+    return {e["NetworkInterfaceId"] for i in instances for e in i["NetworkInterfaces"]}
+
+
+def test_one_instance_one_eni_gets_one_session(aws: Any, account: sandbox.Account) -> None:
+    subnet = account.subnets["us-east-1a"]
+    instances = sandbox.launch(aws, account, subnet, "m5.large", {"Name": "web-1"})
+    result = app.handle(sandbox.wrap(sandbox.run_instances_record(instances)))
+    assert result["counts"]["Created"] == 1
+    (session,) = sessions(aws)
+    eni = instances[0]["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    assert session["NetworkInterfaceId"] == eni
+    assert session["TrafficMirrorTargetId"] == account.targets["sensor-us-east-1a-0"]
+    assert session["TrafficMirrorFilterId"] == account.filters["default"]
+    assert session["SessionNumber"] == 1
+    tags = {t["Key"]: t["Value"] for t in session["Tags"]}
+    assert tags == {MANAGED_TAG_KEY: "traffic-mirror-automation", "Name": "web-1"}
+    assert eni in session["Description"]
+
+
+def test_multi_instance_multi_eni_event(aws: Any, account: sandbox.Account) -> None:
+    subnet_a, subnet_b = account.subnets["us-east-1a"], account.subnets["us-east-1b"]
+    instances = sandbox.launch(aws, account, subnet_a, count=3, extra_enis=1) + sandbox.launch(
+        aws, account, subnet_b, count=2
+    )
+    app.handle(sandbox.wrap(sandbox.run_instances_record(instances)))
+    found = by_eni(aws)
+    assert set(found) == enis(instances)
+    assert all(len(v) == 1 for v in found.values())
+    for instance in instances:
+        az = instance["Placement"]["AvailabilityZone"]
+        for eni in instance["NetworkInterfaces"]:
+            assert (
+                found[eni["NetworkInterfaceId"]][0]["TrafficMirrorTargetId"]
+                == account.targets[f"sensor-{az}-0"]
+            )
+
+
+def test_redelivery_three_times_and_to_a_cold_module(aws: Any, account: sandbox.Account) -> None:
+    instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=2, extra_enis=1)
+    event = sandbox.wrap(sandbox.run_instances_record(instances))
+    for _ in range(3):
+        app.handle(event)
+    # A cold container: fresh modules, no caches, same event.
+    inventory.invalidate()
+    for name in [m for m in sys.modules if m == "handler" or m.startswith("handler.")]:
+        del sys.modules[name]
+    cold = importlib.import_module("handler.app")
+    cold.handle(event)
+    found = by_eni(aws)
+    assert set(found) == enis(instances)
+    assert all(len(v) == 1 for v in found.values()), found
+
+
+def test_client_token_alone_prevents_duplicates(aws: Any, account: sandbox.Account) -> None:
+    """Two racing invocations that both saw no session: the same ClientToken returns one session."""
+    from handler import apply, planner
+    from handler.settings import Settings
+
+    instances = sandbox.launch(aws, account, account.subnets["us-east-1a"])
+    record = sandbox.run_instances_record(instances)
+    from handler.events import Change, parse
+
+    change = parse(sandbox.wrap(record), Settings())
+    assert isinstance(change, Change)
+    inv = inventory.inventory("us-east-1", 60)
+    decisions = planner.plan(change.sources, {}, inv, Settings())
+    first = apply.apply_all(decisions, "us-east-1", None, Settings())
+    second = apply.apply_all(decisions, "us-east-1", None, Settings())
+    assert first[0].session_ids == second[0].session_ids
+    assert len(sessions(aws)) == 1
+
+
+@pytest.mark.parametrize("n", [1, 5, 20])
+def test_reads_per_event_do_not_grow_with_instances(
+    aws: Any, account: sandbox.Account, counter: Any, n: int
+) -> None:
+    instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=n)
+    inventory.inventory("us-east-1", 60)  # warm
+    counter.calls.clear()
+    app.handle(sandbox.wrap(sandbox.run_instances_record(instances, event_id=f"warm-{n}")))
+    assert counter.reads() == 2, counter.calls  # tags + sessions, whatever n
+    assert counter.calls.get("CreateTrafficMirrorSession") == n
+
+
+def test_cold_reads_are_a_constant(aws: Any, account: sandbox.Account, counter: Any) -> None:
+    instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=7)
+    counter.calls.clear()
+    app.handle(sandbox.wrap(sandbox.run_instances_record(instances)))
+    assert counter.reads() == 5, counter.calls  # targets, filters, target ENIs, tags, sessions
