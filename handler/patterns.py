@@ -30,22 +30,11 @@ def api_calls(release_on_stop: bool = False) -> dict[str, Any]:
 
 
 def tag_changes(tag_key: str) -> dict[str, Any]:
-    """CreateTags/DeleteTags that name our key; a DeleteTags without a tag list removes every tag."""
-    return {
-        "source": ["aws.ec2"],
-        "detail-type": ["AWS API Call via CloudTrail"],
-        "detail": {
-            "eventSource": ["ec2.amazonaws.com"],
-            "errorCode": [{"exists": False}],
-            "$or": [
-                {
-                    "eventName": list(TAG_CALLS),
-                    "requestParameters": {"tagSet": {"items": {"key": [tag_key]}}},
-                },
-                {"eventName": ["DeleteTags"], "requestParameters": {"tagSet": [{"exists": False}]}},
-            ],
-        },
-    }
+    """CreateTags/DeleteTags that name our key (matched inside the tagSet array).
+
+    A DeleteTags that lists no keys (it removes every tag) is not matched: the sweep catches it.
+    """
+    return _cloudtrail(list(TAG_CALLS), requestParameters={"tagSet": {"items": {"key": [tag_key]}}})
 
 
 def state_changes(release_on_stop: bool = False) -> dict[str, Any]:
