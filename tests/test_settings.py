@@ -1,0 +1,61 @@
+"""Settings: defaults, validation with a clear message naming the variable."""
+
+import pytest
+
+from handler.settings import Settings, SettingsError, load
+
+
+def test_defaults() -> None:
+    assert load({}) == Settings()
+
+
+def test_every_variable_parsed() -> None:
+    env = {
+        "MIRROR_TAG_KEY": "Sensor",
+        "MIRROR_FILTER_ID": "tmf-0123456789abcdef0",
+        "MIRROR_SCOPE": "Tagged",
+        "MIRROR_SESSION_NUMBER": "7",
+        "MIRROR_VNI": "4242",
+        "MIRROR_PACKET_LENGTH": "128",
+        "MIRROR_MANAGED_BY": "secops",
+        "MIRROR_RELEASE_ON_STOP": "yes",
+        "MIRROR_DRY_RUN": "true",
+        "MIRROR_CACHE_TTL_SECONDS": "5",
+        "MIRROR_MAX_WORKERS": "4",
+        "MIRROR_DEADLINE_MARGIN_SECONDS": "20",
+        "MIRROR_ROLE_ARN": "arn:aws:iam::123456789012:role/mirror",
+        "AWS_LAMBDA_FUNCTION_NAME": "mirror-us-east-1",
+    }
+    s = load(env)
+    assert (s.tag_key, s.filter_id, s.scope, s.session_number, s.vni, s.packet_length) == (
+        "Sensor",
+        "tmf-0123456789abcdef0",
+        "tagged",
+        7,
+        4242,
+        128,
+    )
+    assert s.managed_by == "secops" and s.release_on_stop and s.dry_run
+    assert (s.cache_ttl_seconds, s.max_workers, s.deadline_margin_seconds) == (5.0, 4, 20.0)
+    assert s.role_arn == "arn:aws:iam::123456789012:role/mirror" and s.function_name == "mirror-us-east-1"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MIRROR_SCOPE", "some"),
+        ("MIRROR_FILTER_ID", "filter-1"),
+        ("MIRROR_SESSION_NUMBER", "0"),
+        ("MIRROR_SESSION_NUMBER", "32767"),
+        ("MIRROR_VNI", "16777216"),
+        ("MIRROR_VNI", "abc"),
+        ("MIRROR_PACKET_LENGTH", "9000"),
+        ("MIRROR_RELEASE_ON_STOP", "maybe"),
+        ("MIRROR_TAG_KEY", "aws:reserved"),
+        ("MIRROR_ROLE_ARN", "mirror-role"),
+        ("MIRROR_MAX_WORKERS", "0"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load({name: value})
