@@ -19,7 +19,9 @@ NLB_ARNS_PER_CALL = 20
 T = TypeVar("T")
 
 POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="mirror-io")
-"""Shared by reads and writes; created once per container."""
+"""Concurrent reads of one invocation; created once per container."""
+_INVENTORY_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirror-inventory")
+"""The inventory's own fan-out, separate so a read waiting on it never starves POOL."""
 
 _TARGET_KINDS: Mapping[str, TargetKind] = {
     "network-interface": "network-interface",
@@ -68,6 +70,7 @@ def _by_filter(
 
 
 def _load_inventory(region: str, endpoint: str | None) -> Inventory:
+    submit = _INVENTORY_POOL.submit
     targets_f = submit(_pages, region, endpoint, "describe_traffic_mirror_targets", "TrafficMirrorTargets")
     filters_f = submit(_pages, region, endpoint, "describe_traffic_mirror_filters", "TrafficMirrorFilters")
     raw_targets = targets_f.result()
