@@ -1,0 +1,354 @@
+"""Everything that lives in one region, every resource pinned there with `region=`.
+
+Event flow: EventBridge rules (CloudTrail API calls, tag changes, instance state changes)
+-> one encrypted SQS queue -> the Lambda, through an event source mapping that reports
+partial batch failures. A message that fails five times moves to the region's encrypted
+dead-letter queue, and so does an event EventBridge could not deliver after its retries.
+The sweep schedule invokes the Lambda directly (a missed tick is retried by the next one).
+
+Logical names are `<component>-<kind>-<region>`: the region, never a list index, so
+reordering the regions renames nothing.
+
+Built in two phases: `create_plumbing` (log group, queues, rules), then `create_function`,
+which waits for the role's policy because Lambda checks at creation that the role may send
+to the dead-letter queue.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from handler import patterns
+
+from .config import Options
+from .naming import name_pattern, physical_name
+from .role import OwnNames
+
+HANDLER = "handler.app.lambda_handler"
+ARCHITECTURE = "arm64"
+BATCH_SIZE = 10
+BATCH_WINDOW_SECONDS = 1
+MAX_RECEIVE_COUNT = 5
+VISIBILITY_MARGIN_SECONDS = 30
+DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600
+TARGET_MAX_EVENT_AGE_SECONDS = 3600
+TARGET_MAX_RETRIES = 8
+ALARM_PERIOD_SECONDS = 300
+INITIAL_SWEEP_ID = "pulumi-initial-sweep"
+RULE_DESCRIPTIONS = {
+    "api-calls": "successful EC2 API calls that can need a traffic mirror session",
+    "tag-changes": "changes to the mirror tag",
+    "state-changes": "EC2 instance state changes",
+}
+
+
+FUNCTION_KIND, EVENTS_KIND, DEAD_LETTER_KIND = "handler", "events", "dlq"
+FUNCTION_NAME_MAX, QUEUE_NAME_MAX = 64, 80
+
+
+def function_name(component_name: str, region: str) -> str:
+    return physical_name(component_name, FUNCTION_KIND, region, FUNCTION_NAME_MAX)
+
+
+def log_group_name(component_name: str, region: str) -> str:
+    return f"/aws/lambda/{function_name(component_name, region)}"
+
+
+def queue_name(component_name: str, kind: str, region: str) -> str:
+    return physical_name(component_name, kind, region, QUEUE_NAME_MAX)
+
+
+def own_names(component_name: str) -> OwnNames:
+    """Name patterns for the role's policy, matching what `create_plumbing` names."""
+    return OwnNames(
+        functions=name_pattern(component_name, FUNCTION_KIND, FUNCTION_NAME_MAX),
+        event_queues=name_pattern(component_name, EVENTS_KIND, QUEUE_NAME_MAX),
+        dead_letter_queues=name_pattern(component_name, DEAD_LETTER_KIND, QUEUE_NAME_MAX),
+    )
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+def initial_sweep_event(account: str, region: str) -> dict[str, Any]:
+    """A scheduled event as EventBridge would send it; fixed id and time, so it never drifts."""
+    return {
+        "version": "0",
+        "id": INITIAL_SWEEP_ID,
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": "1970-01-01T00:00:00Z",
+        "region": region,
+        "resources": [],
+        "detail": {},
+    }
+
+
+def queue_policy_document(queue_arn: str, rule_arns: list[str]) -> dict[str, Any]:
+    """Only our own rules may send to the queue."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "OnlyOurEventBridgeRules",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}},
+            }
+        ],
+    }
+
+
+# --- phase 1: queues, rules, log group --------------------------------------------------------
+
+
+@dataclass
+class RegionPlumbing:
+    region: str
+    log_group: aws.cloudwatch.LogGroup
+    queue: aws.sqs.Queue
+    dead_letter_queue: aws.sqs.Queue
+    sweep_rule: aws.cloudwatch.EventRule
+    rules: list[aws.cloudwatch.EventRule]
+
+
+def _retry(max_retries: int) -> aws.cloudwatch.EventTargetRetryPolicyArgs:
+    return aws.cloudwatch.EventTargetRetryPolicyArgs(
+        maximum_event_age_in_seconds=TARGET_MAX_EVENT_AGE_SECONDS, maximum_retry_attempts=max_retries
+    )
+
+
+def create_plumbing(name: str, region: str, options: Options, parent: pulumi.Resource) -> RegionPlumbing:
+    child = pulumi.ResourceOptions(parent=parent)
+    # Fixed names: a replacement must delete the old resource before creating the new one.
+    named = pulumi.ResourceOptions(parent=parent, delete_before_replace=True)
+
+    log_group = aws.cloudwatch.LogGroup(
+        f"{name}-log-group-{region}",
+        name=log_group_name(name, region),
+        retention_in_days=options.log_retention_days,
+        region=region,
+        opts=named,
+    )
+    dead_letter_queue = aws.sqs.Queue(
+        f"{name}-dlq-{region}",
+        name=queue_name(name, DEAD_LETTER_KIND, region),
+        sqs_managed_sse_enabled=True,
+        message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
+        region=region,
+        opts=named,
+    )
+    queue = aws.sqs.Queue(
+        f"{name}-events-{region}",
+        name=queue_name(name, EVENTS_KIND, region),
+        sqs_managed_sse_enabled=True,
+        # Longer than the function may run, so a message in flight is never handed out twice.
+        visibility_timeout_seconds=options.timeout_seconds + VISIBILITY_MARGIN_SECONDS,
+        redrive_policy=dead_letter_queue.arn.apply(
+            lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
+        ),
+        region=region,
+        opts=named,
+    )
+
+    # The handler owns the patterns (handler/patterns.py): it parses exactly what they match.
+    rules: list[aws.cloudwatch.EventRule] = []
+    for kind, pattern in patterns.all_patterns(options.tag_key, options.release_on_stop).items():
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-{kind}-{region}",
+            description=f"Traffic mirror automation: {RULE_DESCRIPTIONS.get(kind, kind)}",
+            event_pattern=json.dumps(pattern),
+            region=region,
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-{kind}-target-{region}",
+            rule=rule.name,
+            arn=queue.arn,
+            retry_policy=_retry(TARGET_MAX_RETRIES),
+            dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=dead_letter_queue.arn),
+            region=region,
+            opts=child,
+        )
+        rules.append(rule)
+
+    sweep_rule = aws.cloudwatch.EventRule(
+        f"{name}-sweep-{region}",
+        description="Traffic mirror automation: periodic sweep of every ENI",
+        schedule_expression=options.sweep_schedule,
+        region=region,
+        opts=child,
+    )
+
+    api_rule_arns = pulumi.Output.all(*[rule.arn for rule in rules])
+    all_rule_arns = pulumi.Output.all(*[rule.arn for rule in [*rules, sweep_rule]])
+    aws.sqs.QueuePolicy(
+        f"{name}-events-policy-{region}",
+        queue_url=queue.url,
+        policy=pulumi.Output.all(queue.arn, api_rule_arns).apply(
+            lambda v: json.dumps(queue_policy_document(v[0], list(v[1])))
+        ),
+        region=region,
+        opts=child,
+    )
+    aws.sqs.QueuePolicy(
+        f"{name}-dlq-policy-{region}",
+        queue_url=dead_letter_queue.url,
+        policy=pulumi.Output.all(dead_letter_queue.arn, all_rule_arns).apply(
+            lambda v: json.dumps(queue_policy_document(v[0], list(v[1])))
+        ),
+        region=region,
+        opts=child,
+    )
+    return RegionPlumbing(
+        region=region,
+        log_group=log_group,
+        queue=queue,
+        dead_letter_queue=dead_letter_queue,
+        sweep_rule=sweep_rule,
+        rules=rules,
+    )
+
+
+# --- phase 2: the function and what invokes or watches it ----------------------------------------
+
+
+@dataclass
+class RegionFunction:
+    region: str
+    function: aws.lambda_.Function
+    event_source_mapping: aws.lambda_.EventSourceMapping
+    initial_sweep: aws.lambda_.Invocation | None
+
+
+def create_function(
+    name: str,
+    plumbing: RegionPlumbing,
+    options: Options,
+    role: aws.iam.Role,
+    role_policy: aws.iam.RolePolicy,
+    code: pulumi.Archive,
+    code_sha256: str,
+    account: pulumi.Output[str],
+    parent: pulumi.Resource,
+) -> RegionFunction:
+    region = plumbing.region
+    child = pulumi.ResourceOptions(parent=parent)
+    environment: dict[str, pulumi.Input[str]] = {**options.handler_environment(), "MIRROR_ROLE_ARN": role.arn}
+
+    function = aws.lambda_.Function(
+        f"{name}-function-{region}",
+        name=function_name(name, region),
+        description="Traffic mirror automation: mirrors every ENI to the nearest sensor",
+        runtime=options.runtime,
+        architectures=[ARCHITECTURE],
+        handler=HANDLER,
+        code=code,
+        role=role.arn,
+        timeout=options.timeout_seconds,
+        memory_size=options.memory_size_mb,
+        environment=aws.lambda_.FunctionEnvironmentArgs(variables=environment),
+        logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+            log_format="JSON",
+            log_group=plumbing.log_group.name,
+            application_log_level=options.log_level,
+            system_log_level="WARN",
+        ),
+        dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=plumbing.dead_letter_queue.arn),
+        region=region,
+        # Lambda checks at creation that the role may send to the dead-letter queue.
+        opts=pulumi.ResourceOptions(
+            parent=parent, depends_on=[role_policy, plumbing.log_group], delete_before_replace=True
+        ),
+    )
+    event_source_mapping = aws.lambda_.EventSourceMapping(
+        f"{name}-event-source-{region}",
+        event_source_arn=plumbing.queue.arn,
+        function_name=function.arn,
+        batch_size=BATCH_SIZE,
+        maximum_batching_window_in_seconds=BATCH_WINDOW_SECONDS,
+        scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(
+            maximum_concurrency=options.max_concurrency
+        ),
+        function_response_types=["ReportBatchItemFailures"],
+        region=region,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[role_policy]),
+    )
+
+    permission = aws.lambda_.Permission(
+        f"{name}-sweep-permission-{region}",
+        action="lambda:InvokeFunction",
+        function=function.name,
+        principal="events.amazonaws.com",
+        source_arn=plumbing.sweep_rule.arn,
+        region=region,
+        opts=child,
+    )
+    aws.cloudwatch.EventTarget(
+        f"{name}-sweep-target-{region}",
+        rule=plumbing.sweep_rule.name,
+        arn=function.arn,
+        retry_policy=_retry(0),
+        dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(
+            arn=plumbing.dead_letter_queue.arn
+        ),
+        region=region,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[permission]),
+    )
+
+    topics = options.topics_in(region)
+    aws.cloudwatch.MetricAlarm(
+        f"{name}-errors-alarm-{region}",
+        alarm_description="Traffic mirror automation: the function failed",
+        namespace="AWS/Lambda",
+        metric_name="Errors",
+        dimensions={"FunctionName": function.name},
+        statistic="Sum",
+        period=ALARM_PERIOD_SECONDS,
+        evaluation_periods=1,
+        threshold=0,
+        comparison_operator="GreaterThanThreshold",
+        treat_missing_data="notBreaching",
+        alarm_actions=topics,
+        ok_actions=topics,
+        region=region,
+        opts=child,
+    )
+    aws.cloudwatch.MetricAlarm(
+        f"{name}-dlq-alarm-{region}",
+        alarm_description="Traffic mirror automation: events are waiting in the dead-letter queue",
+        namespace="AWS/SQS",
+        metric_name="ApproximateNumberOfMessagesVisible",
+        dimensions={"QueueName": plumbing.dead_letter_queue.name},
+        statistic="Maximum",
+        period=ALARM_PERIOD_SECONDS,
+        evaluation_periods=1,
+        threshold=0,
+        comparison_operator="GreaterThanThreshold",
+        treat_missing_data="notBreaching",
+        alarm_actions=topics,
+        ok_actions=topics,
+        region=region,
+        opts=child,
+    )
+
+    initial_sweep = None
+    if options.initial_sweep:
+        initial_sweep = aws.lambda_.Invocation(
+            f"{name}-initial-sweep-{region}",
+            function_name=function.name,
+            input=account.apply(lambda acct: json.dumps(initial_sweep_event(acct, region))),
+            # Re-run when the code or the settings change, not on every `pulumi up`.
+            triggers={"code_sha256": code_sha256, "settings_sha256": options.settings_hash()},
+            region=region,
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[event_source_mapping]),
+        )
+    return RegionFunction(
+        region=region, function=function, event_source_mapping=event_source_mapping, initial_sweep=initial_sweep
+    )

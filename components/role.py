@@ -1,0 +1,182 @@
+"""The Lambda's execution role: one for all regions, least privilege.
+
+What the handler may do, and nothing else:
+- the describe calls it makes (these don't support resource ARNs, hence resource "*");
+- create traffic mirror sessions, and tag them only as part of that creation;
+- delete or modify only sessions carrying the managed-by tag;
+- write to its own log groups, consume its own event queues, send to its own dead-letter queues.
+EC2 statements are limited to the configured regions with `aws:RequestedRegion`; logs and
+queues are matched by name patterns that carry the instance's hash (see naming.py). Both keep
+the policy's size nearly independent of the number of regions (IAM allows 10,240 characters).
+"""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from handler.settings import MANAGED_TAG_KEY
+
+from .config import IAM_INLINE_POLICY_LIMIT, ConfigError, Options
+
+DESCRIBE_ACTIONS = (
+    "ec2:DescribeInstances",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeTags",
+    "ec2:DescribeTrafficMirrorTargets",
+    "ec2:DescribeTrafficMirrorFilters",
+    "ec2:DescribeTrafficMirrorSessions",
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeSubnets",
+    "elasticloadbalancing:DescribeLoadBalancers",
+)
+QUEUE_CONSUMER_ACTIONS = (
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+)
+
+
+def assume_role_policy(account: str) -> str:
+    """Only Lambda, and only on behalf of this account, may assume the role."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+                }
+            ],
+        }
+    )
+
+
+@dataclass(frozen=True)
+class OwnNames:
+    """IAM wildcards that match exactly this instance's functions and queues, in every region."""
+
+    functions: str
+    event_queues: str
+    dead_letter_queues: str
+
+
+def execution_policy(options: Options, partition: str, account: str, own: OwnNames) -> dict[str, Any]:
+    """The role's permissions as a policy document (plain values, so tests can read it)."""
+    ec2 = f"arn:{partition}:ec2:*:{account}"
+    in_regions = {"aws:RequestedRegion": list(options.regions)}
+    sessions = f"{ec2}:traffic-mirror-session/*"
+    targets = f"{ec2}:traffic-mirror-target/*"
+    filters = f"{ec2}:traffic-mirror-filter/*"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DescribeWhatToMirror",
+                "Effect": "Allow",
+                "Action": list(DESCRIBE_ACTIONS),
+                "Resource": "*",
+                "Condition": {"StringEquals": in_regions},
+            },
+            {
+                "Sid": "CreateSessions",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTrafficMirrorSession",
+                "Resource": [sessions, f"{ec2}:network-interface/*", targets, filters],
+                "Condition": {"StringEquals": in_regions},
+            },
+            {
+                "Sid": "TagSessionsOnlyAtCreation",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": sessions,
+                "Condition": {
+                    "StringEquals": {"ec2:CreateAction": "CreateTrafficMirrorSession", **in_regions}
+                },
+            },
+            {
+                "Sid": "ChangeOnlyManagedSessions",
+                "Effect": "Allow",
+                "Action": ["ec2:DeleteTrafficMirrorSession", "ec2:ModifyTrafficMirrorSession"],
+                "Resource": sessions,
+                "Condition": {
+                    "StringEquals": {f"aws:ResourceTag/{MANAGED_TAG_KEY}": options.managed_by, **in_regions}
+                },
+            },
+            {
+                "Sid": "ModifyReferencesTargetsAndFilters",
+                "Effect": "Allow",
+                "Action": "ec2:ModifyTrafficMirrorSession",
+                "Resource": [targets, filters],
+                "Condition": {"StringEquals": in_regions},
+            },
+            {
+                "Sid": "WriteOwnLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": f"arn:{partition}:logs:*:{account}:log-group:/aws/lambda/{own.functions}:*",
+            },
+            {
+                "Sid": "ConsumeOwnEventQueues",
+                "Effect": "Allow",
+                "Action": list(QUEUE_CONSUMER_ACTIONS),
+                "Resource": f"arn:{partition}:sqs:*:{account}:{own.event_queues}",
+            },
+            {
+                "Sid": "SendToOwnDeadLetterQueues",
+                "Effect": "Allow",
+                "Action": "sqs:SendMessage",
+                "Resource": f"arn:{partition}:sqs:*:{account}:{own.dead_letter_queues}",
+            },
+        ],
+    }
+
+
+def policy_size(document: Mapping[str, Any]) -> int:
+    """Characters IAM counts against its limit: the JSON without whitespace."""
+    return len(json.dumps(document, separators=(",", ":")))
+
+
+def check_policy_fits(options: Options, own: OwnNames) -> None:
+    """Fail at preview, not half-way through `up`, if the policy would be too big for IAM."""
+    size = policy_size(execution_policy(options, options.partition, "123456789012", own))
+    if size > IAM_INLINE_POLICY_LIMIT:
+        raise ConfigError(
+            f"the execution role's policy for {len(options.regions)} regions would be {size} characters, "
+            f"over IAM's {IAM_INLINE_POLICY_LIMIT}; split the regions between two component instances"
+        )
+
+
+def create_role(name: str, account: pulumi.Input[str], parent: pulumi.Resource) -> aws.iam.Role:
+    return aws.iam.Role(
+        f"{name}-role",
+        description="Traffic mirror automation: the Lambda that creates traffic mirror sessions",
+        assume_role_policy=pulumi.Output.from_input(account).apply(assume_role_policy),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def create_role_policy(
+    name: str,
+    role: aws.iam.Role,
+    options: Options,
+    partition: pulumi.Input[str],
+    account: pulumi.Input[str],
+    own: OwnNames,
+    parent: pulumi.Resource,
+) -> aws.iam.RolePolicy:
+    document = pulumi.Output.all(partition, account).apply(
+        lambda v: json.dumps(execution_policy(options, v[0], v[1], own))
+    )
+    return aws.iam.RolePolicy(
+        f"{name}-role-policy",
+        role=role.id,
+        policy=document,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

@@ -1,0 +1,204 @@
+"""Run a Pulumi program under the SDK's mocks and keep every registered resource's inputs.
+
+Pitfalls this avoids:
+- `preview=False`: in a preview an `apply` on unknown values never runs, so assertions on
+  policy documents or event patterns would silently see nothing;
+- realistic computed outputs (`arn`, `id`, `name`, `url`, `bucket`): an input built from an
+  output the mock does not return is dropped without a word;
+- one fresh event loop and a fresh root stack per run, so runs don't leak into each other;
+- the run waits for every outstanding RPC before returning, so all resources are recorded.
+"""
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.stack import run_pulumi_func
+
+ACCOUNT = "123456789012"
+PARTITION = "aws"
+PROVIDER_REGION = "us-east-1"
+"""The region of the default provider: where a resource without `region=` would land."""
+PROJECT = "traffic-mirror-automation"
+STACK = "test"
+
+
+@dataclass
+class Registered:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    custom: bool
+    parent_urn: str
+
+    @property
+    def region(self) -> str | None:
+        return self.inputs.get("region")
+
+    def json_input(self, key: str) -> Any:
+        """A JSON-string input (policies, event patterns) as Python data."""
+        return json.loads(self.inputs[key])
+
+
+def _suffix(name: str) -> str:
+    """Pulumi-like auto-name suffix, stable per logical name."""
+    return hashlib.sha256(name.encode()).hexdigest()[:7]
+
+
+class RecordingMocks(Mocks):
+    """Returns realistic ARNs and names per resource type, and records every registration."""
+
+    def __init__(self) -> None:
+        self.resources: list[Registered] = []
+        self.calls: list[MockCallArgs] = []
+        self._parents: dict[tuple[str, str], str] = {}
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        inputs = dict(args.inputs)
+        region = inputs.get("region") or PROVIDER_REGION
+        auto = inputs.get("name") or f"{args.name}-{_suffix(args.name)}"
+        outputs: dict[str, Any] = {**inputs, "region": region}
+        resource_id = f"{args.name}-id"
+        typ = args.typ
+        if typ == "aws:iam/role:Role":
+            outputs |= {"name": auto, "arn": f"arn:{PARTITION}:iam::{ACCOUNT}:role/{auto}"}
+            resource_id = auto
+        elif typ == "aws:sqs/queue:Queue":
+            url = f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{auto}"
+            outputs |= {"name": auto, "arn": f"arn:{PARTITION}:sqs:{region}:{ACCOUNT}:{auto}", "url": url}
+            resource_id = url
+        elif typ == "aws:cloudwatch/eventRule:EventRule":
+            outputs |= {"name": auto, "arn": f"arn:{PARTITION}:events:{region}:{ACCOUNT}:rule/{auto}"}
+            resource_id = auto
+        elif typ == "aws:lambda/function:Function":
+            outputs |= {"name": auto, "arn": f"arn:{PARTITION}:lambda:{region}:{ACCOUNT}:function:{auto}"}
+            resource_id = auto
+        elif typ == "aws:cloudwatch/logGroup:LogGroup":
+            outputs |= {"name": auto, "arn": f"arn:{PARTITION}:logs:{region}:{ACCOUNT}:log-group:{auto}"}
+            resource_id = auto
+        elif typ == "aws:s3/bucket:Bucket":
+            bucket = auto.lower()
+            outputs |= {"bucket": bucket, "arn": f"arn:{PARTITION}:s3:::{bucket}"}
+            resource_id = bucket
+        elif typ == "aws:cloudtrail/trail:Trail":
+            outputs |= {"arn": f"arn:{PARTITION}:cloudtrail:{region}:{ACCOUNT}:trail/{auto}"}
+            resource_id = auto
+        elif typ == "aws:lambda/eventSourceMapping:EventSourceMapping":
+            outputs |= {"uuid": _suffix(args.name)}
+        self.resources.append(
+            Registered(
+                type=typ,
+                name=args.name,
+                inputs=inputs,
+                outputs=outputs,
+                custom=bool(args.custom),
+                parent_urn=self._parents.get((typ, args.name), ""),
+            )
+        )
+        return resource_id, outputs
+
+    def call(self, args: MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]]]:
+        self.calls.append(args)
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT,
+                "arn": f"arn:{PARTITION}:iam::{ACCOUNT}:user/deployer",
+                "userId": "AIDAEXAMPLE",
+                "id": ACCOUNT,
+            }, []
+        if args.token == "aws:index/getPartition:getPartition":
+            return {
+                "partition": PARTITION,
+                "dnsSuffix": "amazonaws.com",
+                "reverseDnsPrefix": "com.amazonaws",
+                "id": PARTITION,
+            }, []
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"name": PROVIDER_REGION, "region": PROVIDER_REGION, "id": PROVIDER_REGION}, []
+        raise NotImplementedError(f"the test mocks don't know the invoke {args.token}")
+
+
+class RecordingMonitor(MockMonitor):
+    """Also remembers each resource's parent, which the plain mock does not pass on."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.recording._parents[(request.type, request.name)] = request.parent
+        return super().RegisterResource(request)
+
+
+@dataclass
+class Run:
+    resources: list[Registered]
+    result: Any
+    exports: dict[str, Any]
+
+    def of_type(self, typ: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == typ]
+
+    def named(self, name: str) -> Registered:
+        matches = [r for r in self.resources if r.name == name]
+        assert len(matches) == 1, f"{len(matches)} resources named {name!r}"
+        return matches[0]
+
+    def custom(self) -> Iterator[Registered]:
+        return (r for r in self.resources if r.custom)
+
+
+def run_program(
+    build: Callable[[], Any],
+    config: dict[str, Any] | None = None,
+    aws_config: dict[str, Any] | None = None,
+) -> Run:
+    """Run `build` as a Pulumi program with mocks; config keys are the project's (no namespace)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    mocks = RecordingMocks()
+    exports: dict[str, Any] = {}
+    holder: dict[str, Any] = {}
+    try:
+        runtime_settings.ROOT.set(None)
+        all_config = {f"{PROJECT}:{key}": _config_value(value) for key, value in (config or {}).items()}
+        all_config |= {f"aws:{key}": _config_value(value) for key, value in (aws_config or {}).items()}
+        pulumi.runtime.set_all_config(all_config)
+        pulumi.runtime.set_mocks(
+            mocks, project=PROJECT, stack=STACK, preview=False, monitor=RecordingMonitor(mocks)
+        )
+
+        real_export = pulumi.export
+
+        def program() -> None:
+            pulumi.export = lambda name, value: exports.__setitem__(name, value)  # type: ignore[assignment]
+            try:
+                holder["result"] = build()
+            finally:
+                pulumi.export = real_export
+
+        loop.run_until_complete(run_pulumi_func(program))
+        resolved = {key: _resolve(loop, value) for key, value in exports.items()}
+    finally:
+        pulumi.runtime.set_all_config({})
+        loop.close()
+        asyncio.set_event_loop(None)
+    return Run(resources=mocks.resources, result=holder.get("result"), exports=resolved)
+
+
+def _config_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _resolve(loop: asyncio.AbstractEventLoop, value: Any) -> Any:
+    if isinstance(value, pulumi.Output):
+        return loop.run_until_complete(value.future())
+    return value
+
