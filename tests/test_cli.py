@@ -1,0 +1,420 @@
+"""The operator CLI (`python -m handler`) against an embedded AWS: moto in server mode on loopback."""
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto.server import ThreadedMotoServer
+from rich.console import Console
+
+from handler import cli, clients, inventory, reconcile, support
+from handler.model import Inventory, MirrorFilter, Session, Source, Target
+from handler.planner import plan_source
+from handler.settings import MANAGED_TAG_KEY, Settings, SettingsError
+from scripts import sandbox
+
+REGION = "us-east-1"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """One moto server for the module, on a free loopback port."""
+    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    srv.start()
+    host, port = srv.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def endpoint(server: str) -> Iterator[str]:
+    """An empty account under AWS's traffic-mirroring rules, and no cached clients or inventory."""
+
+    def reset() -> None:
+        request = urllib.request.Request(f"{server}/moto-api/reset", method="POST")
+        urllib.request.urlopen(request, timeout=5).close()
+        clients.reset()
+        inventory.invalidate()
+        support._refused.clear()
+
+    reset()
+    with sandbox.aws_rules():
+        yield server
+    reset()
+
+
+@pytest.fixture
+def ec2(endpoint: str) -> Any:
+    return boto3.client("ec2", region_name=REGION, endpoint_url=endpoint)
+
+
+@pytest.fixture
+def account(ec2: Any) -> sandbox.Account:
+    """Sensors in both AZs; instances: untagged (x2 ENIs), opted out, unsupported, routed without a target."""
+    account = sandbox.build_account(ec2, REGION)
+    a, b = account.subnets[f"{REGION}a"], account.subnets[f"{REGION}b"]
+    sandbox.launch(ec2, account, a, "m5.large", {"Name": "web-1"})
+    sandbox.launch(ec2, account, b, "m5.large", {"Name": "app-1"}, extra_enis=1)
+    sandbox.launch(ec2, account, b, "m5.large", {"Name": "db-1", "Mirror": "off"})
+    sandbox.launch(ec2, account, a, "t2.micro", {"Name": "build-1"})
+    sandbox.launch(ec2, account, b, "m5.large", {"Name": "payments-1", "Mirror": "pci"})
+    return account
+
+
+def run(*argv: str, width: int = 220) -> tuple[int, str]:
+    out = io.StringIO()
+    console = Console(file=out, width=width, color_system=None)
+    code = cli.main(list(argv), console=console, err_console=console)
+    return code, out.getvalue()
+
+
+def sessions(ec2: Any) -> list[dict[str, Any]]:
+    return list(ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"])
+
+
+def common(endpoint: str) -> list[str]:
+    return ["--region", REGION, "--endpoint-url", endpoint]
+
+
+def enis_of(ec2: Any, name: str) -> list[str]:
+    found = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": [name]}])["Reservations"]
+    return [e["NetworkInterfaceId"] for r in found for i in r["Instances"] for e in i["NetworkInterfaces"]]
+
+
+# --- plan ------------------------------------------------------------------------------------
+
+
+def test_plan_is_read_only_and_explains_every_eni(endpoint: str, ec2: Any, account: Any) -> None:
+    code, out = run("plan", *common(endpoint))
+    assert code == 0
+    assert sessions(ec2) == []
+    for name in ("web-1", "app-1", "db-1", "build-1", "payments-1"):
+        for eni in enis_of(ec2, name):
+            assert eni in out
+    assert "opted out by instance tag Mirror=off" in out
+    assert "does not support traffic mirroring" in out
+    assert "no target tagged Mirror=pci" in out
+    assert "ENI is a traffic mirror target" in out
+    assert "3 to create" in out  # web-1 and both ENIs of app-1
+    assert "Nothing was written" in out
+
+
+def test_plan_shows_already_mirrored_after_apply(endpoint: str, ec2: Any, account: Any) -> None:
+    assert run("sweep", "--apply", *common(endpoint))[0] == 0
+    before = sessions(ec2)
+    code, out = run("plan", *common(endpoint))
+    assert code == 0
+    assert "none (mirrored)" in out
+    assert "already mirrored by tms-" in out
+    assert sessions(ec2) == before
+
+
+def test_flags_override_environment_settings(endpoint: str, ec2: Any, account: Any) -> None:
+    code, out = run("plan", "--scope", "tagged", *common(endpoint))
+    assert code == 0
+    assert "not tagged Mirror (MIRROR_SCOPE=tagged)" in out
+    code, out = run("plan", "--tag-key", "Sniff", *common(endpoint))
+    assert "opted out" not in out  # db-1's Mirror=off means nothing under another key
+    assert sessions(ec2) == []
+
+
+# --- sweep -----------------------------------------------------------------------------------
+
+
+def test_sweep_dry_run_writes_nothing(endpoint: str, ec2: Any, account: Any) -> None:
+    code, out = run("sweep", *common(endpoint))
+    assert code == 0
+    assert sessions(ec2) == []
+    assert "planned" in out
+    assert "Dry run: nothing was written" in out
+    assert "--apply to make 3 change(s)" in out
+
+
+def test_sweep_apply_creates_then_has_nothing_to_do(endpoint: str, ec2: Any, account: Any) -> None:
+    code, out = run("sweep", "--apply", *common(endpoint))
+    assert code == 0
+    assert "3 created" in out
+    created = sessions(ec2)
+    assert {s["NetworkInterfaceId"] for s in created} == set(enis_of(ec2, "web-1") + enis_of(ec2, "app-1"))
+    assert all({"Key": MANAGED_TAG_KEY, "Value": "traffic-mirror-automation"} in s["Tags"] for s in created)
+    code, out = run("sweep", "--apply", *common(endpoint))
+    assert code == 0
+    assert "created" not in out
+    assert "3 mirrored" in out
+    assert len(sessions(ec2)) == 3
+
+
+def test_sweep_apply_shows_a_progress_bar_on_long_runs(endpoint: str, ec2: Any, account: Any) -> None:
+    sandbox.launch(ec2, account, account.subnets[f"{REGION}a"], "m5.large", count=cli.PROGRESS_THRESHOLD)
+    code, out = run("sweep", "--apply", *common(endpoint))
+    assert code == 0
+    total = cli.PROGRESS_THRESHOLD + 3
+    assert f"{total}/{total}" in out  # the bar's M/N column, completed
+    assert len(sessions(ec2)) == total
+
+
+def test_sweep_apply_exits_3_when_writes_fail(endpoint: str, ec2: Any, account: Any) -> None:
+    # m8i-flex is not in the support table, so it is tried, and the embedded AWS refuses it.
+    sandbox.launch(ec2, account, account.subnets[f"{REGION}a"], "m8i-flex.large", {"Name": "new-1"})
+    code, out = run("sweep", "--apply", *common(endpoint))
+    assert code == cli.EXIT_FAILED_WRITES
+    assert "failed" in out and "NetworkInterfaceNotSupported" in out
+    assert len(sessions(ec2)) == 3
+    # The refusal is remembered: the type is now out of scope, and the next sweep is clean.
+    code, out = run("sweep", "--apply", *common(endpoint))
+    assert code == 0
+    assert "refused earlier by the API" not in out or "failed" not in out
+
+
+# --- coverage --------------------------------------------------------------------------------
+
+
+def coverage_json(endpoint: str, *extra: str) -> tuple[int, dict[str, Any]]:
+    code, out = run("coverage", "--format", "json", *extra, *common(endpoint))
+    return code, json.loads(out)
+
+
+def test_coverage_json_schema_and_min_gate(endpoint: str, ec2: Any, account: Any) -> None:
+    code, report = coverage_json(endpoint)
+    assert code == 0
+    assert set(report) == {
+        "schema_version",
+        "region",
+        "in_scope",
+        "mirrored",
+        "coverage_percent",
+        "by_vpc",
+        "by_az",
+        "unmirrored",
+        "out_of_scope",
+    }
+    assert report["schema_version"] == 1
+    assert report["region"] == REGION
+    # web-1 (1 ENI), app-1 (2 ENIs), payments-1 (routed, no target): in scope, none mirrored yet.
+    assert (report["in_scope"], report["mirrored"], report["coverage_percent"]) == (4, 0, 0.0)
+    assert report["out_of_scope"] == {
+        cli.SENSOR: 2,
+        cli.OPTED_OUT: 1,
+        cli.UNSUPPORTED: 1,
+    }
+    assert set(report["out_of_scope"]) <= set(cli.OUT_OF_SCOPE_CATEGORIES)
+    assert report["by_vpc"] == [{"vpc": account.vpc, "in_scope": 4, "mirrored": 0, "coverage_percent": 0.0}]
+    assert [g["az"] for g in report["by_az"]] == [f"{REGION}a", f"{REGION}b"]
+    assert all(set(u) == {"eni", "instance", "vpc", "az", "action", "reason"} for u in report["unmirrored"])
+    assert {u["action"] for u in report["unmirrored"]} == {"create", "none"}
+    assert sessions(ec2) == []
+    assert coverage_json(endpoint, "--min", "50")[0] == cli.EXIT_BELOW_MIN
+
+    assert run("sweep", "--apply", *common(endpoint))[0] == 0
+    code, report = coverage_json(endpoint, "--min", "75")
+    assert code == 0
+    assert (report["in_scope"], report["mirrored"], report["coverage_percent"]) == (4, 3, 75.0)
+    (left,) = report["unmirrored"]
+    assert left["eni"] == enis_of(ec2, "payments-1")[0]
+    assert left["action"] == "none"
+    assert "no target tagged Mirror=pci" in left["reason"]
+    by_az = {g["az"]: g for g in report["by_az"]}
+    assert by_az[f"{REGION}a"]["coverage_percent"] == 100.0
+    assert by_az[f"{REGION}b"] == {
+        "az": f"{REGION}b",
+        "in_scope": 3,
+        "mirrored": 2,
+        "coverage_percent": 66.67,
+    }
+    assert coverage_json(endpoint, "--min", "75.1")[0] == cli.EXIT_BELOW_MIN
+    assert coverage_json(endpoint, "--min", "0")[0] == 0
+
+
+def test_coverage_table(endpoint: str, ec2: Any, account: Any) -> None:
+    run("sweep", "--apply", *common(endpoint))
+    code, out = run("coverage", "--min", "100", *common(endpoint))
+    assert code == cli.EXIT_BELOW_MIN
+    assert f"Coverage in {REGION}: 75.0% (3 of 4 in-scope ENIs mirrored)" in out
+    assert "By VPC" in out and "By AZ" in out
+    assert "In scope but not mirrored" in out
+    assert enis_of(ec2, "payments-1")[0] in out
+    assert "Out of scope (not counted)" in out
+    assert "Below the required minimum of 100%" in out
+
+
+def test_min_must_be_a_percentage(endpoint: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["coverage", "--min", "120", *common(endpoint)])
+    assert exit_info.value.code == 2
+
+
+def test_empty_region_is_fully_covered(endpoint: str) -> None:
+    code, report = coverage_json(endpoint, "--min", "100")
+    assert code == 0
+    assert (report["in_scope"], report["coverage_percent"], report["unmirrored"]) == (0, 100.0, [])
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def test_aws_errors_are_one_clear_line(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise ClientError(
+            {"Error": {"Code": "UnauthorizedOperation", "Message": "You are not authorized"}},
+            "DescribeInstances",
+        )
+
+    monkeypatch.setattr(reconcile, "read_only_plan", refuse)
+    code, out = run("plan", *common(endpoint))
+    assert code == cli.EXIT_ERROR
+    assert "AWS refused a request" in out and "UnauthorizedOperation" in out
+    assert "Traceback" not in out
+
+
+def test_bad_flag_value_names_the_flag() -> None:
+    code, out = run("plan", "--region", REGION, "--filter-id", "not-a-filter")
+    assert code == cli.EXIT_ERROR
+    assert "--filter-id" in out and "tmf-" in out
+
+
+def test_no_credentials_exit_1_without_traceback(tmp_path: Path, endpoint: str) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "handler", "coverage", *common(endpoint)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "no usable AWS credentials" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_lambda_path_never_imports_rich() -> None:
+    """The Lambda runtime has boto3 but not rich: only the CLI may import it."""
+    code = "import sys, handler.app; assert 'rich' not in sys.modules and 'handler.cli' not in sys.modules"
+    env = {**os.environ, "AWS_REGION": "", "AWS_EC2_METADATA_DISABLED": "true"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_module_entry_point_help() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "handler", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    for command in ("plan", "coverage", "sweep"):
+        assert command in done.stdout
+
+
+# --- the coverage model on the planner's own decisions -----------------------------------------
+
+SETTINGS = Settings()
+TARGET = Target("tmt-a", "network-interface", "eni-sensor0001", "vpc-1", "subnet-1", "us-east-1a")
+FILTER = MirrorFilter("tmf-1")
+INVENTORY = Inventory((TARGET,), (FILTER,))
+
+
+def source(eni: str = "eni-00000001", itype: str = "m5.large", **kw: Any) -> Source:
+    return Source(eni, "i-00000001", itype, "subnet-1", "vpc-1", "us-east-1a", **kw)
+
+
+def session(sid: str, managed: bool = True, number: int = 1, eni: str = "eni-00000001") -> Session:
+    tags = {MANAGED_TAG_KEY: SETTINGS.managed_by} if managed else {}
+    return Session(sid, eni, "tmt-a", "tmf-1", number, tags)
+
+
+@pytest.mark.parametrize(
+    ("src", "existing", "inv", "settings", "release", "category", "mirrored"),
+    [
+        (source("eni-sensor0001"), (), INVENTORY, SETTINGS, False, cli.SENSOR, False),
+        (source(interface_type="nat_gateway"), (), INVENTORY, SETTINGS, False, cli.INTERFACE_TYPE, False),
+        (source(itype="t2.micro"), (), INVENTORY, SETTINGS, False, cli.UNSUPPORTED, False),
+        (source(itype="m5.metal"), (), INVENTORY, SETTINGS, False, cli.UNSUPPORTED, False),
+        (source(itype="weird"), (), INVENTORY, SETTINGS, False, cli.UNSUPPORTED, False),
+        (source(instance_tags={"Mirror": "off"}), (), INVENTORY, SETTINGS, False, cli.OPTED_OUT, False),
+        (
+            source(eni_tags={"Mirror": "no"}),
+            (session("tms-1"),),
+            INVENTORY,
+            SETTINGS,
+            False,
+            cli.OPTED_OUT,
+            False,
+        ),
+        (source(), (), INVENTORY, Settings(scope="tagged"), False, cli.NOT_TAGGED, False),
+        (source(), (session("tms-1"),), INVENTORY, SETTINGS, True, cli.RELEASED, False),
+        # In scope, but not mirrored: the report must show these.
+        (source(), (), INVENTORY, SETTINGS, False, None, False),  # create
+        (source(), (), Inventory((TARGET,), ()), SETTINGS, False, None, False),  # no filter
+        (source(instance_tags={"Mirror": "pci"}), (), INVENTORY, SETTINGS, False, None, False),  # no target
+        (
+            source(),
+            tuple(session(f"tms-{n}", managed=False, number=n) for n in (1, 2, 3)),
+            INVENTORY,
+            SETTINGS,
+            False,
+            None,
+            False,
+        ),  # 3 foreign sessions
+        (
+            source(),
+            (session("tms-1"),),
+            Inventory((), (FILTER,)),
+            SETTINGS,
+            False,
+            None,
+            False,
+        ),  # target gone
+        # Mirrored.
+        (source(), (session("tms-1"),), INVENTORY, SETTINGS, False, None, True),
+        (source(), (session("tms-1"), session("tms-2", number=2)), INVENTORY, SETTINGS, False, None, True),
+    ],
+)
+def test_scope_of_planner_decisions(
+    src: Source,
+    existing: tuple[Session, ...],
+    inv: Inventory,
+    settings: Settings,
+    release: bool,
+    category: str | None,
+    mirrored: bool,
+) -> None:
+    decision = plan_source(src, existing, inv, settings, release=release)
+    assert cli.out_of_scope_reason(decision) == category, decision.reason
+    assert cli.is_mirrored(decision) == mirrored, decision
+    if category is None and not mirrored:
+        assert cli.unmirrored_reason(decision)
+
+
+def test_settings_from_flags_validate_like_variables() -> None:
+    args = argparse.Namespace(tag_key="Sniff", scope="tagged", filter_id="tmf-0123456789abcdef0")
+    settings = cli.settings_from(args, {"MIRROR_TAG_KEY": "Mirror", "MIRROR_MANAGED_BY": "me"})
+    assert (settings.tag_key, settings.scope, settings.filter_id, settings.managed_by) == (
+        "Sniff",
+        "tagged",
+        "tmf-0123456789abcdef0",
+        "me",
+    )
+    unset = argparse.Namespace(tag_key=None, scope=None, filter_id=None)
+    assert cli.settings_from(unset, {"MIRROR_SCOPE": "tagged"}).scope == "tagged"
+    with pytest.raises(SettingsError, match="--tag-key"):
+        cli.settings_from(argparse.Namespace(tag_key="aws:x", scope=None, filter_id=None), {})
