@@ -13,7 +13,7 @@ from dataclasses import dataclass
 MANAGED_TAG_KEY = "ManagedBy"
 """Tag key that marks a session as created (and owned) by this tool; the IAM policy keys on it."""
 
-_FILTER_ID = re.compile(r"^tmf-[0-9a-zA-Z]+$")
+_FILTER_ID = re.compile(r"^(tmf|traf-mir-fil)-[0-9a-zA-Z]+$")  # the second prefix is moto's
 _TRUE = {"1", "true", "yes", "on", "enabled"}
 _FALSE = {"0", "false", "no", "off", "disabled", ""}
 

@@ -18,7 +18,8 @@ from typing import Any
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.traffic_mirrors import TrafficMirrorsBackend
 
-EVENTS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "events"
+EVENTS_DIR = Path(__file__).resolve().parent.parent / "tests" / "events"
+"""Real CloudTrail records (a copy of ../shared/events, provenance in SOURCES.md there)."""
 REFUSED_FAMILIES = frozenset({"t2", "m6i", "c6i", "r6i", "m7i", "m8i-flex", "t1", "m3"})
 """Families the fake API refuses (NetworkInterfaceNotSupported). m8i-flex is not in the
 handler's support table, so it exercises 'the API's refusal is final'."""
