@@ -1,11 +1,14 @@
 """The Pulumi program: read the stack's config, build the component, export its outputs."""
 
+from typing import cast
+
 import pulumi
 
-from components import TrafficMirrorAutomation
+from components import TrafficMirrorAutomation, TrafficMirrorAutomationArgs
 from components.config import args_from_config
 
-automation = TrafficMirrorAutomation("mirror", args_from_config(pulumi.Config()))  # type: ignore[arg-type]
+args = cast(TrafficMirrorAutomationArgs, args_from_config(pulumi.Config()))
+automation = TrafficMirrorAutomation("mirror", args)
 
 pulumi.export("functionArns", automation.function_arns)
 pulumi.export("roleArn", automation.role_arn)

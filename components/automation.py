@@ -16,8 +16,8 @@ from . import config, packaging, regional, role, trail
 
 TYPE_TOKEN = "traffic-mirror:index:TrafficMirrorAutomation"
 
-_instances_by_region: dict[tuple[str, str], str] = {}
-"""(region, managed_by) -> component name, to warn about two instances fighting over sessions."""
+_instances_by_region: dict[tuple[int, str, str], str] = {}
+"""(program run, region, managed_by) -> component name, to warn about two instances fighting over sessions."""
 
 
 class TrafficMirrorAutomationArgs(TypedDict, total=False):
@@ -145,8 +145,9 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
     @staticmethod
     def _warn_if_overlapping(name: str, options: config.Options) -> None:
         """Two instances with the same managed_by in one region would each delete the other's sessions."""
+        run = id(pulumi.runtime.get_root_resource())
         for region in options.regions:
-            other = _instances_by_region.setdefault((region, options.managed_by), name)
+            other = _instances_by_region.setdefault((run, region, options.managed_by), name)
             if other != name:
                 pulumi.log.warn(
                     f"TrafficMirrorAutomation {name!r} and {other!r} both manage {region} with "

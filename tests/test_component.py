@@ -6,8 +6,12 @@ inputs built from other resources' outputs (policies, patterns, wiring) are real
 
 import fnmatch
 import json
+import logging
 import os
 import runpy
+import shutil
+import subprocess
+import sys
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -615,6 +619,17 @@ def test_two_instances_in_one_stack_do_not_collide() -> None:
     assert len(both.of_type("aws:cloudtrail/trail:Trail")) == 2
 
 
+def test_two_instances_managing_the_same_sessions_get_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    def build() -> None:
+        TrafficMirrorAutomation("blue", {"regions": ["us-east-1", "eu-west-1"]})
+        TrafficMirrorAutomation("green", {"regions": ["eu-west-1"]})
+
+    with caplog.at_level(logging.WARNING):
+        run_program(build)
+    warnings = [r.getMessage() for r in caplog.records if "both manage" in r.getMessage()]
+    assert len(warnings) == 1 and "eu-west-1" in warnings[0], warnings
+
+
 def test_packaging_finds_the_handler_next_to_the_component_not_the_cwd(tmp_path: Path) -> None:
     here = os.getcwd()
     os.chdir(tmp_path)
@@ -628,6 +643,28 @@ def test_packaging_finds_the_handler_next_to_the_component_not_the_cwd(tmp_path:
     assert "handler/app.py" in names and "handler/settings.py" in names
     assert all(name.startswith("handler/") and name.endswith((".py", ".json")) for name in names)
     assert all(path.is_absolute() for _, path in files)
+
+
+def test_installed_copy_packages_its_own_handler(tmp_path: Path) -> None:
+    """As after `pip install git+...`: components and handler side by side in site-packages,
+    the program somewhere else. The archive comes from the installed handler, not the CWD."""
+    site = tmp_path / "site-packages"
+    shutil.copytree(REPO / "components", site / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "handler", site / "handler", ignore=shutil.ignore_patterns("__pycache__"))
+    program = tmp_path / "other-program"
+    (program / "handler").mkdir(parents=True)
+    (program / "handler" / "app.py").write_text("raise SystemExit('the wrong handler')\n")
+    script = (
+        "import json; from components import TrafficMirrorAutomation, packaging; "
+        "print(json.dumps([str(packaging.handler_dir()), [n for n, _ in packaging.source_files()]]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=program, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    where, names = json.loads(out)
+    assert Path(where) == site / "handler"
+    assert names == [name for name, _ in packaging.source_files()]
 
 
 def test_packaging_skips_caches_tests_and_other_files(tmp_path: Path) -> None:
