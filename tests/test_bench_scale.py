@@ -1,0 +1,83 @@
+"""The scale benchmark's machinery: EC2 throttling in front of moto, and a quick smoke run.
+
+No timing assertions: the benchmark itself (`python -m scripts.bench_scale`) reports the timings.
+"""
+
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from botocore.retries.standard import RetryContext, ThrottledRetryableChecker
+
+from scripts import bench_scale, sandbox, throttle
+
+
+@pytest.fixture
+def server() -> Any:
+    clock = throttle.SimClock()
+    rates = throttle.Rates(describe_burst=100, describe_rate=100, mutate_burst=1, mutate_rate=0.001)
+    with throttle.Server(rates, clock) as srv, sandbox.aws_rules():
+        bench_scale._reset_moto(srv.url)
+        yield srv
+
+
+def test_throttled_call_never_reaches_moto_and_botocore_sees_throttling(server: Any) -> None:
+    setup = bench_scale._setup_client(server.url)
+    account = sandbox.build_account(setup)
+    instances = sandbox.launch(setup, account, account.subnets["us-east-1a"], count=2)
+    enis = [i["NetworkInterfaces"][0]["NetworkInterfaceId"] for i in instances]
+    client = boto3.client(
+        "ec2",
+        region_name="us-east-1",
+        endpoint_url=server.url,
+        config=Config(retries={"mode": "standard", "total_max_attempts": 2}),
+    )
+    params = {
+        "TrafficMirrorTargetId": account.targets["sensor-us-east-1a-0"],
+        "TrafficMirrorFilterId": account.filters["default"],
+        "SessionNumber": 1,
+    }
+    client.create_traffic_mirror_session(NetworkInterfaceId=enis[0], **params)  # the burst's one token
+    with pytest.raises(ClientError) as caught:
+        client.create_traffic_mirror_session(NetworkInterfaceId=enis[1], **params)
+    response = caught.value.response
+    assert response["Error"]["Code"] == "RequestLimitExceeded"
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert response["ResponseMetadata"]["RetryAttempts"] == 1  # botocore retried it
+    assert ThrottledRetryableChecker().is_retryable(RetryContext(attempt_number=1, parsed_response=response))
+    # Throttled attempts never reached moto: exactly one session exists.
+    sessions = setup.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
+    assert [s["NetworkInterfaceId"] for s in sessions] == [enis[0]]
+    stats = server.app.stats
+    assert stats.calls["CreateTrafficMirrorSession"] == 3
+    assert stats.passed["CreateTrafficMirrorSession"] == 1
+    assert stats.throttled["CreateTrafficMirrorSession"] == 2
+    assert "RunInstances" not in stats.calls  # the benchmark's own setup is not counted
+
+
+def test_token_bucket_refills_at_its_rate_and_on_skipped_time() -> None:
+    clock = throttle.SimClock()
+    bucket = throttle.TokenBucket(2, 1.0, clock.now)
+    assert bucket.take() and bucket.take()
+    assert not bucket.take()
+    clock.skip(1.5)
+    assert bucket.take()
+    assert not bucket.take()
+
+
+def test_quick_run_mirrors_every_eni_exactly_once() -> None:
+    options = bench_scale.parse_args(["--quick", "--only", "queue,sweep"])
+    runs, _ = bench_scale.run_all(options, out=lambda _: None)
+    assert [r.design for r in runs] == ["queue", "sweep"]
+    for run in runs:
+        assert run.enis > 0
+        assert run.duplicates == 0, run.name
+        assert run.unmirrored == 0, run.name
+        assert run.overruns == 0, run.name
+        assert run.strays == 0, run.name
+    queue, sweep = runs
+    assert sum(queue.stats.throttled.values()) > 0  # the small buckets did throttle
+    assert sweep.sweeps and sweep.sweeps[-1]["unmirrored"] == 0
+    assert bench_scale.report(runs, options)
