@@ -43,10 +43,8 @@ RULE_DESCRIPTIONS = {
     "tag-changes": "changes to the mirror tag",
     "state-changes": "EC2 instance state changes",
 }
-
-
 FUNCTION_KIND, EVENTS_KIND, DEAD_LETTER_KIND = "handler", "events", "dlq"
-FUNCTION_NAME_MAX, QUEUE_NAME_MAX = 64, 80
+FUNCTION_NAME_MAX, QUEUE_NAME_MAX = 64, 80  # AWS's limits on these names
 
 
 def function_name(component_name: str, region: str) -> str:
@@ -186,12 +184,12 @@ def create_plumbing(name: str, region: str, options: Options, parent: pulumi.Res
         opts=child,
     )
 
-    api_rule_arns = pulumi.Output.all(*[rule.arn for rule in rules])
+    event_rule_arns = pulumi.Output.all(*[rule.arn for rule in rules])
     all_rule_arns = pulumi.Output.all(*[rule.arn for rule in [*rules, sweep_rule]])
     aws.sqs.QueuePolicy(
         f"{name}-events-policy-{region}",
         queue_url=queue.url,
-        policy=pulumi.Output.all(queue.arn, api_rule_arns).apply(
+        policy=pulumi.Output.all(queue.arn, event_rule_arns).apply(
             lambda v: json.dumps(queue_policy_document(v[0], list(v[1])))
         ),
         region=region,
