@@ -3,7 +3,7 @@
 The program runs under Pulumi's mocks; the inputs it registered (IAM role and policy, trail
 bucket and its policy, trail, queues and their policies, rules with their patterns and
 targets, the Lambda with its environment, built from the real archive) are then created in
-moto with boto3. A real-shaped RunInstances CloudTrail record (shared/events, with moto's ids
+moto with boto3. A real-shaped RunInstances CloudTrail record (tests/events, vendored from shared/events, with moto's ids
 swapped in) goes through EventBridge's matching into the event queue, and the message is fed,
 as Lambda's SQS poller would, to the handler loaded from the built zip (extracted like Lambda
 extracts it, imported in a fresh module namespace). The session then exists in moto.
