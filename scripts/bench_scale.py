@@ -26,6 +26,17 @@ What is simulated, and how honestly:
   each sweep stops starting writes `MIRROR_DEADLINE_MARGIN_SECONDS` before its deadline and the next
   one continues, until every ENI is mirrored.
 
+Scenarios (`--only`): `queue` (the issue's burst: 20 RunInstances events x 10 instances, through
+the deployed queue), `queue+state` (the same plus each instance's "running" state-change event,
+which the deployed rules also match, arriving 5-20 s later), `queue+sweep` (the same burst while the
+schedule's sweep starts, with the deployed 300 s timeout, 2 s in), `direct` and `naive` (the
+burst through direct asynchronous invocations, our handler and the blog post's), and `sweep`
+(1,000 ENIs, no events, short budget). The direct design is not run with the state-change events:
+that would be 220 concurrent containers, more processes than a benchmark box should spawn.
+
+`--experiment NAME` patches a proposed handler change into the handler's containers (see
+EXPERIMENTS), so a fix can be measured before it is made; the output says so in its header.
+
 Time: everything runs in real time (botocore's backoff sleeps and the buckets' refills share the
 wall clock), except waits during which nothing is in flight (Lambda's retry delays, the visibility
 timeout, the time between sweeps): those are skipped on a shared virtual clock. The buckets refill
@@ -39,6 +50,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import random
 import re
 import sys
 import time
@@ -67,6 +79,8 @@ ASYNC_RETRY_DELAYS = (60.0, 120.0)
 TARGET_RATIO = 1.5
 """Done when: the deployed pipeline's makespan is within 1.5x of the bucket bound."""
 SOURCES_PER_LARGE_SENSOR = 100
+DEFAULT_MARGIN = 15.0
+"""MIRROR_DEADLINE_MARGIN_SECONDS's default (handler/settings.py)."""
 
 
 # --- one Lambda container (a spawned process) --------------------------------------------------
@@ -119,7 +133,79 @@ def _experiment_retry_config(clients: Any, retries: dict[str, Any]) -> None:
     clients.warm(os.environ["AWS_REGION"])
 
 
-def _container_main(conn: Connection, kind: str, env: dict[str, str], retries: dict[str, Any]) -> None:
+def _experiment_resolve_conflicts() -> None:
+    """`--experiment resolve-conflicts`: a create refused with "session number N is already in use"
+    re-reads that ENI's sessions; if one of ours already serves the planned target and filter (a
+    racing sweep or container created it), the ENI is mirrored instead of failed-and-retried.
+
+    A prototype of a proposed handler change, patched into this container only.
+    """
+    from handler import apply, inventory, planner
+
+    original = apply.apply_one
+
+    def apply_one(decision: Any, region: str, endpoint: str | None, settings: Any) -> Any:
+        result = original(decision, region, endpoint, settings)
+        if result.status != "failed" or "session number" not in result.reason:
+            return result
+        for session in inventory.sessions_for(region, endpoint, [decision.eni_id]):
+            if (
+                planner.is_managed(session, settings)
+                and session.target_id == decision.target_id
+                and session.filter_id == decision.filter_id
+            ):
+                reason = f"already mirrored by {session.session_id} (created concurrently)"
+                return apply.Result(decision, "mirrored", reason, session_ids=[session.session_id])
+        return result
+
+    apply.apply_one = apply_one  # type: ignore[assignment]
+
+
+SWEEP_GRACE_SECONDS = 300.0
+
+
+def _experiment_sweep_grace() -> None:
+    """`--experiment sweep-grace`: the sweep leaves ENIs attached less than 5 minutes ago to the
+    event path (their RunInstances/AttachNetworkInterface event is being handled), so a sweep that
+    overlaps a burst does not race the event containers for the same ENIs and the create bucket.
+
+    A prototype of a proposed handler change, patched into this container only. (Uses time.time,
+    which follows the benchmark's virtual clock; datetime.now would not.)
+    """
+    import datetime as dt
+
+    from handler import inventory
+
+    original = inventory.describe_instances
+
+    def describe_instances(
+        region: str, endpoint: str | None, instance_ids: Sequence[str] = (), states: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        found = original(region, endpoint, instance_ids, states)
+        if instance_ids:  # events name their instances: never filtered
+            return found
+        cutoff = dt.datetime.fromtimestamp(time.time() - SWEEP_GRACE_SECONDS, tz=dt.UTC)
+        for instance in found:
+            instance["NetworkInterfaces"] = [
+                eni
+                for eni in instance.get("NetworkInterfaces", [])
+                if not (eni.get("Attachment") or {}).get("AttachTime")
+                or eni["Attachment"]["AttachTime"] <= cutoff
+            ]
+        return found
+
+    inventory.describe_instances = describe_instances  # type: ignore[assignment]
+
+
+EXPERIMENTS = {
+    "resolve-conflicts": _experiment_resolve_conflicts,
+    "sweep-grace": _experiment_sweep_grace,
+}
+
+
+def _container_main(
+    conn: Connection, kind: str, env: dict[str, str], retries: dict[str, Any], experiments: Sequence[str] = ()
+) -> None:
     """A Lambda container: import once (INIT), then one invocation per message until None."""
     os.environ.update(env)
     offset = [0.0]
@@ -138,6 +224,8 @@ def _container_main(conn: Connection, kind: str, env: dict[str, str], retries: d
         logger.propagate = False
         if retries:
             _experiment_retry_config(clients, retries)
+        for name in experiments:
+            EXPERIMENTS[name]()
 
         def invoke(event: Any, context: _Context) -> Any:
             return app.lambda_handler(event, context)
@@ -211,13 +299,23 @@ class Reply:
 class Pool:
     """`size` Lambda containers, spawned before the clock starts; an idle warm one is reused first."""
 
-    def __init__(self, kind: str, size: int, env: dict[str, str], retries: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        size: int,
+        env: dict[str, str],
+        retries: dict[str, Any],
+        experiments: Sequence[str] = (),
+    ) -> None:
         context = mp.get_context("spawn")
         self.containers: list[Container] = []
         for index in range(size):
             parent, child = context.Pipe()
             process = context.Process(
-                target=_container_main, args=(child, kind, env, retries), daemon=True, name=f"lambda-{index}"
+                target=_container_main,
+                args=(child, kind, env, retries, tuple(experiments)),
+                daemon=True,
+                name=f"lambda-{index}",
             )
             process.start()
             child.close()
@@ -295,6 +393,7 @@ class Run:
     strays: int = 0
     notes: list[str] = field(default_factory=list)
     sweeps: list[dict[str, Any]] = field(default_factory=list)
+    margin: float = 15.0
 
     @property
     def errors(self) -> int:
@@ -349,8 +448,10 @@ class QueueModel:
         visibility: float = VISIBILITY_TIMEOUT,
         max_receives: int = MAX_RECEIVES,
         budget: float = FUNCTION_TIMEOUT,
+        arrivals: Sequence[float] = (),
     ) -> None:
-        self.messages = [Message(str(uuid.uuid4()), e) for e in events]
+        at = list(arrivals) or [0.0] * len(events)
+        self.messages = [Message(str(uuid.uuid4()), e, visible_at=t) for e, t in zip(events, at, strict=True)]
         self.concurrency, self.batch_size, self.window = concurrency, batch_size, window
         self.visibility, self.max_receives, self.budget = visibility, max_receives, budget
 
@@ -426,9 +527,14 @@ class DirectModel:
     """EventBridge -> Lambda asynchronous invocation: one per event, two retries on error."""
 
     def __init__(
-        self, events: Sequence[dict[str, Any]], concurrency: int, budget: float = FUNCTION_TIMEOUT
+        self,
+        events: Sequence[dict[str, Any]],
+        concurrency: int,
+        budget: float = FUNCTION_TIMEOUT,
+        arrivals: Sequence[float] = (),
     ) -> None:
-        self.items = [AsyncEvent(e) for e in events]
+        at = list(arrivals) or [0.0] * len(events)
+        self.items = [AsyncEvent(e, due=t) for e, t in zip(events, at, strict=True)]
         self.concurrency, self.budget = concurrency, budget
 
     def dispatch(self, now: float, pool: Pool, run: Run, clock: throttle.SimClock) -> None:
@@ -467,11 +573,13 @@ class SweepModel:
         interval: float,
         max_sweeps: int,
         coverage: Callable[[], tuple[int, int]],
+        stats: Callable[[], throttle.Stats],
+        first: float = 0.0,
     ) -> None:
         self.budget, self.interval, self.max_sweeps = budget, interval, max_sweeps
-        self.coverage = coverage
+        self.coverage, self.stats = coverage, stats
         self.pending = DirectModel([], concurrency=2, budget=budget)
-        self.next_tick: float | None = 0.0
+        self.next_tick: float | None = first
         self.ticks = 0
 
     def _event(self) -> dict[str, Any]:
@@ -502,10 +610,12 @@ class SweepModel:
         self.pending.complete(reply, run)
         duplicates, unmirrored = self.coverage()
         counts = (reply.result or {}).get("counts", {}) if isinstance(reply.result, dict) else {}
+        writes = [t for t in self.stats().write_times if reply.started_at <= t <= reply.ended_at]
         run.sweeps.append(
             {
                 "start": reply.started_at,
                 "elapsed": reply.elapsed,
+                "reads": (min(writes) - reply.started_at) if writes else None,
                 "budget": reply.budget,
                 "created": counts.get("Created", 0),
                 "deferred": counts.get("Deferred", 0),
@@ -519,22 +629,29 @@ class SweepModel:
             self.next_tick = None
 
 
-def simulate(model: Any, pool: Pool, clock: throttle.SimClock, run: Run) -> None:
-    """Real time while anything is in flight; idle waits are skipped on the virtual clock."""
+def simulate(parts: Sequence[tuple[Any, Pool]], clock: throttle.SimClock, run: Run) -> None:
+    """Drive event sources (model, its containers) together.
+
+    Real time while anything is in flight; idle waits are skipped on the virtual clock.
+    """
     while True:
         now = clock.now()
-        model.dispatch(now, pool, run, clock)
-        if pool.busy():
-            due = model.next_due(now)
-            timeout = 0.2 if due is None else min(0.2, max(0.005, due - now))
-            for reply in pool.wait(timeout, clock):
-                run.replies.append(reply)
-                run.end = max(run.end, reply.ended_at)
-                model.complete(reply, run)
+        for model, pool in parts:
+            model.dispatch(now, pool, run, clock)
+        dues = [d for d in (model.next_due(now) for model, _ in parts) if d is not None]
+        conns = [c.conn for _, pool in parts for c in pool.containers if c.busy]
+        if conns:
+            timeout = min([0.2, *(max(0.005, d - now) for d in dues)])
+            wait(conns, timeout)
+            for model, pool in parts:
+                for reply in pool.wait(0, clock):
+                    run.replies.append(reply)
+                    run.end = max(run.end, reply.ended_at)
+                    model.complete(reply, run)
             continue
-        due = model.next_due(now)
-        if due is None:
+        if not dues:
             return
+        due = min(dues)
         if due > now:
             run.skipped += due - now
             clock.skip(due - now)
@@ -586,6 +703,21 @@ def _enis(instances: Sequence[dict[str, Any]]) -> set[str]:
     return {e["NetworkInterfaceId"] for i in instances for e in i["NetworkInterfaces"]}
 
 
+def state_change_event(instance_id: str) -> dict[str, Any]:
+    """EC2's own "running" notification for one instance, as EventBridge delivers it."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "EC2 Instance State-change Notification",
+        "source": "aws.ec2",
+        "account": ACCOUNT_ID,
+        "time": "2026-11-27T12:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:ec2:{REGION}:{ACCOUNT_ID}:instance/{instance_id}"],
+        "detail": {"instance-id": instance_id, "state": "running"},
+    }
+
+
 def coverage(ec2: Any, expected: set[str]) -> tuple[int, int, int]:
     """(ENIs with more than one session, expected ENIs with none, sessions on unexpected ENIs)."""
     per_eni: Counter[str] = Counter()
@@ -605,14 +737,19 @@ class Options:
     events: int = 20
     per_event: int = 10
     sweep_enis: int = 1000
-    sweep_budget: float = 20.0
+    sweep_budget: float = 30.0
     sweep_interval: float = SWEEP_INTERVAL
     max_sweeps: int = 40
+    sweep_at: float = 2.0
+    state_changes: bool = False
+    state_change_window: tuple[float, float] = (5.0, 20.0)
+    runinstances_at: float = 0.0
     direct_concurrency: int = 20
     latency: float = 0.05
     handler_env: dict[str, str] = field(default_factory=dict)
     retries: dict[str, Any] = field(default_factory=dict)
-    scenarios: tuple[str, ...] = ("queue", "direct", "naive", "sweep")
+    experiments: tuple[str, ...] = ()
+    scenarios: tuple[str, ...] = ("queue", "queue+state", "queue+sweep", "direct", "naive", "sweep")
     quick: bool = False
 
 
@@ -654,20 +791,51 @@ class Bench:
         ec2 = self._fresh()
         total = opts.events * opts.per_event
         account = _account(ec2, total)
-        events, expected = [], set()
+        events: list[dict[str, Any]] = []
+        arrivals: list[float] = []
+        expected: set[str] = set()
+        rng = random.Random(7)
         for index, instances in enumerate(_launch(ec2, account, total, opts.per_event)):
             expected |= _enis(instances)
             record = sandbox.run_instances_record(instances, event_id=f"{uuid.uuid4()}")
             events.append(sandbox.wrap(record, event_id=f"evt-{index}"))
-        size = MAX_CONCURRENCY if design == "queue" else min(opts.direct_concurrency, len(events))
+            arrivals.append(opts.runinstances_at)
+            if opts.state_changes or design == "queue+state":
+                for instance in instances:
+                    events.append(state_change_event(instance["InstanceId"]))
+                    arrivals.append(rng.uniform(*opts.state_change_window))
+        order = sorted(range(len(events)), key=lambda i: (arrivals[i], rng.random()))
+        events, arrivals = [events[i] for i in order], [arrivals[i] for i in order]
+        env = _env(self.server.url, opts.handler_env)
+        size = MAX_CONCURRENCY if design.startswith("queue") else min(opts.direct_concurrency, len(events))
         run = Run(name, design, handler, enis=len(expected), containers=size)
-        pool = Pool(handler, size, _env(self.server.url, opts.handler_env), opts.retries)
+        pools = [Pool(handler, size, env, opts.retries, opts.experiments)]
         try:
-            model: Any = QueueModel(events) if design == "queue" else DirectModel(events, concurrency=size)
+            model: Any = (
+                QueueModel(events, arrivals=arrivals)
+                if design.startswith("queue")
+                else DirectModel(events, concurrency=size, arrivals=arrivals)
+            )
+            parts = [(model, pools[0])]
+            if design == "queue+sweep":
+                # The schedule's sweep is an asynchronous invocation of its own (not capped by the
+                # event source mapping), with the deployed timeout.
+                pools.append(Pool(handler, 1, env, opts.retries, opts.experiments))
+                run.containers += 1
+                sweep = SweepModel(
+                    FUNCTION_TIMEOUT,
+                    SWEEP_INTERVAL,
+                    1,
+                    lambda: coverage(ec2, expected)[:2],
+                    lambda: self.server.app.stats,
+                    first=opts.sweep_at,
+                )
+                parts.append((sweep, pools[1]))
             self._start(run)
-            simulate(model, pool, self.clock, run)
+            simulate(parts, self.clock, run)
         finally:
-            pool.close()
+            for pool in pools:
+                pool.close()
         return self._finish(run, ec2, expected)
 
     def sweep(self) -> Run:
@@ -678,16 +846,18 @@ class Bench:
         for instances in _launch(ec2, account, opts.sweep_enis, 100):
             expected |= _enis(instances)
         run = Run("ours, scheduled sweep", "sweep", "ours", enis=len(expected), containers=2)
-        pool = Pool("ours", 2, _env(self.server.url, opts.handler_env), opts.retries)
+        run.margin = float(opts.handler_env.get("MIRROR_DEADLINE_MARGIN_SECONDS", DEFAULT_MARGIN))
+        pool = Pool("ours", 2, _env(self.server.url, opts.handler_env), opts.retries, opts.experiments)
         try:
             model = SweepModel(
                 opts.sweep_budget,
                 opts.sweep_interval,
                 opts.max_sweeps,
                 lambda: coverage(ec2, expected)[:2],
+                lambda: self.server.app.stats,
             )
             self._start(run)
-            simulate(model, pool, self.clock, run)
+            simulate([(model, pool)], self.clock, run)
         finally:
             pool.close()
         return self._finish(run, ec2, expected)
@@ -719,7 +889,7 @@ def burst_table(runs: Sequence[Run]) -> str:
     row("function errors", [r.errors for r in runs])
     row(
         "failed SQS messages (batchItemFailures)",
-        [r.failed_messages if r.design == "queue" else "-" for r in runs],
+        [r.failed_messages if r.design.startswith("queue") else "-" for r in runs],
     )
     row("events lost (DLQ / dropped after retries)", [r.lost for r in runs])
     row(
@@ -754,13 +924,15 @@ def calls_table(runs: Sequence[Run]) -> str:
 
 def sweep_table(run: Run) -> str:
     lines = [
-        "| sweep | starts at | elapsed / budget | created | deferred | failed | unmirrored after | duplicates |",
-        "|---|---|---|---|---|---|---|---|",
+        "| sweep | starts at | elapsed / budget | reads before 1st write | created | deferred | failed"
+        " | unmirrored after | duplicates |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for n, s in enumerate(run.sweeps, 1):
         error = f" (error: {s['error'][:60]})" if s["error"] else ""
+        reads = "no write" if s["reads"] is None else f"{s['reads']:.1f} s"
         lines.append(
-            f"| {n} | {_s(s['start'])} | {s['elapsed']:.1f} / {s['budget']:.0f} s{error} | {s['created']} "
+            f"| {n} | {_s(s['start'])} | {s['elapsed']:.1f} / {s['budget']:.0f} s{error} | {reads} | {s['created']} "
             f"| {s['deferred']} | {s['failed']} | {s['unmirrored']} | {s['duplicates']} |"
         )
     converged = run.sweeps and run.sweeps[-1]["unmirrored"] == 0
@@ -771,6 +943,14 @@ def sweep_table(run: Run) -> str:
         f"- **deadline overruns: {run.overruns}**, **duplicates: {run.duplicates}**,"
         f" **ENIs left unmirrored: {run.unmirrored}**, sessions on sensor ENIs: {run.strays}",
         f"- API calls: {sum(run.stats.calls.values())}, throttled: {sum(run.stats.throttled.values())}",
+        "- moto's answer time per call (the reads' server side; parsing happens in the container): "
+        + ", ".join(
+            f"{a} {run.stats.moto_seconds[a] / run.stats.passed[a]:.2f} s"
+            for a in sorted(run.stats.passed)
+            if not throttle.is_mutating(a)
+        ),
+        f"- the deadline margin ({run.margin:g} s) leaves {run.sweeps[0]['budget'] - run.margin:g} s per"
+        " invocation for reads and writes: a sweep creates nothing once its reads take that long",
     ]
     return "\n".join(lines)
 
@@ -792,7 +972,7 @@ def verdict(runs: Sequence[Run], check_makespan: bool = True) -> list[str]:
     which the 1 s batching window alone exceeds)."""
     misses = []
     for run in runs:
-        if run.handler != "ours" or run.design not in ("queue", "sweep"):
+        if run.handler != "ours" or run.design not in ("queue", "queue+state", "queue+sweep", "sweep"):
             continue
         for what, value in (
             ("duplicates", run.duplicates),
@@ -801,7 +981,12 @@ def verdict(runs: Sequence[Run], check_makespan: bool = True) -> list[str]:
         ):
             if value:
                 misses.append(f"{run.name}: {value} {what}")
-        if check_makespan and run.design == "queue" and run.bound() and run.end > TARGET_RATIO * run.bound():
+        if (
+            check_makespan
+            and run.design.startswith("queue")
+            and run.bound()
+            and run.end > TARGET_RATIO * run.bound()
+        ):
             misses.append(
                 f"{run.name}: makespan {run.end:.1f} s is over {TARGET_RATIO}x the bound {run.bound():.1f} s"
             )
@@ -810,22 +995,47 @@ def verdict(runs: Sequence[Run], check_makespan: bool = True) -> list[str]:
     return misses
 
 
+def code_state() -> str:
+    """Which handler code ran: the commit, and any uncommitted change to the files that ran."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=False)
+        except OSError:
+            return ""
+        return done.stdout.rstrip("\n")
+
+    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    dirty = git("status", "--porcelain", "--", "handler", "scripts/baseline.py").splitlines()
+    changed = ", ".join(line[3:] for line in dirty)
+    return f"Code: commit {head}" + (f" plus uncommitted changes to {changed}." if changed else ".")
+
+
 def report(runs: Sequence[Run], options: Options) -> str:
     rates = options.rates
     out = [
+        code_state(),
         f"EC2 token buckets per API action: describes {rates.describe_burst:g} burst / {rates.describe_rate:g} per s,"
         f" mutating calls {rates.mutate_burst:g} burst / {rates.mutate_rate:g} per s;"
         f" EC2 latency per call {options.latency * 1000:.0f} ms.",
     ]
-    if options.handler_env or options.retries:
+    if options.handler_env or options.retries or options.experiments:
         out.append(
-            f"EXPERIMENT (not the deployed configuration): env {options.handler_env}, retries {options.retries}"
+            f"EXPERIMENT (not the deployed configuration): env {options.handler_env},"
+            f" retries {options.retries}, patches {list(options.experiments)}"
         )
     bursts = [r for r in runs if r.design != "sweep"]
     if bursts:
         out += [
             "",
-            f"### Burst: {options.events} RunInstances events x {options.per_event} instances at once",
+            f"### Burst: {options.events} RunInstances events x {options.per_event} instances"
+            + (
+                f" at {options.runinstances_at:g} s, plus one 'running' state-change event per instance"
+                f" between {options.state_change_window[0]:g} and {options.state_change_window[1]:g} s"
+                if options.state_changes
+                else " at once"
+            ),
             "",
             burst_table(bursts),
             "",
@@ -874,6 +1084,28 @@ def run_all(options: Options, out: Callable[[str], None] = print) -> tuple[list[
         plan: list[tuple[str, Callable[[], Run]]] = []
         if "queue" in options.scenarios:
             plan.append(("queue", lambda: bench.burst("ours, SQS queue (deployed)", "queue", "ours")))
+        if "queue+state" in options.scenarios:
+            lo, hi = options.state_change_window
+            plan.append(
+                (
+                    "queue+state",
+                    lambda: bench.burst(
+                        f"ours, SQS queue + {options.events * options.per_event} state-change events"
+                        f" ({lo:g}-{hi:g} s)",
+                        "queue+state",
+                        "ours",
+                    ),
+                )
+            )
+        if "queue+sweep" in options.scenarios:
+            plan.append(
+                (
+                    "queue+sweep",
+                    lambda: bench.burst(
+                        f"ours, SQS queue + a sweep at {options.sweep_at:g} s", "queue+sweep", "ours"
+                    ),
+                )
+            )
         if "direct" in options.scenarios:
             plan.append(("direct", lambda: bench.burst("ours, direct", "direct", "ours")))
         if "naive" in options.scenarios:
@@ -899,6 +1131,11 @@ def _pairs(values: Sequence[str]) -> dict[str, str]:
     return found
 
 
+def _window(value: str) -> tuple[float, float]:
+    lo, _, hi = value.partition(",")
+    return float(lo), float(hi or lo)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m scripts.bench_scale", description=__doc__.split("\n")[0])
     parser.add_argument("--describe-burst", type=float, default=100.0)
@@ -908,12 +1145,17 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--events", type=int, default=20, help="RunInstances events in the burst")
     parser.add_argument("--per-event", type=int, default=10, help="instances (one ENI each) per event")
     parser.add_argument("--sweep-enis", type=int, default=1000)
-    parser.add_argument("--sweep-budget", type=float, default=20.0, help="seconds per sweep invocation")
+    parser.add_argument("--sweep-budget", type=float, default=30.0, help="seconds per sweep invocation")
     parser.add_argument("--sweep-interval", type=float, default=SWEEP_INTERVAL)
     parser.add_argument("--max-sweeps", type=int, default=40)
     parser.add_argument("--latency", type=float, default=0.05, help="EC2's own latency per call, seconds")
     parser.add_argument(
-        "--only", default="queue,direct,naive,sweep", help="comma-separated: queue, direct, naive, sweep"
+        "--only",
+        default="queue,queue+state,queue+sweep,direct,naive,sweep",
+        help="comma-separated: queue, queue+state, queue+sweep, direct, naive, sweep",
+    )
+    parser.add_argument(
+        "--sweep-at", type=float, default=2.0, help="queue+sweep: when the schedule's sweep starts"
     )
     parser.add_argument(
         "--handler-env", action="append", default=[], metavar="KEY=VALUE",
@@ -923,6 +1165,26 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         "--retry", action="append", default=[], metavar="KEY=VALUE",
         help="experiment: override the handler's botocore retries (mode=standard, max_attempts=20)",
     )  # fmt: skip
+    parser.add_argument(
+        "--experiment",
+        action="append",
+        default=[],
+        choices=sorted(EXPERIMENTS),
+        help="experiment: patch a proposed handler change into the handler's containers",
+    )
+    parser.add_argument(
+        "--state-changes",
+        action="store_true",
+        help="also send each instance's 'running' state-change event (the deployed rules match it)",
+    )
+    parser.add_argument(
+        "--state-change-window",
+        default="5,20",
+        help="LO,HI: state-change events arrive uniformly in this window (seconds after the burst)",
+    )
+    parser.add_argument(
+        "--runinstances-at", type=float, default=0.0, help="when the RunInstances events arrive"
+    )
     parser.add_argument("--quick", action="store_true", help="a small smoke run (about 30 s)")
     args = parser.parse_args(argv)
     retries: dict[str, Any] = {k: int(v) if v.isdigit() else v for k, v in _pairs(args.retry).items()}
@@ -935,9 +1197,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         sweep_budget=args.sweep_budget,
         sweep_interval=args.sweep_interval,
         max_sweeps=args.max_sweeps,
+        sweep_at=args.sweep_at,
+        state_changes=args.state_changes,
+        state_change_window=_window(args.state_change_window),
+        runinstances_at=args.runinstances_at,
         latency=args.latency,
         handler_env=_pairs(args.handler_env),
         retries=retries,
+        experiments=tuple(args.experiment),
         scenarios=tuple(s.strip() for s in args.only.split(",") if s.strip()),
     )
     if args.quick:

@@ -109,6 +109,10 @@ class Stats:
     throttled: Counter[str] = field(default_factory=Counter)
     last_pass: dict[str, float] = field(default_factory=dict)
     first_pass: dict[str, float] = field(default_factory=dict)
+    moto_seconds: Counter[str] = field(default_factory=Counter)
+    """Time moto spent answering each action (the stand-in for EC2's own latency, plus `latency`)."""
+    write_times: list[float] = field(default_factory=list)
+    """When each mutating call passed (SimClock seconds)."""
 
 
 def throttle_response(action: str) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -190,13 +194,26 @@ class ThrottledApp:
             return [payload]
         if self.latency:
             time.sleep(self.latency)
-        result = self._forward(environ, start_response)
+        result, seconds = self._timed(environ, start_response)
         now = self.clock.now()
         with self._lock:
             stats.passed[action] += 1
             stats.last_pass[action] = now
             stats.first_pass.setdefault(action, now)
+            stats.moto_seconds[action] += seconds
+            if is_mutating(action):
+                stats.write_times.append(now)
         return result
+
+    def _timed(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> tuple[Iterable[bytes], float]:
+        if self._moto_lock is None:
+            started = time.monotonic()
+            return list(self.app(environ, start_response)), time.monotonic() - started
+        with self._moto_lock:
+            started = time.monotonic()
+            return list(self.app(environ, start_response)), time.monotonic() - started
 
     def _forward(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if self._moto_lock is None:
