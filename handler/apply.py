@@ -44,6 +44,21 @@ STALE_ERRORS = frozenset(
 )
 TARGET_FULL = "TrafficMirrorSourcesPerTargetLimitExceeded"
 SESSION_GONE = frozenset({"InvalidTrafficMirrorSessionId.NotFound", "InvalidTrafficMirrorSessionID.NotFound"})
+FULL_TARGET_SECONDS = 900.0
+"""How long a target that refused a source is passed over for new sessions (this container)."""
+_full: dict[tuple[str, str | None, str], float] = {}
+
+
+def full_targets(region: str, endpoint: str | None) -> frozenset[str]:
+    """Targets that recently answered TrafficMirrorSourcesPerTargetLimitExceeded.
+
+    The planner puts them last for new sessions only. (Dropping them from the inventory instead
+    made the retry see the sessions they serve as stale, reload them, and pick them again.)
+    """
+    now = time.monotonic()
+    return frozenset(
+        t for (r, e, t), until in list(_full.items()) if (r, e) == (region, endpoint) and until > now
+    )
 
 
 @dataclass
@@ -143,7 +158,7 @@ def apply_one(decision: Decision, region: str, endpoint: str | None, settings: S
             if code in STALE_ERRORS:
                 inventory.invalidate(region)
             if code == TARGET_FULL and action.target_id:
-                inventory.exclude_target(region, endpoint, action.target_id)
+                _full[(region, endpoint, action.target_id)] = time.monotonic() + FULL_TARGET_SECONDS
             retryable = _is_retryable(code, error)
             return Result(decision, "failed", f"{action.kind} failed: {code}: {error}", retryable, ids, code)
         if session_id:

@@ -261,9 +261,11 @@ def parse(event: Any, settings: Settings) -> Change | Skip:
     if not _REGION.match(region):
         return Skip("rejected", f"no usable region ({region!r})", _str(record.get("eventName")), event_id)
     if detail_type == SCHEDULED and event.get("source") == "aws.events":
-        return Change("sweep", "Scheduled Event", event_id or "scheduled", region)
+        # The backstop for deleted targets and filters: never plan it from a cached inventory.
+        return Change("sweep", "Scheduled Event", event_id or "scheduled", region, refresh_inventory=True)
     if detail_type == STATE_CHANGE:
-        instance_id, state = _str(record.get("instance-id")), _str(record.get("state"))
+        # AWS's own samples carry a stray space before the id (" i-1234567890abcdef0").
+        instance_id, state = _str(record.get("instance-id")).strip(), _str(record.get("state"))
         if not _INSTANCE_ID.match(instance_id):
             return Skip(
                 "rejected", f"state-change with malformed instance id {instance_id!r}", STATE_CHANGE, event_id

@@ -95,16 +95,25 @@ def _spread_rank(eni_id: str, target_id: str) -> int:
 
 
 def eligible_targets(
-    source: Source, route: str | None, targets: Iterable[Target], tag_key: str
+    source: Source,
+    route: str | None,
+    targets: Iterable[Target],
+    tag_key: str,
+    full: frozenset[str] = frozenset(),
 ) -> list[Target]:
-    """Targets that may serve this ENI on this route: nearest tier first, spread within a tier."""
+    """Targets that may serve this ENI on this route: nearest tier first, spread within a tier.
+
+    Targets in `full` (they refused more sources) come last: still eligible, so the sessions they
+    already serve stay, but a new session goes elsewhere when anything else qualifies.
+    """
     ranked = []
     for target in targets:
         if resource_route(target.tags, tag_key) != route:
             continue
         tier = proximity(source, target)
         if tier is not None:
-            ranked.append(((tier, _spread_rank(source.eni_id, target.target_id)), target))
+            rank = (target.target_id in full, tier, _spread_rank(source.eni_id, target.target_id))
+            ranked.append((rank, target))
     ranked.sort(key=lambda item: item[0])
     return [target for _, target in ranked]
 
@@ -212,6 +221,7 @@ def plan_source(
     settings: Settings,
     *,
     release: bool = False,
+    full_targets: frozenset[str] = frozenset(),
 ) -> Decision:
     """Decide one ENI. Only sessions this tool manages are ever modified or deleted."""
     managed = sorted((s for s in sessions if is_managed(s, settings)), key=lambda s: s.number)
@@ -235,7 +245,7 @@ def plan_source(
     if filter_id is None:
         # A configuration error: say so, and leave what is mirrored alone.
         return _decide(source, "skipped", f"no filter: {filter_reason}")
-    candidates = eligible_targets(source, intent.route, inventory.targets, settings.tag_key)
+    candidates = eligible_targets(source, intent.route, inventory.targets, settings.tag_key, full_targets)
     if not candidates:
         _, why = choose_target(source, intent.route, inventory.targets, settings.tag_key)
         return _delete_all(source, managed, why)
@@ -308,11 +318,19 @@ def plan(
     settings: Settings,
     *,
     release: bool = False,
+    full_targets: frozenset[str] = frozenset(),
 ) -> list[Decision]:
     """One decision per distinct ENI, in a stable order (the sweep relies on it to make progress)."""
     unique = {s.eni_id: s for s in sources}
     return [
-        plan_source(unique[eni], sessions_by_eni.get(eni, ()), inventory, settings, release=release)
+        plan_source(
+            unique[eni],
+            sessions_by_eni.get(eni, ()),
+            inventory,
+            settings,
+            release=release,
+            full_targets=full_targets,
+        )
         for eni in sorted(unique)
     ]
 

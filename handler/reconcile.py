@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import inventory as inv
-from .apply import Result, apply_all
+from .apply import Result, apply_all, full_targets
 from .events import Change
 from .model import Decision, Inventory, Session, Source
 from .planner import is_managed, plan, plan_orphans
@@ -68,7 +68,7 @@ def _plan_and_apply(
     by_eni = inv.group_by_eni(sessions)
     decisions = [
         *extra,
-        *plan(sources, by_eni, inventory, settings),
+        *plan(sources, by_eni, inventory, settings, full_targets=full_targets(region, endpoint)),
         *plan(release_sources, by_eni, inventory, settings, release=True),
     ]
     if orphans:
