@@ -234,7 +234,7 @@ def _cloudtrail(record: Mapping[str, Any], region: str, event_id: str, settings:
         resources = [_str(r.get("resourceId")) for r in _items(request.get("resourcesSet"))]
         instances = tuple(r for r in resources if _INSTANCE_ID.match(r))
         enis = tuple(r for r in resources if _ENI_ID.match(r))
-        if any(r.startswith(("tmt-", "tmf-")) for r in resources):
+        if any(r.startswith(("tmt-", "tmf-", "traf-mir-")) for r in resources):
             # A sensor or filter changed route: every ENI may be affected.
             return Change("sweep", name, event_id, region, refresh_inventory=True)
         if not instances and not enis:

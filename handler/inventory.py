@@ -187,15 +187,6 @@ def invalidate(region: str | None = None) -> None:
             del _cache[key]
 
 
-def exclude_target(region: str, endpoint: str | None, target_id: str) -> None:
-    """A target refused more sources: plan around it until the cache expires."""
-    with _cache_lock:
-        cached = _cache.get((region, endpoint))
-        if cached is not None:
-            kept = tuple(t for t in cached.targets if t.target_id != target_id)
-            _cache[(region, endpoint)] = Inventory(kept, cached.filters, cached.fetched_at)
-
-
 # --- sessions --------------------------------------------------------------------------
 
 
