@@ -7,21 +7,29 @@ messages instead (`batchItemFailures`), and only those are retried.
 """
 
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import clients, inventory, reconcile, report
+from . import clients, inventory
 from . import settings as settings_module
-from .apply import Result
-from .events import Change, Skip, parse
 
 SETTINGS = settings_module.load()
 """Validated once per container: a bad variable fails the cold start with a clear message."""
 DEFAULT_BUDGET_SECONDS = 300.0
 
+# Cold start: the function's own region's clients, then its inventory in the background, so the
+# first round trips overlap the rest of the imports. (AWS_REGION is set by Lambda, not by tests.)
+if os.environ.get("AWS_REGION"):
+    clients.warm(os.environ["AWS_REGION"])
+    inventory.prefetch(os.environ["AWS_REGION"])
+
+from . import reconcile, report  # noqa: E402
+from .apply import Result  # noqa: E402
+from .events import Change, Skip, parse  # noqa: E402
+
 report.configure()
-clients.warm()
 
 
 class RetryableFailure(RuntimeError):

@@ -6,7 +6,6 @@ second; a hung connection should fail over to a retry, not eat the invocation.
 """
 
 import functools
-import os
 import threading
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -74,10 +73,9 @@ def reset() -> None:
     paginator.cache_clear()
 
 
-def warm(region: str | None = os.environ.get("AWS_REGION")) -> None:
+def warm(region: str) -> None:
     """Create the function's own region's clients at import time (cold start, not per event)."""
     if region:
-        ec2(region, None)
-        elbv2(region, None)
+        ec2(region, None)  # the ELBv2 client is made only when an NLB target exists
         for operation in ("describe_traffic_mirror_sessions", "describe_tags", "describe_instances"):
             paginator(region, None, operation)

@@ -29,6 +29,7 @@ _TARGET_KINDS: Mapping[str, TargetKind] = {
     "gateway-load-balancer-endpoint": "gateway-load-balancer-endpoint",
 }
 _cache: dict[tuple[str, str | None], Inventory] = {}
+_inflight: dict[tuple[str, str | None], "Future[Inventory]"] = {}
 _cache_lock = threading.Lock()
 
 
@@ -161,11 +162,31 @@ def _describe_gwlb_endpoints(
     }
 
 
+def prefetch(region: str, endpoint: str | None = None) -> None:
+    """Start loading a region's inventory in the background (at cold start, during init).
+
+    The first invocation then waits for this load instead of starting its own, so the imports
+    and the first round trips overlap. A failed prefetch is forgotten: the invocation loads again.
+    """
+    with _cache_lock:
+        if (region, endpoint) not in _inflight:
+            _inflight[(region, endpoint)] = POOL.submit(_load_inventory, region, endpoint)
+
+
 def inventory(region: str, ttl: float, endpoint: str | None = None, *, refresh: bool = False) -> Inventory:
     """Targets and filters, from the warm cache when younger than `ttl` seconds."""
     key = (region, endpoint)
     with _cache_lock:
         cached = _cache.get(key)
+        pending = _inflight.pop(key, None)
+    if pending is not None and not refresh:
+        try:
+            cached = pending.result()
+        except Exception:  # a failed prefetch: the normal load below tries again
+            cached = None
+        else:
+            with _cache_lock:
+                _cache[key] = cached
     if cached is not None and not refresh and time.monotonic() - cached.fetched_at < ttl:
         return cached
     fresh = _load_inventory(region, endpoint)
@@ -185,6 +206,8 @@ def invalidate(region: str | None = None) -> None:
     with _cache_lock:
         for key in [k for k in _cache if region is None or k[0] == region]:
             del _cache[key]
+        for key in [k for k in _inflight if region is None or k[0] == region]:
+            del _inflight[key]
 
 
 # --- sessions --------------------------------------------------------------------------

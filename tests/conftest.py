@@ -11,6 +11,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_REGION", None)  # as in tests, not Lambda: no import-time clients or prefetch
 
 from moto import mock_aws
 
