@@ -611,8 +611,9 @@ def footnote(rows: Sequence[Row], latency_ms: float, repeat: int, bytecode: bool
             "calls do not vary between runs.",
             "- Cold = a fresh module in a process whose botocore models are already loaded, for both "
             "sides. Its wall time includes that module's init, shown in brackets: for ours the fresh "
-            f"import of `handler`, {code}, with its boto3 session, EC2 and ELBv2 clients and "
-            "paginators; for the naive side the fresh import of scripts/baseline.py, a new default "
+            f"import of `handler`, {code}, with its boto3 session, EC2 client and paginators, and "
+            "the inventory prefetch it starts during init (as in Lambda's init phase, which runs "
+            "before the first event arrives; here it is timed in full); for the naive side the fresh import of scripts/baseline.py, a new default "
             "boto3 session and its EC2 client.",
             "- Warm = a second event (other instances) on the same module: ours has its targets and "
             "filters cached; the naive side has no cache and reads everything again.",
