@@ -34,6 +34,9 @@ burst through direct asynchronous invocations, our handler and the blog post's),
 (1,000 ENIs, no events, short budget). The direct design is not run with the state-change events:
 that would be 220 concurrent containers, more processes than a benchmark box should spawn.
 
+A larger burst compares the two designs where they part: `--events 60 --only queue,direct`
+(600 ENIs, 60 direct containers).
+
 `--experiment NAME` patches a proposed handler change into the handler's containers (see
 EXPERIMENTS), so a fix can be measured before it is made; the output says so in its header.
 
