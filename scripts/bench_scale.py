@@ -777,10 +777,15 @@ class Bench:
         _reset_moto(self.server.url)
         return _setup_client(self.server.url)
 
-    def _start(self, run: Run) -> None:
-        self.clock.start()
+    def _count(self, run: Run) -> None:
+        """Full buckets and zero counters before the containers start: their INIT-phase calls
+        (the handler prefetches its inventory at cold start) count, as on Lambda, where INIT
+        runs when the first event arrives. INIT itself is not timed (`_start` comes after)."""
         self.server.app.reset(self.options.rates)
         run.rates = self.options.rates
+
+    def _start(self, run: Run) -> None:
+        self.clock.start()
 
     def _finish(self, run: Run, ec2: Any, expected: set[str]) -> Run:
         run.stats = self.server.app.stats
@@ -812,6 +817,7 @@ class Bench:
         env = _env(self.server.url, opts.handler_env)
         size = MAX_CONCURRENCY if design.startswith("queue") else min(opts.direct_concurrency, len(events))
         run = Run(name, design, handler, enis=len(expected), containers=size)
+        self._count(run)
         pools = [Pool(handler, size, env, opts.retries, opts.experiments)]
         try:
             model: Any = (
@@ -850,6 +856,7 @@ class Bench:
             expected |= _enis(instances)
         run = Run("ours, scheduled sweep", "sweep", "ours", enis=len(expected), containers=2)
         run.margin = float(opts.handler_env.get("MIRROR_DEADLINE_MARGIN_SECONDS", DEFAULT_MARGIN))
+        self._count(run)
         pool = Pool("ours", 2, _env(self.server.url, opts.handler_env), opts.retries, opts.experiments)
         try:
             model = SweepModel(

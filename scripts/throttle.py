@@ -79,7 +79,8 @@ class TokenBucket:
     def take(self) -> bool:
         with self._lock:
             now = self._clock()
-            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            # max(0, ...): the clock restarts at a scenario's t=0; a refill never goes negative.
+            self._tokens = min(self.capacity, self._tokens + max(0.0, now - self._last) * self.rate)
             self._last = now
             if self._tokens >= 1.0:
                 self._tokens -= 1.0
