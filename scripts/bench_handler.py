@@ -556,8 +556,9 @@ class Verdict:
     gated: bool = True
 
     def __str__(self) -> str:
-        suffix = "" if self.gated or self.status != "FAIL" else " [informational, not gated]"
-        return f"{self.status}  {self.text}{suffix}"
+        if not self.gated and self.status == "FAIL":
+            return f"NOTE  {self.text} [informational, not gated]"
+        return f"{self.status}  {self.text}"
 
 
 def verdicts(rows: Sequence[Row], latency_ms: float) -> list[Verdict]:
