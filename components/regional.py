@@ -301,39 +301,35 @@ def create_function(
     )
 
     topics = options.topics_in(region)
-    aws.cloudwatch.MetricAlarm(
-        f"{name}-errors-alarm-{region}",
-        alarm_description="Traffic mirror automation: the function failed",
-        namespace="AWS/Lambda",
-        metric_name="Errors",
-        dimensions={"FunctionName": function.name},
-        statistic="Sum",
-        period=ALARM_PERIOD_SECONDS,
-        evaluation_periods=1,
-        threshold=0,
-        comparison_operator="GreaterThanThreshold",
-        treat_missing_data="notBreaching",
-        alarm_actions=topics,
-        ok_actions=topics,
-        region=region,
-        opts=child,
-    )
-    aws.cloudwatch.MetricAlarm(
-        f"{name}-dlq-alarm-{region}",
-        alarm_description="Traffic mirror automation: events are waiting in the dead-letter queue",
-        namespace="AWS/SQS",
-        metric_name="ApproximateNumberOfMessagesVisible",
-        dimensions={"QueueName": plumbing.dead_letter_queue.name},
-        statistic="Maximum",
-        period=ALARM_PERIOD_SECONDS,
-        evaluation_periods=1,
-        threshold=0,
-        comparison_operator="GreaterThanThreshold",
-        treat_missing_data="notBreaching",
-        alarm_actions=topics,
-        ok_actions=topics,
-        region=region,
-        opts=child,
+
+    def alarm(kind: str, description: str, namespace: str, metric: str, dimensions: Any, statistic: str) -> None:
+        """Fire on the first occurrence (> 0 in 5 minutes); quiet when there is no data."""
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-{kind}-alarm-{region}",
+            alarm_description=f"Traffic mirror automation: {description}",
+            namespace=namespace,
+            metric_name=metric,
+            dimensions=dimensions,
+            statistic=statistic,
+            period=ALARM_PERIOD_SECONDS,
+            evaluation_periods=1,
+            threshold=0,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=topics,
+            ok_actions=topics,
+            region=region,
+            opts=child,
+        )
+
+    alarm("errors", "the function failed", "AWS/Lambda", "Errors", {"FunctionName": function.name}, "Sum")
+    alarm(
+        "dlq",
+        "events are waiting in the dead-letter queue",
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        {"QueueName": plumbing.dead_letter_queue.name},
+        "Maximum",
     )
 
     initial_sweep = None

@@ -1,5 +1,6 @@
 """Shared fixtures: a moto account under AWS's rules, and a handler module with fresh caches."""
 
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -58,3 +59,24 @@ def counter(aws: Any) -> CallCounter:
     clients.ec2("us-east-1", None).meta.events.register("before-call", count)
     clients.elbv2("us-east-1", None).meta.events.register("before-call", count)
     return count
+
+
+@pytest.fixture
+def logged() -> Iterator[list[logging.LogRecord]]:
+    """The handler's structured log records (its logger does not propagate to the root)."""
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, rec: logging.LogRecord) -> None:
+            records.append(rec)
+
+    handler = Collect(level=logging.DEBUG)
+    logger = logging.getLogger("traffic_mirror")
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+
+
+def decisions(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
+    """The `decision` log lines' fields."""
+    return [vars(r) for r in records if r.getMessage() == "decision"]

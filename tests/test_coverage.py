@@ -6,7 +6,6 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from moto.ec2.models import ec2_backends
 from handler import app
 from handler.settings import MANAGED_TAG_KEY, Settings
 from scripts import sandbox
-from tests.conftest import CallCounter
+from tests.conftest import CallCounter, decisions
 
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/traffic-mirror-automation"
@@ -244,24 +243,6 @@ def foreign_session(ec2: Any, eni: str, target: str, filter_id: str, number: int
     return str(created["TrafficMirrorSession"]["TrafficMirrorSessionId"])
 
 
-@pytest.fixture
-def logged() -> Iterator[list[logging.LogRecord]]:
-    """The handler's structured log records (its logger does not propagate to the root)."""
-    records: list[logging.LogRecord] = []
-
-    class Collect(logging.Handler):
-        def emit(self, rec: logging.LogRecord) -> None:
-            records.append(rec)
-
-    handler = Collect(level=logging.DEBUG)
-    logger = logging.getLogger("traffic_mirror")
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
-
-
-def decisions(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
-    return [vars(r) for r in records if r.getMessage() == "decision"]
 
 
 # --- StartInstances, AttachNetworkInterface, state change ----------------------------------

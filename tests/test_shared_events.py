@@ -8,7 +8,6 @@ moto, so the record's own structure drives the handler end to end.
 import copy
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from moto.ec2.models.instance_types import INSTANCE_TYPES
 from handler import app, clients, support
 from handler.settings import MANAGED_TAG_KEY
 from scripts import sandbox
-from tests.conftest import CallCounter
+from tests.conftest import CallCounter, decisions
 from tests.test_coverage import quick_account
 
 EVENTS = sorted(sandbox.EVENTS_DIR.glob("*.json"))
@@ -45,23 +44,6 @@ def detail(event: dict[str, Any]) -> dict[str, Any]:
     return dict(event["detail"])
 
 
-@pytest.fixture
-def logged() -> Iterator[list[logging.LogRecord]]:
-    records: list[logging.LogRecord] = []
-
-    class Collect(logging.Handler):
-        def emit(self, rec: logging.LogRecord) -> None:
-            records.append(rec)
-
-    handler = Collect(level=logging.DEBUG)
-    logger = logging.getLogger("traffic_mirror")
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
-
-
-def decisions(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
-    return [vars(r) for r in records if r.getMessage() == "decision"]
 
 
 # --- a moto account in the record's region -------------------------------------------------

@@ -2,7 +2,6 @@
 
 import dataclasses
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -219,20 +218,6 @@ def routed(aws: Any, account: sandbox.Account) -> sandbox.Account:
     add_filter(aws, account, "pci", {"Mirror": "PCI"})
     return account
 
-
-@pytest.fixture
-def logged() -> Iterator[list[logging.LogRecord]]:
-    records: list[logging.LogRecord] = []
-
-    class Collect(logging.Handler):
-        def emit(self, rec: logging.LogRecord) -> None:
-            records.append(rec)
-
-    handler = Collect(level=logging.DEBUG)
-    logger = logging.getLogger("traffic_mirror")
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 # --- value classes, end to end -----------------------------------------------------------
