@@ -65,6 +65,8 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     """Lambda application log level (TRACE, DEBUG, INFO, WARN, ERROR, FATAL). Default INFO."""
     sweep_schedule: NotRequired[str | None]
     """EventBridge schedule of the periodic sweep. Default "rate(5 minutes)"."""
+    sweep_grace_seconds: NotRequired[int | None]
+    """The scheduled sweep leaves ENIs attached less than this many seconds ago to their own events (0-3600). Default 60."""
     initial_sweep: NotRequired[bool | None]
     """Invoke a sweep right after deploy (and after code or setting changes), so existing instances are covered. Default true."""
     alarm_topic_arns: NotRequired[Sequence[str] | None]

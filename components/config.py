@@ -111,6 +111,7 @@ class Options:
     log_retention_days: int = 30
     log_level: str = "INFO"
     sweep_schedule: str = "rate(5 minutes)"
+    sweep_grace_seconds: int = 60
     initial_sweep: bool = True
     alarm_topic_arns: tuple[str, ...] = ()
 
@@ -138,6 +139,7 @@ class Options:
             "MIRROR_MANAGED_BY": self.managed_by,
             "MIRROR_RELEASE_ON_STOP": _bool_str(self.release_on_stop),
             "MIRROR_DRY_RUN": _bool_str(self.dry_run),
+            "MIRROR_SWEEP_GRACE_SECONDS": str(self.sweep_grace_seconds),
         }
         if self.filter_id is not None:
             env["MIRROR_FILTER_ID"] = self.filter_id
@@ -163,6 +165,7 @@ _ENV_OF_ARG = {
     "vni": "MIRROR_VNI",
     "packet_length": "MIRROR_PACKET_LENGTH",
     "managed_by": "MIRROR_MANAGED_BY",
+    "sweep_grace_seconds": "MIRROR_SWEEP_GRACE_SECONDS",
 }
 _ARG_NAMES = frozenset(
     {
@@ -187,6 +190,7 @@ _ARG_NAMES = frozenset(
         "log_retention_days",
         "log_level",
         "sweep_schedule",
+        "sweep_grace_seconds",
         "initial_sweep",
         "alarm_topic_arns",
     }
@@ -356,6 +360,7 @@ def resolve(args: Mapping[str, Any], default_home_region: str | None = None) -> 
         log_retention_days=log_retention_days or 30,
         log_level=_choice(args, "log_level", "INFO", LOG_LEVELS),
         sweep_schedule=sweep_schedule,
+        sweep_grace_seconds=_int(args, "sweep_grace_seconds", 60, 0, 3600) or 0,
         initial_sweep=_bool(args, "initial_sweep", True),
         alarm_topic_arns=tuple(raw_topics),
     )
@@ -400,11 +405,13 @@ CONFIG_KEYS: Mapping[str, str] = {
     "logRetentionDays": "log_retention_days",
     "logLevel": "log_level",
     "sweepSchedule": "sweep_schedule",
+    "sweepGraceSeconds": "sweep_grace_seconds",
     "initialSweep": "initial_sweep",
     "alarmTopicArns": "alarm_topic_arns",
 }
 _INT_KEYS = {"sessionNumber", "vni", "packetLength", "logExpirationDays", "timeoutSeconds", "memorySizeMb",
-             "maxConcurrency", "logRetentionDays"}  # fmt: skip
+             "maxConcurrency", "logRetentionDays", "sweepGraceSeconds"}  # fmt: skip
+_ZERO_IS_A_VALUE = {"sweepGraceSeconds"}
 _BOOL_KEYS = {"releaseOnStop", "dryRun", "forceDestroyTrailBucket", "initialSweep"}
 _LIST_KEYS = {"regions", "alarmTopicArns"}
 # Pulumi.yaml can't declare an optional key without a default, so "unset" is spelled "" or 0.
@@ -437,6 +444,6 @@ def args_from_config(config: pulumi.Config) -> dict[str, Any]:
             ) from None
         if key == "regions":
             args[arg] = value  # required: resolve() explains what to set when it is missing
-        elif value is not None and not (not isinstance(value, bool) and value in _UNSET):
+        elif value is not None and (key in _ZERO_IS_A_VALUE or isinstance(value, bool) or value not in _UNSET):
             args[arg] = value
     return args

@@ -138,8 +138,17 @@ def _reconcile(
         refresh = any(c.refresh_inventory for c in sweeps)
         if refresh:
             inventory.invalidate(region)
+        # Only a purely scheduled sweep leaves just-attached ENIs to their own events: a sweep for
+        # a deleted session or a route change, or one batched with launches, covers them too.
+        scheduled = all(c.event_name == "Scheduled Event" for c in batch)
         outcome = reconcile.sweep(
-            region, endpoint, settings, remaining, refresh=refresh, trigger=sweeps[0].event_id
+            region,
+            endpoint,
+            settings,
+            remaining,
+            refresh=refresh,
+            trigger=sweeps[0].event_id,
+            grace=settings.sweep_grace_seconds if scheduled else 0.0,
         )
         if outcome.failed_changes():
             outcome.owners = {r.decision.eni_id: set(range(len(batch))) for r in outcome.results}

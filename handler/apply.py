@@ -91,10 +91,21 @@ def _is_retryable(code: str, error: Exception) -> bool:
         message = str(error.response.get("Error", {}).get("Message", "")).lower()
         if status >= 500 or status == 429 or "throttl" in code.lower() or "limitexceeded" in code.lower():
             return True
-        # Someone created a session with the same number between our read and our write:
-        # the retry reads the sessions again and finds it (or picks the next number).
-        return code == "InvalidParameterValue" and "session number" in message
+        return is_number_conflict(code, message)
     return False
+
+
+def is_number_conflict(code: str, message: str) -> bool:
+    """Another writer took this ENI's session number between our read and our write.
+
+    Usually that writer is us (a state-change event or the sweep racing the launch event): the
+    caller reads the ENI's sessions again and plans once more in the same invocation.
+    """
+    return code == "InvalidParameterValue" and "session number" in message.lower()
+
+
+def conflicted(result: "Result") -> bool:
+    return result.status == "failed" and is_number_conflict(result.error_code, result.reason)
 
 
 def _run(action: Action, region: str, endpoint: str | None, settings: Settings) -> str | None:

@@ -262,7 +262,10 @@ def parse(event: Any, settings: Settings) -> Change | Skip:
         return Skip("rejected", f"no usable region ({region!r})", _str(record.get("eventName")), event_id)
     if detail_type == SCHEDULED and event.get("source") == "aws.events":
         # The backstop for deleted targets and filters: never plan it from a cached inventory.
-        return Change("sweep", "Scheduled Event", event_id or "scheduled", region, refresh_inventory=True)
+        # A tick of the schedule rule names the rule in `resources`; an invocation by hand or the
+        # one right after deploy does not, and is a full sweep without the grace period.
+        name = SCHEDULED if event.get("resources") else "Sweep"
+        return Change("sweep", name, event_id or "scheduled", region, refresh_inventory=True)
     if detail_type == STATE_CHANGE:
         # AWS's own samples carry a stray space before the id (" i-1234567890abcdef0").
         instance_id, state = _str(record.get("instance-id")).strip(), _str(record.get("state"))

@@ -348,9 +348,15 @@ def sources_of_instances(
                     dict(eni_tags.get(eni_id, {})),
                     eni.get("InterfaceType") or "interface",
                     trigger,
+                    _epoch((eni.get("Attachment") or {}).get("AttachTime")),
                 )
             )
     return sources
+
+
+def _epoch(value: Any) -> float | None:
+    """botocore's datetime -> epoch seconds (None when absent)."""
+    return value.timestamp() if hasattr(value, "timestamp") else None
 
 
 def eni_tag_map(enis: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, str]]:

@@ -27,6 +27,8 @@ class Source:
     interface_type: str = "interface"
     trigger: str = ""
     """Id of the event that brought this ENI in; seeds the ClientToken."""
+    attached_at: float | None = None
+    """When the ENI was attached (epoch seconds), where known: the sweep's grace period uses it."""
 
     @property
     def name(self) -> str | None:

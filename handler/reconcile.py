@@ -7,12 +7,13 @@ Two entry points share one path (`_plan_and_apply`):
 - `sweep`: the whole region, page by page, for the schedule, deleted sessions and route changes.
 """
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import inventory as inv
-from .apply import Result, apply_all, full_targets
+from .apply import Result, apply_all, conflicted, full_targets
 from .events import Change
 from .model import Decision, Inventory, Session, Source
 from .planner import is_managed, plan, plan_orphans
@@ -62,7 +63,13 @@ def _plan_and_apply(
     remaining: Callable[[], float] | None,
     on_done: Callable[[Result], None] | None,
     orphans: bool = False,
+    orphans_known: Sequence[Source] = (),
 ) -> list[Result]:
+    """Plan every source against its sessions, apply, and settle lost races.
+
+    `orphans_known` are ENIs that exist but are left out of this plan (the sweep's grace): their
+    managed sessions are not orphans.
+    """
     if _stale(inventory, sessions, settings):
         inventory = inv.inventory(region, settings.cache_ttl_seconds, endpoint, refresh=True)
     by_eni = inv.group_by_eni(sessions)
@@ -72,8 +79,41 @@ def _plan_and_apply(
         *plan(release_sources, by_eni, inventory, settings, release=True),
     ]
     if orphans:
-        decisions.extend(plan_orphans(sessions, frozenset(s.eni_id for s in sources), settings))
-    return apply_all(decisions, region, endpoint, settings, remaining, on_done)
+        known = frozenset(s.eni_id for s in (*sources, *orphans_known))
+        decisions.extend(plan_orphans(sessions, known, settings))
+    results = apply_all(decisions, region, endpoint, settings, remaining, on_done)
+    return _settle_conflicts(results, region, endpoint, settings, inventory, sources, remaining, on_done)
+
+
+def _settle_conflicts(
+    results: list[Result],
+    region: str,
+    endpoint: str | None,
+    settings: Settings,
+    inventory: Inventory,
+    sources: Sequence[Source],
+    remaining: Callable[[], float] | None,
+    on_done: Callable[[Result], None] | None,
+) -> list[Result]:
+    """Creates that lost a race for a session number: read those ENIs again, plan once more.
+
+    The winner is usually this tool itself (the launch event and a state-change event or the
+    sweep at once); the fresh read then shows the ENI mirrored, instead of a failure that SQS
+    would only redeliver after its visibility timeout. One batched read, one more attempt.
+    """
+    lost = {r.decision.eni_id for r in results if conflicted(r)}
+    if not lost:
+        return results
+    fresh = inv.group_by_eni(inv.sessions_for(region, endpoint, sorted(lost)))
+    again = plan(
+        [s for s in sources if s.eni_id in lost],
+        fresh,
+        inventory,
+        settings,
+        full_targets=full_targets(region, endpoint),
+    )
+    retried = apply_all(again, region, endpoint, settings, remaining, on_done)
+    return [r for r in results if r.decision.eni_id not in lost] + retried
 
 
 def changes(
@@ -221,13 +261,32 @@ def sweep(
     refresh: bool = False,
     trigger: str = "sweep",
     on_done: Callable[[Result], None] | None = None,
+    grace: float = 0.0,
 ) -> Outcome:
-    """Reconcile every ENI of the region: read it all, then make only the writes that are missing."""
+    """Reconcile every ENI of the region: read it all, then make only the writes that are missing.
+
+    ENIs attached less than `grace` seconds ago are left to their own events (the scheduled
+    sweep would otherwise race a launch burst for the same sessions and the same create tokens).
+    """
     inventory, sources, sessions = read_region(region, endpoint, settings, refresh=refresh, trigger=trigger)
+    cutoff = time.time() - grace
+    young = [s for s in sources if grace > 0 and s.attached_at is not None and s.attached_at > cutoff]
+    settled = [s for s in sources if s not in young] if young else sources
     results = _plan_and_apply(
-        region, endpoint, settings, inventory, sources, (), sessions, (), remaining, on_done, orphans=True
+        region,
+        endpoint,
+        settings,
+        inventory,
+        settled,
+        (),
+        sessions,
+        (),
+        remaining,
+        on_done,
+        orphans=True,
+        orphans_known=young,
     )
-    return Outcome(results, {s.eni_id: {0} for s in sources}, 1)
+    return Outcome(results, {s.eni_id: {0} for s in settled}, 1)
 
 
 def read_only_plan(

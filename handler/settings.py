@@ -36,6 +36,7 @@ class Settings:
     cache_ttl_seconds: float = 60.0
     max_workers: int = 8
     deadline_margin_seconds: float = 15.0
+    sweep_grace_seconds: float = 0.0
     role_arn: str | None = None
     function_name: str | None = None
 
@@ -111,6 +112,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         cache_ttl_seconds=_float(env, "MIRROR_CACHE_TTL_SECONDS", 60.0, 0.0, 3600.0),
         max_workers=max_workers,
         deadline_margin_seconds=_float(env, "MIRROR_DEADLINE_MARGIN_SECONDS", 15.0, 1.0, 600.0),
+        sweep_grace_seconds=_float(env, "MIRROR_SWEEP_GRACE_SECONDS", 0.0, 0.0, 3600.0),
         role_arn=role_arn,
         function_name=env.get("AWS_LAMBDA_FUNCTION_NAME") or None,
     )

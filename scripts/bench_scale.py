@@ -136,74 +136,10 @@ def _experiment_retry_config(clients: Any, retries: dict[str, Any]) -> None:
     clients.warm(os.environ["AWS_REGION"])
 
 
-def _experiment_resolve_conflicts() -> None:
-    """`--experiment resolve-conflicts`: a create refused with "session number N is already in use"
-    re-reads that ENI's sessions; if one of ours already serves the planned target and filter (a
-    racing sweep or container created it), the ENI is mirrored instead of failed-and-retried.
-
-    A prototype of a proposed handler change, patched into this container only.
-    """
-    from handler import apply, inventory, planner
-
-    original = apply.apply_one
-
-    def apply_one(decision: Any, region: str, endpoint: str | None, settings: Any) -> Any:
-        result = original(decision, region, endpoint, settings)
-        if result.status != "failed" or "session number" not in result.reason:
-            return result
-        for session in inventory.sessions_for(region, endpoint, [decision.eni_id]):
-            if (
-                planner.is_managed(session, settings)
-                and session.target_id == decision.target_id
-                and session.filter_id == decision.filter_id
-            ):
-                reason = f"already mirrored by {session.session_id} (created concurrently)"
-                return apply.Result(decision, "mirrored", reason, session_ids=[session.session_id])
-        return result
-
-    apply.apply_one = apply_one  # type: ignore[assignment]
-
-
-SWEEP_GRACE_SECONDS = 300.0
-
-
-def _experiment_sweep_grace() -> None:
-    """`--experiment sweep-grace`: the sweep leaves ENIs attached less than 5 minutes ago to the
-    event path (their RunInstances/AttachNetworkInterface event is being handled), so a sweep that
-    overlaps a burst does not race the event containers for the same ENIs and the create bucket.
-
-    A prototype of a proposed handler change, patched into this container only. (Uses time.time,
-    which follows the benchmark's virtual clock; datetime.now would not.)
-    """
-    import datetime as dt
-
-    from handler import inventory
-
-    original = inventory.describe_instances
-
-    def describe_instances(
-        region: str, endpoint: str | None, instance_ids: Sequence[str] = (), states: Sequence[str] = ()
-    ) -> list[dict[str, Any]]:
-        found = original(region, endpoint, instance_ids, states)
-        if instance_ids:  # events name their instances: never filtered
-            return found
-        cutoff = dt.datetime.fromtimestamp(time.time() - SWEEP_GRACE_SECONDS, tz=dt.UTC)
-        for instance in found:
-            instance["NetworkInterfaces"] = [
-                eni
-                for eni in instance.get("NetworkInterfaces", [])
-                if not (eni.get("Attachment") or {}).get("AttachTime")
-                or eni["Attachment"]["AttachTime"] <= cutoff
-            ]
-        return found
-
-    inventory.describe_instances = describe_instances  # type: ignore[assignment]
-
-
-EXPERIMENTS = {
-    "resolve-conflicts": _experiment_resolve_conflicts,
-    "sweep-grace": _experiment_sweep_grace,
-}
+EXPERIMENTS: dict[str, Callable[[], None]] = {}
+"""`--experiment NAME`: a proposed handler change patched into the containers, measured before it
+lands. Both earlier experiments landed in the handler: settling lost session-number races
+(`reconcile._settle_conflicts`) and the scheduled sweep's grace (`MIRROR_SWEEP_GRACE_SECONDS`)."""
 
 
 def _container_main(
@@ -765,6 +701,7 @@ def _env(url: str, extra: dict[str, str]) -> dict[str, str]:
         "AWS_REGION": REGION,
         "AWS_ENDPOINT_URL": url,
         "LOG_LEVEL": "INFO",
+        "MIRROR_SWEEP_GRACE_SECONDS": "60",  # as the component deploys it
         **extra,
     }
 
@@ -857,7 +794,9 @@ class Bench:
         run = Run("ours, scheduled sweep", "sweep", "ours", enis=len(expected), containers=2)
         run.margin = float(opts.handler_env.get("MIRROR_DEADLINE_MARGIN_SECONDS", DEFAULT_MARGIN))
         self._count(run)
-        pool = Pool("ours", 2, _env(self.server.url, opts.handler_env), opts.retries, opts.experiments)
+        # These instances stand for ones that existed long before the sweep, so no grace period.
+        sweep_env = {"MIRROR_SWEEP_GRACE_SECONDS": "0", **opts.handler_env}
+        pool = Pool("ours", 2, _env(self.server.url, sweep_env), opts.retries, opts.experiments)
         try:
             model = SweepModel(
                 opts.sweep_budget,

@@ -197,6 +197,7 @@ def test_function_environment_defaults(run: Run) -> None:
         "MIRROR_MANAGED_BY": "traffic-mirror-automation",
         "MIRROR_RELEASE_ON_STOP": "false",
         "MIRROR_DRY_RUN": "false",
+        "MIRROR_SWEEP_GRACE_SECONDS": "60",
         "MIRROR_ROLE_ARN": role_arn,
     }
 

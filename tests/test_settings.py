@@ -23,6 +23,7 @@ def test_every_variable_parsed() -> None:
         "MIRROR_CACHE_TTL_SECONDS": "5",
         "MIRROR_MAX_WORKERS": "4",
         "MIRROR_DEADLINE_MARGIN_SECONDS": "20",
+        "MIRROR_SWEEP_GRACE_SECONDS": "90",
         "MIRROR_ROLE_ARN": "arn:aws:iam::123456789012:role/mirror",
         "AWS_LAMBDA_FUNCTION_NAME": "mirror-us-east-1",
     }
@@ -37,6 +38,7 @@ def test_every_variable_parsed() -> None:
     )
     assert s.managed_by == "secops" and s.release_on_stop and s.dry_run
     assert (s.cache_ttl_seconds, s.max_workers, s.deadline_margin_seconds) == (5.0, 4, 20.0)
+    assert s.sweep_grace_seconds == 90.0
     assert s.role_arn == "arn:aws:iam::123456789012:role/mirror" and s.function_name == "mirror-us-east-1"
 
 
@@ -54,6 +56,7 @@ def test_every_variable_parsed() -> None:
         ("MIRROR_TAG_KEY", "aws:reserved"),
         ("MIRROR_ROLE_ARN", "mirror-role"),
         ("MIRROR_MAX_WORKERS", "0"),
+        ("MIRROR_SWEEP_GRACE_SECONDS", "-1"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
