@@ -210,9 +210,3 @@ def apply_all(
 def _pool(workers: int) -> ThreadPoolExecutor:
     """Bounded writers, created once per container (MIRROR_MAX_WORKERS at a time)."""
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mirror-write")
-
-
-def monotonic_deadline(seconds: float) -> Callable[[], float]:
-    """A `remaining_seconds` for callers without a Lambda context (CLI, tests)."""
-    end = time.monotonic() + seconds
-    return lambda: end - time.monotonic()

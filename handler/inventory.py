@@ -195,12 +195,6 @@ def inventory(region: str, ttl: float, endpoint: str | None = None, *, refresh: 
     return fresh
 
 
-def is_cached(region: str, ttl: float, endpoint: str | None = None) -> bool:
-    with _cache_lock:
-        cached = _cache.get((region, endpoint))
-    return cached is not None and time.monotonic() - cached.fetched_at < ttl
-
-
 def invalidate(region: str | None = None) -> None:
     """Drop the cached inventory (an API answer showed it is stale)."""
     with _cache_lock:

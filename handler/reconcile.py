@@ -28,7 +28,6 @@ class Outcome:
 
     results: list[Result]
     owners: dict[str, set[int]] = field(default_factory=dict)
-    api_rounds: int = 0
 
     def failed_changes(self) -> set[int]:
         failed: set[int] = set()
@@ -161,7 +160,6 @@ def changes(
         if by_eni
         else None
     )
-    rounds = 1
 
     named_enis: list[dict[str, Any]] = named_enis_f.result() if named_enis_f else []
     their_enis: list[dict[str, Any]] = their_enis_f.result() if their_enis_f else []
@@ -182,8 +180,6 @@ def changes(
     more_f = inv.submit(inv.describe_instances, region, endpoint, more_instances) if more_instances else None
     instance_enis = sorted({e["NetworkInterfaceId"] for e in their_enis} - set(known_enis))
     more_sessions_f = inv.submit(inv.sessions_for, region, endpoint, instance_enis) if instance_enis else None
-    if more_f or more_sessions_f:
-        rounds += 1
     for instance in more_f.result() if more_f else []:
         instances[instance["InstanceId"]] = instance
     eni_tags = inv.eni_tag_map([*their_enis, *named_enis])
@@ -231,7 +227,7 @@ def changes(
         remaining,
         None,
     )
-    return Outcome(results, owners, rounds)
+    return Outcome(results, owners)
 
 
 def _states(settings: Settings) -> list[str]:
@@ -286,7 +282,7 @@ def sweep(
         orphans=True,
         orphans_known=young,
     )
-    return Outcome(results, {s.eni_id: {0} for s in settled}, 1)
+    return Outcome(results, {s.eni_id: {0} for s in settled})
 
 
 def read_only_plan(

@@ -23,12 +23,6 @@ _TYPE = re.compile(r"^(?P<family>[a-z][a-z0-9-]*)\.(?P<size>[a-z0-9-]+)$")
 _refused: set[str] = set()
 
 
-def family_of(instance_type: str) -> str:
-    """`m5.large` -> `m5`; an unparsable type comes back unchanged (lower-cased)."""
-    match = _TYPE.match(instance_type.strip().lower())
-    return match["family"] if match else instance_type.strip().lower()
-
-
 def unsupported_reason(instance_type: str) -> str | None:
     """None when the type may be mirrored, else why not (for the log line)."""
     itype = instance_type.strip().lower()
