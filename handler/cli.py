@@ -36,10 +36,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import reconcile, support
+from . import reconcile
 from . import settings as settings_module
 from .apply import Result
 from .model import Decision
+from .planner import OUT_OF_SCOPE
 from .settings import Settings, SettingsError
 
 PROGRESS_THRESHOLD = 20
@@ -54,54 +55,21 @@ EXIT_FAILED_WRITES = 3
 # --- the coverage model --------------------------------------------------------------------
 #
 # In scope: every ENI the automation is meant to mirror, i.e. every planner decision except
-# the out-of-scope skips below. Mirrored: in scope and it already has a session managed by
+# those the planner marks out of scope (`Decision.out_of_scope`). Mirrored: in scope and it already has a session managed by
 # this tool whose target and filter still qualify (outcome `mirrored`, or a duplicate cleanup
 # that keeps such a session). Every other in-scope ENI is unmirrored, with the planner's reason.
 
-SENSOR = "sensor ENI (a traffic mirror target)"
-INTERFACE_TYPE = "interface type cannot be mirrored"
-UNSUPPORTED = "instance type does not support traffic mirroring"
-OPTED_OUT = "opted out by tag"
-NOT_TAGGED = "not tagged (MIRROR_SCOPE=tagged)"
-RELEASED = "released (instance stopped or ENI detached)"
-OUT_OF_SCOPE_CATEGORIES = (SENSOR, INTERFACE_TYPE, UNSUPPORTED, OPTED_OUT, NOT_TAGGED, RELEASED)
+OUT_OF_SCOPE_CATEGORIES = OUT_OF_SCOPE
 """The stable keys of the JSON report's `out_of_scope` counts."""
-
-_OUT_OF_SCOPE_PREFIXES = (
-    ("ENI is a traffic mirror target", SENSOR),
-    ("interface type ", INTERFACE_TYPE),
-    ("opted out by ", OPTED_OUT),
-    ("not tagged ", NOT_TAGGED),
-    ("released", RELEASED),
-)
-_UNSUPPORTED_MARKERS = (
-    "does not support traffic mirroring",
-    "is not recognised",
-    "refused earlier by the API",
-)
 
 
 def out_of_scope_reason(decision: Decision) -> str | None:
-    """The out-of-scope category of a planner decision, or None when the ENI is in scope.
+    """The out-of-scope category the planner gave this decision, or None when it is in scope.
 
-    Derived from the decision alone (outcome, then the planner's reason prefix): `create`,
-    `modify` and `mirrored` are always in scope; a `skipped` or `delete` decision is out of
-    scope when the planner gave one of its out-of-scope reasons (a sensor, an unmirrorable
-    interface type, an unsupported instance type, an opt-out tag, no tag in tagged scope, a
-    release). Any other skip ("no filter", "no eligible target", "3 sessions", ...) is an
-    in-scope ENI the automation cannot mirror: exactly what coverage must surface.
+    Any in-scope ENI that is not mirrored ("no filter", "no eligible target", "3 sessions", ...)
+    is one the automation cannot mirror: exactly what coverage must surface.
     """
-    if decision.outcome in ("create", "modify", "mirrored"):
-        return None
-    reason = decision.reason
-    for prefix, category in _OUT_OF_SCOPE_PREFIXES:
-        if reason.startswith(prefix):
-            return category
-    if decision.instance_type and reason == support.unsupported_reason(decision.instance_type):
-        return UNSUPPORTED
-    if any(marker in reason for marker in _UNSUPPORTED_MARKERS):
-        return UNSUPPORTED
-    return None
+    return decision.out_of_scope
 
 
 def is_mirrored(decision: Decision) -> bool:

@@ -112,3 +112,6 @@ class Decision:
     vpc_id: str = ""
     az: str = ""
     instance_type: str = ""
+    out_of_scope: str | None = None
+    """None: the automation means to mirror this ENI; else why it is excluded by design (one of
+    `planner.OUT_OF_SCOPE`), so coverage never counts it."""

@@ -21,6 +21,15 @@ MAX_SESSION_NUMBER = 32766
 MIRRORABLE_INTERFACE_TYPES = frozenset({"interface", "efa"})
 _DISABLED = "\0disabled"
 
+# Why an ENI is out of scope by design (`Decision.out_of_scope`; the keys of the coverage report).
+SENSOR = "sensor ENI (a traffic mirror target)"
+INTERFACE_TYPE = "interface type cannot be mirrored"
+UNSUPPORTED = "instance type does not support traffic mirroring"
+OPTED_OUT = "opted out by tag"
+NOT_TAGGED = "not tagged (MIRROR_SCOPE=tagged)"
+RELEASED = "released (instance stopped or ENI detached)"
+OUT_OF_SCOPE = (SENSOR, INTERFACE_TYPE, UNSUPPORTED, OPTED_OUT, NOT_TAGGED, RELEASED)
+
 
 @dataclass(frozen=True)
 class Intent:
@@ -29,6 +38,7 @@ class Intent:
     in_scope: bool
     route: str | None
     reason: str
+    out_of_scope: str | None = None
 
 
 def tag_intent(source: Source, tag_key: str, scope: str) -> Intent:
@@ -39,10 +49,10 @@ def tag_intent(source: Source, tag_key: str, scope: str) -> Intent:
     if raw is None:
         if scope == "all":
             return Intent(True, None, "in scope (MIRROR_SCOPE=all)")
-        return Intent(False, None, f"not tagged {tag_key} (MIRROR_SCOPE=tagged)")
+        return Intent(False, None, f"not tagged {tag_key} (MIRROR_SCOPE=tagged)", NOT_TAGGED)
     value = raw.strip().lower()
     if value in FALSE_LIKE:
-        return Intent(False, None, f"opted out by {where} tag {tag_key}={raw}")
+        return Intent(False, None, f"opted out by {where} tag {tag_key}={raw}", OPTED_OUT)
     if value in TRUE_LIKE or value == DEFAULT_ROUTE_VALUE:
         return Intent(True, None, f"opted in by {where} tag {tag_key}={raw}")
     return Intent(True, value, f"route {value!r} from {where} tag {tag_key}={raw}")
@@ -188,6 +198,7 @@ def _decide(
     actions: tuple[Action, ...] = (),
     target_id: str | None = None,
     filter_id: str | None = None,
+    out_of_scope: str | None = None,
 ) -> Decision:
     return Decision(
         eni_id=source.eni_id,
@@ -200,6 +211,7 @@ def _decide(
         vpc_id=source.vpc_id,
         az=source.az,
         instance_type=source.instance_type,
+        out_of_scope=out_of_scope,
     )
 
 
@@ -207,11 +219,12 @@ def _deletes(eni_id: str, sessions: Iterable[Session]) -> tuple[Action, ...]:
     return tuple(Action("delete", eni_id, session_id=s.session_id) for s in sessions)
 
 
-def _delete_all(source: Source, managed: Sequence[Session], reason: str) -> Decision:
-    """Out of scope: remove our sessions (never anyone else's), or just say why not."""
-    if not managed:
-        return _decide(source, "skipped", reason)
-    return _decide(source, "delete", reason, _deletes(source.eni_id, managed))
+def _delete_all(
+    source: Source, managed: Sequence[Session], reason: str, out_of_scope: str | None = None
+) -> Decision:
+    """Not to be mirrored (here): remove our sessions (never anyone else's), or just say why not."""
+    actions = _deletes(source.eni_id, managed)
+    return _decide(source, "delete" if actions else "skipped", reason, actions, out_of_scope=out_of_scope)
 
 
 def plan_source(
@@ -227,19 +240,21 @@ def plan_source(
     managed = sorted((s for s in sessions if is_managed(s, settings)), key=lambda s: s.number)
     foreign = [s for s in sessions if not is_managed(s, settings)]
     if release:
-        return _delete_all(
-            source, managed, "released: instance stopped or ENI detached (MIRROR_RELEASE_ON_STOP)"
-        )
+        reason = "released: instance stopped or ENI detached (MIRROR_RELEASE_ON_STOP)"
+        return _delete_all(source, managed, reason, RELEASED)
     if source.eni_id in inventory.target_eni_ids:
-        return _delete_all(source, managed, "ENI is a traffic mirror target (a sensor): never a source")
+        return _delete_all(
+            source, managed, "ENI is a traffic mirror target (a sensor): never a source", SENSOR
+        )
     if source.interface_type not in MIRRORABLE_INTERFACE_TYPES:
-        return _delete_all(source, managed, f"interface type {source.interface_type!r} cannot be mirrored")
+        reason = f"interface type {source.interface_type!r} cannot be mirrored"
+        return _delete_all(source, managed, reason, INTERFACE_TYPE)
     unsupported = support.unsupported_reason(source.instance_type)
     if unsupported:
-        return _delete_all(source, managed, unsupported)
+        return _delete_all(source, managed, unsupported, UNSUPPORTED)
     intent = tag_intent(source, settings.tag_key, settings.scope)
     if not intent.in_scope:
-        return _delete_all(source, managed, intent.reason)
+        return _delete_all(source, managed, intent.reason, intent.out_of_scope)
 
     filter_id, filter_reason = choose_filter(intent.route, inventory.filters, settings)
     if filter_id is None:
@@ -356,6 +371,7 @@ def plan_orphans(
             outcome="delete",
             reason="released: ENI is detached or its instance stopped (MIRROR_RELEASE_ON_STOP)",
             actions=_deletes(eni, found),
+            out_of_scope=RELEASED,
         )
         for eni, found in sorted(by_eni.items())
     ]

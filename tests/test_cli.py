@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 from rich.console import Console
 
-from handler import cli, clients, inventory, reconcile, support
+from handler import cli, clients, inventory, planner, reconcile, support
 from handler.model import Inventory, MirrorFilter, Session, Source, Target
 from handler.planner import plan_source
 from handler.settings import MANAGED_TAG_KEY, Settings, SettingsError
@@ -206,9 +206,9 @@ def test_coverage_json_schema_and_min_gate(endpoint: str, ec2: Any, account: Any
     # web-1 (1 ENI), app-1 (2 ENIs), payments-1 (routed, no target): in scope, none mirrored yet.
     assert (report["in_scope"], report["mirrored"], report["coverage_percent"]) == (4, 0, 0.0)
     assert report["out_of_scope"] == {
-        cli.SENSOR: 2,
-        cli.OPTED_OUT: 1,
-        cli.UNSUPPORTED: 1,
+        planner.SENSOR: 2,
+        planner.OPTED_OUT: 1,
+        planner.UNSUPPORTED: 1,
     }
     assert set(report["out_of_scope"]) <= set(cli.OUT_OF_SCOPE_CATEGORIES)
     assert report["by_vpc"] == [{"vpc": account.vpc, "in_scope": 4, "mirrored": 0, "coverage_percent": 0.0}]
@@ -345,23 +345,23 @@ def session(sid: str, managed: bool = True, number: int = 1, eni: str = "eni-000
 @pytest.mark.parametrize(
     ("src", "existing", "inv", "settings", "release", "category", "mirrored"),
     [
-        (source("eni-sensor0001"), (), INVENTORY, SETTINGS, False, cli.SENSOR, False),
-        (source(interface_type="nat_gateway"), (), INVENTORY, SETTINGS, False, cli.INTERFACE_TYPE, False),
-        (source(itype="t2.micro"), (), INVENTORY, SETTINGS, False, cli.UNSUPPORTED, False),
-        (source(itype="m5.metal"), (), INVENTORY, SETTINGS, False, cli.UNSUPPORTED, False),
-        (source(itype="weird"), (), INVENTORY, SETTINGS, False, cli.UNSUPPORTED, False),
-        (source(instance_tags={"Mirror": "off"}), (), INVENTORY, SETTINGS, False, cli.OPTED_OUT, False),
+        (source("eni-sensor0001"), (), INVENTORY, SETTINGS, False, planner.SENSOR, False),
+        (source(interface_type="nat_gateway"), (), INVENTORY, SETTINGS, False, planner.INTERFACE_TYPE, False),
+        (source(itype="t2.micro"), (), INVENTORY, SETTINGS, False, planner.UNSUPPORTED, False),
+        (source(itype="m5.metal"), (), INVENTORY, SETTINGS, False, planner.UNSUPPORTED, False),
+        (source(itype="weird"), (), INVENTORY, SETTINGS, False, planner.UNSUPPORTED, False),
+        (source(instance_tags={"Mirror": "off"}), (), INVENTORY, SETTINGS, False, planner.OPTED_OUT, False),
         (
             source(eni_tags={"Mirror": "no"}),
             (session("tms-1"),),
             INVENTORY,
             SETTINGS,
             False,
-            cli.OPTED_OUT,
+            planner.OPTED_OUT,
             False,
         ),
-        (source(), (), INVENTORY, Settings(scope="tagged"), False, cli.NOT_TAGGED, False),
-        (source(), (session("tms-1"),), INVENTORY, SETTINGS, True, cli.RELEASED, False),
+        (source(), (), INVENTORY, Settings(scope="tagged"), False, planner.NOT_TAGGED, False),
+        (source(), (session("tms-1"),), INVENTORY, SETTINGS, True, planner.RELEASED, False),
         # In scope, but not mirrored: the report must show these.
         (source(), (), INVENTORY, SETTINGS, False, None, False),  # create
         (source(), (), Inventory((TARGET,), ()), SETTINGS, False, None, False),  # no filter
