@@ -86,19 +86,23 @@ class ConfigError(ValueError):
     """An option is missing or malformed; the message names the option and says what is allowed."""
 
 
+HANDLER_DEFAULTS = handler_settings.Settings()
+"""The handler's own defaults: the component's defaults for the same settings come from here."""
+
+
 @dataclass(frozen=True)
 class Options:
     """The component's arguments after validation, with every default filled in."""
 
     regions: tuple[str, ...]
     home_region: str
-    tag_key: str = "Mirror"
+    tag_key: str = HANDLER_DEFAULTS.tag_key
     filter_id: str | None = None
-    scope: str = "all"
-    session_number: int = 1
+    scope: str = HANDLER_DEFAULTS.scope
+    session_number: int = HANDLER_DEFAULTS.session_number
     vni: int | None = None
     packet_length: int | None = None
-    managed_by: str = "traffic-mirror-automation"
+    managed_by: str = HANDLER_DEFAULTS.managed_by
     release_on_stop: bool = False
     dry_run: bool = False
     existing_trail_arn: str | None = None
@@ -341,13 +345,14 @@ def resolve(args: Mapping[str, Any], default_home_region: str | None = None) -> 
     options = Options(
         regions=regions,
         home_region=home_region,
-        tag_key=(tag_key or "Mirror").strip() or "Mirror",
+        tag_key=(tag_key or "").strip() or HANDLER_DEFAULTS.tag_key,
         filter_id=_str(args, "filter_id"),
-        scope=(_str(args, "scope") or "all").lower(),
-        session_number=_int(args, "session_number", 1, 1, 32766) or 1,
+        scope=(_str(args, "scope") or HANDLER_DEFAULTS.scope).lower(),
+        session_number=_int(args, "session_number", HANDLER_DEFAULTS.session_number, 1, 32766)
+        or HANDLER_DEFAULTS.session_number,
         vni=_int(args, "vni", None, 1, 16777215),
         packet_length=_int(args, "packet_length", None, 1, 8500),
-        managed_by=(managed_by if managed_by is not None else "traffic-mirror-automation").strip(),
+        managed_by=(managed_by if managed_by is not None else HANDLER_DEFAULTS.managed_by).strip(),
         release_on_stop=_bool(args, "release_on_stop", False),
         dry_run=_bool(args, "dry_run", False),
         existing_trail_arn=existing_trail_arn,

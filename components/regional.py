@@ -186,24 +186,17 @@ def create_plumbing(name: str, region: str, options: Options, parent: pulumi.Res
 
     event_rule_arns = pulumi.Output.all(*[rule.arn for rule in rules])
     all_rule_arns = pulumi.Output.all(*[rule.arn for rule in [*rules, sweep_rule]])
-    aws.sqs.QueuePolicy(
-        f"{name}-events-policy-{region}",
-        queue_url=queue.url,
-        policy=pulumi.Output.all(queue.arn, event_rule_arns).apply(
-            lambda v: json.dumps(queue_policy_document(v[0], list(v[1])))
-        ),
-        region=region,
-        opts=child,
-    )
-    aws.sqs.QueuePolicy(
-        f"{name}-dlq-policy-{region}",
-        queue_url=dead_letter_queue.url,
-        policy=pulumi.Output.all(dead_letter_queue.arn, all_rule_arns).apply(
-            lambda v: json.dumps(queue_policy_document(v[0], list(v[1])))
-        ),
-        region=region,
-        opts=child,
-    )
+    # Each queue accepts messages only from its own rules (the DLQ also from the sweep's rule).
+    for kind, target_queue, arns in (("events", queue, event_rule_arns), ("dlq", dead_letter_queue, all_rule_arns)):
+        aws.sqs.QueuePolicy(
+            f"{name}-{kind}-policy-{region}",
+            queue_url=target_queue.url,
+            policy=pulumi.Output.all(target_queue.arn, arns).apply(
+                lambda v: json.dumps(queue_policy_document(v[0], list(v[1])))
+            ),
+            region=region,
+            opts=child,
+        )
     return RegionPlumbing(
         region=region,
         log_group=log_group,

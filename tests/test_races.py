@@ -19,6 +19,14 @@ SCHEDULED = {
 }
 
 
+def plan_from_a_stale_read(change: Change) -> list[Any]:
+    """Plan and apply as if the sessions read had found none (the other writer came after it)."""
+    inv = inventory.inventory("us-east-1", 60)
+    return reconcile._plan_and_apply(
+        "us-east-1", None, Settings(), inv, change.sources, (), [], (), None, None
+    )
+
+
 def sessions(ec2: Any) -> list[dict[str, Any]]:
     return ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
 
@@ -37,18 +45,7 @@ def test_a_lost_session_number_race_is_settled_in_the_same_invocation(
     )
     assert isinstance(change, Change)
     counter.calls.clear()
-    results = reconcile._plan_and_apply(
-        "us-east-1",
-        None,
-        Settings(),
-        inventory.inventory("us-east-1", 60),
-        change.sources,
-        (),
-        [],
-        (),
-        None,
-        None,
-    )
+    results = plan_from_a_stale_read(change)
     assert {r.status for r in results} == {"mirrored"}, [r.reason for r in results]
     assert not any(r.retryable for r in results)
     assert {s["NetworkInterfaceId"]: s["TrafficMirrorSessionId"] for s in sessions(aws)} == winner
@@ -66,18 +63,7 @@ def test_a_race_with_a_foreign_session_takes_the_next_number(aws: Any, account: 
         TrafficMirrorFilterId=account.filters["default"],
         SessionNumber=1,
     )
-    results = reconcile._plan_and_apply(
-        "us-east-1",
-        None,
-        Settings(),
-        inventory.inventory("us-east-1", 60),
-        change.sources,
-        (),
-        [],
-        (),
-        None,
-        None,
-    )
+    results = plan_from_a_stale_read(change)
     assert [r.status for r in results] == ["created"]
     ours = [
         s
