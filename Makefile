@@ -21,8 +21,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m scripts.bench_handler
-	$(BIN)/python -m scripts.bench_scale
+	$(BIN)/python -m benchmarks.bench_handler
+	$(BIN)/python -m benchmarks.bench_scale
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -3,9 +3,8 @@
 from typing import cast
 
 import pulumi
-
-from components import TrafficMirrorAutomation, TrafficMirrorAutomationArgs
-from components.config import args_from_config
+from traffic_mirror.components import TrafficMirrorAutomation, TrafficMirrorAutomationArgs
+from traffic_mirror.components.config import args_from_config
 
 args = cast(TrafficMirrorAutomationArgs, args_from_config(pulumi.Config()))
 automation = TrafficMirrorAutomation("mirror", args)

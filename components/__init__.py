@@ -1,6 +1,6 @@
 """Pulumi component for Automated VPC Traffic Mirroring.
 
-    from components import TrafficMirrorAutomation
+    from traffic_mirror.components import TrafficMirrorAutomation
 
     TrafficMirrorAutomation("mirror", {"regions": ["us-east-1", "eu-west-1"]})
 """

@@ -17,7 +17,7 @@ from typing import Any
 
 import pulumi
 
-from handler import settings as handler_settings
+from ..handler import settings as handler_settings
 
 # Region names per partition, as data. A stack can only span one partition (one set of
 # credentials), so mixing them is rejected. Extend this table when AWS opens a region.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pulumi
 
-import handler.settings
+from ..handler import settings as handler_settings
 
 ARCHIVE_PACKAGE = "handler"
 """Top-level directory inside the archive; the Lambda's entry point is `handler.app.lambda_handler`."""
@@ -23,11 +23,15 @@ _FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can car
 
 def handler_dir() -> Path:
     """The directory of the installed `handler` package (a checkout or site-packages alike)."""
-    return Path(handler.settings.__file__).resolve().parent
+    return Path(handler_settings.__file__).resolve().parent
+
+
+_NOT_SHIPPED = {"__main__.py", "conftest.py"}
+"""`handler/__main__.py` starts the operator CLI for `python -m handler`; the Lambda never runs it."""
 
 
 def _is_test_file(name: str) -> bool:
-    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+    return name.startswith("test_") or name.endswith("_test.py") or name in _NOT_SHIPPED
 
 
 def source_files(root: Path | None = None) -> list[tuple[str, Path]]:

@@ -21,8 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from handler import patterns
-
+from ..handler import patterns
 from .config import Options
 from .naming import name_pattern, physical_name
 from .role import OwnNames

@@ -18,8 +18,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from handler.settings import MANAGED_TAG_KEY
-
+from ..handler.settings import MANAGED_TAG_KEY
 from .config import IAM_INLINE_POLICY_LIMIT, ConfigError, Options
 
 DESCRIBE_ACTIONS = (

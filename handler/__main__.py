@@ -1,8 +1,11 @@
-"""`python -m handler`: the operator CLI (see `handler.cli`). Not on the Lambda path."""
+"""`python -m handler`: the operator CLI, kept for existing users (it lives in `traffic_mirror.cli`).
+
+Not part of the Lambda archive: the function never runs this file.
+"""
 
 import sys
 
-from .cli import main
+from traffic_mirror.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

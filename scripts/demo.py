@@ -10,7 +10,7 @@ What runs is the real thing, end to end:
 4. real-shaped CloudTrail events put on the bus; what the rules let through is read from the
    queue and handed, as an SQS batch, to `handler.app.handle`: the Lambda's own code path;
 5. a session deleted by hand, and restored; 6. a tag change; 7. the scheduled sweep;
-8. the coverage report, rendered by the operator CLI's own code (`handler.cli`).
+8. the coverage report, rendered by the operator CLI's own code (`traffic_mirror.cli`).
 
 Nothing leaves the loopback interface: fake credentials, instance metadata disabled.
 """
@@ -36,10 +36,11 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.rule import Rule
 from rich.table import Table
+from traffic_mirror import cli
+from traffic_mirror.handler import clients, inventory, patterns, reconcile, report
+from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
-from handler import cli, clients, inventory, patterns, reconcile, report
-from handler.settings import MANAGED_TAG_KEY, Settings
-from scripts import sandbox
+from testsupport import sandbox
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -473,7 +474,9 @@ class Demo:
 
     def deliver(self, bus: Bus, played: Sequence[Played]) -> dict[str, Any] | None:
         """Play events through the rules; hand what matched to the Lambda's code path."""
-        from handler import app  # after the environment is isolated: it reads settings on import
+        from traffic_mirror.handler import (
+            app,  # after the environment is isolated: it reads settings on import
+        )
 
         messages = bus.play(played)
         table = Table(box=box.SIMPLE, title="Events put on the bus", title_justify="left")
@@ -681,7 +684,7 @@ def main(console: Console | None = None) -> int:
     )
     with isolated_env():
         # Imported once the environment is isolated (it reads settings and may create clients).
-        from handler import app  # noqa: F401
+        from traffic_mirror.handler import app  # noqa: F401
     with isolated_env(), captured_logs() as logs:
         console.print()
         console.print(Rule("[bold]0. An embedded AWS", align="left"))

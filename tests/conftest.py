@@ -15,9 +15,9 @@ os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_REGION", None)  # as in tests, not Lambda: no import-time clients or prefetch
 
 from moto import mock_aws
+from traffic_mirror.handler import clients, inventory, support
 
-from handler import clients, inventory, support
-from scripts import sandbox
+from testsupport import sandbox
 
 
 @pytest.fixture

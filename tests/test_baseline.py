@@ -10,10 +10,11 @@ from typing import Any
 
 import boto3
 import pytest
+from traffic_mirror.handler import app
 
-from handler import app
-from scripts import baseline, bench_handler, sandbox
+from benchmarks import baseline, bench_handler
 from tests.conftest import CallCounter
+from testsupport import sandbox
 
 
 def event(instances: list[dict[str, Any]], event_id: str) -> dict[str, Any]:
@@ -140,7 +141,7 @@ ROW = re.compile(r"^\| (\d+ x \d+) \| (\d+) / (\d+) / (\d+) \| (\d+) / (\d+) / (
 
 
 def test_benchmark_quick_smoke(capsys: pytest.CaptureFixture[str]) -> None:
-    modules = {name: sys.modules[name] for name in ("handler.app", "handler.clients", "scripts.baseline")}
+    modules = {name: sys.modules[name] for name in ("traffic_mirror.handler.app", "traffic_mirror.handler.clients", "benchmarks.baseline")}
     assert bench_handler.main(["--quick", "--latency-ms", "0"]) == 0
     out = capsys.readouterr().out
     rows = {m[0]: tuple(int(x) for x in m[1:]) for m in ROW.findall(out)}

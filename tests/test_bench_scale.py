@@ -1,6 +1,6 @@
 """The scale benchmark's machinery: EC2 throttling in front of moto, and a quick smoke run.
 
-No timing assertions: the benchmark itself (`python -m scripts.bench_scale`) reports the timings.
+No timing assertions: the benchmark itself (`python -m benchmarks.bench_scale`) reports the timings.
 """
 
 from typing import Any
@@ -11,7 +11,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.retries.standard import RetryContext, ThrottledRetryableChecker
 
-from scripts import bench_scale, sandbox, throttle
+from benchmarks import bench_scale
+from testsupport import sandbox, throttle
 
 
 @pytest.fixture

@@ -16,12 +16,13 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 from rich.console import Console
+from traffic_mirror import cli
+from traffic_mirror.handler import clients, inventory, planner, reconcile, support
+from traffic_mirror.handler.model import Inventory, MirrorFilter, Session, Source, Target
+from traffic_mirror.handler.planner import plan_source
+from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings, SettingsError
 
-from handler import cli, clients, inventory, planner, reconcile, support
-from handler.model import Inventory, MirrorFilter, Session, Source, Target
-from handler.planner import plan_source
-from handler.settings import MANAGED_TAG_KEY, Settings, SettingsError
-from scripts import sandbox
+from testsupport import sandbox
 
 REGION = "us-east-1"
 ROOT = Path(__file__).resolve().parent.parent
@@ -308,7 +309,7 @@ def test_no_credentials_exit_1_without_traceback(tmp_path: Path, endpoint: str) 
 
 def test_lambda_path_never_imports_rich() -> None:
     """The Lambda runtime has boto3 but not rich: only the CLI may import it."""
-    code = "import sys, handler.app; assert 'rich' not in sys.modules and 'handler.cli' not in sys.modules"
+    code = "import sys, traffic_mirror.handler.app; assert 'rich' not in sys.modules and 'traffic_mirror.cli' not in sys.modules"
     env = {**os.environ, "AWS_REGION": "", "AWS_EC2_METADATA_DISABLED": "true"}
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60

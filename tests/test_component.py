@@ -12,6 +12,7 @@ import runpy
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -19,11 +20,11 @@ from typing import Any
 
 import pulumi
 import pytest
+from traffic_mirror.components import TYPE_TOKEN, ConfigError, TrafficMirrorAutomation, packaging
+from traffic_mirror.components import config as component_config
+from traffic_mirror.components.config import REGIONS_BY_PARTITION, resolve
 
-from components import TYPE_TOKEN, ConfigError, TrafficMirrorAutomation, packaging
-from components import config as component_config
-from components.config import REGIONS_BY_PARTITION, resolve
-from tests.pulumi_mocks import ACCOUNT, PROVIDER_REGION, Registered, Run, run_program
+from testsupport.pulumi_mocks import ACCOUNT, PROVIDER_REGION, Registered, Run, run_program
 
 REPO = Path(__file__).resolve().parent.parent
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
@@ -203,7 +204,7 @@ def test_function_environment_defaults(run: Run) -> None:
 
 
 def test_function_environment_from_args_is_what_the_handler_accepts() -> None:
-    from handler import settings as handler_settings
+    from traffic_mirror.handler import settings as handler_settings
 
     args = {
         "tag_key": "Sensor",
@@ -413,8 +414,8 @@ def test_initial_sweep_is_deterministic_and_follows_the_code(run: Run) -> None:
 
 
 def test_the_sweep_event_is_one_the_handler_treats_as_a_sweep(run: Run) -> None:
-    from handler.events import Change, parse
-    from handler.settings import Settings
+    from traffic_mirror.handler.events import Change, parse
+    from traffic_mirror.handler.settings import Settings
 
     invocation = one(run, "aws:lambda/invocation:Invocation", "eu-west-1")
     change = parse(invocation.json_input("input"), Settings())
@@ -537,7 +538,7 @@ def test_policy_fits_iam_for_every_commercial_region(monkeypatch: pytest.MonkeyP
     everywhere = deploy({"regions": list(REGIONS_BY_PARTITION["aws"])})
     policy = everywhere.of_type("aws:iam/rolePolicy:RolePolicy")[0].inputs["policy"]
     assert len(json.dumps(json.loads(policy), separators=(",", ":"))) <= component_config.IAM_INLINE_POLICY_LIMIT
-    monkeypatch.setattr("components.role.IAM_INLINE_POLICY_LIMIT", 3000)
+    monkeypatch.setattr("traffic_mirror.components.role.IAM_INLINE_POLICY_LIMIT", 3000)
     with pytest.raises(ConfigError, match="over IAM's 3000"):
         deploy({"regions": list(REGIONS_BY_PARTITION["aws"])})
 
@@ -646,25 +647,44 @@ def test_packaging_finds_the_handler_next_to_the_component_not_the_cwd(tmp_path:
     assert all(path.is_absolute() for _, path in files)
 
 
-def test_installed_copy_packages_its_own_handler(tmp_path: Path) -> None:
-    """As after `pip install git+...`: components and handler side by side in site-packages,
-    the program somewhere else. The archive comes from the installed handler, not the CWD."""
+def _installed_layout() -> dict[str, str]:
+    """pyproject's package-dir: installed package -> folder in the repo."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    return dict(project["tool"]["setuptools"]["package-dir"])
+
+
+def test_installed_package_is_one_namespace() -> None:
+    layout = _installed_layout()
+    assert set(layout) == {"traffic_mirror.handler", "traffic_mirror.components", "traffic_mirror.cli"}
+    assert all(name.startswith("traffic_mirror.") for name in layout)
+
+
+def test_installed_copy_packages_its_own_handler_beside_a_program_with_its_own_packages(tmp_path: Path) -> None:
+    """As after `pip install git+...`: the package in site-packages, laid out as pyproject maps it,
+    and a program that has its own `components/` and `handler/`. Neither shadows the other, and the
+    archive comes from the installed handler, not the program's."""
     site = tmp_path / "site-packages"
-    shutil.copytree(REPO / "components", site / "components", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(REPO / "handler", site / "handler", ignore=shutil.ignore_patterns("__pycache__"))
+    for package, folder in _installed_layout().items():
+        shutil.copytree(REPO / folder, site / package.replace(".", "/"), ignore=shutil.ignore_patterns("__pycache__"))
     program = tmp_path / "other-program"
-    (program / "handler").mkdir(parents=True)
-    (program / "handler" / "app.py").write_text("raise SystemExit('the wrong handler')\n")
+    for own in ("handler", "components"):
+        (program / own).mkdir(parents=True)
+        (program / own / "__init__.py").write_text(f"WHO = {f'the program own {own}'!r}\n")
+        (program / own / "app.py").write_text("raise SystemExit('the wrong handler')\n")
     script = (
-        "import json; from components import TrafficMirrorAutomation, packaging; "
-        "print(json.dumps([str(packaging.handler_dir()), [n for n, _ in packaging.source_files()]]))"
+        "import json, components, handler; "
+        "from traffic_mirror.components import TrafficMirrorAutomation, packaging; "
+        "print(json.dumps([components.WHO, handler.WHO, str(packaging.handler_dir()), "
+        "[n for n, _ in packaging.source_files()]]))"
     )
-    env = {**os.environ, "PYTHONPATH": str(site)}
+    env = {**os.environ, "PYTHONPATH": f"{program}{os.pathsep}{site}"}
     out = subprocess.run(
-        [sys.executable, "-c", script], cwd=program, env=env, capture_output=True, text=True, check=True
-    ).stdout
-    where, names = json.loads(out)
-    assert Path(where) == site / "handler"
+        [sys.executable, "-c", script], cwd=program, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    own_components, own_handler, where, names = json.loads(out.stdout)
+    assert (own_components, own_handler) == ("the program own components", "the program own handler")
+    assert Path(where) == site / "traffic_mirror" / "handler"
     assert names == [name for name, _ in packaging.source_files()]
 
 

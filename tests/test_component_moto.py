@@ -33,11 +33,11 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.events.models import EventPattern
+from traffic_mirror.components import TrafficMirrorAutomation, packaging
+from traffic_mirror.handler.settings import MANAGED_TAG_KEY
 
-from components import TrafficMirrorAutomation, packaging
-from handler.settings import MANAGED_TAG_KEY
-from scripts import sandbox
-from tests.pulumi_mocks import ACCOUNT, Registered, Run, run_program
+from testsupport import sandbox
+from testsupport.pulumi_mocks import ACCOUNT, Registered, Run, run_program
 
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 REGION = "us-east-1"
@@ -351,12 +351,12 @@ def archived_handler(
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", fn.inputs["name"])
     monkeypatch.setenv("AWS_LAMBDA_LOG_LEVEL", fn.inputs["loggingConfig"]["applicationLogLevel"])
 
-    saved = {k: v for k, v in sys.modules.items() if k == "handler" or k.startswith("handler.")}
+    saved = {k: v for k, v in sys.modules.items() if k == "traffic_mirror.handler" or k.startswith("traffic_mirror.handler.")}
     for key in saved:
         del sys.modules[key]
     sys.path.insert(0, str(task))
     try:
-        app = importlib.import_module("handler.app")
+        app = importlib.import_module("traffic_mirror.handler.app")
         assert Path(app.__file__ or "").resolve().is_relative_to(task.resolve()), app.__file__
         actions: list[str] = []
         for client in (app.clients.ec2(REGION, None), app.clients.elbv2(REGION, None)):
@@ -369,7 +369,7 @@ def archived_handler(
         yield app, actions
     finally:
         sys.path.remove(str(task))
-        for key in [k for k in sys.modules if k == "handler" or k.startswith("handler.")]:
+        for key in [k for k in sys.modules if k == "traffic_mirror.handler" or k.startswith("traffic_mirror.handler.")]:
             del sys.modules[key]
         sys.modules.update(saved)
 

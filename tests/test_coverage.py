@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
+from traffic_mirror.handler import app
+from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
-from handler import app
-from handler.settings import MANAGED_TAG_KEY, Settings
-from scripts import sandbox
 from tests.conftest import CallCounter, decisions
+from testsupport import sandbox
 
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/traffic-mirror-automation"

@@ -5,10 +5,10 @@ import sys
 from typing import Any
 
 import pytest
+from traffic_mirror.handler import app, inventory
+from traffic_mirror.handler.settings import MANAGED_TAG_KEY
 
-from handler import app, inventory
-from handler.settings import MANAGED_TAG_KEY
-from scripts import sandbox
+from testsupport import sandbox
 
 
 def sessions(ec2: Any) -> list[dict[str, Any]]:
@@ -67,9 +67,9 @@ def test_redelivery_three_times_and_to_a_cold_module(aws: Any, account: sandbox.
         app.handle(event)
     # A cold container: fresh modules, no caches, same event.
     inventory.invalidate()
-    for name in [m for m in sys.modules if m == "handler" or m.startswith("handler.")]:
+    for name in [m for m in sys.modules if m == "traffic_mirror.handler" or m.startswith("traffic_mirror.handler.")]:
         del sys.modules[name]
-    cold = importlib.import_module("handler.app")
+    cold = importlib.import_module("traffic_mirror.handler.app")
     cold.handle(event)
     found = by_eni(aws)
     assert set(found) == enis(instances)
@@ -78,12 +78,12 @@ def test_redelivery_three_times_and_to_a_cold_module(aws: Any, account: sandbox.
 
 def test_client_token_alone_prevents_duplicates(aws: Any, account: sandbox.Account) -> None:
     """Two racing invocations that both saw no session: the same ClientToken returns one session."""
-    from handler import apply, planner
-    from handler.settings import Settings
+    from traffic_mirror.handler import apply, planner
+    from traffic_mirror.handler.settings import Settings
 
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"])
     record = sandbox.run_instances_record(instances)
-    from handler.events import Change, parse
+    from traffic_mirror.handler.events import Change, parse
 
     change = parse(sandbox.wrap(record), Settings())
     assert isinstance(change, Change)

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from traffic_mirror.handler.events import Change, Skip, parse, tags_of
+from traffic_mirror.handler.settings import Settings
 
-from handler.events import Change, Skip, parse, tags_of
-from handler.settings import Settings
-from scripts import sandbox
+from testsupport import sandbox
 
 EVENTS = sorted(p for p in sandbox.EVENTS_DIR.glob("*.json"))
 ROLE_ARN = "arn:aws:iam::123456789012:role/mirror-automation"

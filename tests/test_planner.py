@@ -6,10 +6,9 @@ from collections import Counter
 from typing import Any
 
 import pytest
-
-from handler import planner, support
-from handler.model import Inventory, MirrorFilter, Session, Source, Target
-from handler.settings import MANAGED_TAG_KEY, Settings
+from traffic_mirror.handler import planner, support
+from traffic_mirror.handler.model import Inventory, MirrorFilter, Session, Source, Target
+from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
 SETTINGS = Settings()
 MANAGED = {MANAGED_TAG_KEY: SETTINGS.managed_by}

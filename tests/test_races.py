@@ -3,10 +3,11 @@
 import dataclasses
 from typing import Any
 
-from handler import app, inventory, reconcile
-from handler.events import Change, parse
-from handler.settings import MANAGED_TAG_KEY, Settings
-from scripts import sandbox
+from traffic_mirror.handler import app, inventory, reconcile
+from traffic_mirror.handler.events import Change, parse
+from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
+
+from testsupport import sandbox
 
 SCHEDULED = {
     "version": "0",

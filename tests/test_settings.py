@@ -1,8 +1,7 @@
 """Settings: defaults, validation with a clear message naming the variable."""
 
 import pytest
-
-from handler.settings import Settings, SettingsError, load
+from traffic_mirror.handler.settings import Settings, SettingsError, load
 
 
 def test_defaults() -> None:

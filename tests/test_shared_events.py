@@ -14,12 +14,12 @@ from typing import Any
 import boto3
 import pytest
 from moto.ec2.models.instance_types import INSTANCE_TYPES
+from traffic_mirror.handler import app, clients, support
+from traffic_mirror.handler.settings import MANAGED_TAG_KEY
 
-from handler import app, clients, support
-from handler.settings import MANAGED_TAG_KEY
-from scripts import sandbox
 from tests.conftest import CallCounter, decisions
 from tests.test_coverage import quick_account
+from testsupport import sandbox
 
 EVENTS = sorted(sandbox.EVENTS_DIR.glob("*.json"))
 REGIONS = frozenset(boto3.session.Session().get_available_regions("ec2"))

@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
+from traffic_mirror.handler import app
+from traffic_mirror.handler.model import Source
+from traffic_mirror.handler.planner import tag_intent
+from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
-from handler import app
-from handler.model import Source
-from handler.planner import tag_intent
-from handler.settings import MANAGED_TAG_KEY, Settings
-from scripts import sandbox
 from tests.conftest import CallCounter
 from tests.test_coverage import quick_account
+from testsupport import sandbox
 
 REGION = "us-east-1"
 FALSE_LIKE = ["false", "off", "no", "0", "disabled", "FALSE", "Off", " No ", "DISABLED"]

@@ -35,13 +35,12 @@ from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
 from rich.table import Table
-
-from . import reconcile
-from . import settings as settings_module
-from .apply import Result
-from .model import Decision
-from .planner import OUT_OF_SCOPE
-from .settings import Settings, SettingsError
+from traffic_mirror.handler import reconcile
+from traffic_mirror.handler import settings as settings_module
+from traffic_mirror.handler.apply import Result
+from traffic_mirror.handler.model import Decision
+from traffic_mirror.handler.planner import OUT_OF_SCOPE
+from traffic_mirror.handler.settings import Settings, SettingsError
 
 PROGRESS_THRESHOLD = 20
 """`sweep --apply` shows a progress bar when it has more writes than this to make."""

@@ -1,11 +1,11 @@
 """EC2 calls and wall time per RunInstances event: our handler (cold, warm) against the naive baseline.
 
-    python -m scripts.bench_handler                  # 1, 10, 50 instances x 1 and 2 ENIs, 50 ms/call
-    python -m scripts.bench_handler --latency-ms 100 --repeat 9 --stat median
-    python -m scripts.bench_handler --quick          # smoke run: tiny sizes, one repeat
+    python -m benchmarks.bench_handler                  # 1, 10, 50 instances x 1 and 2 ENIs, 50 ms/call
+    python -m benchmarks.bench_handler --latency-ms 100 --repeat 9 --stat median
+    python -m benchmarks.bench_handler --quick          # smoke run: tiny sizes, one repeat
 
 A benchmark, not a test: it prints a Markdown table and checks the issue's done-when criteria.
-Everything runs in-process against moto (`mock_aws`) with `scripts.sandbox.aws_rules()`, so it
+Everything runs in-process against moto (`mock_aws`) with `testsupport.sandbox.aws_rules()`, so it
 needs no AWS account. A fixed latency is injected into every AWS call by a botocore `before-send`
 hook that runs first (it sleeps, then moto answers); a `before-call` hook counts calls per
 operation. Both hooks reach every client either side creates (`Probe`). Both sides see the same
@@ -177,7 +177,7 @@ def _preserve_handler_modules() -> Iterator[None]:
     """The benchmark re-imports `handler` and the baseline many times; give the caller back its own."""
 
     def reimported(name: str) -> bool:
-        return _is_handler_module(name) or name == "scripts.baseline"
+        return _is_handler_module(name) or name == "benchmarks.baseline"
 
     saved = {name: mod for name, mod in sys.modules.items() if reimported(name)}
     try:
@@ -214,14 +214,14 @@ def _quiet_handler_log() -> Iterator[None]:
 
 
 def _is_handler_module(name: str) -> bool:
-    return name == "handler" or name.startswith("handler.")
+    return name == "traffic_mirror.handler" or name.startswith("traffic_mirror.handler.")
 
 
 def _fresh_handler() -> ModuleType:
     """A cold container: the `handler` package imported anew (new clients, caches, pools)."""
     for name in [n for n in sys.modules if _is_handler_module(n)]:
         del sys.modules[name]
-    return importlib.import_module("handler.app")
+    return importlib.import_module("traffic_mirror.handler.app")
 
 
 def _retire() -> None:
@@ -337,7 +337,7 @@ class Bench:
     def __init__(self, latency_ms: float, repeat: int, stat: str = "min") -> None:
         import boto3
 
-        from scripts import sandbox
+        from testsupport import sandbox
 
         self.sandbox = sandbox
         self.latency_ms = latency_ms
@@ -418,9 +418,9 @@ class Bench:
         self.probe.reset()
         with _timing() as elapsed:
             # A fresh module, like ours: imported anew, and `new AWS.EC2()` runs again.
-            sys.modules.pop("scripts.baseline", None)
+            sys.modules.pop("benchmarks.baseline", None)
             boto3.DEFAULT_SESSION = None
-            baseline = importlib.import_module("scripts.baseline")
+            baseline = importlib.import_module("benchmarks.baseline")
             ec2 = baseline.make_client(REGION)
         init_ms = elapsed()
         return self._naive(baseline, ec2, event, "naive-cold", init_ms), (baseline, ec2)
@@ -484,7 +484,7 @@ def bench(
         stack.enter_context(_shared_botocore_loader())
         from moto import mock_aws
 
-        from scripts import sandbox
+        from testsupport import sandbox
 
         stack.enter_context(mock_aws())
         stack.enter_context(sandbox.aws_rules())
@@ -629,7 +629,7 @@ def footnote(rows: Sequence[Row], latency_ms: float, repeat: int, bytecode: bool
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.bench_handler", description=__doc__.split("\n")[0]
+        prog="python -m benchmarks.bench_handler", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--latency-ms", type=float, default=50.0, help="latency added to every AWS call")
     parser.add_argument("--repeat", type=int, default=7, help="runs per measurement")

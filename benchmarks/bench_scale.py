@@ -1,11 +1,11 @@
 """Scale benchmark: bursts of launches and large sweeps under EC2's API throttling.
 
-    python -m scripts.bench_scale            # the full run (several minutes of real time)
-    python -m scripts.bench_scale --quick    # a small smoke run
+    python -m benchmarks.bench_scale            # the full run (several minutes of real time)
+    python -m benchmarks.bench_scale --quick    # a small smoke run
 
 What is simulated, and how honestly:
 
-- EC2: a moto server (with `scripts.sandbox.aws_rules()`) behind `scripts.throttle.ThrottledApp`,
+- EC2: a moto server (with `testsupport.sandbox.aws_rules()`) behind `testsupport.throttle.ThrottledApp`,
   which holds EC2's token buckets per API action (describes 100 burst / 20 per second, mutating
   calls 50 burst / 5 per second; `--describe-burst` etc. change them) and answers an empty
   bucket with HTTP 503 `RequestLimitExceeded` without passing the request to moto.
@@ -20,7 +20,7 @@ What is simulated, and how honestly:
   back after the visibility timeout (330 s) and goes to the DLQ after 5 receives.
 - The alternative "direct" design: EventBridge invokes the Lambda asynchronously, one invocation per
   event, each in its own container (20 at once); a function error is retried by Lambda twice, after
-  about 60 s and 120 s. The naive per-instance baseline (`scripts.baseline.naive_handler`) runs in
+  about 60 s and 120 s. The naive per-instance baseline (`benchmarks.baseline.naive_handler`) runs in
   the same design with its own boto3 client (default configuration) per container.
 - Sweeps: the schedule invokes the Lambda every 5 minutes with a short budget (`--sweep-budget`);
   each sweep stops starting writes `MIRROR_DEADLINE_MARGIN_SECONDS` before its deadline and the next
@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from scripts import throttle
+from testsupport import throttle
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
@@ -154,7 +154,7 @@ def _container_main(
     collector = _Collector()
     invoke: Callable[[Any, _Context], Any]
     if kind == "ours":
-        from handler import app, clients, report
+        from traffic_mirror.handler import app, clients, report
 
         logger = logging.getLogger(report.LOGGER_NAME)
         for existing in list(logger.handlers):
@@ -169,7 +169,7 @@ def _container_main(
         def invoke(event: Any, context: _Context) -> Any:
             return app.lambda_handler(event, context)
     else:
-        from scripts.baseline import make_client, naive_handler
+        from benchmarks.baseline import make_client, naive_handler
 
         logging.disable(logging.CRITICAL)
         client = make_client(os.environ["AWS_REGION"])  # the post's module-level client
@@ -618,7 +618,7 @@ def _account(ec2: Any, enis: int) -> Any:
     load a sensor overflows in about 1 run in 300 (TrafficMirrorSourcesPerTargetLimitExceeded),
     which is not what this benchmark measures.
     """
-    from scripts import sandbox
+    from testsupport import sandbox
 
     per_az = max(1, -(-enis * 3 // (2 * 2 * SOURCES_PER_LARGE_SENSOR)))
     return sandbox.build_account(ec2, REGION, sensors_per_az=per_az, sensor_type="c5.24xlarge")
@@ -626,7 +626,7 @@ def _account(ec2: Any, enis: int) -> Any:
 
 def _launch(ec2: Any, account: Any, count: int, per_call: int) -> Iterator[list[dict[str, Any]]]:
     """`count` m5.large instances (one ENI each), `per_call` per RunInstances, alternating AZs."""
-    from scripts import sandbox
+    from testsupport import sandbox
 
     subnets = list(account.subnets.values())
     launched = 0
@@ -730,7 +730,7 @@ class Bench:
         return run
 
     def burst(self, name: str, design: str, handler: str) -> Run:
-        from scripts import sandbox
+        from testsupport import sandbox
 
         opts = self.options
         ec2 = self._fresh()
@@ -956,7 +956,7 @@ def code_state() -> str:
         return done.stdout.rstrip("\n")
 
     head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    dirty = git("status", "--porcelain", "--", "handler", "scripts/baseline.py").splitlines()
+    dirty = git("status", "--porcelain", "--", "handler", "benchmarks/baseline.py").splitlines()
     changed = ", ".join(line[3:] for line in dirty)
     return f"Code: commit {head}" + (f" plus uncommitted changes to {changed}." if changed else ".")
 
@@ -1016,7 +1016,7 @@ def report(runs: Sequence[Run], options: Options) -> str:
 
 def _baseline_available() -> bool:
     try:
-        from scripts.baseline import naive_handler  # noqa: F401
+        from benchmarks.baseline import naive_handler  # noqa: F401
     except ImportError:
         return False
     return True
@@ -1024,7 +1024,7 @@ def _baseline_available() -> bool:
 
 def run_all(options: Options, out: Callable[[str], None] = print) -> tuple[list[Run], list[str]]:
     """Run the chosen scenarios; return the runs and the missed done-when criteria."""
-    from scripts import sandbox
+    from testsupport import sandbox
 
     clock = throttle.SimClock()
     runs: list[Run] = []
@@ -1061,7 +1061,7 @@ def run_all(options: Options, out: Callable[[str], None] = print) -> tuple[list[
             if _baseline_available():
                 plan.append(("naive", lambda: bench.burst("naive per-instance, direct", "direct", "naive")))
             else:
-                out("(scripts.baseline is not there yet: the naive baseline is skipped)")
+                out("(benchmarks.baseline is not there yet: the naive baseline is skipped)")
         if "sweep" in options.scenarios:
             plan.append(("sweep", bench.sweep))
         for label, scenario in plan:
@@ -1086,7 +1086,7 @@ def _window(value: str) -> tuple[float, float]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
-    parser = argparse.ArgumentParser(prog="python -m scripts.bench_scale", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_scale", description=__doc__.split("\n")[0])
     parser.add_argument("--describe-burst", type=float, default=100.0)
     parser.add_argument("--describe-rate", type=float, default=20.0)
     parser.add_argument("--mutate-burst", type=float, default=50.0)
