@@ -432,30 +432,18 @@ def progress_callback(console: Console, total: int, label: str) -> Iterator[Call
 # --- commands --------------------------------------------------------------------------------
 
 
-_FLAG_SETTINGS = (
-    ("--tag-key", "MIRROR_TAG_KEY", "tag_key"),
-    ("--scope", "MIRROR_SCOPE", "scope"),
-    ("--filter-id", "MIRROR_FILTER_ID", "filter_id"),
-)
+FLAG_SPECS = tuple(spec for spec in settings_module.SPECS if spec.cli)
+"""The settings a command-line flag overrides (`--tag-key`, ...), from their declarations."""
 
 
 def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
-    """MIRROR_* variables, with `--tag-key`, `--scope` and `--filter-id` overriding them.
+    """The function's variables, with the settings' flags overriding them.
 
     Each flag is validated exactly like the variable it replaces (a bad one raises SettingsError).
     """
     base = settings_module.load(os.environ if env is None else env)
-    overrides: dict[str, Any] = {}
-    for flag, variable, field in _FLAG_SETTINGS:
-        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
-        if value is None:
-            continue
-        try:
-            checked = settings_module.load({variable: value})
-        except SettingsError as error:
-            raise SettingsError(f"{flag}: {error}") from None
-        overrides[field] = getattr(checked, field)
-    return dataclasses.replace(base, **overrides)
+    given = {spec.name: getattr(args, spec.name) for spec in FLAG_SPECS if getattr(args, spec.name, None) is not None}
+    return settings_module.override(base, given, lambda spec: spec.flag)
 
 
 def cmd_plan(console: Console, args: argparse.Namespace, settings: Settings) -> int:
@@ -515,9 +503,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoint-url",
         help="talk to this endpoint instead of AWS (e.g. a local emulation such as moto)",
     )
-    common.add_argument("--tag-key", help="overrides MIRROR_TAG_KEY (default Mirror)")
-    common.add_argument("--scope", choices=("all", "tagged"), help="overrides MIRROR_SCOPE (default all)")
-    common.add_argument("--filter-id", help="overrides MIRROR_FILTER_ID (tmf-...)")
+    for spec in FLAG_SPECS:
+        default = "" if spec.default is None else f"; default {spec.default}"
+        common.add_argument(
+            spec.flag, dest=spec.name, choices=spec.choices or None, help=f"overrides {spec.env}{default}"
+        )
 
     parser = argparse.ArgumentParser(
         prog="traffic-mirror",

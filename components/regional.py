@@ -129,7 +129,7 @@ def create_plumbing(name: str, region: str, options: Options, parent: pulumi.Res
     log_group = aws.cloudwatch.LogGroup(
         f"{name}-log-group-{region}",
         name=log_group_name(name, region),
-        retention_in_days=options.log_retention_days,
+        retention_in_days=options.deployment.log_retention_days,
         region=region,
         opts=named,
     )
@@ -146,7 +146,7 @@ def create_plumbing(name: str, region: str, options: Options, parent: pulumi.Res
         name=queue_name(name, EVENTS_KIND, region),
         sqs_managed_sse_enabled=True,
         # Longer than the function may run, so a message in flight is never handed out twice.
-        visibility_timeout_seconds=options.timeout_seconds + VISIBILITY_MARGIN_SECONDS,
+        visibility_timeout_seconds=options.deployment.timeout_seconds + VISIBILITY_MARGIN_SECONDS,
         redrive_policy=dead_letter_queue.arn.apply(
             lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
         ),
@@ -156,7 +156,7 @@ def create_plumbing(name: str, region: str, options: Options, parent: pulumi.Res
 
     # The handler owns the patterns (handler/patterns.py): it parses exactly what they match.
     rules: list[aws.cloudwatch.EventRule] = []
-    for kind, pattern in patterns.all_patterns(options.tag_key, options.release_on_stop).items():
+    for kind, pattern in patterns.all_patterns(options.settings.tag_key, options.settings.release_on_stop).items():
         rule = aws.cloudwatch.EventRule(
             f"{name}-{kind}-{region}",
             description=f"Traffic mirror automation: {RULE_DESCRIPTIONS.get(kind, kind)}",
@@ -178,7 +178,7 @@ def create_plumbing(name: str, region: str, options: Options, parent: pulumi.Res
     sweep_rule = aws.cloudwatch.EventRule(
         f"{name}-sweep-{region}",
         description="Traffic mirror automation: periodic sweep of every ENI",
-        schedule_expression=options.sweep_schedule,
+        schedule_expression=options.deployment.sweep_schedule,
         region=region,
         opts=child,
     )
@@ -236,18 +236,18 @@ def create_function(
         f"{name}-function-{region}",
         name=function_name(name, region),
         description="Traffic mirror automation: mirrors every ENI to the nearest sensor",
-        runtime=options.runtime,
+        runtime=options.deployment.runtime,
         architectures=[ARCHITECTURE],
         handler=HANDLER,
         code=code,
         role=role.arn,
-        timeout=options.timeout_seconds,
-        memory_size=options.memory_size_mb,
+        timeout=options.deployment.timeout_seconds,
+        memory_size=options.deployment.memory_size_mb,
         environment=aws.lambda_.FunctionEnvironmentArgs(variables=environment),
         logging_config=aws.lambda_.FunctionLoggingConfigArgs(
             log_format="JSON",
             log_group=plumbing.log_group.name,
-            application_log_level=options.log_level,
+            application_log_level=options.settings.log_level,
             system_log_level="WARN",
         ),
         dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=plumbing.dead_letter_queue.arn),
@@ -264,7 +264,7 @@ def create_function(
         batch_size=BATCH_SIZE,
         maximum_batching_window_in_seconds=BATCH_WINDOW_SECONDS,
         scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(
-            maximum_concurrency=options.max_concurrency
+            maximum_concurrency=options.deployment.max_concurrency
         ),
         function_response_types=["ReportBatchItemFailures"],
         region=region,
@@ -325,7 +325,7 @@ def create_function(
     )
 
     initial_sweep = None
-    if options.initial_sweep:
+    if options.deployment.initial_sweep:
         initial_sweep = aws.lambda_.Invocation(
             f"{name}-initial-sweep-{region}",
             function_name=function.name,

@@ -105,7 +105,7 @@ def execution_policy(options: Options, partition: str, account: str, own: OwnNam
                 "Action": ["ec2:DeleteTrafficMirrorSession", "ec2:ModifyTrafficMirrorSession"],
                 "Resource": sessions,
                 "Condition": {
-                    "StringEquals": {f"aws:ResourceTag/{MANAGED_TAG_KEY}": options.managed_by, **in_regions}
+                    "StringEquals": {f"aws:ResourceTag/{MANAGED_TAG_KEY}": options.settings.managed_by, **in_regions}
                 },
             },
             {

@@ -81,7 +81,7 @@ def create_trail(
     bucket = aws.s3.Bucket(
         f"{name}-trail-bucket",
         region=region,
-        force_destroy=options.force_destroy_trail_bucket,
+        force_destroy=options.deployment.force_destroy_trail_bucket,
         opts=child,
     )
     ownership = aws.s3.BucketOwnershipControls(
@@ -114,7 +114,7 @@ def create_trail(
         ],
         opts=child,
     )
-    if options.log_expiration_days is not None:
+    if options.deployment.log_expiration_days is not None:
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-trail-bucket-expiry",
             bucket=bucket.id,
@@ -125,7 +125,7 @@ def create_trail(
                     status="Enabled",
                     filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
                     expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
-                        days=options.log_expiration_days
+                        days=options.deployment.log_expiration_days
                     ),
                     abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
                         days_after_initiation=7

@@ -1,118 +1,298 @@
-"""Settings from environment variables, validated once at start-up.
+"""Settings, each declared once: a field of `Settings` with its `Spec` (doc, range, variable).
 
-Every variable is documented in the README ("Configuration"). A bad value raises
-`SettingsError` naming the variable, so a misconfigured function fails loudly at
-cold start instead of mirroring to the wrong place.
+Everything else is derived from these declarations: the handler reads its environment with
+`load()`; the Pulumi component derives its arguments, stack-config keys, validation and the
+function's environment from `SPECS` (see `components/options.py`); the operator CLI derives its
+override flags from the specs marked `cli`. A bad value raises `SettingsError` naming the
+variable (or the argument), so a misconfigured function fails loudly at cold start instead of
+mirroring to the wrong place.
+
+Adding a setting: one field below (then `make generate` refreshes the component's argument
+types, `Pulumi.yaml` and the README's tables, which the tests check).
 """
 
+import dataclasses
 import os
 import re
+import types
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 MANAGED_TAG_KEY = "ManagedBy"
 """Tag key that marks a session as created (and owned) by this tool; the IAM policy keys on it."""
 
-_FILTER_ID = re.compile(r"^(tmf|traf-mir-fil)-[0-9a-zA-Z]+$")  # the second prefix is moto's
-_TRUE = {"1", "true", "yes", "on", "enabled"}
-_FALSE = {"0", "false", "no", "off", "disabled", ""}
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+"""Lambda's application log levels (the component's `log_level`, Lambda's AWS_LAMBDA_LOG_LEVEL)."""
+
+_TRUE = frozenset({"1", "true", "yes", "on", "enabled"})
+_FALSE = frozenset({"0", "false", "no", "off", "disabled", ""})
+
+
+class _Same:
+    """Marks `Spec.deployed` as "the handler's own default"."""
+
+    def __repr__(self) -> str:
+        return "SAME"
+
+
+SAME: Any = _Same()
 
 
 class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
+    """A setting is missing or malformed; the message names the variable or argument."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one setting is documented, checked and passed around."""
+
+    doc: str
+    """One line for the README, the component's argument and `Pulumi.yaml`."""
+    env: str = ""
+    """Environment variable; "" = MIRROR_<FIELD NAME>. Filled in by `_specs`."""
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[Any, ...] = ()
+    pattern: str | None = None
+    """A regular expression the whole value must match (with `like` saying what that means)."""
+    like: str = ""
+    lower: bool = False
+    """Compared and stored in lower case."""
+    component: bool = True
+    """Settable through the Pulumi component (else: set by the platform or the component itself)."""
+    environment: bool = True
+    """The component passes it to the function as an environment variable."""
+    deployed: Any = SAME
+    """The component's default when it differs from the handler's own."""
+    cli: bool = False
+    """The operator CLI has a `--flag` that overrides it."""
+    name: str = ""
+    kind: Any = None
+    optional: bool = False
+    default: Any = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def config_key(self) -> str:
+        """Stack-config key: the argument in camelCase (`tag_key` -> `tagKey`)."""
+        head, *rest = self.name.split("_")
+        return head + "".join(part.capitalize() for part in rest)
+
+    @property
+    def deployed_default(self) -> Any:
+        return self.default if self.deployed is SAME else self.deployed
+
+    def describe_range(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        if self.lo is not None and self.hi is not None:
+            return f"between {_num(self.lo)} and {_num(self.hi)}"
+        return self.like
+
+    def check(self, value: Any, label: str) -> Any:
+        """Range, choices and pattern of an already-typed value (None = unset, always fine)."""
+        if value is None:
+            return None
+        ranged = self.kind in (int, float) and self.lo is not None and self.hi is not None
+        if ranged and not self.lo <= value <= self.hi:
+            raise SettingsError(f"{label} must be {self.describe_range()}, got {_num(value)}")
+        if self.choices and value not in self.choices:
+            shown = ", ".join(str(c) for c in self.choices)
+            raise SettingsError(f"{label} must be one of {shown}, got {value!r}")
+        if self.pattern is not None and not re.fullmatch(self.pattern, str(value)):
+            raise SettingsError(f"{label} must be {self.like}, got {value!r}")
+        return value
+
+    def parse(self, raw: str | None, label: str | None = None) -> Any:
+        """An environment string -> the typed, checked value ("" or absent = the default)."""
+        label = label or self.env
+        text = (raw or "").strip()
+        if self.kind is bool:
+            lowered = text.lower()
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return self.default if not text else False
+            raise SettingsError(f"{label} must be true or false, got {text!r}")
+        if not text:
+            return self.default
+        if self.kind is int:
+            try:
+                value: Any = int(text)
+            except ValueError:
+                raise SettingsError(f"{label} must be an integer {self.describe_range()}, got {text!r}") from None
+        elif self.kind is float:
+            try:
+                value = float(text)
+            except ValueError:
+                raise SettingsError(f"{label} must be a number {self.describe_range()}, got {text!r}") from None
+        else:
+            value = text.lower() if self.lower else text
+        return self.check(value, label)
+
+    def coerce(self, value: Any, label: str | None = None) -> Any:
+        """A component argument (as any Pulumi language sends it) -> the typed, checked value.
+
+        Other languages send integers as floats (`1.0`): whole floats are taken as integers.
+        """
+        label = label or self.name
+        if value is None:
+            return self.deployed_default
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise SettingsError(f"{label} must be true or false, got {value!r}")
+            return value
+        if self.kind in (int, float):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SettingsError(f"{label} must be a number {self.describe_range()}, got {value!r}")
+            if self.kind is int:
+                if isinstance(value, float) and not value.is_integer():
+                    raise SettingsError(f"{label} must be a whole number {self.describe_range()}, got {value!r}")
+                value = int(value)
+            return self.check(value if self.kind is int else float(value), label)
+        if not isinstance(value, str):
+            raise SettingsError(f"{label} must be a string, got {value!r}")
+        text = value.strip()
+        if not text:
+            return self.deployed_default
+        return self.check(text.lower() if self.lower else text, label)
+
+    def to_env(self, value: Any) -> str | None:
+        """The variable's text for a typed value (None = leave the variable out)."""
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def setting(default: Any, doc: str, **spec: Any) -> Any:
+    """A `Settings` field: its default and its `Spec`."""
+    return field(default=default, metadata={"spec": Spec(doc=doc, **spec)})
 
 
 @dataclass(frozen=True)
 class Settings:
-    tag_key: str = "Mirror"
-    filter_id: str | None = None
-    scope: str = "all"
-    session_number: int = 1
-    vni: int | None = None
-    packet_length: int | None = None
-    managed_by: str = "traffic-mirror-automation"
-    release_on_stop: bool = False
-    dry_run: bool = False
-    cache_ttl_seconds: float = 60.0
-    max_workers: int = 8
-    deadline_margin_seconds: float = 15.0
-    sweep_grace_seconds: float = 0.0
-    role_arn: str | None = None
-    function_name: str | None = None
+    """The handler's settings, validated once per container (`load`)."""
+
+    tag_key: str = setting(
+        "Mirror",
+        "Instance/ENI tag key the handler reads (opt in with scope=tagged, opt out with value false, "
+        "any other value routes to sensors tagged the same).",
+        pattern=r"(?i)(?!aws:).{1,128}",
+        like="a tag key of 1-128 characters, not starting with aws:",
+        cli=True,
+    )
+    filter_id: str | None = setting(
+        None,
+        "Traffic mirror filter (tmf-...) for new sessions. Unset: the handler picks the region's filter.",
+        pattern=r"(tmf|traf-mir-fil)-[0-9a-zA-Z]+",  # the second prefix is moto's
+        like="a traffic mirror filter id like tmf-0123456789abcdef0",
+        cli=True,
+    )
+    scope: str = setting(
+        "all",
+        'all: every ENI not opted out is mirrored; tagged: only ENIs/instances tagged with the tag key.',
+        choices=("all", "tagged"),
+        lower=True,
+        cli=True,
+    )
+    session_number: int = setting(
+        1, "Session number for new sessions; lower numbers take precedence on an ENI.", lo=1, hi=32766
+    )
+    vni: int | None = setting(
+        None, "VXLAN network identifier for new sessions. Unset: AWS assigns one.", lo=1, hi=16777215
+    )
+    packet_length: int | None = setting(
+        None, "Bytes of each packet to mirror. Unset: the whole packet.", lo=1, hi=8500
+    )
+    managed_by: str = setting(
+        "traffic-mirror-automation",
+        "Value of the ManagedBy tag on created sessions; only sessions carrying it are ever changed or deleted.",
+        pattern=r".{1,256}",
+        like="a tag value of 1-256 characters",
+    )
+    release_on_stop: bool = setting(
+        False, "Delete an instance's sessions when it stops or an ENI is detached (AWS bills stopped ones)."
+    )
+    dry_run: bool = setting(False, "Log what the handler would do without creating or deleting sessions.")
+    cache_ttl_seconds: float = setting(
+        60.0, "How long a warm function reuses the region's targets and filters, in seconds.", lo=0, hi=3600
+    )
+    max_workers: int = setting(8, "Writes (create/modify/delete) in flight at once per invocation.", lo=1, hi=64)
+    deadline_margin_seconds: float = setting(
+        15.0, "Time kept free before the invocation's deadline: no write starts later.", lo=1, hi=600
+    )
+    sweep_grace_seconds: float = setting(
+        0.0,
+        "The scheduled sweep leaves ENIs attached less than this many seconds ago to their own events.",
+        lo=0,
+        hi=3600,
+        deployed=60,
+    )
+    log_level: str = setting(
+        "INFO",
+        "Lambda application log level.",
+        env="AWS_LAMBDA_LOG_LEVEL",
+        choices=LOG_LEVELS,
+        environment=False,  # Lambda's logging configuration sets the variable
+    )
+    role_arn: str | None = setting(
+        None,
+        "The function's execution role (set by the component): calls it made are its own, never acted on.",
+        pattern=r"arn:[a-z-]+:iam::\d{12}:role/.+",
+        like="an IAM role ARN",
+        component=False,
+    )
+    function_name: str | None = setting(
+        None, "The function's name (set by Lambda).", env="AWS_LAMBDA_FUNCTION_NAME", component=False
+    )
 
 
-def _int(env: Mapping[str, str], name: str, default: int | None, lo: int, hi: int) -> int | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer between {lo} and {hi}, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
-    return value
+def _specs() -> tuple[Spec, ...]:
+    hints = typing.get_type_hints(Settings)
+    specs = []
+    for f in dataclasses.fields(Settings):
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = isinstance(hint, types.UnionType) and len(args) == 1
+        spec: Spec = f.metadata["spec"]
+        specs.append(
+            dataclasses.replace(
+                spec,
+                env=spec.env or f"MIRROR_{f.name.upper()}",
+                name=f.name,
+                kind=args[0] if optional else hint,
+                optional=optional,
+                default=f.default,
+            )
+        )
+    return tuple(specs)
 
 
-def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+SPECS: tuple[Spec, ...] = _specs()
+"""Every setting, in declaration order."""
+SPEC_OF: Mapping[str, Spec] = {s.name: s for s in SPECS}
 
 
 def load(env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate every MIRROR_* variable; raise SettingsError on the first bad one."""
+    """Read and validate every setting's variable; raise SettingsError on the first bad one."""
     env = os.environ if env is None else env
-    tag_key = env.get("MIRROR_TAG_KEY", "Mirror").strip() or "Mirror"
-    if len(tag_key) > 128 or tag_key.lower().startswith("aws:"):
-        raise SettingsError(
-            f"MIRROR_TAG_KEY must be a valid tag key (1-128 chars, not aws:*), got {tag_key!r}"
-        )
-    filter_id = env.get("MIRROR_FILTER_ID", "").strip() or None
-    if filter_id is not None and not _FILTER_ID.match(filter_id):
-        raise SettingsError(f"MIRROR_FILTER_ID must look like tmf-0123456789abcdef0, got {filter_id!r}")
-    scope = env.get("MIRROR_SCOPE", "all").strip().lower() or "all"
-    if scope not in ("all", "tagged"):
-        raise SettingsError(f"MIRROR_SCOPE must be 'all' or 'tagged', got {scope!r}")
-    managed_by = env.get("MIRROR_MANAGED_BY", "traffic-mirror-automation").strip()
-    if not managed_by or len(managed_by) > 256:
-        raise SettingsError("MIRROR_MANAGED_BY must be a non-empty tag value of at most 256 characters")
-    role_arn = env.get("MIRROR_ROLE_ARN", "").strip() or None
-    if role_arn is not None and not role_arn.startswith("arn:"):
-        raise SettingsError(f"MIRROR_ROLE_ARN must be an IAM role ARN, got {role_arn!r}")
-    session_number = _int(env, "MIRROR_SESSION_NUMBER", 1, 1, 32766)
-    max_workers = _int(env, "MIRROR_MAX_WORKERS", 8, 1, 64)
-    assert session_number is not None and max_workers is not None
-    return Settings(
-        tag_key=tag_key,
-        filter_id=filter_id,
-        scope=scope,
-        session_number=session_number,
-        vni=_int(env, "MIRROR_VNI", None, 1, 16777215),
-        packet_length=_int(env, "MIRROR_PACKET_LENGTH", None, 1, 8500),
-        managed_by=managed_by,
-        release_on_stop=_bool(env, "MIRROR_RELEASE_ON_STOP"),
-        dry_run=_bool(env, "MIRROR_DRY_RUN"),
-        cache_ttl_seconds=_float(env, "MIRROR_CACHE_TTL_SECONDS", 60.0, 0.0, 3600.0),
-        max_workers=max_workers,
-        deadline_margin_seconds=_float(env, "MIRROR_DEADLINE_MARGIN_SECONDS", 15.0, 1.0, 600.0),
-        sweep_grace_seconds=_float(env, "MIRROR_SWEEP_GRACE_SECONDS", 0.0, 0.0, 3600.0),
-        role_arn=role_arn,
-        function_name=env.get("AWS_LAMBDA_FUNCTION_NAME") or None,
-    )
+    return Settings(**{s.name: s.parse(env.get(s.env)) for s in SPECS})
+
+
+def override(settings: Settings, values: Mapping[str, str], label: typing.Callable[[Spec], str]) -> Settings:
+    """`settings` with some fields replaced by text values, each checked like its variable."""
+    changed = {name: SPEC_OF[name].parse(raw, label(SPEC_OF[name])) for name, raw in values.items()}
+    return dataclasses.replace(settings, **changed)

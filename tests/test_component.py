@@ -198,6 +198,9 @@ def test_function_environment_defaults(run: Run) -> None:
         "MIRROR_MANAGED_BY": "traffic-mirror-automation",
         "MIRROR_RELEASE_ON_STOP": "false",
         "MIRROR_DRY_RUN": "false",
+        "MIRROR_CACHE_TTL_SECONDS": "60",
+        "MIRROR_MAX_WORKERS": "8",
+        "MIRROR_DEADLINE_MARGIN_SECONDS": "15",
         "MIRROR_SWEEP_GRACE_SECONDS": "60",
         "MIRROR_ROLE_ARN": role_arn,
     }
@@ -738,12 +741,12 @@ def test_args_schema_can_be_served_to_other_languages() -> None:
         ({"regions": ["us-east-1", "us-east-1"]}, "lists 'us-east-1' twice"),
         ({"regions": ["us-east-1", "cn-north-1"]}, "several AWS partitions"),
         ({"regions": ["us-east-1"], "home_region": "mars-1"}, "home_region: 'mars-1'"),
-        ({"regions": ["us-east-1"], "scope": "some"}, "scope: MIRROR_SCOPE must be 'all' or 'tagged'"),
-        ({"regions": ["us-east-1"], "tag_key": "aws:mirror"}, "tag_key: MIRROR_TAG_KEY must be a valid tag key"),
-        ({"regions": ["us-east-1"], "filter_id": "filter-1"}, "filter_id: MIRROR_FILTER_ID must look like"),
+        ({"regions": ["us-east-1"], "scope": "some"}, "scope must be one of all, tagged"),
+        ({"regions": ["us-east-1"], "tag_key": "aws:mirror"}, "tag_key must be a tag key of 1-128 characters"),
+        ({"regions": ["us-east-1"], "filter_id": "filter-1"}, "filter_id must be a traffic mirror filter id like"),
         ({"regions": ["us-east-1"], "session_number": 0}, "session_number must be between 1 and 32766"),
         ({"regions": ["us-east-1"], "vni": 2**24}, "vni must be between 1 and 16777215"),
-        ({"regions": ["us-east-1"], "session_number": "2"}, "session_number must be an integer"),
+        ({"regions": ["us-east-1"], "session_number": "2"}, "session_number must be a number between 1 and 32766"),
         ({"regions": ["us-east-1"], "dry_run": "yes"}, "dry_run must be true or false"),
         ({"regions": ["us-east-1"], "log_retention_days": 31}, "log_retention_days must be one of"),
         ({"regions": ["us-east-1"], "timeout_seconds": 901}, "timeout_seconds must be between 30 and 900"),
@@ -771,7 +774,7 @@ def test_invalid_regions_fail_the_program_before_any_resource() -> None:
 
 def test_schedule_expressions() -> None:
     for good in ("rate(1 minute)", "rate(5 minutes)", "rate(1 hour)", "rate(12 hours)", "cron(0/10 * * * ? *)"):
-        assert resolve({"regions": ["us-east-1"], "sweep_schedule": good}).sweep_schedule == good
+        assert resolve({"regions": ["us-east-1"], "sweep_schedule": good}).deployment.sweep_schedule == good
     for bad in ("rate(1 minutes)", "rate(0 minutes)", "rate(5 minute)", "cron(* * *)"):
         with pytest.raises(ConfigError):
             resolve({"regions": ["us-east-1"], "sweep_schedule": bad})
@@ -822,19 +825,25 @@ def test_pulumi_yaml_declares_every_option_with_type_description_and_default() -
     assert set(declared) == set(component_config.CONFIG_KEYS)
     assert declared["regions"]["type"] == "array" and declared["regions"]["items"] == {"type": "string"}
     assert "default" not in declared["regions"], "regions is required"
-    defaults = resolve({"regions": ["us-east-1"]})
     for key, spec in declared.items():
         assert spec.get("description"), key
-        if key == "regions":
-            continue
-        assert "default" in spec, key
-        # The declared default is the component's own default ("" / 0 meaning "not set").
-        arg = component_config.CONFIG_KEYS[key]
-        value = getattr(defaults, arg)
-        if key == "homeRegion":
-            continue
-        if isinstance(value, tuple):
-            value = list(value)
-        assert spec["default"] == (value if value is not None else ({"integer": 0}.get(spec["type"], ""))), key
-        assert spec["type"] == {bool: "boolean", int: "integer", str: "string", list: "array"}[type(spec["default"])]
+        assert key == "regions" or "default" in spec, key
+    # Every declared default means "the component's default": a stack that sets each key to its
+    # declared default deploys exactly what a stack that sets nothing deploys.
+    plain = _main({"regions": ["us-east-1"]})
+    explicit = _main({"regions": ["us-east-1"], **{k: v["default"] for k, v in declared.items() if "default" in v}})
+    def registered(run: Run) -> dict[str, Any]:
+        def plain_value(value: Any) -> Any:
+            return sorted(value.assets) if isinstance(value, pulumi.AssetArchive) else value
+
+        return {r.name: (r.type, {k: plain_value(v) for k, v in r.inputs.items()}) for r in run.resources}
+
+    assert registered(explicit) == registered(plain)
+
+
+def test_generated_files_match_the_declarations() -> None:
+    """components/args.py, Pulumi.yaml's config and the README's tables come from the settings' specs."""
+    from scripts import generate
+
+    assert generate.stale() == [], "run `make generate`"
     assert PROVIDER_REGION == "us-east-1"

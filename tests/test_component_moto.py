@@ -351,12 +351,13 @@ def archived_handler(
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", fn.inputs["name"])
     monkeypatch.setenv("AWS_LAMBDA_LOG_LEVEL", fn.inputs["loggingConfig"]["applicationLogLevel"])
 
-    saved = {k: v for k, v in sys.modules.items() if k == "traffic_mirror.handler" or k.startswith("traffic_mirror.handler.")}
+    # As Lambda does: the archive's `handler` package, top-level, from the task directory.
+    saved = {k: v for k, v in sys.modules.items() if k == "handler" or k.startswith("handler.")}
     for key in saved:
         del sys.modules[key]
     sys.path.insert(0, str(task))
     try:
-        app = importlib.import_module("traffic_mirror.handler.app")
+        app = importlib.import_module("handler.app")
         assert Path(app.__file__ or "").resolve().is_relative_to(task.resolve()), app.__file__
         actions: list[str] = []
         for client in (app.clients.ec2(REGION, None), app.clients.elbv2(REGION, None)):
@@ -369,7 +370,7 @@ def archived_handler(
         yield app, actions
     finally:
         sys.path.remove(str(task))
-        for key in [k for k in sys.modules if k == "traffic_mirror.handler" or k.startswith("traffic_mirror.handler.")]:
+        for key in [k for k in sys.modules if k == "handler" or k.startswith("handler.")]:
             del sys.modules[key]
         sys.modules.update(saved)
 
