@@ -71,7 +71,8 @@ FAKE_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,  # as in Lambda: the handler creates its region's clients at import
+    "AWS_REGION": REGION,
+    "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",  # as in Lambda: clients and inventory start at import
 }
 
 
@@ -397,7 +398,7 @@ class Bench:
 
     def ours_warm(self, app: ModuleType, event: dict[str, Any]) -> Run:
         self.probe.reset()
-        return self._ours(app, event, "ours-warm", 0.0, app.clients.calls_snapshot())
+        return self._ours(app, event, "ours-warm", 0.0, app.CONTAINER.clients.calls_snapshot())
 
     def _ours(
         self, app: ModuleType, event: dict[str, Any], side: str, init_ms: float, before: Counter[str]
@@ -406,7 +407,7 @@ class Bench:
             result = app.handle(event)
         call_ms = elapsed()
         calls = self.probe.snapshot()
-        theirs = app.clients.calls_snapshot() - before
+        theirs = app.CONTAINER.clients.calls_snapshot() - before
         if theirs != calls:  # the handler's own count must match what the hooks saw
             raise RuntimeError(f"{side}: handler counted {dict(theirs)}, hooks saw {dict(calls)}")
         created = int(result.get("counts", {}).get("Created", 0))

@@ -127,13 +127,15 @@ class _Collector(logging.Handler):
             self.reasons[_normalize(f"{outcome}: {getattr(record, 'reason', '')}")] += 1
 
 
-def _experiment_retry_config(clients: Any, retries: dict[str, Any]) -> None:
+def _experiment_retry_config(app: Any, retries: dict[str, Any]) -> None:
     """`--retry`: try another botocore retry configuration (an experiment, not the deployed one)."""
     from botocore.config import Config
+    from traffic_mirror.handler.clients import Place
 
-    clients.RETRY_CONFIG = clients.RETRY_CONFIG.merge(Config(retries=retries))
-    clients.reset()
-    clients.warm(os.environ["AWS_REGION"])
+    container = app.CONTAINER
+    container.clients.config = container.clients.config.merge(Config(retries=retries))
+    container.reset()
+    container.clients.warm(Place(os.environ["AWS_REGION"]))
 
 
 EXPERIMENTS: dict[str, Callable[[], None]] = {}
@@ -154,7 +156,7 @@ def _container_main(
     collector = _Collector()
     invoke: Callable[[Any, _Context], Any]
     if kind == "ours":
-        from traffic_mirror.handler import app, clients, report
+        from traffic_mirror.handler import app, report
 
         logger = logging.getLogger(report.LOGGER_NAME)
         for existing in list(logger.handlers):
@@ -162,7 +164,7 @@ def _container_main(
         logger.addHandler(collector)
         logger.propagate = False
         if retries:
-            _experiment_retry_config(clients, retries)
+            _experiment_retry_config(app, retries)
         for name in experiments:
             EXPERIMENTS[name]()
 
@@ -699,6 +701,7 @@ def _env(url: str, extra: dict[str, str]) -> dict[str, str]:
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
         "AWS_ENDPOINT_URL": url,
         "LOG_LEVEL": "INFO",
         "MIRROR_SWEEP_GRACE_SECONDS": "60",  # as the component deploys it

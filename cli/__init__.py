@@ -25,6 +25,7 @@ import dataclasses
 import json
 import os
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -38,6 +39,8 @@ from rich.table import Table
 from traffic_mirror.handler import reconcile
 from traffic_mirror.handler import settings as settings_module
 from traffic_mirror.handler.apply import Result
+from traffic_mirror.handler.clients import Place
+from traffic_mirror.handler.context import Container, Context
 from traffic_mirror.handler.model import Decision
 from traffic_mirror.handler.planner import OUT_OF_SCOPE
 from traffic_mirror.handler.settings import Settings, SettingsError
@@ -76,7 +79,7 @@ def is_mirrored(decision: Decision) -> bool:
     if decision.outcome == "mirrored":
         return True
     # Duplicate managed sessions are being cleaned up, but the one kept is fine.
-    return decision.outcome == "delete" and decision.reason.startswith("already mirrored by ")
+    return decision.outcome == "delete" and decision.kept_session is not None
 
 
 def unmirrored_action(decision: Decision) -> str:
@@ -362,10 +365,8 @@ def sweep_note(result: Result) -> str:
     if result.status == "failed":
         return result.reason
     if d.outcome == "create":
-        # "<why in scope>; <target kind and id>; <filter>; session number N": the ids have columns.
-        parts = d.reason.split("; ")
-        number = parts[-1] if parts[-1].startswith("session number") else ""
-        return "; ".join(p for p in (parts[0], number) if p)
+        # The reason repeats the target and filter, which have columns of their own.
+        return f"session number {d.session_number}"
     return d.reason
 
 
@@ -446,19 +447,25 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
     return settings_module.override(base, given, lambda spec: spec.flag)
 
 
+def context_for(args: argparse.Namespace, settings: Settings) -> Context:
+    """The CLI's one place (region, endpoint) and its own container of clients."""
+    container = Container(max_workers=settings.max_workers)
+    return Context(Place(args.region, None, args.endpoint_url), settings, container)
+
+
 def cmd_plan(console: Console, args: argparse.Namespace, settings: Settings) -> int:
     with console.status(f"Reading {args.region}..."):
-        decisions, _ = reconcile.read_only_plan(args.region, args.endpoint_url, settings)
+        decisions, _ = reconcile.read_only_plan(context_for(args, settings))
     render_plan(console, args.region, decisions)
     return EXIT_OK
 
 
 def cmd_coverage(console: Console, args: argparse.Namespace, settings: Settings) -> int:
     if args.format == "json":
-        decisions, _ = reconcile.read_only_plan(args.region, args.endpoint_url, settings)
+        decisions, _ = reconcile.read_only_plan(context_for(args, settings))
     else:
         with console.status(f"Reading {args.region}..."):
-            decisions, _ = reconcile.read_only_plan(args.region, args.endpoint_url, settings)
+            decisions, _ = reconcile.read_only_plan(context_for(args, settings))
     report = coverage(args.region, decisions)
     if args.format == "json":
         render_coverage_json(console, report)
@@ -469,15 +476,16 @@ def cmd_coverage(console: Console, args: argparse.Namespace, settings: Settings)
 
 def cmd_sweep(console: Console, args: argparse.Namespace, settings: Settings) -> int:
     settings = dataclasses.replace(settings, dry_run=not args.apply)
+    ctx = context_for(args, settings)
     pending = 0
     if args.apply:
         # Count the writes first, so that a long run gets a progress bar with a total.
         with console.status(f"Reading {args.region}..."):
-            decisions, _ = reconcile.read_only_plan(args.region, args.endpoint_url, settings)
+            decisions, _ = reconcile.read_only_plan(ctx)
         pending = sum(1 for d in decisions if d.actions)
     label = f"Sweeping {args.region}" + ("" if args.apply else " (dry run)")
     with progress_callback(console, pending, label) as on_done:
-        outcome = reconcile.sweep(args.region, args.endpoint_url, settings, on_done=on_done)
+        outcome = reconcile.sweep(ctx, reconcile.SweepPolicy(trigger=f"cli-{uuid.uuid4()}"), on_done=on_done)
     render_sweep(console, args.region, outcome.results, dry_run=not args.apply)
     failed = sum(1 for r in outcome.results if r.status == "failed")
     return EXIT_FAILED_WRITES if failed else EXIT_OK

@@ -12,24 +12,31 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import clients, inventory
+from . import inventory
 from . import settings as settings_module
+from .clients import Place
+from .context import Container, Context
 
 SETTINGS = settings_module.load()
 """Validated once per container: a bad variable fails the cold start with a clear message."""
+CONTAINER = Container(max_workers=SETTINGS.max_workers)
+"""What this container keeps between invocations: clients, caches, lessons."""
 DEFAULT_BUDGET_SECONDS = 300.0
+IN_LAMBDA = os.environ.get("AWS_EXECUTION_ENV", "").startswith("AWS_Lambda_") and bool(os.environ.get("AWS_REGION"))
+"""Set by the Lambda runtime only: developer shells and CI jobs with AWS_REGION do no work at import."""
 
-# Cold start: the function's own region's clients, then its inventory in the background, so the
-# first round trips overlap the rest of the imports. (AWS_REGION is set by Lambda, not by tests.)
-if os.environ.get("AWS_REGION"):
-    clients.warm(os.environ["AWS_REGION"])
-    inventory.prefetch(os.environ["AWS_REGION"])
+# Cold start, in Lambda only: the function's own region's clients, then its inventory in the
+# background, so the first round trips overlap the rest of the imports.
+if IN_LAMBDA:
+    _home = Context(Place(os.environ["AWS_REGION"]), SETTINGS, CONTAINER)
+    CONTAINER.clients.warm(_home.place)
+    inventory.prefetch(_home)
 
 from . import reconcile, report  # noqa: E402
 from .apply import Result  # noqa: E402
 from .events import Change, Skip, parse  # noqa: E402
 
-report.configure()
+report.configure(SETTINGS.log_level)
 
 
 class RetryableFailure(RuntimeError):
@@ -64,11 +71,13 @@ def handle(
     *,
     endpoint: str | None = None,
     settings: settings_module.Settings | None = None,
+    container: Container | None = None,
 ) -> dict[str, Any]:
     """The whole pipeline; `lambda_handler` is this with the container's settings."""
     started = time.monotonic()
     settings = settings or SETTINGS
-    calls_before = clients.calls_snapshot()
+    container = container or CONTAINER
+    calls_before = container.clients.calls_snapshot()
     remaining = _remaining(context)
     pairs = _unwrap(event)
     parsed: list[tuple[str | None, Change | Skip]] = [(mid, parse(body, settings)) for mid, body in pairs]
@@ -88,13 +97,13 @@ def handle(
     retry_needed = False
     for region, items in by_region.items():
         batch = [c for _, c in items]
-        outcome = _reconcile(batch, region, endpoint, settings, remaining)
+        outcome = _reconcile(batch, Context(Place(region, None, endpoint), settings, container, remaining))
         names = ",".join(sorted({c.event_name for c in batch}))
         for result in outcome.results:
             report.decision(result, region, names)
         all_results.extend(outcome.results)
         failed = outcome.failed_changes()
-        is_sweep = any(c.kind == "sweep" for c in batch)
+        is_sweep = reconcile.sweep_policy(batch, settings) is not None
         for index in failed:
             mid = items[index][0]
             if mid is not None:
@@ -103,7 +112,7 @@ def handle(
                 retry_needed = True
 
     tally = report.counts(all_results, skips)
-    calls = clients.calls_snapshot() - calls_before
+    calls = container.clients.calls_snapshot() - calls_before
     report.summary(
         tally,
         (time.monotonic() - started) * 1000,
@@ -125,35 +134,14 @@ def _only_deferred(results: Sequence[Result]) -> bool:
     return all(r.status == "deferred" for r in results if r.retryable)
 
 
-def _reconcile(
-    batch: Sequence[Change],
-    region: str,
-    endpoint: str | None,
-    settings: settings_module.Settings,
-    remaining: Callable[[], float],
-) -> reconcile.Outcome:
-    sweeps = [c for c in batch if c.kind == "sweep"]
-    if sweeps:
-        # A sweep covers every ENI of the region, so it answers the whole batch.
-        refresh = any(c.refresh_inventory for c in sweeps)
-        if refresh:
-            inventory.invalidate(region)
-        # Only a purely scheduled sweep leaves just-attached ENIs to their own events: a sweep for
-        # a deleted session or a route change, or one batched with launches, covers them too.
-        scheduled = all(c.event_name == "Scheduled Event" for c in batch)
-        outcome = reconcile.sweep(
-            region,
-            endpoint,
-            settings,
-            remaining,
-            refresh=refresh,
-            trigger=sweeps[0].event_id,
-            grace=settings.sweep_grace_seconds if scheduled else 0.0,
-        )
-        if outcome.failed_changes():
-            outcome.owners = {r.decision.eni_id: set(range(len(batch))) for r in outcome.results}
-        return outcome
-    return reconcile.changes(batch, region, endpoint, settings, remaining)
+def _reconcile(batch: Sequence[Change], ctx: Context) -> reconcile.Outcome:
+    policy = reconcile.sweep_policy(batch, ctx.settings)
+    if policy is None:
+        return reconcile.changes(batch, ctx)
+    outcome = reconcile.sweep(ctx, policy)
+    if outcome.failed_changes():
+        outcome.owners = {r.decision.eni_id: set(range(len(batch))) for r in outcome.results}
+    return outcome
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:

@@ -5,18 +5,16 @@ that ENI; throttling (after botocore's own retries), server errors and stale-inv
 are `retryable`, so the invocation fails only for what is left and Lambda or SQS retries it.
 """
 
-import functools
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import clients, inventory, support
+from . import inventory
+from .context import Context
 from .model import Action, Decision
-from .settings import MANAGED_TAG_KEY, Settings
+from .settings import MANAGED_TAG_KEY
 
 Status = Literal["created", "modified", "deleted", "mirrored", "skipped", "failed", "planned", "deferred"]
 
@@ -44,21 +42,9 @@ STALE_ERRORS = frozenset(
 )
 TARGET_FULL = "TrafficMirrorSourcesPerTargetLimitExceeded"
 SESSION_GONE = frozenset({"InvalidTrafficMirrorSessionId.NotFound", "InvalidTrafficMirrorSessionID.NotFound"})
-FULL_TARGET_SECONDS = 900.0
-"""How long a target that refused a source is passed over for new sessions (this container)."""
-_full: dict[tuple[str, str | None, str], float] = {}
-
-
-def full_targets(region: str, endpoint: str | None) -> frozenset[str]:
-    """Targets that recently answered TrafficMirrorSourcesPerTargetLimitExceeded.
-
-    The planner puts them last for new sessions only. (Dropping them from the inventory instead
-    made the retry see the sessions they serve as stale, reload them, and pick them again.)
-    """
-    now = time.monotonic()
-    return frozenset(
-        t for (r, e, t), until in list(_full.items()) if (r, e) == (region, endpoint) and until > now
-    )
+# A target that answers TARGET_FULL is remembered by the container (`Container.target_full`) and
+# the planner puts it last for new sessions only. (Dropping it from the inventory instead made the
+# retry see the sessions it serves as stale, reload them, and pick it again.)
 
 
 @dataclass
@@ -108,8 +94,9 @@ def conflicted(result: "Result") -> bool:
     return result.status == "failed" and is_number_conflict(result.error_code, result.reason)
 
 
-def _run(action: Action, region: str, endpoint: str | None, settings: Settings) -> str | None:
-    ec2 = clients.ec2(region, endpoint)
+def _run(action: Action, ctx: Context) -> str | None:
+    settings = ctx.settings
+    ec2 = ctx.clients.ec2(ctx.place)
     if action.kind == "create":
         assert action.target_id and action.filter_id and action.session_number and action.client_token
         tags = [{"Key": MANAGED_TAG_KEY, "Value": settings.managed_by}]
@@ -151,25 +138,25 @@ def _run(action: Action, region: str, endpoint: str | None, settings: Settings) 
 _DONE: dict[str, Status] = {"create": "created", "modify": "modified", "delete": "deleted"}
 
 
-def apply_one(decision: Decision, region: str, endpoint: str | None, settings: Settings) -> Result:
+def apply_one(decision: Decision, ctx: Context) -> Result:
     """Carry out one ENI's actions in order; classify the first error."""
     if not decision.actions:
         status: Status = "mirrored" if decision.outcome == "mirrored" else "skipped"
         return Result(decision, status, decision.reason)
-    if settings.dry_run:
+    if ctx.settings.dry_run:
         return Result(decision, "planned", f"dry run: would {decision.outcome}: {decision.reason}")
     ids: list[str] = []
     for action in decision.actions:
         try:
-            session_id = _run(action, region, endpoint, settings)
+            session_id = _run(action, ctx)
         except (ClientError, BotoCoreError) as error:
             code = _error_code(error)
             if code == "NetworkInterfaceNotSupported":
-                support.learn_unsupported(decision.instance_type)
+                ctx.container.refuse_type(decision.instance_type)
             if code in STALE_ERRORS:
-                inventory.invalidate(region)
+                inventory.invalidate(ctx)
             if code == TARGET_FULL and action.target_id:
-                _full[(region, endpoint, action.target_id)] = time.monotonic() + FULL_TARGET_SECONDS
+                ctx.container.target_full(ctx.place, action.target_id)
             retryable = _is_retryable(code, error)
             return Result(decision, "failed", f"{action.kind} failed: {code}: {error}", retryable, ids, code)
         if session_id:
@@ -178,12 +165,7 @@ def apply_one(decision: Decision, region: str, endpoint: str | None, settings: S
 
 
 def apply_all(
-    decisions: Sequence[Decision],
-    region: str,
-    endpoint: str | None,
-    settings: Settings,
-    remaining_seconds: Callable[[], float] | None = None,
-    on_done: Callable[[Result], None] | None = None,
+    decisions: Sequence[Decision], ctx: Context, on_done: Callable[[Result], None] | None = None
 ) -> list[Result]:
     """Run every decision, at most MIRROR_MAX_WORKERS at once; stop starting work near the deadline.
 
@@ -191,10 +173,12 @@ def apply_all(
     `deferred` (retryable): the next sweep or the event's retry finishes it.
     """
 
+    remaining, margin = ctx.remaining, ctx.settings.deadline_margin_seconds
+
     def work(decision: Decision) -> Result:
-        if decision.actions and remaining_seconds and remaining_seconds() < settings.deadline_margin_seconds:
+        if decision.actions and remaining and remaining() < margin:
             return Result(decision, "deferred", "deadline near: left for the next run", retryable=True)
-        result = apply_one(decision, region, endpoint, settings)
+        result = apply_one(decision, ctx)
         if on_done:
             on_done(result)
         return result
@@ -202,11 +186,5 @@ def apply_all(
     quiet = [d for d in decisions if not d.actions]
     busy = [d for d in decisions if d.actions]
     results = [work(d) for d in quiet]
-    results.extend(_pool(settings.max_workers).map(work, busy))
+    results.extend(ctx.container.writes.map(work, busy))
     return results
-
-
-@functools.cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """Bounded writers, created once per container (MIRROR_MAX_WORKERS at a time)."""
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mirror-write")

@@ -1,17 +1,25 @@
-"""boto3 clients: one per region and endpoint, created once and reused across invocations.
+"""boto3 clients per place (account, region, endpoint), created once and reused across invocations.
 
 Retries are botocore's own (adaptive mode: client-side rate limiting that backs off when EC2
 throttles), never a hand-written loop. Timeouts are short because EC2 answers in well under a
 second; a hung connection should fail over to a retry, not eat the invocation.
+
+Another account is reached through its member role: botocore's assume-role credential fetcher
+with deferred refreshable credentials, so one AssumeRole per account and container, refreshed
+by botocore before the credentials expire. Each account has its own clients, and so its own
+adaptive rate limiter: EC2 throttles per account and region, and a burst in one account must
+not slow another.
 """
 
-import functools
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -19,63 +27,134 @@ if TYPE_CHECKING:
 else:
     EC2Client = ElasticLoadBalancingv2Client = Any
 
+USER_AGENT = "traffic-mirror-automation"
+SESSION_NAME = "traffic-mirror-automation"
+"""The role session name in member accounts: CloudTrail shows it as the caller."""
+
 RETRY_CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": 10},
     connect_timeout=3,
     read_timeout=15,
     max_pool_connections=32,
-    user_agent_extra="traffic-mirror-automation",
+    user_agent_extra=USER_AGENT,
 )
 
-_session = boto3.session.Session()
-_lock = threading.Lock()
-CALLS: Counter[str] = Counter()
-"""API calls made by this container, by operation (reported in each summary line)."""
+
+@dataclass(frozen=True)
+class Place:
+    """Where work happens: one region of one account, through one endpoint."""
+
+    region: str
+    account: str | None = None
+    """None: the caller's own account, with its own credentials (no role assumed)."""
+    endpoint: str | None = None
 
 
-def _count(model: Any, **_: Any) -> None:
-    with _lock:
-        CALLS[model.name] += 1
+class Clients:
+    """Every client and paginator of a container, and the API calls they made (by operation)."""
 
+    def __init__(
+        self,
+        config: Config = RETRY_CONFIG,
+        member_role_name: str | None = None,
+        partition: str = "aws",
+        session: boto3.session.Session | None = None,
+    ) -> None:
+        self.config = config
+        self.member_role_name = member_role_name
+        self.partition = partition
+        self._session = session
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, Place], Any] = {}
+        self._paginators: dict[tuple[Place, str], Any] = {}
+        self._sessions: dict[str, boto3.session.Session] = {}
+        self.calls: Counter[str] = Counter()
 
-def calls_snapshot() -> Counter[str]:
-    with _lock:
-        return Counter(CALLS)
+    def _count(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self.calls[model.name] += 1
 
+    def calls_snapshot(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.calls)
 
-def _client(service: str, region: str, endpoint_url: str | None) -> Any:
-    client = _session.client(service, region_name=region, endpoint_url=endpoint_url, config=RETRY_CONFIG)  # type: ignore[call-overload]
-    client.meta.events.register("before-call", _count)
-    return client
+    def base_session(self) -> boto3.session.Session:
+        """The container's own credentials (made on first use: never at import)."""
+        with self._lock:
+            if self._session is None:
+                self._session = boto3.session.Session()
+            return self._session
 
+    def role_arn(self, account: str) -> str:
+        return f"arn:{self.partition}:iam::{account}:role/{self.member_role_name}"
 
-@functools.cache
-def ec2(region: str, endpoint_url: str | None = None) -> "EC2Client":
-    return _client("ec2", region, endpoint_url)
+    def session_for(self, place: Place) -> boto3.session.Session:
+        """The session that acts in `place.account`: our own, or the member role's there."""
+        base = self.base_session()
+        if place.account is None:
+            return base
+        with self._lock:
+            found = self._sessions.get(place.account)
+        if found is not None:
+            return found
+        if not self.member_role_name:
+            raise ValueError(f"account {place.account} needs a member role, and none is configured")
+        fetcher = AssumeRoleCredentialFetcher(
+            client_creator=base._session.create_client,
+            source_credentials=base._session.get_credentials(),
+            role_arn=self.role_arn(place.account),
+            extra_args={"RoleSessionName": SESSION_NAME},
+        )
+        credentials = DeferredRefreshableCredentials(
+            refresh_using=fetcher.fetch_credentials, method="assume-role"
+        )
+        core = botocore.session.Session()
+        # botocore has no public setter for refreshable credentials; this is the documented idiom.
+        core._credentials = credentials  # type: ignore[attr-defined]
+        session = boto3.session.Session(botocore_session=core, region_name=place.region)
+        with self._lock:
+            return self._sessions.setdefault(place.account, session)
 
+    def client(self, service: str, place: Place) -> Any:
+        key = (service, place)
+        with self._lock:
+            found = self._clients.get(key)
+        if found is not None:
+            return found
+        client = self.session_for(place).client(  # type: ignore[call-overload]
+            service, region_name=place.region, endpoint_url=place.endpoint, config=self.config
+        )
+        client.meta.events.register("before-call", self._count)
+        with self._lock:
+            return self._clients.setdefault(key, client)
 
-@functools.cache
-def elbv2(region: str, endpoint_url: str | None = None) -> "ElasticLoadBalancingv2Client":
-    return _client("elbv2", region, endpoint_url)
+    def ec2(self, place: Place) -> "EC2Client":
+        return self.client("ec2", place)
 
+    def elbv2(self, place: Place) -> "ElasticLoadBalancingv2Client":
+        return self.client("elbv2", place)
 
-@functools.cache
-def paginator(region: str, endpoint_url: str | None, operation: str) -> Any:
-    """EC2 paginators, built once per client (loading the paginator model is not free)."""
-    client: Any = ec2(region, endpoint_url)
-    return client.get_paginator(operation)
+    def paginator(self, place: Place, operation: str) -> Any:
+        """EC2 paginators, built once per client (loading the paginator model is not free)."""
+        key = (place, operation)
+        with self._lock:
+            found = self._paginators.get(key)
+        if found is not None:
+            return found
+        made = self.ec2(place).get_paginator(operation)  # type: ignore[call-overload]
+        with self._lock:
+            return self._paginators.setdefault(key, made)
 
+    def reset(self) -> None:
+        """Forget every client, paginator and session (tests and the demo switch mocks or endpoints)."""
+        with self._lock:
+            self._clients.clear()
+            self._paginators.clear()
+            self._sessions.clear()
+            self._session = None
 
-def reset() -> None:
-    """Forget every client and paginator (tests and the CLI switch endpoints or mocks)."""
-    ec2.cache_clear()
-    elbv2.cache_clear()
-    paginator.cache_clear()
-
-
-def warm(region: str) -> None:
-    """Create the function's own region's clients at import time (cold start, not per event)."""
-    if region:
-        ec2(region, None)  # the ELBv2 client is made only when an NLB target exists
+    def warm(self, place: Place) -> None:
+        """Create the function's own region's client and paginators during init (cold start)."""
+        self.ec2(place)  # the ELBv2 client is made only when an NLB target exists
         for operation in ("describe_traffic_mirror_sessions", "describe_tags", "describe_instances"):
-            paginator(region, None, operation)
+            self.paginator(place, operation)

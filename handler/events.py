@@ -40,6 +40,8 @@ class Change:
     instance_ids: tuple[str, ...] = ()
     eni_ids: tuple[str, ...] = ()
     refresh_inventory: bool = False
+    scheduled: bool = False
+    """A tick of the sweep's schedule rule (its sweep leaves just-attached ENIs to their events)."""
     rejected: tuple[str, ...] = field(default=())
     """Parts of an otherwise usable event that were dropped (e.g. a malformed instance)."""
 
@@ -264,8 +266,9 @@ def parse(event: Any, settings: Settings) -> Change | Skip:
         # The backstop for deleted targets and filters: never plan it from a cached inventory.
         # A tick of the schedule rule names the rule in `resources`; an invocation by hand or the
         # one right after deploy does not, and is a full sweep without the grace period.
-        name = SCHEDULED if event.get("resources") else "Sweep"
-        return Change("sweep", name, event_id or "scheduled", region, refresh_inventory=True)
+        scheduled = bool(event.get("resources"))
+        name = SCHEDULED if scheduled else "Sweep"
+        return Change("sweep", name, event_id or "scheduled", region, refresh_inventory=True, scheduled=scheduled)
     if detail_type == STATE_CHANGE:
         # AWS's own samples carry a stray space before the id (" i-1234567890abcdef0").
         instance_id, state = _str(record.get("instance-id")).strip(), _str(record.get("state"))

@@ -5,36 +5,28 @@ one call per instance. The targets-and-filters inventory is cached per region fo
 MIRROR_CACHE_TTL_SECONDS and dropped as soon as an API answer shows it is stale.
 """
 
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from . import clients
+from .context import Context
 from .model import Inventory, MirrorFilter, Session, Source, Target, TargetKind
 
 FILTER_VALUES_PER_CALL = 200
 NLB_ARNS_PER_CALL = 20
 T = TypeVar("T")
 
-POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="mirror-io")
-"""Concurrent reads of one invocation; created once per container."""
-_INVENTORY_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirror-inventory")
-"""The inventory's own fan-out, separate so a read waiting on it never starves POOL."""
-
 _TARGET_KINDS: Mapping[str, TargetKind] = {
     "network-interface": "network-interface",
     "network-load-balancer": "network-load-balancer",
     "gateway-load-balancer-endpoint": "gateway-load-balancer-endpoint",
 }
-_cache: dict[tuple[str, str | None], Inventory] = {}
-_inflight: dict[tuple[str, str | None], "Future[Inventory]"] = {}
-_cache_lock = threading.Lock()
 
 
-def submit(fn: Callable[..., T], *args: Any, **kwargs: Any) -> "Future[T]":
-    return POOL.submit(fn, *args, **kwargs)
+def submit(ctx: Context, fn: Callable[..., T], *args: Any, **kwargs: Any) -> "Future[T]":
+    """Run a read of this invocation concurrently with the others (fn gets `ctx` first)."""
+    return ctx.container.reads.submit(fn, ctx, *args, **kwargs)
 
 
 def _tags(items: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
@@ -47,33 +39,31 @@ def _chunks(values: Sequence[str], size: int = FILTER_VALUES_PER_CALL) -> Iterat
         yield unique[start : start + size]
 
 
-def _pages(region: str, endpoint: str | None, operation: str, key: str, **kwargs: Any) -> list[Any]:
+def _pages(ctx: Context, operation: str, key: str, **kwargs: Any) -> list[Any]:
     """Every item of a paginated describe call."""
     items: list[Any] = []
-    for page in clients.paginator(region, endpoint, operation).paginate(**kwargs):
+    for page in ctx.clients.paginator(ctx.place, operation).paginate(**kwargs):
         items.extend(page.get(key, []))
     return items
 
 
-def _by_filter(
-    region: str, endpoint: str | None, operation: str, key: str, name: str, values: Sequence[str], **kw: Any
-) -> list[Any]:
+def _by_filter(ctx: Context, operation: str, key: str, name: str, values: Sequence[str], **kw: Any) -> list[Any]:
     """A describe filtered on up to 200 values per call (filters never raise NotFound for gone ids)."""
     items: list[Any] = []
     extra = kw.pop("Filters", [])
     for chunk in _chunks(values):
         filters = [{"Name": name, "Values": chunk}, *extra]
-        items.extend(_pages(region, endpoint, operation, key, Filters=filters, **kw))
+        items.extend(_pages(ctx, operation, key, Filters=filters, **kw))
     return items
 
 
 # --- targets and filters -------------------------------------------------------------
 
 
-def _load_inventory(region: str, endpoint: str | None) -> Inventory:
-    submit = _INVENTORY_POOL.submit
-    targets_f = submit(_pages, region, endpoint, "describe_traffic_mirror_targets", "TrafficMirrorTargets")
-    filters_f = submit(_pages, region, endpoint, "describe_traffic_mirror_filters", "TrafficMirrorFilters")
+def _load_inventory(ctx: Context) -> Inventory:
+    submit = ctx.container.inventory_reads.submit
+    targets_f = submit(_pages, ctx, "describe_traffic_mirror_targets", "TrafficMirrorTargets")
+    filters_f = submit(_pages, ctx, "describe_traffic_mirror_filters", "TrafficMirrorFilters")
     raw_targets = targets_f.result()
     eni_ids = [t["NetworkInterfaceId"] for t in raw_targets if t.get("NetworkInterfaceId")]
     nlb_arns = [t["NetworkLoadBalancerArn"] for t in raw_targets if t.get("NetworkLoadBalancerArn")]
@@ -82,16 +72,10 @@ def _load_inventory(region: str, endpoint: str | None) -> Inventory:
     ]
 
     enis_f = submit(
-        _by_filter,
-        region,
-        endpoint,
-        "describe_network_interfaces",
-        "NetworkInterfaces",
-        "network-interface-id",
-        eni_ids,
+        _by_filter, ctx, "describe_network_interfaces", "NetworkInterfaces", "network-interface-id", eni_ids
     )
-    nlbs_f = submit(_describe_nlbs, region, endpoint, nlb_arns)
-    vpces_f = submit(_describe_gwlb_endpoints, region, endpoint, gwlbe_ids)
+    nlbs_f = submit(_describe_nlbs, ctx, nlb_arns)
+    vpces_f = submit(_describe_gwlb_endpoints, ctx, gwlbe_ids)
     enis = {e["NetworkInterfaceId"]: e for e in enis_f.result()}
     nlbs, vpces = nlbs_f.result(), vpces_f.result()
 
@@ -127,30 +111,24 @@ def _load_inventory(region: str, endpoint: str | None) -> Inventory:
     return Inventory(tuple(targets), tuple(filters), time.monotonic())
 
 
-def _describe_nlbs(region: str, endpoint: str | None, arns: Sequence[str]) -> dict[str, str]:
+def _describe_nlbs(ctx: Context, arns: Sequence[str]) -> dict[str, str]:
     """NLB ARN -> VPC id. (elbv2 takes at most 20 ARNs per call.)"""
     found: dict[str, str] = {}
     for chunk in _chunks(arns, NLB_ARNS_PER_CALL):
-        pages = (
-            clients.elbv2(region, endpoint)
-            .get_paginator("describe_load_balancers")
-            .paginate(LoadBalancerArns=chunk)
-        )
+        pages = ctx.clients.elbv2(ctx.place).get_paginator("describe_load_balancers").paginate(LoadBalancerArns=chunk)
         for page in pages:
             found.update({lb["LoadBalancerArn"]: lb["VpcId"] for lb in page.get("LoadBalancers", [])})
     return found
 
 
-def _describe_gwlb_endpoints(
-    region: str, endpoint: str | None, ids: Sequence[str]
-) -> dict[str, tuple[str, str | None, str | None]]:
+def _describe_gwlb_endpoints(ctx: Context, ids: Sequence[str]) -> dict[str, tuple[str, str | None, str | None]]:
     """GWLB endpoint id -> (VPC, subnet, AZ). The AZ comes from the endpoint's subnet."""
     if not ids:
         return {}
-    vpces = _by_filter(region, endpoint, "describe_vpc_endpoints", "VpcEndpoints", "vpc-endpoint-id", ids)
+    vpces = _by_filter(ctx, "describe_vpc_endpoints", "VpcEndpoints", "vpc-endpoint-id", ids)
     subnet_of = {v["VpcEndpointId"]: (v.get("SubnetIds") or [None])[0] for v in vpces}
     subnet_ids = [s for s in subnet_of.values() if s]
-    subnets = _by_filter(region, endpoint, "describe_subnets", "Subnets", "subnet-id", subnet_ids)
+    subnets = _by_filter(ctx, "describe_subnets", "Subnets", "subnet-id", subnet_ids)
     az_of = {s["SubnetId"]: s.get("AvailabilityZone") for s in subnets}
     return {
         v["VpcEndpointId"]: (
@@ -162,46 +140,46 @@ def _describe_gwlb_endpoints(
     }
 
 
-def prefetch(region: str, endpoint: str | None = None) -> None:
-    """Start loading a region's inventory in the background (at cold start, during init).
+def prefetch(ctx: Context) -> None:
+    """Start loading a place's inventory in the background (at cold start, during init).
 
     The first invocation then waits for this load instead of starting its own, so the imports
     and the first round trips overlap. A failed prefetch is forgotten: the invocation loads again.
     """
-    with _cache_lock:
-        if (region, endpoint) not in _inflight:
-            _inflight[(region, endpoint)] = POOL.submit(_load_inventory, region, endpoint)
+    container = ctx.container
+    with container.lock:
+        if ctx.place not in container.prefetching:
+            container.prefetching[ctx.place] = container.reads.submit(_load_inventory, ctx)
 
 
-def inventory(region: str, ttl: float, endpoint: str | None = None, *, refresh: bool = False) -> Inventory:
-    """Targets and filters, from the warm cache when younger than `ttl` seconds."""
-    key = (region, endpoint)
-    with _cache_lock:
-        cached = _cache.get(key)
-        pending = _inflight.pop(key, None)
+def inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
+    """Targets and filters, from the warm cache when younger than MIRROR_CACHE_TTL_SECONDS."""
+    container, place = ctx.container, ctx.place
+    with container.lock:
+        cached = container.inventories.get(place)
+        pending = container.prefetching.pop(place, None)
     if pending is not None and not refresh:
         try:
             cached = pending.result()
         except Exception:  # a failed prefetch: the normal load below tries again
             cached = None
         else:
-            with _cache_lock:
-                _cache[key] = cached
-    if cached is not None and not refresh and time.monotonic() - cached.fetched_at < ttl:
+            with container.lock:
+                container.inventories[place] = cached
+    fresh_enough = cached is not None and time.monotonic() - cached.fetched_at < ctx.settings.cache_ttl_seconds
+    if cached is not None and not refresh and fresh_enough:
         return cached
-    fresh = _load_inventory(region, endpoint)
-    with _cache_lock:
-        _cache[key] = fresh
-    return fresh
+    loaded = _load_inventory(ctx)
+    with container.lock:
+        container.inventories[place] = loaded
+    return loaded
 
 
-def invalidate(region: str | None = None) -> None:
-    """Drop the cached inventory (an API answer showed it is stale)."""
-    with _cache_lock:
-        for key in [k for k in _cache if region is None or k[0] == region]:
-            del _cache[key]
-        for key in [k for k in _inflight if region is None or k[0] == region]:
-            del _inflight[key]
+def invalidate(ctx: Context) -> None:
+    """Drop the cached inventory of this place (an API answer showed it is stale)."""
+    with ctx.container.lock:
+        ctx.container.inventories.pop(ctx.place, None)
+        ctx.container.prefetching.pop(ctx.place, None)
 
 
 # --- sessions --------------------------------------------------------------------------
@@ -218,11 +196,10 @@ def _session(raw: Mapping[str, Any]) -> Session:
     )
 
 
-def sessions_for(region: str, endpoint: str | None, eni_ids: Sequence[str]) -> list[Session]:
+def sessions_for(ctx: Context, eni_ids: Sequence[str]) -> list[Session]:
     """Existing sessions of these ENIs: one call per 200 ENIs."""
     raw = _by_filter(
-        region,
-        endpoint,
+        ctx,
         "describe_traffic_mirror_sessions",
         "TrafficMirrorSessions",
         "network-interface-id",
@@ -231,8 +208,8 @@ def sessions_for(region: str, endpoint: str | None, eni_ids: Sequence[str]) -> l
     return [_session(s) for s in raw]
 
 
-def all_sessions(region: str, endpoint: str | None) -> list[Session]:
-    raw = _pages(region, endpoint, "describe_traffic_mirror_sessions", "TrafficMirrorSessions")
+def all_sessions(ctx: Context) -> list[Session]:
+    raw = _pages(ctx, "describe_traffic_mirror_sessions", "TrafficMirrorSessions")
     return [_session(s) for s in raw]
 
 
@@ -246,14 +223,11 @@ def group_by_eni(sessions: Iterable[Session]) -> dict[str, list[Session]]:
 # --- sources ----------------------------------------------------------------------------
 
 
-def current_tags(
-    region: str, endpoint: str | None, resource_ids: Sequence[str], keys: Sequence[str]
-) -> dict[str, dict[str, str]]:
+def current_tags(ctx: Context, resource_ids: Sequence[str], keys: Sequence[str]) -> dict[str, dict[str, str]]:
     """Fresh tags (only `keys`) of instances and ENIs in one call: event tags may be stale."""
     found: dict[str, dict[str, str]] = {rid: {} for rid in resource_ids}
     raw = _by_filter(
-        region,
-        endpoint,
+        ctx,
         "describe_tags",
         "Tags",
         "resource-id",
@@ -292,14 +266,13 @@ def with_current_tags(
 
 
 def describe_instances(
-    region: str, endpoint: str | None, instance_ids: Sequence[str] = (), states: Sequence[str] = ()
+    ctx: Context, instance_ids: Sequence[str] = (), states: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
     """Instances by id (filtered, so a gone id is simply absent) or, with no ids, all in `states`."""
     state_filter = [{"Name": "instance-state-name", "Values": list(states)}] if states else []
     if instance_ids:
         reservations = _by_filter(
-            region,
-            endpoint,
+            ctx,
             "describe_instances",
             "Reservations",
             "instance-id",
@@ -307,15 +280,13 @@ def describe_instances(
             Filters=state_filter,
         )
     else:
-        reservations = _pages(region, endpoint, "describe_instances", "Reservations", Filters=state_filter)
+        reservations = _pages(ctx, "describe_instances", "Reservations", Filters=state_filter)
     return [i for r in reservations for i in r.get("Instances", [])]
 
 
-def describe_enis(
-    region: str, endpoint: str | None, name: str, values: Sequence[str]
-) -> list[dict[str, Any]]:
+def describe_enis(ctx: Context, name: str, values: Sequence[str]) -> list[dict[str, Any]]:
     """ENIs by a filter (`network-interface-id`, `attachment.instance-id`, `tag-key`)."""
-    return _by_filter(region, endpoint, "describe_network_interfaces", "NetworkInterfaces", name, values)
+    return _by_filter(ctx, "describe_network_interfaces", "NetworkInterfaces", name, values)
 
 
 def sources_of_instances(

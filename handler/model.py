@@ -113,5 +113,23 @@ class Decision:
     az: str = ""
     instance_type: str = ""
     out_of_scope: str | None = None
-    """None: the automation means to mirror this ENI; else why it is excluded by design (one of
-    `planner.OUT_OF_SCOPE`), so coverage never counts it."""
+    """None: the automation means to mirror this ENI; else why it is excluded by design, as a
+    stable identifier (one of `planner.OUT_OF_SCOPE`), so coverage never counts it."""
+    problem: str | None = None
+    """Why an in-scope ENI cannot be mirrored as configured, as a stable identifier (one of
+    `planner.PROBLEMS`): configuration errors are reported by kind, never parsed from `reason`."""
+    kept_session: str | None = None
+    """The managed session that already mirrors this ENI (outcome `mirrored`, or kept while
+    duplicates are removed)."""
+    session_number: int | None = None
+    """Number of the session created, kept or moved."""
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What EC2 told this container, as the planner needs it."""
+
+    refused_types: frozenset[str] = frozenset()
+    """Instance types EC2 answered NetworkInterfaceNotSupported for."""
+    full_targets: frozenset[str] = frozenset()
+    """Targets that recently answered TrafficMirrorSourcesPerTargetLimitExceeded."""

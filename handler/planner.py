@@ -10,9 +10,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from . import support
-from .model import Action, Decision, Inventory, MirrorFilter, Outcome, Session, Source, Target
+from .model import Action, Decision, Inventory, Learned, MirrorFilter, Outcome, Session, Source, Target
 from .settings import MANAGED_TAG_KEY, Settings
 
+NOTHING_LEARNED = Learned()
+"""A container that has not been refused anything yet."""
 FALSE_LIKE = frozenset({"false", "off", "no", "0", "disabled"})
 TRUE_LIKE = frozenset({"true", "on", "yes", "1", "enabled", ""})
 DEFAULT_ROUTE_VALUE = "default"
@@ -21,14 +23,45 @@ MAX_SESSION_NUMBER = 32766
 MIRRORABLE_INTERFACE_TYPES = frozenset({"interface", "efa"})
 _DISABLED = "\0disabled"
 
-# Why an ENI is out of scope by design (`Decision.out_of_scope`; the keys of the coverage report).
-SENSOR = "sensor ENI (a traffic mirror target)"
-INTERFACE_TYPE = "interface type cannot be mirrored"
-UNSUPPORTED = "instance type does not support traffic mirroring"
-OPTED_OUT = "opted out by tag"
-NOT_TAGGED = "not tagged (MIRROR_SCOPE=tagged)"
-RELEASED = "released (instance stopped or ENI detached)"
-OUT_OF_SCOPE = (SENSOR, INTERFACE_TYPE, UNSUPPORTED, OPTED_OUT, NOT_TAGGED, RELEASED)
+# Why an ENI is out of scope by design (`Decision.out_of_scope`): stable identifiers, the keys
+# of the coverage report, with the words shown to people.
+SENSOR = "sensor"
+INTERFACE_TYPE = "interface-type"
+UNSUPPORTED = "unsupported-type"
+OPTED_OUT = "opted-out"
+NOT_TAGGED = "not-tagged"
+RELEASED = "released"
+OUT_OF_SCOPE: Mapping[str, str] = {
+    SENSOR: "sensor ENI (a traffic mirror target)",
+    INTERFACE_TYPE: "interface type cannot be mirrored",
+    UNSUPPORTED: "instance type does not support traffic mirroring",
+    OPTED_OUT: "opted out by tag",
+    NOT_TAGGED: "not tagged (MIRROR_SCOPE=tagged)",
+    RELEASED: "released (instance stopped or ENI detached)",
+}
+
+# Why an in-scope ENI is not mirrored (`Decision.problem`), for counts, levels and alarms.
+NO_FILTER = "no-filter"
+"""No filter in the region at all."""
+FILTER_MISSING = "filter-missing"
+"""MIRROR_FILTER_ID names a filter that does not exist."""
+FILTER_AMBIGUOUS = "filter-ambiguous"
+"""Several candidate filters (several tagged default, or several untagged with none chosen)."""
+NO_TARGET = "no-target"
+"""No trusted target can serve the ENI (on its route)."""
+ENI_FULL = "eni-full"
+"""The ENI already has AWS's maximum of sessions, none of them ours."""
+NO_NUMBER = "no-session-number"
+PROBLEMS: Mapping[str, str] = {
+    NO_FILTER: "no traffic mirror filter",
+    FILTER_MISSING: "the configured filter does not exist",
+    FILTER_AMBIGUOUS: "several candidate filters",
+    NO_TARGET: "no target can serve it",
+    ENI_FULL: "ENI has 3 sessions of other tools",
+    NO_NUMBER: "no free session number",
+}
+CONFIG_PROBLEMS = frozenset({NO_FILTER, FILTER_MISSING, FILTER_AMBIGUOUS})
+"""Problems an operator fixes in configuration (logged at ERROR)."""
 
 
 @dataclass(frozen=True)
@@ -141,39 +174,44 @@ def choose_target(
     return None, f"no unrouted traffic mirror target can serve {where}"
 
 
-def choose_filter(
-    route: str | None, filters: Sequence[MirrorFilter], settings: Settings
-) -> tuple[str | None, str]:
+@dataclass(frozen=True)
+class FilterChoice:
+    filter_id: str | None
+    reason: str
+    problem: str | None = None
+
+
+def choose_filter(route: str | None, filters: Sequence[MirrorFilter], settings: Settings) -> FilterChoice:
     """Never 'first one wins': route filter, else MIRROR_FILTER_ID, else key=default, else the only one."""
     key = settings.tag_key
     if route is not None:
         routed = sorted(f.filter_id for f in filters if resource_route(f.tags, key) == route)
         if len(routed) == 1:
-            return routed[0], f"filter {routed[0]} of route {route!r}"
+            return FilterChoice(routed[0], f"filter {routed[0]} of route {route!r}")
         if len(routed) > 1:
-            return (
-                None,
-                f"{len(routed)} filters are tagged {key}={route} ({', '.join(routed)}); tag exactly one",
-            )
+            why = f"{len(routed)} filters are tagged {key}={route} ({', '.join(routed)}); tag exactly one"
+            return FilterChoice(None, why, FILTER_AMBIGUOUS)
     if settings.filter_id:
         if any(f.filter_id == settings.filter_id for f in filters):
-            return settings.filter_id, f"MIRROR_FILTER_ID {settings.filter_id}"
-        return None, f"MIRROR_FILTER_ID {settings.filter_id} does not exist in this region"
+            return FilterChoice(settings.filter_id, f"MIRROR_FILTER_ID {settings.filter_id}")
+        why = f"MIRROR_FILTER_ID {settings.filter_id} does not exist in this region"
+        return FilterChoice(None, why, FILTER_MISSING)
     tagged = sorted(
         f.filter_id for f in filters if f.tags.get(key, "").strip().lower() == DEFAULT_ROUTE_VALUE
     )
     if len(tagged) == 1:
-        return tagged[0], f"filter {tagged[0]} tagged {key}=default"
+        return FilterChoice(tagged[0], f"filter {tagged[0]} tagged {key}=default")
     if len(tagged) > 1:
-        return None, f"{len(tagged)} filters are tagged {key}=default ({', '.join(tagged)}); tag exactly one"
-    unrouted = sorted(f.filter_id for f in filters if resource_route(f.tags, key) is None)
-    if len(unrouted) == 1:
-        return unrouted[0], f"filter {unrouted[0]} (the only unrouted filter)"
-    if not unrouted:
-        return None, "no traffic mirror filter in this region: create one or set MIRROR_FILTER_ID"
-    return None, (
-        f"cannot choose between filters {', '.join(unrouted)}: set MIRROR_FILTER_ID or tag one {key}=default"
-    )
+        why = f"{len(tagged)} filters are tagged {key}=default ({', '.join(tagged)}); tag exactly one"
+        return FilterChoice(None, why, FILTER_AMBIGUOUS)
+    untagged = sorted(f.filter_id for f in filters if resource_route(f.tags, key) is None)
+    if len(untagged) == 1:
+        return FilterChoice(untagged[0], f"filter {untagged[0]} (the only filter without a route)")
+    if not untagged:
+        why = "no traffic mirror filter in this region: create one or set MIRROR_FILTER_ID"
+        return FilterChoice(None, why, NO_FILTER)
+    why = f"cannot choose between filters {', '.join(untagged)}: set MIRROR_FILTER_ID or tag one {key}=default"
+    return FilterChoice(None, why, FILTER_AMBIGUOUS)
 
 
 def free_session_number(taken: Iterable[int], preferred: int) -> int | None:
@@ -199,6 +237,9 @@ def _decide(
     target_id: str | None = None,
     filter_id: str | None = None,
     out_of_scope: str | None = None,
+    problem: str | None = None,
+    kept_session: str | None = None,
+    session_number: int | None = None,
 ) -> Decision:
     return Decision(
         eni_id=source.eni_id,
@@ -212,6 +253,9 @@ def _decide(
         az=source.az,
         instance_type=source.instance_type,
         out_of_scope=out_of_scope,
+        problem=problem,
+        kept_session=kept_session,
+        session_number=session_number,
     )
 
 
@@ -220,11 +264,16 @@ def _deletes(eni_id: str, sessions: Iterable[Session]) -> tuple[Action, ...]:
 
 
 def _delete_all(
-    source: Source, managed: Sequence[Session], reason: str, out_of_scope: str | None = None
+    source: Source,
+    managed: Sequence[Session],
+    reason: str,
+    out_of_scope: str | None = None,
+    problem: str | None = None,
 ) -> Decision:
     """Not to be mirrored (here): remove our sessions (never anyone else's), or just say why not."""
     actions = _deletes(source.eni_id, managed)
-    return _decide(source, "delete" if actions else "skipped", reason, actions, out_of_scope=out_of_scope)
+    outcome: Outcome = "delete" if actions else "skipped"
+    return _decide(source, outcome, reason, actions, out_of_scope=out_of_scope, problem=problem)
 
 
 def plan_source(
@@ -234,7 +283,7 @@ def plan_source(
     settings: Settings,
     *,
     release: bool = False,
-    full_targets: frozenset[str] = frozenset(),
+    learned: Learned = NOTHING_LEARNED,
 ) -> Decision:
     """Decide one ENI. Only sessions this tool manages are ever modified or deleted."""
     managed = sorted((s for s in sessions if is_managed(s, settings)), key=lambda s: s.number)
@@ -249,21 +298,24 @@ def plan_source(
     if source.interface_type not in MIRRORABLE_INTERFACE_TYPES:
         reason = f"interface type {source.interface_type!r} cannot be mirrored"
         return _delete_all(source, managed, reason, INTERFACE_TYPE)
-    unsupported = support.unsupported_reason(source.instance_type)
+    unsupported = support.unsupported_reason(source.instance_type, learned.refused_types)
     if unsupported:
         return _delete_all(source, managed, unsupported, UNSUPPORTED)
     intent = tag_intent(source, settings.tag_key, settings.scope)
     if not intent.in_scope:
         return _delete_all(source, managed, intent.reason, intent.out_of_scope)
 
-    filter_id, filter_reason = choose_filter(intent.route, inventory.filters, settings)
-    if filter_id is None:
+    chosen = choose_filter(intent.route, inventory.filters, settings)
+    if chosen.filter_id is None:
         # A configuration error: say so, and leave what is mirrored alone.
-        return _decide(source, "skipped", f"no filter: {filter_reason}")
-    candidates = eligible_targets(source, intent.route, inventory.targets, settings.tag_key, full_targets)
+        return _decide(source, "skipped", f"no filter: {chosen.reason}", problem=chosen.problem)
+    filter_id, filter_reason = chosen.filter_id, chosen.reason
+    candidates = eligible_targets(
+        source, intent.route, inventory.targets, settings.tag_key, learned.full_targets
+    )
     if not candidates:
         _, why = choose_target(source, intent.route, inventory.targets, settings.tag_key)
-        return _delete_all(source, managed, why)
+        return _delete_all(source, managed, why, problem=NO_TARGET)
     target = candidates[0]
 
     if managed:
@@ -272,10 +324,10 @@ def plan_source(
         reason = (
             f"ENI already has {len(foreign)} sessions (AWS allows {MAX_SESSIONS_PER_ENI}), none of them ours"
         )
-        return _decide(source, "skipped", reason)
+        return _decide(source, "skipped", reason, problem=ENI_FULL)
     number = free_session_number((s.number for s in foreign), settings.session_number)
     if number is None:
-        return _decide(source, "skipped", "no free session number on this ENI")
+        return _decide(source, "skipped", "no free session number on this ENI", problem=NO_NUMBER)
     description = f"Mirror of {source.eni_id} ({source.instance_id}), managed by {settings.managed_by}"
     create = Action(
         "create",
@@ -288,7 +340,7 @@ def plan_source(
         description=description[:255],
     )
     reason = f"{intent.reason}; {target.kind} {target.target_id}; {filter_reason}; session number {number}"
-    return _decide(source, "create", reason, (create,), target.target_id, filter_id)
+    return _decide(source, "create", reason, (create,), target.target_id, filter_id, session_number=number)
 
 
 def _keep_or_move(
@@ -308,7 +360,14 @@ def _keep_or_move(
         if deletes:
             reason += f"; {len(deletes)} duplicate managed session(s) removed"
         return _decide(
-            source, "delete" if deletes else "mirrored", reason, deletes, keep.target_id, keep.filter_id
+            source,
+            "delete" if deletes else "mirrored",
+            reason,
+            deletes,
+            keep.target_id,
+            keep.filter_id,
+            kept_session=keep.session_id,
+            session_number=keep.number,
         )
     new_target = keep.target_id if target_ok else candidates[0].target_id
     why = []
@@ -323,7 +382,9 @@ def _keep_or_move(
         target_id=None if target_ok else new_target,
         filter_id=None if filter_ok else filter_id,
     )
-    return _decide(source, "modify", "; ".join(why), (modify, *deletes), new_target, filter_id)
+    return _decide(
+        source, "modify", "; ".join(why), (modify, *deletes), new_target, filter_id, session_number=keep.number
+    )
 
 
 def plan(
@@ -333,7 +394,7 @@ def plan(
     settings: Settings,
     *,
     release: bool = False,
-    full_targets: frozenset[str] = frozenset(),
+    learned: Learned = NOTHING_LEARNED,
 ) -> list[Decision]:
     """One decision per distinct ENI, in a stable order (the sweep relies on it to make progress)."""
     unique = {s.eni_id: s for s in sources}
@@ -344,7 +405,7 @@ def plan(
             inventory,
             settings,
             release=release,
-            full_targets=full_targets,
+            learned=learned,
         )
         for eni in sorted(unique)
     ]

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import inventory as inv
-from .apply import Result, apply_all, conflicted, full_targets
+from .apply import Result, apply_all, conflicted
+from .context import Context
 from .events import Change
 from .model import Decision, Inventory, Session, Source
 from .planner import is_managed, plan, plan_orphans
@@ -51,15 +52,12 @@ def _stale(inventory: Inventory, sessions: Iterable[Session], settings: Settings
 
 
 def _plan_and_apply(
-    region: str,
-    endpoint: str | None,
-    settings: Settings,
+    ctx: Context,
     inventory: Inventory,
     sources: Sequence[Source],
     release_sources: Sequence[Source],
     sessions: Sequence[Session],
     extra: Sequence[Decision],
-    remaining: Callable[[], float] | None,
     on_done: Callable[[Result], None] | None,
     orphans: bool = False,
     orphans_known: Sequence[Source] = (),
@@ -69,29 +67,28 @@ def _plan_and_apply(
     `orphans_known` are ENIs that exist but are left out of this plan (the sweep's grace): their
     managed sessions are not orphans.
     """
+    settings = ctx.settings
     if _stale(inventory, sessions, settings):
-        inventory = inv.inventory(region, settings.cache_ttl_seconds, endpoint, refresh=True)
+        inventory = inv.inventory(ctx, refresh=True)
     by_eni = inv.group_by_eni(sessions)
+    learned = ctx.learned()
     decisions = [
         *extra,
-        *plan(sources, by_eni, inventory, settings, full_targets=full_targets(region, endpoint)),
-        *plan(release_sources, by_eni, inventory, settings, release=True),
+        *plan(sources, by_eni, inventory, settings, learned=learned),
+        *plan(release_sources, by_eni, inventory, settings, release=True, learned=learned),
     ]
     if orphans:
         known = frozenset(s.eni_id for s in (*sources, *orphans_known))
         decisions.extend(plan_orphans(sessions, known, settings))
-    results = apply_all(decisions, region, endpoint, settings, remaining, on_done)
-    return _settle_conflicts(results, region, endpoint, settings, inventory, sources, remaining, on_done)
+    results = apply_all(decisions, ctx, on_done)
+    return _settle_conflicts(results, ctx, inventory, sources, on_done)
 
 
 def _settle_conflicts(
     results: list[Result],
-    region: str,
-    endpoint: str | None,
-    settings: Settings,
+    ctx: Context,
     inventory: Inventory,
     sources: Sequence[Source],
-    remaining: Callable[[], float] | None,
     on_done: Callable[[Result], None] | None,
 ) -> list[Result]:
     """Creates that lost a race for a session number: read those ENIs again, plan once more.
@@ -103,25 +100,13 @@ def _settle_conflicts(
     lost = {r.decision.eni_id for r in results if conflicted(r)}
     if not lost:
         return results
-    fresh = inv.group_by_eni(inv.sessions_for(region, endpoint, sorted(lost)))
-    again = plan(
-        [s for s in sources if s.eni_id in lost],
-        fresh,
-        inventory,
-        settings,
-        full_targets=full_targets(region, endpoint),
-    )
-    retried = apply_all(again, region, endpoint, settings, remaining, on_done)
+    fresh = inv.group_by_eni(inv.sessions_for(ctx, sorted(lost)))
+    again = plan([s for s in sources if s.eni_id in lost], fresh, inventory, ctx.settings, learned=ctx.learned())
+    retried = apply_all(again, ctx, on_done)
     return [r for r in results if r.decision.eni_id not in lost] + retried
 
 
-def changes(
-    batch: Sequence[Change],
-    region: str,
-    endpoint: str | None,
-    settings: Settings,
-    remaining: Callable[[], float] | None = None,
-) -> Outcome:
+def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
     """Reconcile the ENIs a batch of events names, with as few rounds of reads as possible."""
     owners: dict[str, set[int]] = {}
     launch: list[Source] = []
@@ -140,26 +125,18 @@ def changes(
             by_eni.setdefault(eni_id, set()).add(index)
             trigger.setdefault(eni_id, change.event_id)
 
-    keys = [settings.tag_key, "Name"]
+    keys = [ctx.settings.tag_key, "Name"]
     known_enis = sorted({s.eni_id for s in launch} | set(by_eni))
     # Round 1: everything that needs only what the events say, concurrently.
-    inventory_f = inv.submit(inv.inventory, region, settings.cache_ttl_seconds, endpoint)
+    inventory_f = inv.submit(ctx, inv.inventory)
     launch_ids = sorted({s.instance_id for s in launch} | {s.eni_id for s in launch})
-    tags_f = inv.submit(inv.current_tags, region, endpoint, launch_ids, keys) if launch else None
-    sessions_f = inv.submit(inv.sessions_for, region, endpoint, known_enis) if known_enis else None
-    instances_f = (
-        inv.submit(inv.describe_instances, region, endpoint, sorted(by_instance)) if by_instance else None
-    )
+    tags_f = inv.submit(ctx, inv.current_tags, launch_ids, keys) if launch else None
+    sessions_f = inv.submit(ctx, inv.sessions_for, known_enis) if known_enis else None
+    instances_f = inv.submit(ctx, inv.describe_instances, sorted(by_instance)) if by_instance else None
     their_enis_f = (
-        inv.submit(inv.describe_enis, region, endpoint, "attachment.instance-id", sorted(by_instance))
-        if by_instance
-        else None
+        inv.submit(ctx, inv.describe_enis, "attachment.instance-id", sorted(by_instance)) if by_instance else None
     )
-    named_enis_f = (
-        inv.submit(inv.describe_enis, region, endpoint, "network-interface-id", sorted(by_eni))
-        if by_eni
-        else None
-    )
+    named_enis_f = inv.submit(ctx, inv.describe_enis, "network-interface-id", sorted(by_eni)) if by_eni else None
 
     named_enis: list[dict[str, Any]] = named_enis_f.result() if named_enis_f else []
     their_enis: list[dict[str, Any]] = their_enis_f.result() if their_enis_f else []
@@ -177,9 +154,9 @@ def changes(
 
     # Round 2 (only when events named ENIs or instances): their instances, and their sessions.
     more_instances = sorted(set(attached_to.values()) - set(instances))
-    more_f = inv.submit(inv.describe_instances, region, endpoint, more_instances) if more_instances else None
+    more_f = inv.submit(ctx, inv.describe_instances, more_instances) if more_instances else None
     instance_enis = sorted({e["NetworkInterfaceId"] for e in their_enis} - set(known_enis))
-    more_sessions_f = inv.submit(inv.sessions_for, region, endpoint, instance_enis) if instance_enis else None
+    more_sessions_f = inv.submit(ctx, inv.sessions_for, instance_enis) if instance_enis else None
     for instance in more_f.result() if more_f else []:
         instances[instance["InstanceId"]] = instance
     eni_tags = inv.eni_tag_map([*their_enis, *named_enis])
@@ -215,18 +192,7 @@ def changes(
         *(sessions_f.result() if sessions_f else []),
         *(more_sessions_f.result() if more_sessions_f else []),
     ]
-    results = _plan_and_apply(
-        region,
-        endpoint,
-        settings,
-        inventory_f.result(),
-        sources,
-        release_sources,
-        sessions,
-        extra,
-        remaining,
-        None,
-    )
+    results = _plan_and_apply(ctx, inventory_f.result(), sources, release_sources, sessions, extra, None)
     return Outcome(results, owners)
 
 
@@ -237,62 +203,70 @@ def _states(settings: Settings) -> list[str]:
 
 
 def read_region(
-    region: str, endpoint: str | None, settings: Settings, *, refresh: bool = False, trigger: str = "sweep"
+    ctx: Context, *, refresh: bool = False, trigger: str = "sweep"
 ) -> tuple[Inventory, list[Source], list[Session]]:
     """The whole region in four concurrent paginated reads: calls grow with pages, not ENIs."""
-    inventory_f = inv.submit(inv.inventory, region, settings.cache_ttl_seconds, endpoint, refresh=refresh)
-    instances_f = inv.submit(inv.describe_instances, region, endpoint, (), _states(settings))
-    tagged_f = inv.submit(inv.describe_enis, region, endpoint, "tag-key", [settings.tag_key])
-    sessions_f = inv.submit(inv.all_sessions, region, endpoint)
+    inventory_f = inv.submit(ctx, inv.inventory, refresh=refresh)
+    instances_f = inv.submit(ctx, inv.describe_instances, (), _states(ctx.settings))
+    tagged_f = inv.submit(ctx, inv.describe_enis, "tag-key", [ctx.settings.tag_key])
+    sessions_f = inv.submit(ctx, inv.all_sessions)
     sources = inv.sources_of_instances(instances_f.result(), inv.eni_tag_map(tagged_f.result()), trigger)
     return inventory_f.result(), sources, sessions_f.result()
 
 
-def sweep(
-    region: str,
-    endpoint: str | None,
-    settings: Settings,
-    remaining: Callable[[], float] | None = None,
-    *,
-    refresh: bool = False,
-    trigger: str = "sweep",
-    on_done: Callable[[Result], None] | None = None,
-    grace: float = 0.0,
-) -> Outcome:
+@dataclass(frozen=True)
+class SweepPolicy:
+    """How one sweep runs: all in one place, decided from the batch that asked for it."""
+
+    trigger: str
+    """Seeds the ClientTokens of the sweep's creates."""
+    refresh: bool = False
+    """Re-read targets and filters instead of trusting the container's cache."""
+    grace: float = 0.0
+    """Leave ENIs attached less than this many seconds ago to their own events."""
+
+
+def sweep_policy(batch: Sequence[Change], settings: Settings) -> SweepPolicy | None:
+    """None when the batch needs no sweep; else how to sweep.
+
+    A sweep covers every ENI of the region, so it answers the whole batch. Only a purely
+    scheduled sweep (a tick of the schedule rule) leaves just-attached ENIs to their own events:
+    a sweep for a deleted session or a route change, or one batched with launches, covers them.
+    """
+    sweeps = [c for c in batch if c.kind == "sweep"]
+    if not sweeps:
+        return None
+    scheduled = all(c.scheduled for c in batch)
+    return SweepPolicy(
+        trigger=sweeps[0].event_id,
+        refresh=any(c.refresh_inventory for c in sweeps),
+        grace=settings.sweep_grace_seconds if scheduled else 0.0,
+    )
+
+
+def sweep(ctx: Context, policy: SweepPolicy, on_done: Callable[[Result], None] | None = None) -> Outcome:
     """Reconcile every ENI of the region: read it all, then make only the writes that are missing.
 
-    ENIs attached less than `grace` seconds ago are left to their own events (the scheduled
+    ENIs attached less than `policy.grace` seconds ago are left to their own events (the scheduled
     sweep would otherwise race a launch burst for the same sessions and the same create tokens).
     """
-    inventory, sources, sessions = read_region(region, endpoint, settings, refresh=refresh, trigger=trigger)
+    if policy.refresh:
+        inv.invalidate(ctx)
+    inventory, sources, sessions = read_region(ctx, refresh=policy.refresh, trigger=policy.trigger)
+    grace = policy.grace
     cutoff = time.time() - grace
     young = [s for s in sources if grace > 0 and s.attached_at is not None and s.attached_at > cutoff]
     settled = [s for s in sources if s not in young] if young else sources
-    results = _plan_and_apply(
-        region,
-        endpoint,
-        settings,
-        inventory,
-        settled,
-        (),
-        sessions,
-        (),
-        remaining,
-        on_done,
-        orphans=True,
-        orphans_known=young,
-    )
+    results = _plan_and_apply(ctx, inventory, settled, (), sessions, (), on_done, orphans=True, orphans_known=young)
     return Outcome(results, {s.eni_id: {0} for s in settled})
 
 
-def read_only_plan(
-    region: str, endpoint: str | None, settings: Settings
-) -> tuple[list[Decision], list[Source]]:
+def read_only_plan(ctx: Context) -> tuple[list[Decision], list[Source]]:
     """What the sweep would do, without writing (the CLI's `plan` and `coverage`)."""
-    inventory, sources, sessions = read_region(region, endpoint, settings, refresh=True, trigger="plan")
+    inventory, sources, sessions = read_region(ctx, refresh=True, trigger="plan")
     by_eni = inv.group_by_eni(sessions)
     decisions = [
-        *plan(sources, by_eni, inventory, settings),
-        *plan_orphans(sessions, frozenset(s.eni_id for s in sources), settings),
+        *plan(sources, by_eni, inventory, ctx.settings, learned=ctx.learned()),
+        *plan_orphans(sessions, frozenset(s.eni_id for s in sources), ctx.settings),
     ]
     return decisions, sources

@@ -16,6 +16,7 @@ from typing import Any
 
 from .apply import Result
 from .events import Skip
+from .planner import CONFIG_PROBLEMS
 
 LOGGER_NAME = "traffic_mirror"
 METRIC_NAMESPACE = "TrafficMirrorAutomation"
@@ -59,9 +60,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
-def configure() -> None:
-    """In Lambda the runtime formats records; elsewhere print the same JSON lines to stderr."""
-    log.setLevel(os.environ.get("LOG_LEVEL", os.environ.get("AWS_LAMBDA_LOG_LEVEL", "INFO")).upper())
+# Lambda's application log levels -> Python's (TRACE is finer than DEBUG; WARN and FATAL are aliases).
+PYTHON_LEVELS = {
+    "TRACE": 5,
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARN": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "FATAL": logging.CRITICAL,
+}
+
+
+def configure(level: str = "INFO") -> None:
+    """In Lambda the runtime formats records; elsewhere print the same JSON lines to stderr.
+
+    `level` is one of Lambda's levels (`LOG_LEVELS`, validated by the settings).
+    """
+    log.setLevel(PYTHON_LEVELS[level])
     if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
@@ -83,9 +98,11 @@ def decision(result: Result, region: str, event_name: str) -> None:
         "sessions": result.session_ids or None,
         "retryable": result.retryable or None,
         "error_code": result.error_code or None,
+        "problem": d.problem,
+        "out_of_scope": d.out_of_scope,
     }
     level = logging.WARNING if result.status == "failed" else logging.INFO
-    if result.status == "skipped" and d.reason.startswith("no filter"):
+    if result.status == "skipped" and d.problem in CONFIG_PROBLEMS:
         level = logging.ERROR
     log.log(level, "decision", extra={k: v for k, v in fields.items() if v is not None})
 

@@ -2,9 +2,10 @@
 
 No API field says "mirroring supported", so this is data copied from AWS's documentation
 (Traffic Mirroring limitations, "Instance types"), kept in `instance_support.json` beside
-this file: update its three lists when AWS changes the documentation. Families in none of them are *tried*: the API's own refusal
-(`NetworkInterfaceNotSupported`) is then the final answer for that ENI, and the type is
-remembered as unsupported for the rest of the container's life (`learn_unsupported`).
+this file: update its three lists when AWS changes the documentation. Families in none of them
+are *tried*: the API's own refusal (`NetworkInterfaceNotSupported`) is then the final answer for
+that ENI, and the container remembers the type (`Container.refuse_type`) and passes it back here
+as `refused`.
 """
 
 import json
@@ -20,10 +21,9 @@ UNSUPPORTED_XEN: frozenset[str] = frozenset(_DATA["unsupported_xen"])
 """Other Xen families (previous generations, T2 included): not available."""
 
 _TYPE = re.compile(r"^(?P<family>[a-z][a-z0-9-]*)\.(?P<size>[a-z0-9-]+)$")
-_refused: set[str] = set()
 
 
-def unsupported_reason(instance_type: str) -> str | None:
+def unsupported_reason(instance_type: str, refused: frozenset[str] = frozenset()) -> str | None:
     """None when the type may be mirrored, else why not (for the log line)."""
     itype = instance_type.strip().lower()
     match = _TYPE.match(itype)
@@ -36,12 +36,6 @@ def unsupported_reason(instance_type: str) -> str | None:
         return f"{itype}: AWS does not support traffic mirroring on the {family} family"
     if family in UNSUPPORTED_XEN:
         return f"{itype}: previous-generation (Xen) {family} does not support traffic mirroring"
-    if itype in _refused or family in _refused:
+    if itype in refused or family in refused:
         return f"{itype}: refused earlier by the API (NetworkInterfaceNotSupported)"
     return None
-
-
-def learn_unsupported(instance_type: str) -> None:
-    """Remember an API refusal so later ENIs of this type are skipped without a call."""
-    if instance_type:
-        _refused.add(instance_type.strip().lower())

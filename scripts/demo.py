@@ -37,7 +37,9 @@ from rich.panel import Panel
 from rich.rule import Rule
 from rich.table import Table
 from traffic_mirror import cli
-from traffic_mirror.handler import clients, inventory, patterns, reconcile, report
+from traffic_mirror.handler import patterns, reconcile, report
+from traffic_mirror.handler.clients import Place
+from traffic_mirror.handler.context import Container, Context
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
 from testsupport import sandbox
@@ -102,8 +104,6 @@ def embedded_aws() -> Iterator[str]:
             yield url
         finally:
             server.stop()
-            clients.reset()
-            inventory.invalidate()
 
 
 @contextlib.contextmanager
@@ -345,6 +345,11 @@ class Demo:
         self.names: dict[str, str] = {}  # instance, target and filter id -> friendly name
         self.step = 0
         self.invocations = 0
+        self.container = Container()
+        """The CLI-side reads and sweeps (the Lambda's own code path keeps its own container)."""
+
+    def context(self) -> Context:
+        return Context(Place(REGION, None, self.url), SETTINGS, self.container)
 
     # output helpers
 
@@ -532,7 +537,7 @@ class Demo:
         )
 
     def decisions(self) -> list[Any]:
-        decisions, _ = reconcile.read_only_plan(REGION, self.url, SETTINGS)
+        decisions, _ = reconcile.read_only_plan(self.context())
         return decisions
 
     def sessions(self) -> dict[str, dict[str, Any]]:
@@ -647,7 +652,7 @@ class Demo:
         )
         self.instances["batch-1"] = instance
         self.names[instance["InstanceId"]] = "batch-1"
-        outcome = reconcile.sweep(REGION, self.url, SETTINGS)
+        outcome = reconcile.sweep(self.context(), reconcile.SweepPolicy(trigger=f"demo-{uuid.uuid4()}"))
         cli.render_sweep(self.console, REGION, outcome.results, dry_run=False)
         self.show_state()
 

@@ -12,10 +12,14 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.pop("AWS_PROFILE", None)
-os.environ.pop("AWS_REGION", None)  # as in tests, not Lambda: no import-time clients or prefetch
+os.environ.pop("AWS_REGION", None)
+os.environ.pop("AWS_EXECUTION_ENV", None)  # as in tests, not Lambda: no import-time clients or prefetch
 
 from moto import mock_aws
-from traffic_mirror.handler import clients, inventory, support
+from traffic_mirror.handler import app
+from traffic_mirror.handler.clients import Place
+from traffic_mirror.handler.context import Context
+from traffic_mirror.handler.settings import Settings
 
 from testsupport import sandbox
 
@@ -24,12 +28,14 @@ from testsupport import sandbox
 def aws() -> Iterator[Any]:
     """A moto EC2 with AWS's traffic-mirroring rules, and no cached clients or inventory."""
     with mock_aws(), sandbox.aws_rules():
-        clients.reset()
-        inventory.invalidate()
-        support._refused.clear()
+        app.CONTAINER.reset()
         yield boto3.client("ec2", region_name="us-east-1")
-    clients.reset()
-    inventory.invalidate()
+    app.CONTAINER.reset()
+
+
+def home(settings: Settings | None = None, region: str = "us-east-1") -> Context:
+    """The handler's own account in `region`, through the app's container (as an invocation sees it)."""
+    return Context(Place(region), settings or Settings(), app.CONTAINER)
 
 
 @pytest.fixture
@@ -56,8 +62,9 @@ class CallCounter:
 @pytest.fixture
 def counter(aws: Any) -> CallCounter:
     count = CallCounter()
-    clients.ec2("us-east-1", None).meta.events.register("before-call", count)
-    clients.elbv2("us-east-1", None).meta.events.register("before-call", count)
+    home = Place("us-east-1")
+    app.CONTAINER.clients.ec2(home).meta.events.register("before-call", count)
+    app.CONTAINER.clients.elbv2(home).meta.events.register("before-call", count)
     return count
 
 

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 from rich.console import Console
 from traffic_mirror import cli
-from traffic_mirror.handler import clients, inventory, planner, reconcile, support
+from traffic_mirror.handler import app, planner, reconcile
 from traffic_mirror.handler.model import Inventory, MirrorFilter, Session, Source, Target
 from traffic_mirror.handler.planner import plan_source
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings, SettingsError
@@ -47,9 +47,7 @@ def endpoint(server: str) -> Iterator[str]:
     def reset() -> None:
         request = urllib.request.Request(f"{server}/moto-api/reset", method="POST")
         urllib.request.urlopen(request, timeout=5).close()
-        clients.reset()
-        inventory.invalidate()
-        support._refused.clear()
+        app.CONTAINER.reset()
 
     reset()
     with sandbox.aws_rules():
@@ -174,10 +172,11 @@ def test_sweep_apply_exits_3_when_writes_fail(endpoint: str, ec2: Any, account: 
     assert code == cli.EXIT_FAILED_WRITES
     assert "failed" in out and "NetworkInterfaceNotSupported" in out
     assert len(sessions(ec2)) == 3
-    # The refusal is remembered: the type is now out of scope, and the next sweep is clean.
+    # Each CLI run is its own container: nothing learned is kept between runs, so the next run
+    # asks EC2 again and gets the same final answer (a Lambda container remembers it instead).
     code, out = run("sweep", "--apply", *common(endpoint))
-    assert code == 0
-    assert "refused earlier by the API" not in out or "failed" not in out
+    assert code == cli.EXIT_FAILED_WRITES
+    assert "NetworkInterfaceNotSupported" in out and len(sessions(ec2)) == 3
 
 
 # --- coverage --------------------------------------------------------------------------------

@@ -348,6 +348,7 @@ def archived_handler(
     for key, value in fn.inputs["environment"]["variables"].items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_EXECUTION_ENV", "AWS_Lambda_python3.13")
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", fn.inputs["name"])
     monkeypatch.setenv("AWS_LAMBDA_LOG_LEVEL", fn.inputs["loggingConfig"]["applicationLogLevel"])
 
@@ -360,7 +361,8 @@ def archived_handler(
         app = importlib.import_module("handler.app")
         assert Path(app.__file__ or "").resolve().is_relative_to(task.resolve()), app.__file__
         actions: list[str] = []
-        for client in (app.clients.ec2(REGION, None), app.clients.elbv2(REGION, None)):
+        home = app.Place(REGION)
+        for client in (app.CONTAINER.clients.ec2(home), app.CONTAINER.clients.elbv2(home)):
             prefix = client.meta.service_model.signing_name
 
             def record(model: Any, _prefix: str = prefix, **_: Any) -> None:

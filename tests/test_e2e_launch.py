@@ -8,6 +8,7 @@ import pytest
 from traffic_mirror.handler import app, inventory
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY
 
+from tests.conftest import home
 from testsupport import sandbox
 
 
@@ -66,7 +67,6 @@ def test_redelivery_three_times_and_to_a_cold_module(aws: Any, account: sandbox.
     for _ in range(3):
         app.handle(event)
     # A cold container: fresh modules, no caches, same event.
-    inventory.invalidate()
     for name in [m for m in sys.modules if m == "traffic_mirror.handler" or m.startswith("traffic_mirror.handler.")]:
         del sys.modules[name]
     cold = importlib.import_module("traffic_mirror.handler.app")
@@ -87,10 +87,10 @@ def test_client_token_alone_prevents_duplicates(aws: Any, account: sandbox.Accou
 
     change = parse(sandbox.wrap(record), Settings())
     assert isinstance(change, Change)
-    inv = inventory.inventory("us-east-1", 60)
-    decisions = planner.plan(change.sources, {}, inv, Settings())
-    first = apply.apply_all(decisions, "us-east-1", None, Settings())
-    second = apply.apply_all(decisions, "us-east-1", None, Settings())
+    ctx = home()
+    decisions = planner.plan(change.sources, {}, inventory.inventory(ctx), Settings())
+    first = apply.apply_all(decisions, ctx)
+    second = apply.apply_all(decisions, ctx)
     assert first[0].session_ids == second[0].session_ids
     assert len(sessions(aws)) == 1
 
@@ -100,7 +100,7 @@ def test_reads_per_event_do_not_grow_with_instances(
     aws: Any, account: sandbox.Account, counter: Any, n: int
 ) -> None:
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=n)
-    inventory.inventory("us-east-1", 60)  # warm
+    inventory.inventory(home())  # warm
     counter.calls.clear()
     app.handle(sandbox.wrap(sandbox.run_instances_record(instances, event_id=f"warm-{n}")))
     assert counter.reads() == 2, counter.calls  # tags + sessions, whatever n

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 from traffic_mirror.handler import planner, support
-from traffic_mirror.handler.model import Inventory, MirrorFilter, Session, Source, Target
+from traffic_mirror.handler.clients import Place
+from traffic_mirror.handler.context import Container
+from traffic_mirror.handler.model import Inventory, Learned, MirrorFilter, Session, Source, Target
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
 SETTINGS = Settings()
@@ -97,15 +99,18 @@ def test_supported_and_unknown_types_are_tried(itype: str) -> None:
     assert support.unsupported_reason(itype) is None
 
 
-def test_an_api_refusal_is_remembered() -> None:
-    support._refused.clear()
-    try:
-        assert support.unsupported_reason("zz9.large") is None
-        support.learn_unsupported("zz9.large")
-        assert "refused earlier" in (support.unsupported_reason("zz9.large") or "")
-        assert support.unsupported_reason("zz9.xlarge") is None
-    finally:
-        support._refused.clear()
+def test_an_api_refusal_is_remembered_by_the_container_and_passed_to_the_planner() -> None:
+    container = Container()
+    place = Place("us-east-1")
+    assert support.unsupported_reason("zz9.large", container.learned(place).refused_types) is None
+    container.refuse_type("zz9.large")
+    refused = container.learned(place).refused_types
+    assert "refused earlier" in (support.unsupported_reason("zz9.large", refused) or "")
+    assert support.unsupported_reason("zz9.xlarge", refused) is None
+    decision = planner.plan_source(source(instance_type="zz9.large"), [], inventory([]), SETTINGS, learned=container.learned(place))
+    assert decision.out_of_scope == planner.UNSUPPORTED
+    container.reset()
+    assert container.learned(place).refused_types == frozenset()
 
 
 def test_unsupported_source_gets_no_session_but_loses_ours() -> None:
@@ -219,36 +224,40 @@ def test_no_eligible_target_gives_the_reason() -> None:
 def test_filter_id_setting_wins() -> None:
     filters = [MirrorFilter("tmf-1"), MirrorFilter("tmf-2", {"Mirror": "default"})]
     settings = Settings(filter_id="tmf-1")
-    assert planner.choose_filter(None, filters, settings)[0] == "tmf-1"
+    assert planner.choose_filter(None, filters, settings).filter_id == "tmf-1"
     missing = Settings(filter_id="tmf-9")
-    chosen, reason = planner.choose_filter(None, filters, missing)
+    choice = planner.choose_filter(None, filters, missing)
+    chosen, reason = choice.filter_id, choice.reason
     assert chosen is None and "tmf-9 does not exist" in reason
 
 
 def test_filter_tagged_default_then_the_only_one() -> None:
     tagged = [MirrorFilter("tmf-1"), MirrorFilter("tmf-2", {"Mirror": "Default"}), MirrorFilter("tmf-3")]
-    assert planner.choose_filter(None, tagged, SETTINGS)[0] == "tmf-2"
-    assert planner.choose_filter(None, [MirrorFilter("tmf-7")], SETTINGS)[0] == "tmf-7"
+    assert planner.choose_filter(None, tagged, SETTINGS).filter_id == "tmf-2"
+    assert planner.choose_filter(None, [MirrorFilter("tmf-7")], SETTINGS).filter_id == "tmf-7"
     # A routed or disabled filter does not count against "the only one".
     only = [
         MirrorFilter("tmf-7"),
         MirrorFilter("tmf-8", {"Mirror": "pci"}),
         MirrorFilter("tmf-9", {"Mirror": "off"}),
     ]
-    assert planner.choose_filter(None, only, SETTINGS)[0] == "tmf-7"
+    assert planner.choose_filter(None, only, SETTINGS).filter_id == "tmf-7"
 
 
 def test_ambiguous_filters_name_the_candidates() -> None:
-    chosen, reason = planner.choose_filter(None, [MirrorFilter("tmf-2"), MirrorFilter("tmf-1")], SETTINGS)
+    choice = planner.choose_filter(None, [MirrorFilter("tmf-2"), MirrorFilter("tmf-1")], SETTINGS)
+    chosen, reason = choice.filter_id, choice.reason
     assert chosen is None
     assert "tmf-1, tmf-2" in reason and "MIRROR_FILTER_ID" in reason
     two_defaults = [
         MirrorFilter("tmf-1", {"Mirror": "default"}),
         MirrorFilter("tmf-2", {"Mirror": "default"}),
     ]
-    chosen, reason = planner.choose_filter(None, two_defaults, SETTINGS)
+    choice = planner.choose_filter(None, two_defaults, SETTINGS)
+    chosen, reason = choice.filter_id, choice.reason
     assert chosen is None and "tmf-1, tmf-2" in reason
-    chosen, reason = planner.choose_filter(None, [], SETTINGS)
+    choice = planner.choose_filter(None, [], SETTINGS)
+    chosen, reason = choice.filter_id, choice.reason
     assert chosen is None and "no traffic mirror filter" in reason
 
 
@@ -267,12 +276,13 @@ def test_route_filters() -> None:
         MirrorFilter("tmf-x1", {"Mirror": "lab"}),
         MirrorFilter("tmf-x2", {"Mirror": "lab"}),
     ]
-    assert planner.choose_filter("pci", filters, SETTINGS)[0] == "tmf-pci"
-    assert planner.choose_filter(None, filters, SETTINGS)[0] == "tmf-def"
-    assert planner.choose_filter("dmz", filters, SETTINGS)[0] == "tmf-def"  # no routed filter: the default
-    chosen, reason = planner.choose_filter("lab", filters, SETTINGS)
+    assert planner.choose_filter("pci", filters, SETTINGS).filter_id == "tmf-pci"
+    assert planner.choose_filter(None, filters, SETTINGS).filter_id == "tmf-def"
+    assert planner.choose_filter("dmz", filters, SETTINGS).filter_id == "tmf-def"  # no routed filter: the default
+    choice = planner.choose_filter("lab", filters, SETTINGS)
+    chosen, reason = choice.filter_id, choice.reason
     assert chosen is None and "tmf-x1, tmf-x2" in reason
-    assert planner.choose_filter("pci", filters, Settings(filter_id="tmf-def"))[0] == "tmf-pci"
+    assert planner.choose_filter("pci", filters, Settings(filter_id="tmf-def")).filter_id == "tmf-pci"
 
 
 # --- session numbers and ownership -------------------------------------------------------
@@ -379,13 +389,13 @@ def test_full_targets_only_lose_new_sessions() -> None:
     near, far = eni_target("tmt-near"), eni_target("tmt-far", subnet="subnet-x", vpc="vpc-2")
     inv = inventory([near, far])
     full = frozenset({"tmt-near"})
-    new = planner.plan_source(source(), [], inv, SETTINGS, full_targets=full)
+    new = planner.plan_source(source(), [], inv, SETTINGS, learned=Learned(full_targets=full))
     assert new.actions[0].target_id == "tmt-far"
     ours = session("tms-1", "eni-0000000000000001", "tmt-near", 1, True)
-    kept = planner.plan_source(source(), [ours], inv, SETTINGS, full_targets=full)
+    kept = planner.plan_source(source(), [ours], inv, SETTINGS, learned=Learned(full_targets=full))
     assert (kept.outcome, kept.actions) == ("mirrored", ())
     # Nothing else qualifies: the full one is still tried (the API's answer stays retryable).
-    alone = planner.plan_source(source(), [], inventory([near]), SETTINGS, full_targets=full)
+    alone = planner.plan_source(source(), [], inventory([near]), SETTINGS, learned=Learned(full_targets=full))
     assert alone.actions[0].target_id == "tmt-near"
-    decisions = planner.plan([source()], {}, inv, SETTINGS, full_targets=full)
+    decisions = planner.plan([source()], {}, inv, SETTINGS, learned=Learned(full_targets=full))
     assert decisions[0].target_id == "tmt-far"

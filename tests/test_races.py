@@ -7,6 +7,7 @@ from traffic_mirror.handler import app, inventory, reconcile
 from traffic_mirror.handler.events import Change, parse
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
+from tests.conftest import home
 from testsupport import sandbox
 
 SCHEDULED = {
@@ -22,10 +23,8 @@ SCHEDULED = {
 
 def plan_from_a_stale_read(change: Change) -> list[Any]:
     """Plan and apply as if the sessions read had found none (the other writer came after it)."""
-    inv = inventory.inventory("us-east-1", 60)
-    return reconcile._plan_and_apply(
-        "us-east-1", None, Settings(), inv, change.sources, (), [], (), None, None
-    )
+    ctx = home()
+    return reconcile._plan_and_apply(ctx, inventory.inventory(ctx), change.sources, (), [], (), None)
 
 
 def sessions(ec2: Any) -> list[dict[str, Any]]:

@@ -14,7 +14,8 @@ from typing import Any
 import boto3
 import pytest
 from moto.ec2.models.instance_types import INSTANCE_TYPES
-from traffic_mirror.handler import app, clients, support
+from traffic_mirror.handler import app, support
+from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY
 
 from tests.conftest import CallCounter, decisions
@@ -58,7 +59,7 @@ class Replay:
         zones = [z["ZoneName"] for z in self.ec2.describe_availability_zones()["AvailabilityZones"]][:2]
         self.account = quick_account(self.ec2, self.region, tuple(z[len(self.region) :] for z in zones))
         self.counter = CallCounter()
-        clients.ec2(self.region, None).meta.events.register("before-call", self.counter)
+        app.CONTAINER.clients.ec2(Place(self.region)).meta.events.register("before-call", self.counter)
 
     def subnet(self, az: Any) -> str:
         return self.account.subnets.get(str(az), next(iter(self.account.subnets.values())))
