@@ -66,6 +66,18 @@ TIME_CRITERIA_LATENCY_MS = 50.0
 COLD_TIME_MAX = 0.85
 WARM_TIME_MAX = 0.55
 
+class _LambdaContext:
+    """What Lambda passes: the function's own ARN (its account) and the time left."""
+
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:traffic-mirror-bench"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+LAMBDA_CONTEXT = _LambdaContext()
+
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -404,7 +416,7 @@ class Bench:
         self, app: ModuleType, event: dict[str, Any], side: str, init_ms: float, before: Counter[str]
     ) -> Run:
         with _timing() as elapsed:
-            result = app.handle(event)
+            result = app.handle(event, LAMBDA_CONTEXT)
         call_ms = elapsed()
         calls = self.probe.snapshot()
         theirs = app.CONTAINER.clients.calls_snapshot() - before

@@ -449,7 +449,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
 
 def context_for(args: argparse.Namespace, settings: Settings) -> Context:
     """The CLI's one place (region, endpoint) and its own container of clients."""
-    container = Container(max_workers=settings.max_workers)
+    container = Container()
     return Context(Place(args.region, None, args.endpoint_url), settings, container)
 
 

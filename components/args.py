@@ -41,6 +41,12 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     """Time kept free before the invocation's deadline: no write starts later. Allowed: between 1 and 600. Default 15."""
     sweep_grace_seconds: NotRequired[float | None]
     """The scheduled sweep leaves ENIs attached less than this many seconds ago to their own events. Allowed: between 0 and 3600. Default 60."""
+    accounts: NotRequired[str | None]
+    """Accounts the sweep covers besides this one: comma-separated account ids, or 'organization' for every ACTIVE account of the organization. Unset: this account only."""
+    member_role_name: NotRequired[str | None]
+    """Role the handler assumes in another account (arn:<partition>:iam::<account>:role/<name>). Default traffic-mirror-automation-member."""
+    vni_per_vpc: NotRequired[bool | None]
+    """Give each (account, VPC) its own deterministic VXLAN network id, so sensors can tell overlapping CIDRs apart (overrides vni). Default false."""
     log_level: NotRequired[str | None]
     """Lambda application log level. Allowed: one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL. Default INFO."""
     home_region: NotRequired[str | None]

@@ -12,14 +12,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import inventory
+from . import accounts, inventory
 from . import settings as settings_module
 from .clients import Place
 from .context import Container, Context
 
 SETTINGS = settings_module.load()
 """Validated once per container: a bad variable fails the cold start with a clear message."""
-CONTAINER = Container(max_workers=SETTINGS.max_workers)
+CONTAINER = Container()
 """What this container keeps between invocations: clients, caches, lessons."""
 DEFAULT_BUDGET_SECONDS = 300.0
 IN_LAMBDA = os.environ.get("AWS_EXECUTION_ENV", "").startswith("AWS_Lambda_") and bool(os.environ.get("AWS_REGION"))
@@ -85,26 +85,41 @@ def handle(
     for skip in skips:
         report.skipped_event(skip)
 
-    by_region: dict[str, list[tuple[str | None, Change]]] = {}
+    home = Context(Place(_home_region(parsed), None, endpoint), settings, container, remaining)
+    own = accounts.own_account(home, context) if any(isinstance(p, Change) for _, p in parsed) else ""
+    groups: dict[tuple[str, str], list[tuple[str | None, Change]]] = {}
     for mid, item in parsed:
-        if isinstance(item, Change):
-            by_region.setdefault(item.region, []).append((mid, item))
-            for dropped in item.rejected:
-                report.skipped_event(Skip("rejected", dropped, item.event_name, item.event_id))
+        if not isinstance(item, Change):
+            continue
+        for dropped in item.rejected:
+            report.skipped_event(Skip("rejected", dropped, item.event_name, item.event_id))
+        account = item.account or own
+        if not accounts.allowed(home, account):
+            skip = Skip("rejected", f"account {account} is not covered (MIRROR_ACCOUNTS)", item.event_name, item.event_id)
+            report.skipped_event(skip)
+            skips.append(skip)
+            continue
+        groups.setdefault((account, item.region), []).append((mid, item))
+
+    def run(key: tuple[str, str]) -> tuple[tuple[str, str], reconcile.Outcome]:
+        account, region = key
+        batch = [c for _, c in groups[key]]
+        ctx = Context(Place(region, None, endpoint), settings, container, remaining)
+        return key, _reconcile(batch, ctx.at(None if account == own else account), own)
 
     all_results: list[Result] = []
     failed_messages: set[str] = set()
     retry_needed = False
-    for region, items in by_region.items():
+    # Accounts (and regions) are independent, with their own API budgets: handle them side by side.
+    for (account, region), outcome in container.groups.map(run, sorted(groups)):
+        items = groups[(account, region)]
         batch = [c for _, c in items]
-        outcome = _reconcile(batch, Context(Place(region, None, endpoint), settings, container, remaining))
         names = ",".join(sorted({c.event_name for c in batch}))
         for result in outcome.results:
-            report.decision(result, region, names)
+            report.decision(result, region, names, result.account or account)
         all_results.extend(outcome.results)
-        failed = outcome.failed_changes()
         is_sweep = reconcile.sweep_policy(batch, settings) is not None
-        for index in failed:
+        for index in outcome.failed_changes():
             mid = items[index][0]
             if mid is not None:
                 failed_messages.add(mid)
@@ -134,14 +149,28 @@ def _only_deferred(results: Sequence[Result]) -> bool:
     return all(r.status == "deferred" for r in results if r.retryable)
 
 
-def _reconcile(batch: Sequence[Change], ctx: Context) -> reconcile.Outcome:
-    policy = reconcile.sweep_policy(batch, ctx.settings)
-    if policy is None:
-        return reconcile.changes(batch, ctx)
-    outcome = reconcile.sweep(ctx, policy)
-    if outcome.failed_changes():
-        outcome.owners = {r.decision.eni_id: set(range(len(batch))) for r in outcome.results}
-    return outcome
+def _home_region(parsed: Sequence[tuple[str | None, Change | Skip]]) -> str:
+    """The function's own region (where its STS and Organizations calls go)."""
+    region = os.environ.get("AWS_REGION")
+    return region or next((p.region for _, p in parsed if isinstance(p, Change)), "us-east-1")
+
+
+def _reconcile(batch: Sequence[Change], ctx: Context, own: str) -> reconcile.Outcome:
+    """One account's and region's share of the batch; a failure here fails only its messages."""
+    try:
+        policy = reconcile.sweep_policy(batch, ctx.settings)
+        if policy is None:
+            return reconcile.changes(batch, ctx)
+        if policy.fleet:
+            outcome = reconcile.sweep_fleet(ctx, policy, accounts.covered(ctx))
+        else:
+            outcome = reconcile.sweep(ctx, policy)
+        if outcome.failed_changes():
+            outcome.owners = {r.decision.eni_id: set(range(len(batch))) for r in outcome.results}
+        return outcome
+    except Exception as error:  # a role that cannot be assumed, a read that failed: this group only
+        where = f"account {ctx.place.account or own} in {ctx.region}"
+        return reconcile.failed(f"cannot handle {where}: {type(error).__name__}: {error}", len(batch))
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:

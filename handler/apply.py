@@ -6,6 +6,7 @@ are `retryable`, so the invocation fails only for what is left and Lambda or SQS
 """
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,6 +58,8 @@ class Result:
     retryable: bool = False
     session_ids: list[str] = field(default_factory=list)
     error_code: str = ""
+    account: str = ""
+    """The account the ENI is in, when a sweep covered several ("" = the invocation's own)."""
 
 
 def _error_code(error: Exception) -> str:
@@ -111,8 +114,9 @@ def _run(action: Action, ctx: Context) -> str | None:
             "ClientToken": action.client_token,
             "TagSpecifications": [{"ResourceType": "traffic-mirror-session", "Tags": tags}],
         }
-        if settings.vni is not None:
-            params["VirtualNetworkId"] = settings.vni
+        vni = action.vni if action.vni is not None else settings.vni
+        if vni is not None:
+            params["VirtualNetworkId"] = vni
         if settings.packet_length is not None:
             params["PacketLength"] = settings.packet_length
         response = ec2.create_traffic_mirror_session(**params)
@@ -186,5 +190,8 @@ def apply_all(
     quiet = [d for d in decisions if not d.actions]
     busy = [d for d in decisions if d.actions]
     results = [work(d) for d in quiet]
-    results.extend(ctx.container.writes.map(work, busy))
+    if busy:
+        # A pool per call: one account's throttled writers never hold another account's threads.
+        with ThreadPoolExecutor(min(ctx.settings.max_workers, len(busy)), thread_name_prefix="mirror-write") as pool:
+            results.extend(pool.map(work, busy))
     return results

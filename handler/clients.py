@@ -48,26 +48,23 @@ class Place:
     account: str | None = None
     """None: the caller's own account, with its own credentials (no role assumed)."""
     endpoint: str | None = None
+    role: str | None = None
+    """The role assumed in `account` (arn:<partition>:iam::<account>:role/<role>)."""
 
 
 class Clients:
     """Every client and paginator of a container, and the API calls they made (by operation)."""
 
     def __init__(
-        self,
-        config: Config = RETRY_CONFIG,
-        member_role_name: str | None = None,
-        partition: str = "aws",
-        session: boto3.session.Session | None = None,
+        self, config: Config = RETRY_CONFIG, partition: str = "aws", session: boto3.session.Session | None = None
     ) -> None:
         self.config = config
-        self.member_role_name = member_role_name
         self.partition = partition
         self._session = session
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, Place], Any] = {}
         self._paginators: dict[tuple[Place, str], Any] = {}
-        self._sessions: dict[str, boto3.session.Session] = {}
+        self._sessions: dict[tuple[str, str], boto3.session.Session] = {}
         self.calls: Counter[str] = Counter()
 
     def _count(self, model: Any, **_: Any) -> None:
@@ -85,24 +82,22 @@ class Clients:
                 self._session = boto3.session.Session()
             return self._session
 
-    def role_arn(self, account: str) -> str:
-        return f"arn:{self.partition}:iam::{account}:role/{self.member_role_name}"
-
     def session_for(self, place: Place) -> boto3.session.Session:
         """The session that acts in `place.account`: our own, or the member role's there."""
         base = self.base_session()
         if place.account is None:
             return base
+        if not place.role:
+            raise ValueError(f"account {place.account} needs a member role, and none is configured")
+        key = (place.account, place.role)
         with self._lock:
-            found = self._sessions.get(place.account)
+            found = self._sessions.get(key)
         if found is not None:
             return found
-        if not self.member_role_name:
-            raise ValueError(f"account {place.account} needs a member role, and none is configured")
         fetcher = AssumeRoleCredentialFetcher(
             client_creator=base._session.create_client,
             source_credentials=base._session.get_credentials(),
-            role_arn=self.role_arn(place.account),
+            role_arn=f"arn:{self.partition}:iam::{place.account}:role/{place.role}",
             extra_args={"RoleSessionName": SESSION_NAME},
         )
         credentials = DeferredRefreshableCredentials(
@@ -113,7 +108,7 @@ class Clients:
         core._credentials = credentials  # type: ignore[attr-defined]
         session = boto3.session.Session(botocore_session=core, region_name=place.region)
         with self._lock:
-            return self._sessions.setdefault(place.account, session)
+            return self._sessions.setdefault(key, session)
 
     def client(self, service: str, place: Place) -> Any:
         key = (service, place)

@@ -6,6 +6,7 @@ all live here, with one `reset`. Everything else is passed: the planner gets wha
 learned as plain data (`Learned`), never by reading it behind the caller's back.
 """
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from .clients import RETRY_CONFIG, Clients, Place
 from .model import Inventory, Learned
 from .settings import Settings
 
+FLEET_WORKERS = 8
+"""Accounts a multi-account sweep covers at once (each with its own clients and rate limiters)."""
 FULL_TARGET_SECONDS = 900.0
 """How long a target that refused a source is passed over for new sessions."""
 
@@ -23,19 +26,26 @@ FULL_TARGET_SECONDS = 900.0
 class Container:
     """Clients, caches and lessons of one Lambda container (or one CLI run)."""
 
-    def __init__(self, clients: Clients | None = None, max_workers: int = 8) -> None:
+    def __init__(self, clients: Clients | None = None) -> None:
         self.clients = clients or Clients(RETRY_CONFIG)
-        self.reads = ThreadPoolExecutor(max_workers=16, thread_name_prefix="mirror-io")
+        self.reads = ThreadPoolExecutor(max_workers=64, thread_name_prefix="mirror-io")
         """Concurrent reads of one invocation."""
         self.inventory_reads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirror-inventory")
         """The inventory's own fan-out, separate so a read waiting on it never starves `reads`."""
-        self.writes = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="mirror-write")
-        """Bounded writers (MIRROR_MAX_WORKERS at a time)."""
+        self.groups = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mirror-account")
+        """One thread per (account, region) of a batch: accounts never wait behind each other."""
+        self.fleet = ThreadPoolExecutor(max_workers=FLEET_WORKERS, thread_name_prefix="mirror-fleet")
+        """Accounts a multi-account sweep works on at once."""
         self.lock = threading.Lock()
         self.inventories: dict[Place, Inventory] = {}
         self.prefetching: dict[Place, Future[Inventory]] = {}
         self.refused_types: set[str] = set()
         self.full_targets: dict[tuple[Place, str], float] = {}
+        self.own_account: str | None = None
+        self.organization: tuple[float, tuple[str, ...]] | None = None
+        """(read at, ACTIVE account ids) of the organization, when MIRROR_ACCOUNTS=organization."""
+        self.sweep_cursor = 0
+        """Where the next multi-account sweep starts: the first account the last one did not finish."""
 
     def learned(self, place: Place) -> Learned:
         now = time.monotonic()
@@ -61,6 +71,9 @@ class Container:
             self.prefetching.clear()
             self.refused_types.clear()
             self.full_targets.clear()
+            self.own_account = None
+            self.organization = None
+            self.sweep_cursor = 0
 
 
 @dataclass(frozen=True)
@@ -83,3 +96,16 @@ class Context:
 
     def learned(self) -> Learned:
         return self.container.learned(self.place)
+
+    @property
+    def hub(self) -> "Context":
+        """The same work in the handler's own account (its sensors, Organizations, STS)."""
+        if self.place.account is None:
+            return self
+        return dataclasses.replace(self, place=dataclasses.replace(self.place, account=None, role=None))
+
+    def at(self, account: str | None, remaining: Callable[[], float] | None = None) -> "Context":
+        """The same region in another account (None: our own), through the member role."""
+        role = self.settings.member_role_name if account else None
+        place = dataclasses.replace(self.place, account=account, role=role)
+        return dataclasses.replace(self, place=place, remaining=remaining or self.remaining)

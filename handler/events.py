@@ -6,6 +6,7 @@ in odd lengths. A record that cannot be used becomes a `Skip` with the reason, w
 caller logs and counts; retrying would not fix it, so it never raises.
 """
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,8 +43,12 @@ class Change:
     refresh_inventory: bool = False
     scheduled: bool = False
     """A tick of the sweep's schedule rule (its sweep leaves just-attached ENIs to their events)."""
+    fleet: bool = False
+    """A sweep of every account the handler covers (the schedule, the post-deploy or a manual sweep)."""
     rejected: tuple[str, ...] = field(default=())
     """Parts of an otherwise usable event that were dropped (e.g. a malformed instance)."""
+    account: str = ""
+    """The account the event happened in (the envelope's `account`, else the record's)."""
 
 
 @dataclass(frozen=True)
@@ -248,8 +253,22 @@ def _cloudtrail(record: Mapping[str, Any], region: str, event_id: str, settings:
     return Skip("rejected", f"unsupported event {name or '(no eventName)'}", name, event_id)
 
 
+_ACCOUNT = re.compile(r"^\d{12}$")
+
+
 def parse(event: Any, settings: Settings) -> Change | Skip:
     """Turn one EventBridge event (or a bare CloudTrail record) into a Change or a Skip."""
+    parsed = _parse(event, settings)
+    if isinstance(parsed, Change) and isinstance(event, Mapping):
+        detail = event.get("detail")
+        record = detail if isinstance(detail, Mapping) else event
+        account = _str(event.get("account")) or _str(record.get("recipientAccountId"))
+        if _ACCOUNT.match(account):
+            return dataclasses.replace(parsed, account=account)
+    return parsed
+
+
+def _parse(event: Any, settings: Settings) -> Change | Skip:
     if not isinstance(event, Mapping):
         return Skip("rejected", f"event is a {type(event).__name__}, not an object")
     detail_type = _str(event.get("detail-type"))
@@ -268,7 +287,9 @@ def parse(event: Any, settings: Settings) -> Change | Skip:
         # one right after deploy does not, and is a full sweep without the grace period.
         scheduled = bool(event.get("resources"))
         name = SCHEDULED if scheduled else "Sweep"
-        return Change("sweep", name, event_id or "scheduled", region, refresh_inventory=True, scheduled=scheduled)
+        return Change(
+            "sweep", name, event_id or "scheduled", region, refresh_inventory=True, scheduled=scheduled, fleet=True
+        )
     if detail_type == STATE_CHANGE:
         # AWS's own samples carry a stray space before the id (" i-1234567890abcdef0").
         instance_id, state = _str(record.get("instance-id")).strip(), _str(record.get("state"))

@@ -5,13 +5,16 @@ one call per instance. The targets-and-filters inventory is cached per region fo
 MIRROR_CACHE_TTL_SECONDS and dropped as soon as an API answer shows it is stale.
 """
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from . import accounts
 from .context import Context
 from .model import Inventory, MirrorFilter, Session, Source, Target, TargetKind
+from .planner import is_designated
 
 FILTER_VALUES_PER_CALL = 200
 NLB_ARNS_PER_CALL = 20
@@ -64,6 +67,8 @@ def _load_inventory(ctx: Context) -> Inventory:
     submit = ctx.container.inventory_reads.submit
     targets_f = submit(_pages, ctx, "describe_traffic_mirror_targets", "TrafficMirrorTargets")
     filters_f = submit(_pages, ctx, "describe_traffic_mirror_filters", "TrafficMirrorFilters")
+    # Zones are matched across accounts by id (names differ per account): read only when needed.
+    zones_f = submit(_zone_ids, ctx) if ctx.settings.accounts else None
     raw_targets = targets_f.result()
     eni_ids = [t["NetworkInterfaceId"] for t in raw_targets if t.get("NetworkInterfaceId")]
     nlb_arns = [t["NetworkLoadBalancerArn"] for t in raw_targets if t.get("NetworkLoadBalancerArn")]
@@ -78,6 +83,7 @@ def _load_inventory(ctx: Context) -> Inventory:
     vpces_f = submit(_describe_gwlb_endpoints, ctx, gwlbe_ids)
     enis = {e["NetworkInterfaceId"]: e for e in enis_f.result()}
     nlbs, vpces = nlbs_f.result(), vpces_f.result()
+    zone_ids = zones_f.result() if zones_f else {}
 
     targets: list[Target] = []
     for raw in raw_targets:
@@ -108,7 +114,15 @@ def _load_inventory(ctx: Context) -> Inventory:
         MirrorFilter(f["TrafficMirrorFilterId"], _tags(f.get("Tags")), f.get("Description", "") or "")
         for f in filters_f.result()
     ]
-    return Inventory(tuple(targets), tuple(filters), time.monotonic())
+    if zone_ids:
+        targets = [dataclasses.replace(t, az_id=zone_ids.get(t.az or "", "")) for t in targets]
+    return Inventory(tuple(targets), tuple(filters), time.monotonic(), zone_ids)
+
+
+def _zone_ids(ctx: Context) -> dict[str, str]:
+    """AZ name -> AZ id in this place's account."""
+    zones = ctx.clients.ec2(ctx.place).describe_availability_zones(AllAvailabilityZones=False)
+    return {z["ZoneName"]: z["ZoneId"] for z in zones.get("AvailabilityZones", []) if "ZoneId" in z}
 
 
 def _describe_nlbs(ctx: Context, arns: Sequence[str]) -> dict[str, str]:
@@ -153,7 +167,21 @@ def prefetch(ctx: Context) -> None:
 
 
 def inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
-    """Targets and filters, from the warm cache when younger than MIRROR_CACHE_TTL_SECONDS."""
+    """What sessions in this place may use: its own targets and filters, and in another account
+    the hub's designated sensors (shared through RAM), each read in the account that owns it."""
+    own = _own_inventory(ctx, refresh=refresh)
+    if ctx.place.account is None:
+        return own
+    hub = _own_inventory(ctx.hub, refresh=refresh)
+    owner = accounts.own_account(ctx)
+    central = tuple(
+        dataclasses.replace(t, owner=owner) for t in hub.targets if is_designated(t.tags, ctx.settings.tag_key)
+    )
+    return dataclasses.replace(own, targets=(*own.targets, *central))
+
+
+def _own_inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
+    """This place's own targets and filters, from the warm cache when younger than MIRROR_CACHE_TTL_SECONDS."""
     container, place = ctx.container, ctx.place
     with container.lock:
         cached = container.inventories.get(place)
@@ -249,17 +277,10 @@ def with_current_tags(
         return {**kept, **new}
 
     return [
-        Source(
-            s.eni_id,
-            s.instance_id,
-            s.instance_type,
-            s.subnet_id,
-            s.vpc_id,
-            s.az,
-            merge(s.instance_tags, tags.get(s.instance_id, {})),
-            merge(s.eni_tags, tags.get(s.eni_id, {})),
-            s.interface_type,
-            s.trigger,
+        dataclasses.replace(
+            s,
+            instance_tags=merge(s.instance_tags, tags.get(s.instance_id, {})),
+            eni_tags=merge(s.eni_tags, tags.get(s.eni_id, {})),
         )
         for s in sources
     ]

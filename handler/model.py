@@ -29,6 +29,10 @@ class Source:
     """Id of the event that brought this ENI in; seeds the ClientToken."""
     attached_at: float | None = None
     """When the ENI was attached (epoch seconds), where known: the sweep's grace period uses it."""
+    account: str = ""
+    """The account that owns the ENI ("" = the handler's own)."""
+    az_id: str = ""
+    """The AZ's id (use1-az1): AZ names differ per account, ids do not. "" when not needed."""
 
     @property
     def name(self) -> str | None:
@@ -44,6 +48,10 @@ class Target:
     subnet_id: str | None
     az: str | None
     tags: Mapping[str, str] = field(default_factory=dict)
+    owner: str = ""
+    """The account that owns the target ("" = the account the sessions are made in)."""
+    az_id: str = ""
+    """The AZ id of an ENI or GWLB endpoint target, where the owner's zone map was read."""
 
 
 @dataclass(frozen=True)
@@ -70,11 +78,13 @@ class Inventory:
     targets: tuple[Target, ...]
     filters: tuple[MirrorFilter, ...]
     fetched_at: float = 0.0
+    zone_ids: Mapping[str, str] = field(default_factory=dict)
+    """AZ name -> AZ id in this account (read only when several accounts are covered)."""
 
     @property
     def target_eni_ids(self) -> frozenset[str]:
-        """ENIs that are sensors: never mirrored themselves."""
-        return frozenset(t.resource_id for t in self.targets if t.kind == "network-interface")
+        """This account's ENIs that are sensors: never mirrored themselves."""
+        return frozenset(t.resource_id for t in self.targets if t.kind == "network-interface" and not t.owner)
 
     def target(self, target_id: str) -> Target | None:
         return next((t for t in self.targets if t.target_id == target_id), None)
@@ -96,6 +106,8 @@ class Action:
     client_token: str | None = None
     name: str | None = None
     description: str = ""
+    vni: int | None = None
+    """VXLAN network id for a create (None: MIRROR_VNI, or AWS picks)."""
 
 
 @dataclass(frozen=True)

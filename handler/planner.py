@@ -104,6 +104,12 @@ def resource_route(tags: Mapping[str, str], tag_key: str) -> str | None:
     return value
 
 
+def is_designated(tags: Mapping[str, str], tag_key: str) -> bool:
+    """The operator marked this target as a sensor: tagged with the key, not false-like."""
+    raw = tags.get(tag_key)
+    return raw is not None and raw.strip().lower() not in FALSE_LIKE
+
+
 def is_managed(session: Session, settings: Settings) -> bool:
     return session.tags.get(MANAGED_TAG_KEY) == settings.managed_by
 
@@ -115,7 +121,7 @@ def proximity(source: Source, target: Target) -> int | None:
     (Gateway Load Balancer endpoint only), 3 same AZ in another VPC (ENI target only).
     """
     if target.kind == "network-interface":
-        if target.az != source.az:
+        if not same_zone(source, target):
             return None
         if target.subnet_id == source.subnet_id:
             return 0
@@ -126,7 +132,23 @@ def proximity(source: Source, target: Target) -> int | None:
         return 1
     if target.subnet_id == source.subnet_id:
         return 0
-    return 1 if target.az == source.az else 2
+    return 1 if same_zone(source, target) else 2
+
+
+def same_zone(source: Source, target: Target) -> bool:
+    """The same AZ: by AZ id across accounts (names differ per account), by name within one."""
+    if target.owner or (source.az_id and target.az_id):
+        return bool(source.az_id) and source.az_id == target.az_id
+    return target.az == source.az
+
+
+MAX_VNI = 16777215
+
+
+def vni_for(source: Source) -> int:
+    """A deterministic VXLAN id per (account, VPC): sensors tell overlapping CIDRs apart."""
+    digest = hashlib.sha256(f"{source.account}|{source.vpc_id}".encode()).hexdigest()
+    return 1 + int(digest, 16) % MAX_VNI
 
 
 def _spread_rank(eni_id: str, target_id: str) -> int:
@@ -338,6 +360,7 @@ def plan_source(
         client_token=client_token(source, target.target_id, filter_id, number),
         name=source.name,
         description=description[:255],
+        vni=vni_for(source) if settings.vni_per_vpc else None,
     )
     reason = f"{intent.reason}; {target.kind} {target.target_id}; {filter_reason}; session number {number}"
     return _decide(source, "create", reason, (create,), target.target_id, filter_id, session_number=number)

@@ -7,6 +7,8 @@ Two entry points share one path (`_plan_and_apply`):
 - `sweep`: the whole region, page by page, for the schedule, deleted sessions and route changes.
 """
 
+import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ from typing import Any
 
 from . import inventory as inv
 from .apply import Result, apply_all, conflicted
-from .context import Context
+from .context import FLEET_WORKERS, Context
 from .events import Change
 from .model import Decision, Inventory, Session, Source
 from .planner import is_managed, plan, plan_orphans
@@ -70,6 +72,7 @@ def _plan_and_apply(
     settings = ctx.settings
     if _stale(inventory, sessions, settings):
         inventory = inv.inventory(ctx, refresh=True)
+    sources, release_sources = _located(sources, ctx, inventory), _located(release_sources, ctx, inventory)
     by_eni = inv.group_by_eni(sessions)
     learned = ctx.learned()
     decisions = [
@@ -82,6 +85,16 @@ def _plan_and_apply(
         decisions.extend(plan_orphans(sessions, known, settings))
     results = apply_all(decisions, ctx, on_done)
     return _settle_conflicts(results, ctx, inventory, sources, on_done)
+
+
+def _located(sources: Sequence[Source], ctx: Context, inventory: Inventory) -> list[Source]:
+    """Sources with their account and, when zones are matched across accounts, their AZ id."""
+    account = ctx.place.account or ""
+    if not account and not inventory.zone_ids:
+        return list(sources)
+    return [
+        dataclasses.replace(s, account=account, az_id=inventory.zone_ids.get(s.az, s.az_id)) for s in sources
+    ]
 
 
 def _settle_conflicts(
@@ -224,6 +237,8 @@ class SweepPolicy:
     """Re-read targets and filters instead of trusting the container's cache."""
     grace: float = 0.0
     """Leave ENIs attached less than this many seconds ago to their own events."""
+    fleet: bool = False
+    """Sweep every account the handler covers (MIRROR_ACCOUNTS), not only the event's."""
 
 
 def sweep_policy(batch: Sequence[Change], settings: Settings) -> SweepPolicy | None:
@@ -241,6 +256,7 @@ def sweep_policy(batch: Sequence[Change], settings: Settings) -> SweepPolicy | N
         trigger=sweeps[0].event_id,
         refresh=any(c.refresh_inventory for c in sweeps),
         grace=settings.sweep_grace_seconds if scheduled else 0.0,
+        fleet=bool(settings.accounts) and any(c.fleet for c in sweeps),
     )
 
 
@@ -259,6 +275,55 @@ def sweep(ctx: Context, policy: SweepPolicy, on_done: Callable[[Result], None] |
     settled = [s for s in sources if s not in young] if young else sources
     results = _plan_and_apply(ctx, inventory, settled, (), sessions, (), on_done, orphans=True, orphans_known=young)
     return Outcome(results, {s.eni_id: {0} for s in settled})
+
+
+def sweep_fleet(ctx: Context, policy: SweepPolicy, covered: Sequence[str]) -> Outcome:
+    """Sweep every covered account of this region, a few at a time, each with a fair share of time.
+
+    `covered[0]` is the handler's own account. With N accounts and W at once, each account gets
+    1/ceil(N/W) of the invocation's time for its writes (the rest is deferred, as in any sweep),
+    and the next sweep starts with the first account this one did not finish, so large backlogs
+    in some accounts never starve the others.
+    """
+    container = ctx.container
+    own, count = covered[0], len(covered)
+    with container.lock:
+        start = container.sweep_cursor % count
+    order = [*covered[start:], *covered[:start]]
+    waves = math.ceil(count / FLEET_WORKERS)
+    budget = ctx.remaining() if ctx.remaining else None
+
+    def one(account: str) -> tuple[str, Outcome]:
+        remaining = ctx.remaining
+        if budget is not None and ctx.remaining is not None:
+            end = time.monotonic() + budget / waves
+            overall = ctx.remaining
+            remaining = lambda: min(overall(), end - time.monotonic())  # noqa: E731
+        here = ctx.at(None if account == own else account, remaining)
+        try:
+            return account, sweep(here, policy)
+        except Exception as error:  # this account only (its role, its reads)
+            return account, failed(f"cannot sweep account {account}: {type(error).__name__}: {error}", 1)
+
+    results: list[Result] = []
+    owners: dict[str, set[int]] = {}
+    unfinished: list[int] = []
+    for index, (account, outcome) in enumerate(container.fleet.map(one, order)):
+        for result in outcome.results:
+            result.account = "" if account == own else account
+        results.extend(outcome.results)
+        owners.update(outcome.owners)
+        if any(r.retryable for r in outcome.results):
+            unfinished.append(index)
+    with container.lock:
+        container.sweep_cursor = (start + unfinished[0]) % count if unfinished else 0
+    return Outcome(results, owners)
+
+
+def failed(reason: str, changes: int) -> Outcome:
+    """An outcome for work that could not even start (e.g. a role that cannot be assumed): retryable."""
+    decision = Decision(eni_id="", instance_id="", outcome="skipped", reason=reason)
+    return Outcome([Result(decision, "failed", reason, retryable=True)], {"": set(range(changes))})
 
 
 def read_only_plan(ctx: Context) -> tuple[list[Decision], list[Source]]:

@@ -84,9 +84,10 @@ def configure(level: str = "INFO") -> None:
         log.propagate = False
 
 
-def decision(result: Result, region: str, event_name: str) -> None:
+def decision(result: Result, region: str, event_name: str, account: str = "") -> None:
     d = result.decision
     fields = {
+        "account": account or None,
         "region": region,
         "event": event_name,
         "eni": d.eni_id or None,

@@ -241,6 +241,24 @@ class Settings:
         hi=3600,
         deployed=60,
     )
+    accounts: str | None = setting(
+        None,
+        "Accounts the sweep covers besides this one: comma-separated account ids, or 'organization' for "
+        "every ACTIVE account of the organization. Unset: this account only.",
+        pattern=r"organization|\d{12}(,\d{12})*",
+        like="'organization' or comma-separated 12-digit account ids",
+    )
+    member_role_name: str = setting(
+        "traffic-mirror-automation-member",
+        "Role the handler assumes in another account (arn:<partition>:iam::<account>:role/<name>).",
+        pattern=r"[\w+=,.@-]{1,64}",
+        like="an IAM role name",
+    )
+    vni_per_vpc: bool = setting(
+        False,
+        "Give each (account, VPC) its own deterministic VXLAN network id, so sensors can tell overlapping "
+        "CIDRs apart (overrides vni).",
+    )
     log_level: str = setting(
         "INFO",
         "Lambda application log level.",

@@ -26,6 +26,54 @@ handler's support table, so it exercises 'the API's refusal is final'."""
 LARGE_SIZES = frozenset({"8xlarge", "12xlarge", "16xlarge", "18xlarge", "24xlarge", "32xlarge", "48xlarge"})
 
 _lock = threading.RLock()
+_shared: dict[str, tuple[str, frozenset[str]]] = {}
+"""RAM, as moto lacks it: target id -> (owner account, accounts it is shared with)."""
+
+
+def share_target(target_id: str, owner: str, accounts: Sequence[str]) -> None:
+    """Share a traffic mirror target with accounts, as an AWS RAM resource share would."""
+    with _lock:
+        _shared[target_id] = (owner, frozenset(accounts))
+
+
+def unshare_all() -> None:
+    with _lock:
+        _shared.clear()
+
+
+def permute_zones(account: str, region: str, shift: int = 1) -> dict[str, str]:
+    """Give `account` its own AZ name -> id mapping in `region`, as AWS does per account.
+
+    Call before creating subnets there. Returns the account's name -> id mapping.
+    """
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[account][region]
+    zones = list(type(backend).zones[region])
+    ids = [z.zone_id for z in zones]
+    rotated = ids[shift:] + ids[:shift]
+    mine = [copy.copy(z) for z in zones]
+    for zone, zone_id in zip(mine, rotated, strict=True):
+        zone.zone_id = zone_id
+    backend.zones = {**type(backend).zones, region: mine}
+    return {z.name: z.zone_id for z in mine}
+
+
+def _zone_id(backend: Any, eni: Any) -> str:
+    zone = backend.get_zone_by_name(eni.subnet.availability_zone)
+    return str(zone.zone_id) if zone else ""
+
+
+def _shared_target(backend: Any, target_id: str) -> tuple[Any, Any] | None:
+    """(owner's backend, target) if `target_id` is another account's target shared with this one."""
+    from moto.ec2.models import ec2_backends
+
+    entry = _shared.get(target_id)
+    if entry is None or backend.account_id not in entry[1]:
+        return None
+    owner = ec2_backends[entry[0]][backend.region_name]
+    target = owner.traffic_mirror_targets.get(target_id)
+    return (owner, target) if target is not None else None
 
 
 def _size_limit(backend: Any, eni_id: str | None) -> int:
@@ -73,11 +121,15 @@ def aws_rules() -> Iterator[None]:
                         )
                     return seen[1]
             eni = self.get_network_interface(network_interface_id)  # InvalidNetworkInterfaceID.NotFound
+            owner = self
             target = self.traffic_mirror_targets.get(traffic_mirror_target_id)
             if target is None:
-                raise EC2ClientError(
-                    "InvalidTrafficMirrorTargetId.NotFound", f"{traffic_mirror_target_id} not found"
-                )
+                found = _shared_target(self, traffic_mirror_target_id)
+                if found is None:
+                    raise EC2ClientError(
+                        "InvalidTrafficMirrorTargetId.NotFound", f"{traffic_mirror_target_id} not found"
+                    )
+                owner, target = found
             if traffic_mirror_filter_id not in self.traffic_mirror_filters:
                 raise EC2ClientError(
                     "InvalidTrafficMirrorFilterId.NotFound", f"{traffic_mirror_filter_id} not found"
@@ -110,15 +162,15 @@ def aws_rules() -> Iterator[None]:
                     "InvalidParameterValue", f"session number {session_number} is already in use"
                 )
             if target.network_interface_id:
-                target_eni = self.get_network_interface(target.network_interface_id)
-                if target_eni.subnet.availability_zone != eni.subnet.availability_zone:
+                target_eni = owner.get_network_interface(target.network_interface_id)
+                if _zone_id(owner, target_eni) != _zone_id(self, eni):  # AZ ids: names differ per account
                     raise EC2ClientError("InvalidParameterValue", "an ENI target must be in the source's AZ")
                 sources = {
                     s.network_interface_id
                     for s in self.traffic_mirror_sessions.values()
                     if s.traffic_mirror_target_id == traffic_mirror_target_id
                 }
-                if len(sources | {network_interface_id}) > _size_limit(self, target.network_interface_id):
+                if len(sources | {network_interface_id}) > _size_limit(owner, target.network_interface_id):
                     raise EC2ClientError("TrafficMirrorSourcesPerTargetLimitExceeded", "too many sources")
             session = original(
                 self,
@@ -141,6 +193,7 @@ def aws_rules() -> Iterator[None]:
         yield
     finally:
         TrafficMirrorsBackend.create_traffic_mirror_session = original  # type: ignore[method-assign]
+        unshare_all()
 
 
 # --- a small account ---------------------------------------------------------------------
@@ -248,8 +301,21 @@ def load_record(name: str) -> dict[str, Any]:
     return dict(json.loads((EVENTS_DIR / name).read_text()))
 
 
-def wrap(record: Mapping[str, Any], region: str | None = None, event_id: str | None = None) -> dict[str, Any]:
-    """What EventBridge delivers for a CloudTrail record."""
+DEFAULT_ACCOUNT = "123456789012"
+"""moto's account: the one a test's own credentials (and the handler's) act in."""
+
+
+def wrap(
+    record: Mapping[str, Any],
+    region: str | None = None,
+    event_id: str | None = None,
+    account: str = DEFAULT_ACCOUNT,
+) -> dict[str, Any]:
+    """What EventBridge delivers for a CloudTrail record, which happened in `account`.
+
+    Real records come from other people's accounts: like their ids, the account is swapped for
+    the test's, else the handler rightly rejects them as another account's events.
+    """
     if "detail" in record:
         return dict(record)
     return {
@@ -257,11 +323,11 @@ def wrap(record: Mapping[str, Any], region: str | None = None, event_id: str | N
         "id": event_id or str(record.get("eventID", "00000000-0000-0000-0000-000000000000")),
         "detail-type": "AWS API Call via CloudTrail",
         "source": "aws.ec2",
-        "account": str(record.get("recipientAccountId", "123456789012")),
+        "account": account,
         "time": "2026-11-27T12:00:00Z",
         "region": region or str(record.get("awsRegion", "us-east-1")),
         "resources": [],
-        "detail": dict(record),
+        "detail": {**record, "recipientAccountId": account},
     }
 
 

@@ -1,0 +1,273 @@
+"""One hub handler, several accounts: member events are mirrored in the member, to the hub's sensors.
+
+moto keeps one backend per account and routes assumed-role credentials to the role's account; the
+sandbox adds what moto lacks: RAM (a hub target shared with the members) and per-account AZ names
+(the member's `us-east-1a` is another zone than the hub's, as on AWS).
+"""
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.sts.models import STSBackend
+from traffic_mirror.handler import app
+from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
+
+from testsupport import sandbox
+
+REGION = "us-east-1"
+HUB = "123456789012"  # moto's default account: the handler's own credentials
+MEMBER_A, MEMBER_B = "111111111111", "222222222222"
+ROLE = "traffic-mirror-automation-member"
+
+
+class LambdaContext:
+    """What Lambda passes: the function's ARN (its account) and the time left."""
+
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:{HUB}:function:mirror-handler"
+    aws_request_id = "request-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def member_ec2(account: str) -> Any:
+    creds = boto3.client("sts", region_name=REGION).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/test-setup", RoleSessionName="setup"
+    )["Credentials"]
+    return boto3.client(
+        "ec2",
+        region_name=REGION,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+
+
+class World:
+    """A hub with central sensors (tagged Mirror=true, shared with the members) and member accounts."""
+
+    def __init__(self, members: tuple[str, ...] = (MEMBER_A, MEMBER_B)) -> None:
+        self.hub = boto3.client("ec2", region_name=REGION)
+        # A central sensor in every zone, so each member zone has one (by AZ id).
+        self.hub_account = sandbox.build_account(self.hub, REGION, tuple("abcdef"), sensors_per_az=0)
+        self.hub_zones = {
+            z["ZoneName"]: z["ZoneId"] for z in self.hub.describe_availability_zones()["AvailabilityZones"]
+        }
+        self.sensors: dict[str, str] = {}  # zone id -> hub target id
+        for az, subnet in self.hub_account.subnets.items():
+            target = sandbox.add_eni_target(
+                self.hub, self.hub_account, subnet, f"central-{az}", "c5.24xlarge", {"Mirror": "true"}
+            )
+            self.sensors[self.hub_zones[az]] = target
+            sandbox.share_target(target, HUB, members)
+        self.members: dict[str, tuple[Any, sandbox.Account, dict[str, str]]] = {}
+        for account in members:
+            self.add_member(account)
+
+    def add_member(self, account: str) -> None:
+        """A workload account with its own AZ names (shifted against the hub's) and its own filter."""
+        zones = sandbox.permute_zones(account, REGION, shift=len(self.members) + 1)
+        ec2 = member_ec2(account)
+        self.members[account] = (ec2, sandbox.build_account(ec2, REGION, sensors_per_az=0), zones)
+        for target in self.sensors.values():
+            sandbox.share_target(target, HUB, tuple(self.members))
+
+    def launch(self, account: str, az: str = "us-east-1a", count: int = 1) -> list[dict[str, Any]]:
+        ec2, built, _ = self.members[account]
+        return sandbox.launch(ec2, built, built.subnets[az], count=count)
+
+    def event(self, account: str, instances: list[dict[str, Any]], event_id: str) -> dict[str, Any]:
+        return sandbox.wrap(sandbox.run_instances_record(instances, event_id=event_id), account=account)
+
+    def sessions(self, account: str, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Sessions on these instances' ENIs (the world is shared by the module's tests)."""
+        enis = [e["NetworkInterfaceId"] for i in instances for e in i["NetworkInterfaces"]]
+        ec2 = self.members[account][0] if account != HUB else self.hub
+        found = ec2.describe_traffic_mirror_sessions(Filters=[{"Name": "network-interface-id", "Values": enis}])
+        return list(found["TrafficMirrorSessions"])
+
+    def expected_sensor(self, account: str, az: str) -> str:
+        """The hub sensor in the same zone (by AZ id) as the member's `az`."""
+        return self.sensors[self.members[account][2][az]]
+
+
+SETTINGS = Settings(accounts=f"{MEMBER_A},{MEMBER_B}")
+
+
+@pytest.fixture(scope="module")
+def shared_world() -> Iterator[World]:
+    """One hub and two members for the module (building accounts is the slow part)."""
+    with mock_aws(), sandbox.aws_rules():
+        app.CONTAINER.reset()
+        yield World()
+    app.CONTAINER.reset()
+
+
+@pytest.fixture
+def world(shared_world: World) -> World:
+    app.CONTAINER.reset()  # a cold container for each test
+    return shared_world
+
+
+def handle(event: Any, settings: Settings = SETTINGS) -> dict[str, Any]:
+    return app.handle(event, LambdaContext(), settings=settings)
+
+
+def sqs_batch(*events: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": [{"messageId": f"m{i}", "body": json.dumps(e)} for i, e in enumerate(events)]}
+
+
+def test_a_launch_in_a_member_is_mirrored_there_to_the_hub_sensor_of_the_same_zone_id(world: World) -> None:
+    (instance,) = world.launch(MEMBER_A, "us-east-1a")
+    result = handle(world.event(MEMBER_A, [instance], "launch-a"))
+    assert result["counts"]["Created"] == 1, result
+    (session,) = world.sessions(MEMBER_A, [instance])
+    assert session["NetworkInterfaceId"] == instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    expected = world.expected_sensor(MEMBER_A, "us-east-1a")
+    assert session["TrafficMirrorTargetId"] == expected
+    # Not the hub sensor that merely shares the AZ *name*: zones are matched by id.
+    assert expected != world.sensors[world.hub_zones["us-east-1a"]]
+    assert session["TrafficMirrorFilterId"] == world.members[MEMBER_A][1].filters["default"]
+    tags = {t["Key"]: t["Value"] for t in session["Tags"]}
+    assert tags[MANAGED_TAG_KEY] == "traffic-mirror-automation"
+    assert world.hub.describe_traffic_mirror_sessions()["TrafficMirrorSessions"] == []  # nothing in the hub
+    assert world.sessions(MEMBER_B, [instance]) == []
+
+
+def test_a_batch_mixing_accounts_and_its_redelivery(world: World) -> None:
+    a = world.launch(MEMBER_A, "us-east-1b", count=2)
+    b = world.launch(MEMBER_B, "us-east-1a")
+    batch = sqs_batch(world.event(MEMBER_A, a, "launch-a"), world.event(MEMBER_B, b, "launch-b"))
+    assert handle(batch) == {"batchItemFailures": []}
+    assert handle(batch) == {"batchItemFailures": []}  # redelivered: nothing twice
+    for account, instances, az in ((MEMBER_A, a, "us-east-1b"), (MEMBER_B, b, "us-east-1a")):
+        found = world.sessions(account, instances)
+        assert sorted(s["NetworkInterfaceId"] for s in found) == sorted(
+            i["NetworkInterfaces"][0]["NetworkInterfaceId"] for i in instances
+        )
+        assert {s["TrafficMirrorTargetId"] for s in found} == {world.expected_sensor(account, az)}
+
+
+def test_an_account_not_covered_is_rejected_and_nothing_is_done(world: World) -> None:
+    (instance,) = world.launch(MEMBER_B)
+    result = handle(world.event(MEMBER_B, [instance], "launch-b"), Settings(accounts=MEMBER_A))
+    assert result["counts"]["Rejected"] == 1 and result["counts"]["Created"] == 0
+    assert world.sessions(MEMBER_B, [instance]) == []
+
+
+def test_a_deleted_session_in_a_member_is_restored(world: World) -> None:
+    (instance,) = world.launch(MEMBER_A)
+    handle(world.event(MEMBER_A, [instance], "launch-restore"))
+    (session,) = world.sessions(MEMBER_A, [instance])
+    ec2 = world.members[MEMBER_A][0]
+    ec2.delete_traffic_mirror_session(TrafficMirrorSessionId=session["TrafficMirrorSessionId"])
+    record = sandbox.load_record("RunInstances__elastic-integrations__1.json")
+    record.update(
+        eventName="DeleteTrafficMirrorSession",
+        eventID="delete-1",
+        requestParameters={"DeleteTrafficMirrorSessionRequest": {"TrafficMirrorSessionId": "x"}},
+        responseElements=None,
+    )
+    result = handle(sandbox.wrap(record, account=MEMBER_A))
+    assert result["counts"]["Created"] >= 1, result
+    (restored,) = world.sessions(MEMBER_A, [instance])
+    assert restored["TrafficMirrorSessionId"] != session["TrafficMirrorSessionId"]
+
+
+SCHEDULED = {
+    "version": "0",
+    "id": "tick-1",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": HUB,
+    "region": REGION,
+    "resources": [f"arn:aws:events:{REGION}:{HUB}:rule/mirror-sweep"],
+    "detail": {},
+}
+
+
+def test_the_scheduled_sweep_covers_every_listed_account(world: World) -> None:
+    a, b = world.launch(MEMBER_A), world.launch(MEMBER_B, "us-east-1b")
+    own = sandbox.launch(world.hub, world.hub_account, world.hub_account.subnets["us-east-1a"])
+    result = handle(SCHEDULED, Settings(accounts=f"{MEMBER_A},{MEMBER_B}", sweep_grace_seconds=0))
+    assert result["counts"]["Created"] >= 3, result
+    for account, instances in ((MEMBER_A, a), (MEMBER_B, b), (HUB, own)):
+        assert len(world.sessions(account, instances)) == 1, account
+    again = handle(SCHEDULED, SETTINGS)
+    assert again["counts"]["Created"] == 0 and again["counts"]["AlreadyMirrored"] >= 3
+
+
+def test_organization_means_every_active_account_of_the_organization(world: World) -> None:
+    org = boto3.client("organizations", region_name=REGION)
+    org.create_organization(FeatureSet="ALL")
+    joined = org.create_account(Email="a@example.com", AccountName="workload")["CreateAccountStatus"]
+    member = str(joined["AccountId"])
+    world.add_member(member)  # joins later: no configuration changes
+    (instance,) = world.launch(member)
+    everywhere = Settings(accounts="organization", sweep_grace_seconds=0)
+    result = handle(SCHEDULED, everywhere)
+    assert result["counts"]["Created"] >= 1, result
+    assert len(world.sessions(member, [instance])) == 1
+    assert handle(world.event(member, [instance], "launch-1"), everywhere)["counts"]["AlreadyMirrored"] == 1
+    (other,) = world.launch(MEMBER_A)  # not in the organization
+    assert handle(world.event(MEMBER_A, [other], "launch-2"), everywhere)["counts"]["Rejected"] == 1
+
+
+@contextlib.contextmanager
+def roles_refused_in(*accounts: str) -> Iterator[None]:
+    """STS refuses AssumeRole into these accounts (a member without the role, or a wrong trust)."""
+    original = STSBackend.assume_role
+
+    def assume_role(self: Any, **kwargs: Any) -> Any:
+        if kwargs.get("role_arn", "").split(":")[4] in accounts:
+            from moto.sts.exceptions import STSClientError
+
+            raise STSClientError("AccessDenied", f"not authorized to assume {kwargs.get('role_arn')}")
+        return original(self, **kwargs)
+
+    STSBackend.assume_role = assume_role  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        STSBackend.assume_role = original  # type: ignore[method-assign]
+
+
+def test_a_member_whose_role_cannot_be_assumed_fails_only_its_own_messages(world: World) -> None:
+    a, b = world.launch(MEMBER_A), world.launch(MEMBER_B)
+    batch = sqs_batch(world.event(MEMBER_A, a, "launch-a"), world.event(MEMBER_B, b, "launch-b"))
+    with roles_refused_in(MEMBER_B):
+        result = handle(batch)
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert len(world.sessions(MEMBER_A, a)) == 1 and world.sessions(MEMBER_B, b) == []
+    assert handle(batch) == {"batchItemFailures": []}  # the role works again: the retry finishes
+    assert len(world.sessions(MEMBER_B, b)) == 1
+
+
+def test_one_assume_role_per_account_and_container(world: World) -> None:
+    calls: list[str] = []
+    original = STSBackend.assume_role
+
+    def counting(self: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["role_arn"])
+        return original(self, **kwargs)
+
+    STSBackend.assume_role = counting  # type: ignore[method-assign]
+    try:
+        for n in range(3):
+            (instance,) = world.launch(MEMBER_A)
+            handle(world.event(MEMBER_A, [instance], f"launch-{n}"))
+    finally:
+        STSBackend.assume_role = original  # type: ignore[method-assign]
+    assert calls == [f"arn:aws:iam::{MEMBER_A}:role/{ROLE}"]
+
+
+def test_without_accounts_member_events_are_rejected(world: World) -> None:
+    (instance,) = world.launch(MEMBER_A)
+    result = handle(world.event(MEMBER_A, [instance], "launch-a"), Settings())
+    assert result["counts"]["Rejected"] == 1
+    assert world.sessions(MEMBER_A, [instance]) == []
