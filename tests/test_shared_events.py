@@ -83,9 +83,14 @@ def region_of(event: dict[str, Any]) -> str:
 
 
 def set_region(event: dict[str, Any], region: str) -> None:
+    """Replay the record in the test's region and account (the handler rejects other accounts')."""
     event["region"] = region
-    if isinstance(event.get("detail"), dict) and "awsRegion" in event["detail"]:
-        event["detail"]["awsRegion"] = region
+    event["account"] = sandbox.DEFAULT_ACCOUNT
+    if isinstance(event.get("detail"), dict):
+        if "awsRegion" in event["detail"]:
+            event["detail"]["awsRegion"] = region
+        if "recipientAccountId" in event["detail"]:
+            event["detail"]["recipientAccountId"] = sandbox.DEFAULT_ACCOUNT
 
 
 def primary_first(instance: dict[str, Any]) -> list[dict[str, Any]]:
