@@ -18,9 +18,11 @@ from botocore.exceptions import EndpointConnectionError
 from rich.console import Console
 from traffic_mirror import cli
 from traffic_mirror.cli import aws, coverage, exits, reasons, sweep_cmd
+from traffic_mirror.cli.cost import estimate
 from traffic_mirror.handler import reconcile
 from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.context import Container, Context
+from traffic_mirror.handler.model import Decision, Target
 from traffic_mirror.handler.settings import Settings
 
 from testsupport import sandbox
@@ -103,6 +105,30 @@ def test_every_reason_is_whole_at_80_columns(
         if terminal:
             assert max(len(line) for line in lines) <= 80
     assert "unrouted" not in plan + report + dry
+    for text in (plan, report):
+        assert "Estimated cost: 3 session(s) x 730 h x $0.015/h = $32.85 per month" in flat(text)
+
+
+def test_cost_counts_sessions_left_in_place_and_cross_az_targets() -> None:
+    gwlbe = Target("tmt-far", "gateway-load-balancer-endpoint", "vpce-1", "vpc-1", "subnet-b", "us-east-1b")
+    near = Target("tmt-near", "network-interface", "eni-s", "vpc-1", "subnet-a", "us-east-1a")
+    targets = {t.target_id: t for t in (gwlbe, near)}
+
+    def decided(outcome: Any, target: str | None, **kw: Any) -> Decision:
+        return Decision("eni-1", "i-1", outcome, "why", target_id=target, az="us-east-1a", **kw)
+
+    decisions = [
+        decided("create", "tmt-far"),  # to another AZ
+        decided("mirrored", "tmt-near", kept_session="tms-1"),
+        decided("modify", "tmt-near"),
+        decided("skipped", None, out_of_scope="opted-out"),
+        decided("skipped", None, problem="no-target"),
+        decided("delete", None, out_of_scope="opted-out"),  # its sessions go away
+    ]
+    found = estimate(decisions, targets)
+    assert (found.mirrored_enis, found.cross_az) == (3, 1)
+    assert round(found.monthly_usd, 2) == round(3 * 730 * 0.015, 2)
+    assert "cross-AZ data for 1 ENI(s)" in found.sentence()
 
 
 # --- one line per mistake, and the documented exit code ----------------------------------------
