@@ -9,11 +9,11 @@ endpoint (`--endpoint-url`, e.g. the demo's embedded AWS, `make playground`):
   are not (`--format json`, `--min PCT`, `--fail-if-empty`).
 - `sweep`: the scheduled sweep's reconciliation; a dry run unless `--apply`.
 
-The modules, each named for what it holds: `entry` (arguments, exit codes, dispatch), `aws`
-(session, fail-fast retries, one-line errors), `render` (text that never loses a character),
-`fields` (derived decision fields, until the planner carries them), `coverage` (the coverage
-model and its JSON), `cost`, `regions`, and one module per command (`plan_cmd`, `coverage_cmd`,
-`sweep_cmd`).
+The modules, each named for what it holds: `entry` (arguments, dispatch), `exits` (the exit
+codes), `aws` (session, fail-fast retries shown in the spinner, one-line errors), `context` (what
+a command is given), `read` (one read-only pass), `render` (text that never loses a character),
+`reasons` (reasons without what is shown beside them), `coverage` (the coverage model and its
+JSON), `cost`, `regions`, and one module per command (`plan_cmd`, `coverage_cmd`, `sweep_cmd`).
 
 This package imports nothing heavy until a command runs: `import traffic_mirror.cli.regions`
 (the component does) loads neither rich nor boto3, and nothing on the Lambda path imports it.
