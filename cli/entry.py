@@ -53,24 +53,23 @@ def _setting_value(spec: Any) -> Callable[[str], Any]:
     return check
 
 
-def _percentage(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number between 0 and 100, got {raw!r}") from None
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 100, got {raw}")
-    return value
+def _number(lo: float, hi: float, unit: str = "") -> Callable[[str], float]:
+    """An argparse type: a number from `lo` to `hi` (a usage error otherwise)."""
+
+    def check(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo:g} and {hi:g}{unit}, got {raw}")
+        return value
+
+    return check
 
 
-def _seconds(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {raw!r}") from None
-    if not 0.5 <= value <= 300:
-        raise argparse.ArgumentTypeError(f"must be between 0.5 and 300 seconds, got {raw}")
-    return value
+_percentage = _number(0, 100)
+_seconds = _number(0.5, 300, " seconds")
 
 
 def _endpoint(raw: str) -> str:

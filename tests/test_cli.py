@@ -37,12 +37,7 @@ def ec2(endpoint: str) -> Any:
 def account(ec2: Any) -> sandbox.Account:
     """Sensors in both AZs; instances: untagged (x2 ENIs), opted out, unsupported, routed without a target."""
     account = sandbox.build_account(ec2, REGION)
-    a, b = account.subnets[f"{REGION}a"], account.subnets[f"{REGION}b"]
-    sandbox.launch(ec2, account, a, "m5.large", {"Name": "web-1"})
-    sandbox.launch(ec2, account, b, "m5.large", {"Name": "app-1"}, extra_enis=1)
-    sandbox.launch(ec2, account, b, "m5.large", {"Name": "db-1", "Mirror": "off"})
-    sandbox.launch(ec2, account, a, "t2.micro", {"Name": "build-1"})
-    sandbox.launch(ec2, account, b, "m5.large", {"Name": "payments-1", "Mirror": "pci"})
+    sandbox.launch_sample_workloads(ec2, account)
     return account
 
 
