@@ -1,10 +1,12 @@
-# Two commands: `make demo` and `make test`. Each sets up its own virtualenv from the repo's files.
+# Two commands: `make demo` and `make test`. Each sets up its own virtualenv from the repo's files
+# (with the `traffic-mirror` CLI in .venv/bin: requirements.txt installs this package, `-e .`).
+# `make playground` (= `make demo ARGS=--keep`) keeps the demo's embedded AWS running to try the CLI on.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean generate
+.PHONY: demo playground test lint bench clean generate
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +15,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m scripts.demo
+	$(BIN)/python -m scripts.demo $(ARGS)
+
+playground: $(STAMP)
+	$(BIN)/python -m scripts.demo --keep
 
 test: $(STAMP)
 	$(BIN)/ruff check .

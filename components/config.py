@@ -21,56 +21,11 @@ from typing import Any
 
 import pulumi
 
+# The region table is shared with the CLI, without pulumi: see cli/regions.py.
+from ..cli.regions import KNOWN_REGIONS, PARTITION_OF_REGION
+from ..cli.regions import REGIONS_BY_PARTITION as REGIONS_BY_PARTITION
 from ..handler import settings as handler_settings
 from ..handler.settings import Settings, SettingsError, Spec, setting
-
-# Region names per partition, as data. A stack can only span one partition (one set of
-# credentials), so mixing them is rejected. Extend this table when AWS opens a region.
-REGIONS_BY_PARTITION: Mapping[str, tuple[str, ...]] = {
-    "aws": (
-        "af-south-1",
-        "ap-east-1",
-        "ap-east-2",
-        "ap-northeast-1",
-        "ap-northeast-2",
-        "ap-northeast-3",
-        "ap-south-1",
-        "ap-south-2",
-        "ap-southeast-1",
-        "ap-southeast-2",
-        "ap-southeast-3",
-        "ap-southeast-4",
-        "ap-southeast-5",
-        "ap-southeast-6",
-        "ap-southeast-7",
-        "ca-central-1",
-        "ca-west-1",
-        "eu-central-1",
-        "eu-central-2",
-        "eu-north-1",
-        "eu-south-1",
-        "eu-south-2",
-        "eu-west-1",
-        "eu-west-2",
-        "eu-west-3",
-        "il-central-1",
-        "me-central-1",
-        "me-south-1",
-        "mx-central-1",
-        "sa-east-1",
-        "us-east-1",
-        "us-east-2",
-        "us-west-1",
-        "us-west-2",
-    ),
-    "aws-cn": ("cn-north-1", "cn-northwest-1"),
-    "aws-us-gov": ("us-gov-east-1", "us-gov-west-1"),
-    "aws-eusc": ("eusc-de-east-1",),
-}
-PARTITION_OF_REGION: Mapping[str, str] = {
-    region: partition for partition, regions in REGIONS_BY_PARTITION.items() for region in regions
-}
-KNOWN_REGIONS: frozenset[str] = frozenset(PARTITION_OF_REGION)
 
 RUNTIMES = ("python3.12", "python3.13", "python3.14")
 # The values CloudWatch Logs accepts for a log group's retention.
@@ -100,7 +55,7 @@ def _region(value: Any, label: str) -> str:
         hint = _suggest(shown, KNOWN_REGIONS) if isinstance(shown, str) else ""
         raise ConfigError(
             f"{label}: {shown!r} is not a known AWS region name{hint}; "
-            "use names like 'us-east-1' (the list is REGIONS_BY_PARTITION in components/config.py)"
+            "use names like 'us-east-1' (the list is REGIONS_BY_PARTITION in cli/regions.py)"
         )
     return value.strip()
 

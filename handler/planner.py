@@ -193,7 +193,7 @@ def choose_target(
     where = f"{source.az} / {source.vpc_id}"
     if route is not None:
         return None, f"no target tagged {tag_key}={route} can serve {where}; not mirrored elsewhere"
-    return None, f"no unrouted traffic mirror target can serve {where}"
+    return None, f"no traffic mirror target without a route can serve {where}"
 
 
 @dataclass(frozen=True)

@@ -20,24 +20,25 @@ import json
 import logging
 import os
 import re
+import socket
 import sys
+import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
-from rich import box
 from rich.console import Console
-from rich.panel import Panel
 from rich.rule import Rule
-from rich.table import Table
-from traffic_mirror import cli
-from traffic_mirror.handler import patterns, reconcile, report
+from traffic_mirror.cli import coverage_cmd, exits, render, sweep_cmd
+from traffic_mirror.cli.cost import estimate
+from traffic_mirror.cli.coverage import coverage
+from traffic_mirror.handler import inventory, patterns, reconcile, report
 from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.context import Container, Context
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
@@ -91,9 +92,9 @@ def isolated_env() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def embedded_aws() -> Iterator[str]:
-    """moto in server mode on a free loopback port, under AWS's traffic-mirroring rules."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+def embedded_aws(port: int = 0) -> Iterator[str]:
+    """moto in server mode on a loopback port (0: any free one), under AWS's traffic-mirroring rules."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     with sandbox.aws_rules():
         server.start()
         try:
@@ -390,20 +391,18 @@ class Demo:
                 self.names[instance["InstanceId"]] = tags.get("Name", instance["InstanceId"])
         self.names.update({fid: f"{name} filter" for name, fid in account.filters.items()})
 
-        table = Table(box=box.SIMPLE, title_justify="left")
-        for column in ("Resource", "Id", "Where", "Route (tag Mirror)"):
-            table.add_column(column)
-        table.add_row("VPC", account.vpc, "10.0.0.0/16", "")
+        rows = [["Resource", "Where", "Route (tag Mirror)", "Id"], ["VPC", "10.0.0.0/16", "-", account.vpc]]
         for az, subnet in account.subnets.items():
-            table.add_row("subnet", subnet, az, "")
+            rows.append(["subnet", az, "-", subnet])
         enis = self.ec2.describe_network_interfaces(NetworkInterfaceIds=list(account.target_enis.values()))
         az_of = {e["NetworkInterfaceId"]: e["AvailabilityZone"] for e in enis["NetworkInterfaces"]}
         for name, tid in account.targets.items():
-            route = "pci" if "pci" in name else "(none: serves everything else)"
-            table.add_row(f"target {name}", tid, az_of[account.target_enis[tid]], route)
-        table.add_row("filter default", account.filters["default"], "region", "(none: the only unrouted one)")
-        table.add_row("filter pci", account.filters["pci"], "region", "pci")
-        self.console.print(table)
+            route = "pci" if "pci" in name else "none: everything else"
+            rows.append([f"target {name}", az_of[account.target_enis[tid]], route, tid])
+        rows.append(["filter default", "region", "none: everything else", account.filters["default"]])
+        rows.append(["filter pci", "region", "pci", account.filters["pci"]])
+        self.console.print()
+        render.columns(self.console, "The sample account", rows)
 
     def deploy_rules(self, bus: Bus) -> None:
         self.section(
@@ -431,9 +430,7 @@ class Demo:
             ("payments-2", b, "m5.large", {"Mirror": "pci"}, 0, "Mirror=pci, but no PCI sensor in its AZ"),
             ("build-1", a, "t2.micro", {}, 0, "t2 cannot be mirrored (AWS limitation)"),
         ]
-        table = Table(box=box.SIMPLE)
-        for column in ("Instance", "Type", "AZ", "Tags", "ENIs", "Shows"):
-            table.add_column(column)
+        rows = [["Instance", "Type", "AZ", "Tags", "ENIs", "Shows"]]
         played: list[Played] = []
         self.instances: dict[str, dict[str, Any]] = {}
         for name, subnet, itype, tags, extra, shows in workloads:
@@ -446,15 +443,18 @@ class Demo:
             played.append(
                 Played(f"RunInstances {name}", sandbox.wrap(record, REGION), True, "a successful launch")
             )
-            table.add_row(
-                name,
-                itype,
-                instance["Placement"]["AvailabilityZone"],
-                ", ".join(f"{k}={v}" for k, v in tags.items()) or "-",
-                str(len(instance["NetworkInterfaces"])),
-                shows,
+            rows.append(
+                [
+                    name,
+                    itype,
+                    instance["Placement"]["AvailabilityZone"],
+                    ", ".join(f"{k}={v}" for k, v in tags.items()) or "-",
+                    str(len(instance["NetworkInterfaces"])),
+                    shows,
+                ]
             )
-        self.console.print(table)
+        self.console.print()
+        render.columns(self.console, "Launched", rows)
         web = self.instances["web-1"]["InstanceId"]
         played += [
             Played(
@@ -484,18 +484,17 @@ class Demo:
         )
 
         messages = bus.play(played)
-        table = Table(box=box.SIMPLE, title="Events put on the bus", title_justify="left")
-        for column in ("Event", "What it is", "AWS would", "Embedded EventBridge"):
-            table.add_column(column)
+        rows = [["AWS would", "Embedded EventBridge", "Event: what it is"]]
         surprises = []
         for p in played:
             if p.delivered == p.expected:
-                got = "[green]delivered[/]" if p.delivered else "[dim]filtered out[/]"
+                got = "delivered" if p.delivered else "filtered out"
             else:
-                got = "[yellow]filtered out (moto limitation)[/]" if p.expected else "[red]delivered[/]"
+                got = "filtered out (moto limitation)" if p.expected else "delivered (unexpected)"
                 surprises.append(p)
-            table.add_row(p.label, p.why, "deliver" if p.expected else "filter out", got)
-        self.console.print(table)
+            rows.append(["deliver" if p.expected else "filter out", got, f"{p.label}: {p.why}"])
+        self.console.print()
+        render.columns(self.console, "Events put on the bus", rows)
         matched = sum(p.delivered for p in played)
         dropped = len(played) - matched
         self.console.print(
@@ -548,36 +547,40 @@ class Demo:
         """What is mirrored (ENI -> session -> target -> filter), and what is not, and why."""
         sessions = self.sessions()
         decisions = self.decisions()
-        mirrored = Table(title="Mirrored", box=box.SIMPLE, title_justify="left", title_style="bold green")
-        for column in ("Instance", "ENI", "Session", "Target", "Filter"):
-            mirrored.add_column(column, overflow="fold")
-        skipped = Table(title="Not mirrored", box=box.SIMPLE, title_justify="left", title_style="bold")
-        for column in ("Instance", "ENI", "Scope"):
-            skipped.add_column(column, overflow="fold")
-        skipped.add_column("Why", overflow="fold", ratio=1, min_width=30)
+        mirrored = [["Instance", "ENI", "Session", "Target, filter"]]
+        skipped: list[Any] = []
         for d in sorted(decisions, key=lambda d: (self.name(d.instance_id), d.eni_id)):
             session = sessions.get(d.eni_id)
             if session is not None:
                 tags = {t["Key"]: t["Value"] for t in session.get("Tags", [])}
-                mirrored.add_row(
-                    self.name(d.instance_id),
-                    d.eni_id,
-                    session["TrafficMirrorSessionId"]
-                    + ("" if tags.get(MANAGED_TAG_KEY) else " [dim](not ours)[/]"),
-                    self.name(session["TrafficMirrorTargetId"]),
-                    self.name(session["TrafficMirrorFilterId"]),
+                mirrored.append(
+                    [
+                        self.name(d.instance_id),
+                        d.eni_id,
+                        session["TrafficMirrorSessionId"]
+                        + ("" if tags.get(MANAGED_TAG_KEY) else " (not ours)"),
+                        f"{self.name(session['TrafficMirrorTargetId'])}, "
+                        f"{self.name(session['TrafficMirrorFilterId'])}",
+                    ]
                 )
             else:
-                category = cli.out_of_scope_reason(d)
-                scope = f"[dim]out: {category}[/]" if category else "[yellow]in scope[/]"
-                skipped.add_row(self.name(d.instance_id), d.eni_id, scope, d.reason)
-        skipped.caption = (
-            "in scope: the automation should mirror it, and says why it cannot; "
-            "out: excluded by design (not counted in coverage)"
+                skipped.append(d)
+        self.console.print()
+        render.columns(self.console, "Mirrored", mirrored)
+        self.console.print()
+        render.line(
+            self.console,
+            "Not mirrored (in scope: the automation should mirror it, and says why it cannot; "
+            "out of scope: excluded by design, not counted in coverage)",
+            style="bold",
         )
-        skipped.caption_justify = "left"
-        self.console.print(mirrored)
-        self.console.print(skipped)
+        for d in skipped:
+            category = d.out_of_scope
+            scope = "out of scope" if category else "in scope"
+            style = "dim" if category else "yellow"
+            render.record(
+                self.console, render.head(self.name(d.instance_id), style, d.eni_id, scope), [d.reason]
+            )
 
     def delete_and_restore(self, bus: Bus) -> None:
         self.section(
@@ -643,7 +646,7 @@ class Demo:
         self.section(
             "The scheduled sweep: the safety net",
             "An instance, batch-1, is launched while no event reaches the function (a lost event, a "
-            "trail outage). The sweep (every few minutes, and `python -m handler sweep --apply`) "
+            "trail outage). The sweep (every few minutes, and `traffic-mirror sweep --apply`) "
             "compares the whole region with what should be, and makes only the missing changes.",
         )
         assert self.account is not None
@@ -653,51 +656,107 @@ class Demo:
         self.instances["batch-1"] = instance
         self.names[instance["InstanceId"]] = "batch-1"
         outcome = reconcile.sweep(self.context(), reconcile.SweepPolicy(trigger=f"demo-{uuid.uuid4()}"))
-        cli.render_sweep(self.console, REGION, outcome.results, dry_run=False)
+        self.console.print()
+        sweep_cmd.render_sweep(self.console, REGION, outcome.results, dry_run=False, names=self.names)
         self.show_state()
 
     def coverage(self) -> None:
         self.section(
             "Is everything mirrored? The coverage report",
-            "What an operator sees with `python -m handler coverage --region us-east-1` (or "
+            "What an operator sees with `traffic-mirror coverage --region us-east-1` (or "
             "`--format json`, or `--min 100` to fail a CI job or a cron alert when something is "
             "not mirrored). Out-of-scope ENIs (sensors, opt-outs, unsupported types) are not counted.",
         )
-        report_ = cli.coverage(REGION, self.decisions())
-        cli.render_coverage(self.console, report_)
+        decisions, _ = reconcile.read_only_plan(self.context())
+        report_ = coverage(REGION, decisions, self.names)
+        targets = {t.target_id: t for t in inventory.inventory(self.context()).targets}
+        self.console.print()
+        coverage_cmd.render_coverage(self.console, report_, cost=estimate(decisions, targets))
         if report_.below(100):
-            self.console.print(
-                "Here `coverage --min 100` would exit with code 2: payments-2 asks for the PCI sensor, "
-                f"and there is none in {REGION}b. Add one and the next sweep mirrors it.",
-                highlight=False,
+            render.line(
+                self.console,
+                f"Here `coverage --min 100` would exit with code {exits.BELOW_MIN}: payments-2 asks for "
+                f"the PCI sensor, and there is none in {REGION}b. Add one and the next sweep mirrors it.",
             )
 
 
-def main(console: Console | None = None) -> int:
-    console = console or cli.make_console()
+PLAYGROUND_PORT = 5000
+"""`make playground` serves the embedded AWS here (another free port when this one is taken)."""
+CLI = ".venv/bin/traffic-mirror"
+
+
+def playground_commands(url: str) -> list[str]:
+    """What to try against the kept embedded AWS (the README lists the same; a test runs them)."""
+    at = f"--endpoint-url {url}"
+    return [
+        f"{CLI} plan {at}",
+        f"{CLI} coverage {at}",
+        f"{CLI} coverage {at} --format json",
+        f"{CLI} coverage {at} --min 100  # exits {exits.BELOW_MIN}: payments-2 has no PCI sensor in its AZ",
+        f"{CLI} sweep {at}",
+        f"{CLI} sweep {at} --apply --summary",
+    ]
+
+
+def free_port(preferred: int) -> int:
+    """`preferred` if nothing listens there, else 0 (any free port): a busy port must not hang the start."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+        except OSError:
+            return 0
+    return preferred
+
+
+def wait_for_ctrl_c() -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
+
+
+def print_next(console: Console, url: str | None) -> None:
+    """The exact commands to try next: against the playground when it is kept, else the basics."""
+    console.print()
+    render.line(console, "Next", style="bold")
+    if url is None:
+        render.line(
+            console, "make playground    this demo, with its embedded AWS kept running to try the CLI on", 2
+        )
+        render.line(console, "make test          the whole test suite (what CI runs)", 2)
+        render.line(console, f"{CLI} --help    the operator CLI, for a real account (--profile, --region)", 2)
+        return
+    render.line(console, f"The embedded AWS keeps running on {url} until Ctrl-C. In another terminal:", 2)
+    render.line(console, f"export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION={REGION}", 2)
+    for command in playground_commands(url):
+        render.line(console, command, 2)
+
+
+def main(
+    console: Console | None = None,
+    *,
+    keep: bool = False,
+    wait: Callable[[str], None] | None = None,
+) -> int:
+    """Play the story; with `keep`, leave the embedded AWS up and call `wait(url)` (default: until Ctrl-C)."""
+    console = console or render.make_console()
     started = time.monotonic()
     template = sandbox.EVENTS_DIR / "RunInstances__elastic-integrations__1.json"
     if not template.exists():
         console.print(f"[red]error:[/] the recorded CloudTrail events are missing ({template}).")
         return 1
-    console.print(
-        Panel.fit(
-            "[bold]Automated VPC Traffic Mirroring: a demo on an embedded AWS[/]\n"
-            "Real handler code, real event patterns, real-shaped CloudTrail events.\n"
-            "No AWS account is used: everything runs on 127.0.0.1 and stops at the end.",
-        )
-    )
+    render.line(console, "Automated VPC Traffic Mirroring: a demo on an embedded AWS", style="bold")
+    render.line(console, "Real handler code, real event patterns, real-shaped CloudTrail events.")
+    render.line(console, "No AWS account is used: everything runs on 127.0.0.1 and stops at the end.")
     with isolated_env():
         # Imported once the environment is isolated (it reads settings and may create clients).
         from traffic_mirror.handler import app  # noqa: F401
     with isolated_env(), captured_logs() as logs:
         console.print()
         console.print(Rule("[bold]0. An embedded AWS", align="left"))
-        with embedded_aws() as url:
-            console.print(
+        with embedded_aws(free_port(PLAYGROUND_PORT) if keep else 0) as url:
+            render.line(
+                console,
                 f"moto in server mode on {url}, with EC2's traffic-mirroring rules (3 sessions per "
                 "ENI, supported instance types, same-AZ ENI targets, idempotent ClientToken).",
-                highlight=False,
             )
             demo = Demo(console, url, logs)
             bus = Bus(url)
@@ -708,20 +767,21 @@ def main(console: Console | None = None) -> int:
             demo.tag_change(bus)
             demo.sweep()
             demo.coverage()
+            if keep:
+                console.print()
+                render.line(console, f"Demo finished in {time.monotonic() - started:.1f} s.", style="dim")
+                print_next(console, url)
+                (wait or (lambda _url: wait_for_ctrl_c()))(url)
         console.print()
-        console.print(f"[dim]Embedded AWS stopped. Demo finished in {time.monotonic() - started:.1f} s.[/]")
-        console.print(
-            Panel.fit(
-                "[bold]Next[/]\n"
-                "make test                                      the whole test suite (what CI runs)\n"
-                "python -m handler plan --region <region>       read-only: what would happen to each ENI, and why\n"
-                "python -m handler coverage --region <region>   is everything mirrored? (--format json, --min 95)\n"
-                "python -m handler sweep --region <region>      reconcile now (a dry run unless --apply)\n"
-                "The CLI uses your default AWS credentials; --endpoint-url points it anywhere else.",
-            )
+        render.line(
+            console,
+            f"Embedded AWS stopped. Demo finished in {time.monotonic() - started:.1f} s.",
+            style="dim",
         )
+        if not keep:
+            print_next(console, None)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(keep="--keep" in sys.argv[1:]))

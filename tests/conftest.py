@@ -2,6 +2,7 @@
 
 import logging
 import os
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ os.environ.pop("AWS_REGION", None)
 os.environ.pop("AWS_EXECUTION_ENV", None)  # as in tests, not Lambda: no import-time clients or prefetch
 
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 from traffic_mirror.handler import app
 from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.context import Context
@@ -87,3 +89,30 @@ def logged() -> Iterator[list[logging.LogRecord]]:
 def decisions(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
     """The `decision` log lines' fields."""
     return [vars(r) for r in records if r.getMessage() == "decision"]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """One moto server for the module, on a free loopback port."""
+    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    srv.start()
+    host, port = srv.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def endpoint(server: str) -> Iterator[str]:
+    """An empty account under AWS's traffic-mirroring rules, and no cached clients or inventory."""
+
+    def reset() -> None:
+        request = urllib.request.Request(f"{server}/moto-api/reset", method="POST")
+        urllib.request.urlopen(request, timeout=5).close()
+        app.CONTAINER.reset()
+
+    reset()
+    with sandbox.aws_rules():
+        yield server
+    reset()

@@ -4,20 +4,20 @@ import argparse
 import io
 import json
 import os
+import re
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 from rich.console import Console
 from traffic_mirror import cli
-from traffic_mirror.handler import app, planner, reconcile
+from traffic_mirror.cli import coverage as coverage_model
+from traffic_mirror.cli import entry, exits, sweep_cmd
+from traffic_mirror.handler import planner, reconcile
 from traffic_mirror.handler.model import Inventory, MirrorFilter, Session, Source, Target
 from traffic_mirror.handler.planner import plan_source
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings, SettingsError
@@ -26,33 +26,6 @@ from testsupport import sandbox
 
 REGION = "us-east-1"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """One moto server for the module, on a free loopback port."""
-    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    srv.start()
-    host, port = srv.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def endpoint(server: str) -> Iterator[str]:
-    """An empty account under AWS's traffic-mirroring rules, and no cached clients or inventory."""
-
-    def reset() -> None:
-        request = urllib.request.Request(f"{server}/moto-api/reset", method="POST")
-        urllib.request.urlopen(request, timeout=5).close()
-        app.CONTAINER.reset()
-
-    reset()
-    with sandbox.aws_rules():
-        yield server
-    reset()
 
 
 @pytest.fixture
@@ -64,20 +37,27 @@ def ec2(endpoint: str) -> Any:
 def account(ec2: Any) -> sandbox.Account:
     """Sensors in both AZs; instances: untagged (x2 ENIs), opted out, unsupported, routed without a target."""
     account = sandbox.build_account(ec2, REGION)
-    a, b = account.subnets[f"{REGION}a"], account.subnets[f"{REGION}b"]
-    sandbox.launch(ec2, account, a, "m5.large", {"Name": "web-1"})
-    sandbox.launch(ec2, account, b, "m5.large", {"Name": "app-1"}, extra_enis=1)
-    sandbox.launch(ec2, account, b, "m5.large", {"Name": "db-1", "Mirror": "off"})
-    sandbox.launch(ec2, account, a, "t2.micro", {"Name": "build-1"})
-    sandbox.launch(ec2, account, b, "m5.large", {"Name": "payments-1", "Mirror": "pci"})
+    sandbox.launch_sample_workloads(ec2, account)
     return account
 
 
 def run(*argv: str, width: int = 220) -> tuple[int, str]:
+    """stdout and stderr together, as a person sees them."""
     out = io.StringIO()
     console = Console(file=out, width=width, color_system=None)
     code = cli.main(list(argv), console=console, err_console=console)
     return code, out.getvalue()
+
+
+def run_split(*argv: str) -> tuple[int, str, str]:
+    """stdout and stderr apart (JSON must be alone on stdout)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(
+        list(argv),
+        console=Console(file=out, width=80, color_system=None),
+        err_console=Console(file=err, width=80, color_system=None),
+    )
+    return code, out.getvalue(), err.getvalue()
 
 
 def sessions(ec2: Any) -> list[dict[str, Any]]:
@@ -116,8 +96,9 @@ def test_plan_shows_already_mirrored_after_apply(endpoint: str, ec2: Any, accoun
     before = sessions(ec2)
     code, out = run("plan", *common(endpoint))
     assert code == 0
-    assert "none (mirrored)" in out
-    assert "already mirrored by tms-" in out
+    assert "mirrored   app-1" in out
+    assert "already mirrored: its target and filter still qualify" in out
+    assert ", session tms-" in out
     assert sessions(ec2) == before
 
 
@@ -157,10 +138,12 @@ def test_sweep_apply_creates_then_has_nothing_to_do(endpoint: str, ec2: Any, acc
 
 
 def test_sweep_apply_shows_a_progress_bar_on_long_runs(endpoint: str, ec2: Any, account: Any) -> None:
-    sandbox.launch(ec2, account, account.subnets[f"{REGION}a"], "m5.large", count=cli.PROGRESS_THRESHOLD)
+    sandbox.launch(
+        ec2, account, account.subnets[f"{REGION}a"], "m5.large", count=sweep_cmd.PROGRESS_THRESHOLD
+    )
     code, out = run("sweep", "--apply", *common(endpoint))
     assert code == 0
-    total = cli.PROGRESS_THRESHOLD + 3
+    total = sweep_cmd.PROGRESS_THRESHOLD + 3
     assert f"{total}/{total}" in out  # the bar's M/N column, completed
     assert len(sessions(ec2)) == total
 
@@ -169,13 +152,13 @@ def test_sweep_apply_exits_3_when_writes_fail(endpoint: str, ec2: Any, account: 
     # m8i-flex is not in the support table, so it is tried, and the embedded AWS refuses it.
     sandbox.launch(ec2, account, account.subnets[f"{REGION}a"], "m8i-flex.large", {"Name": "new-1"})
     code, out = run("sweep", "--apply", *common(endpoint))
-    assert code == cli.EXIT_FAILED_WRITES
+    assert code == exits.FAILED_WRITES
     assert "failed" in out and "NetworkInterfaceNotSupported" in out
     assert len(sessions(ec2)) == 3
     # Each CLI run is its own container: nothing learned is kept between runs, so the next run
     # asks EC2 again and gets the same final answer (a Lambda container remembers it instead).
     code, out = run("sweep", "--apply", *common(endpoint))
-    assert code == cli.EXIT_FAILED_WRITES
+    assert code == exits.FAILED_WRITES
     assert "NetworkInterfaceNotSupported" in out and len(sessions(ec2)) == 3
 
 
@@ -183,7 +166,7 @@ def test_sweep_apply_exits_3_when_writes_fail(endpoint: str, ec2: Any, account: 
 
 
 def coverage_json(endpoint: str, *extra: str) -> tuple[int, dict[str, Any]]:
-    code, out = run("coverage", "--format", "json", *extra, *common(endpoint))
+    code, out, _ = run_split("coverage", "--format", "json", *extra, *common(endpoint))
     return code, json.loads(out)
 
 
@@ -192,7 +175,9 @@ def test_coverage_json_schema_and_min_gate(endpoint: str, ec2: Any, account: Any
     assert code == 0
     assert set(report) == {
         "schema_version",
+        "account_id",
         "region",
+        "generated_at",
         "in_scope",
         "mirrored",
         "coverage_percent",
@@ -200,23 +185,27 @@ def test_coverage_json_schema_and_min_gate(endpoint: str, ec2: Any, account: Any
         "by_az",
         "unmirrored",
         "out_of_scope",
+        "cost",
     }
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == 2
+    assert report["account_id"] == "123456789012"  # moto's default account
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", report["generated_at"])
     assert report["region"] == REGION
     # web-1 (1 ENI), app-1 (2 ENIs), payments-1 (routed, no target): in scope, none mirrored yet.
     assert (report["in_scope"], report["mirrored"], report["coverage_percent"]) == (4, 0, 0.0)
-    assert report["out_of_scope"] == {
-        planner.SENSOR: 2,
-        planner.OPTED_OUT: 1,
-        planner.UNSUPPORTED: 1,
-    }
-    assert set(report["out_of_scope"]) <= set(cli.OUT_OF_SCOPE_CATEGORIES)
+    assert report["out_of_scope"] == {planner.SENSOR: 2, planner.OPTED_OUT: 1, planner.UNSUPPORTED: 1}
+    assert set(report["out_of_scope"]) <= set(coverage_model.OUT_OF_SCOPE_CATEGORIES)
     assert report["by_vpc"] == [{"vpc": account.vpc, "in_scope": 4, "mirrored": 0, "coverage_percent": 0.0}]
     assert [g["az"] for g in report["by_az"]] == [f"{REGION}a", f"{REGION}b"]
-    assert all(set(u) == {"eni", "instance", "vpc", "az", "action", "reason"} for u in report["unmirrored"])
+    fields_ = {"eni", "instance", "name", "vpc", "az", "action", "problem", "reason"}
+    assert all(set(u) == fields_ for u in report["unmirrored"])
+    assert {u["name"] for u in report["unmirrored"]} == {"web-1", "app-1", "payments-1"}
+    # 4 in scope, of which payments-1 has no target: 3 sessions once the sweep has run.
+    assert report["cost"]["mirrored_enis"] == 3
+    assert report["cost"]["monthly_usd"] == round(3 * 730 * 0.015, 2)
     assert {u["action"] for u in report["unmirrored"]} == {"create", "none"}
     assert sessions(ec2) == []
-    assert coverage_json(endpoint, "--min", "50")[0] == cli.EXIT_BELOW_MIN
+    assert coverage_json(endpoint, "--min", "50")[0] == exits.BELOW_MIN
 
     assert run("sweep", "--apply", *common(endpoint))[0] == 0
     code, report = coverage_json(endpoint, "--min", "75")
@@ -225,6 +214,7 @@ def test_coverage_json_schema_and_min_gate(endpoint: str, ec2: Any, account: Any
     (left,) = report["unmirrored"]
     assert left["eni"] == enis_of(ec2, "payments-1")[0]
     assert left["action"] == "none"
+    assert left["problem"] == planner.NO_TARGET
     assert "no target tagged Mirror=pci" in left["reason"]
     by_az = {g["az"]: g for g in report["by_az"]}
     assert by_az[f"{REGION}a"]["coverage_percent"] == 100.0
@@ -234,14 +224,14 @@ def test_coverage_json_schema_and_min_gate(endpoint: str, ec2: Any, account: Any
         "mirrored": 2,
         "coverage_percent": 66.67,
     }
-    assert coverage_json(endpoint, "--min", "75.1")[0] == cli.EXIT_BELOW_MIN
+    assert coverage_json(endpoint, "--min", "75.1")[0] == exits.BELOW_MIN
     assert coverage_json(endpoint, "--min", "0")[0] == 0
 
 
 def test_coverage_table(endpoint: str, ec2: Any, account: Any) -> None:
     run("sweep", "--apply", *common(endpoint))
     code, out = run("coverage", "--min", "100", *common(endpoint))
-    assert code == cli.EXIT_BELOW_MIN
+    assert code == exits.BELOW_MIN
     assert f"Coverage in {REGION}: 75.0% (3 of 4 in-scope ENIs mirrored)" in out
     assert "By VPC" in out and "By AZ" in out
     assert "In scope but not mirrored" in out
@@ -256,10 +246,16 @@ def test_min_must_be_a_percentage(endpoint: str) -> None:
     assert exit_info.value.code == 2
 
 
-def test_empty_region_is_fully_covered(endpoint: str) -> None:
-    code, report = coverage_json(endpoint, "--min", "100")
-    assert code == 0
+def test_empty_region_warns_and_fails_if_asked(endpoint: str) -> None:
+    """0 in scope is usually the wrong region or account: say so, and --fail-if-empty fails."""
+    code, out, err = run_split("coverage", "--format", "json", "--min", "100", *common(endpoint))
+    assert code == exits.OK
+    report = json.loads(out)
     assert (report["in_scope"], report["coverage_percent"], report["unmirrored"]) == (0, 100.0, [])
+    assert "no in-scope ENIs in us-east-1 of account 123456789012" in err
+    code, out, err = run_split("coverage", "--fail-if-empty", *common(endpoint))
+    assert code == exits.EMPTY
+    assert "nothing in scope" in out and "no in-scope ENIs" in err
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -274,15 +270,9 @@ def test_aws_errors_are_one_clear_line(endpoint: str, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(reconcile, "read_only_plan", refuse)
     code, out = run("plan", *common(endpoint))
-    assert code == cli.EXIT_ERROR
+    assert code == exits.CANNOT_RUN
     assert "AWS refused a request" in out and "UnauthorizedOperation" in out
     assert "Traceback" not in out
-
-
-def test_bad_flag_value_names_the_flag() -> None:
-    code, out = run("plan", "--region", REGION, "--filter-id", "not-a-filter")
-    assert code == cli.EXIT_ERROR
-    assert "--filter-id" in out and "tmf-" in out
 
 
 def test_no_credentials_exit_1_without_traceback(tmp_path: Path, endpoint: str) -> None:
@@ -399,15 +389,15 @@ def test_scope_of_planner_decisions(
     mirrored: bool,
 ) -> None:
     decision = plan_source(src, existing, inv, settings, release=release)
-    assert cli.out_of_scope_reason(decision) == category, decision.reason
-    assert cli.is_mirrored(decision) == mirrored, decision
+    assert decision.out_of_scope == category, decision.reason
+    assert coverage_model.is_mirrored(decision) == mirrored, decision
     if category is None and not mirrored:
-        assert cli.unmirrored_reason(decision)
+        assert coverage_model.unmirrored_reason(decision)
 
 
 def test_settings_from_flags_validate_like_variables() -> None:
     args = argparse.Namespace(tag_key="Sniff", scope="tagged", filter_id="tmf-0123456789abcdef0")
-    settings = cli.settings_from(args, {"MIRROR_TAG_KEY": "Mirror", "MIRROR_MANAGED_BY": "me"})
+    settings = entry.settings_from(args, {"MIRROR_TAG_KEY": "Mirror", "MIRROR_MANAGED_BY": "me"})
     assert (settings.tag_key, settings.scope, settings.filter_id, settings.managed_by) == (
         "Sniff",
         "tagged",
@@ -415,6 +405,6 @@ def test_settings_from_flags_validate_like_variables() -> None:
         "me",
     )
     unset = argparse.Namespace(tag_key=None, scope=None, filter_id=None)
-    assert cli.settings_from(unset, {"MIRROR_SCOPE": "tagged"}).scope == "tagged"
+    assert entry.settings_from(unset, {"MIRROR_SCOPE": "tagged"}).scope == "tagged"
     with pytest.raises(SettingsError, match="--tag-key"):
-        cli.settings_from(argparse.Namespace(tag_key="aws:x", scope=None, filter_id=None), {})
+        entry.settings_from(argparse.Namespace(tag_key="aws:x", scope=None, filter_id=None), {})

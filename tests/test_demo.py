@@ -3,19 +3,25 @@
 import io
 import os
 import re
+import shlex
 import socket
 import time
+from pathlib import Path
 
 from rich.console import Console
+from traffic_mirror import cli
 
 from scripts import demo
+
+ROOT = Path(__file__).resolve().parent.parent
+README_URL = f"http://127.0.0.1:{demo.PLAYGROUND_PORT}"
 
 
 def test_demo_runs_end_to_end_and_cleans_up() -> None:
     env_before = {k: os.environ.get(k) for k in (*demo.FAKE_ENV, *demo.DROPPED_ENV)}
     out = io.StringIO()
     started = time.monotonic()
-    assert demo.main(Console(file=out, width=160, color_system=None)) == 0
+    assert demo.main(Console(file=out, width=80, color_system=None, soft_wrap=True)) == 0
     elapsed = time.monotonic() - started
     text = out.getvalue()
 
@@ -38,6 +44,19 @@ def test_demo_runs_end_to_end_and_cleans_up() -> None:
     assert "Coverage in us-east-1: 75.0% (3 of 4 in-scope ENIs mirrored)" in text
     assert "no target tagged Mirror=pci" in text
     assert elapsed < 60
+    # At 80 columns, every reason is on its line whole, with no padding.
+    for reason in (
+        "t2.micro: previous-generation (Xen) t2 does not support traffic mirroring",
+        "opted out by instance tag Mirror=off",
+        "ENI is a traffic mirror target (a sensor): never a source",
+        "in scope (MIRROR_SCOPE=all); session number 1",
+    ):
+        assert reason in text
+    assert re.search(
+        r"no target tagged Mirror=pci can serve us-east-1b / vpc-\w+; not mirrored elsewhere", text
+    )
+    assert all(line == line.rstrip() for line in text.splitlines())
+    assert "make playground" in text
 
     # The embedded AWS is stopped, and the environment is as it was.
     url = re.search(r"moto in server mode on http://127\.0\.0\.1:(\d+)", text)
@@ -46,3 +65,33 @@ def test_demo_runs_end_to_end_and_cleans_up() -> None:
         probe.settimeout(1)
         assert probe.connect_ex(("127.0.0.1", int(url.group(1)))) != 0
     assert {k: os.environ.get(k) for k in env_before} == env_before
+
+
+def readme_playground_commands() -> list[str]:
+    """The CLI commands in the README's "Try the CLI locally" section."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Try the CLI locally", 1)[1].split("\n## ", 1)[0]
+    return [line.strip() for line in section.splitlines() if line.strip().startswith(demo.CLI)]
+
+
+def test_playground_keeps_the_embedded_aws_and_the_readme_commands_work_on_it() -> None:
+    """`make playground`: the README's commands, run against the kept embedded AWS, do what they say."""
+    commands = readme_playground_commands()
+    assert commands == demo.playground_commands(README_URL)
+    ran: list[tuple[str, int]] = []
+
+    def try_them(url: str) -> None:
+        for line in demo.playground_commands(url):
+            words, _, comment = line.partition("#")
+            expected = int(re.search(r"exits (\d+)", comment).group(1)) if "exits" in comment else 0  # type: ignore[union-attr]
+            out = io.StringIO()
+            console = Console(file=out, width=80, color_system=None, soft_wrap=True)
+            code = cli.main(shlex.split(words)[1:], console=console, err_console=console)
+            assert code == expected, (line, out.getvalue())
+            ran.append((line, code))
+
+    out = io.StringIO()
+    assert demo.main(Console(file=out, width=80, color_system=None), keep=True, wait=try_them) == 0
+    assert len(ran) == len(commands)
+    text = out.getvalue()
+    assert "export AWS_ACCESS_KEY_ID=demo" in text and "Ctrl-C" in text

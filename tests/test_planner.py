@@ -215,7 +215,7 @@ def test_a_sensor_eni_is_never_a_source() -> None:
 def test_no_eligible_target_gives_the_reason() -> None:
     decision = planner.plan_source(source(), [], inventory([]), SETTINGS)
     assert decision.outcome == "skipped"
-    assert "no unrouted traffic mirror target can serve us-east-1a / vpc-1" in decision.reason
+    assert "no traffic mirror target without a route can serve us-east-1a / vpc-1" in decision.reason
 
 
 # --- filter selection --------------------------------------------------------------------

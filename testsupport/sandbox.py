@@ -365,3 +365,15 @@ def run_instances_record(
     record["eventID"] = event_id
     record["awsRegion"] = instances[0]["Placement"]["AvailabilityZone"][:-1] if instances else "us-east-1"
     return record
+
+
+def launch_sample_workloads(ec2: Any, account: Account) -> None:
+    """One instance of each kind the CLI reports on: mirrored, two ENIs, opted out, unsupported,
+    routed without a target (web-1, app-1, db-1, build-1, payments-1)."""
+    region = account.region
+    a, b = account.subnets[f"{region}a"], account.subnets[f"{region}b"]
+    launch(ec2, account, a, "m5.large", {"Name": "web-1"})
+    launch(ec2, account, b, "m5.large", {"Name": "app-1"}, extra_enis=1)
+    launch(ec2, account, b, "m5.large", {"Name": "db-1", "Mirror": "off"})
+    launch(ec2, account, a, "t2.micro", {"Name": "build-1"})
+    launch(ec2, account, b, "m5.large", {"Name": "payments-1", "Mirror": "pci"})

@@ -1,0 +1,187 @@
+"""The coverage model: which in-scope ENIs are mirrored, by VPC and AZ, and why the rest are not.
+
+In scope: every ENI the automation is meant to mirror, i.e. every planner decision except those
+the planner marks out of scope (`Decision.out_of_scope`). Mirrored: in scope and it already has
+a session managed by this tool whose target and filter still qualify (outcome `mirrored`, or a
+duplicate cleanup that keeps such a session). Every other in-scope ENI is unmirrored, with the
+planner's reason. Pure: decisions in, report out (the demo and the tests use it directly).
+"""
+
+import dataclasses
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from traffic_mirror.handler import planner
+from traffic_mirror.handler.model import Decision
+
+from . import reasons
+from .cost import Estimate
+
+JSON_SCHEMA_VERSION = 2
+OUT_OF_SCOPE_CATEGORIES = tuple(planner.OUT_OF_SCOPE)
+"""The stable keys of the JSON report's `out_of_scope` counts."""
+
+
+def is_mirrored(decision: Decision) -> bool:
+    """In scope and already mirrored by one of our sessions that still qualifies."""
+    if decision.outcome == "mirrored":
+        return True
+    # Duplicate managed sessions are being cleaned up, but the one kept is fine.
+    return decision.outcome == "delete" and decision.kept_session is not None
+
+
+def unmirrored_action(decision: Decision) -> str:
+    """What the sweep would do for an unmirrored in-scope ENI: create, modify, delete or none."""
+    return decision.outcome if decision.outcome in ("create", "modify", "delete") else "none"
+
+
+def unmirrored_reason(decision: Decision) -> str:
+    """Why an in-scope ENI is not mirrored, and what the sweep would do about it."""
+    why = reasons.gist(decision)
+    if decision.outcome == "create":
+        return f"no session yet; the sweep would create one ({why})"
+    if decision.outcome == "modify":
+        return f"session no longer qualifies; the sweep would modify it ({why})"
+    if decision.outcome == "delete":
+        count = len(decision.actions)
+        return f"{why}; the sweep would delete {count} managed session(s) that no longer qualify"
+    return why
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """Coverage of one VPC or AZ."""
+
+    key: str
+    in_scope: int
+    mirrored: int
+
+    @property
+    def percent(self) -> float:
+        return percent(self.mirrored, self.in_scope)
+
+
+@dataclasses.dataclass(frozen=True)
+class Unmirrored:
+    eni: str
+    instance: str
+    name: str
+    vpc: str
+    az: str
+    action: str
+    problem: str | None
+    """What to fix, as an identifier (one of `planner.PROBLEMS`: `no-filter`, `no-target`, ...), or None."""
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Coverage:
+    region: str
+    in_scope: int
+    mirrored: int
+    by_vpc: tuple[Group, ...]
+    by_az: tuple[Group, ...]
+    unmirrored: tuple[Unmirrored, ...]
+    out_of_scope: dict[str, int]
+    """Stable identifier (`planner.OUT_OF_SCOPE`) -> ENIs."""
+
+    @property
+    def percent(self) -> float:
+        return percent(self.mirrored, self.in_scope)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing in scope: a wrong region or account, or everything excluded. Worth a warning."""
+        return self.in_scope == 0
+
+    def below(self, minimum: float | None) -> bool:
+        """True when a `--min` is given and the exact (unrounded) coverage is under it."""
+        if minimum is None or self.in_scope == 0:
+            return False
+        return self.mirrored * 100.0 < minimum * self.in_scope
+
+    def to_json(self, account: str, generated_at: str, cost: Estimate | None = None) -> dict[str, Any]:
+        """The stable JSON schema of `coverage --format json` (README, "Coverage JSON").
+
+        Lists are sorted (by VPC, AZ, ENI id); percentages are rounded to two decimals, but
+        `--min` compares the exact value. New keys may be added; existing ones keep their meaning.
+        """
+        report: dict[str, Any] = {
+            "schema_version": JSON_SCHEMA_VERSION,
+            "account_id": account,
+            "region": self.region,
+            "generated_at": generated_at,
+            "in_scope": self.in_scope,
+            "mirrored": self.mirrored,
+            "coverage_percent": round(self.percent, 2),
+            "by_vpc": [_group_json("vpc", g) for g in self.by_vpc],
+            "by_az": [_group_json("az", g) for g in self.by_az],
+            "unmirrored": [dataclasses.asdict(u) for u in self.unmirrored],
+            "out_of_scope": dict(self.out_of_scope),
+        }
+        if cost is not None:
+            report["cost"] = cost.to_json()
+        return report
+
+
+def percent(mirrored: int, in_scope: int) -> float:
+    """Nothing in scope counts as fully covered (there is nothing left to mirror); `empty` warns."""
+    return 100.0 if in_scope == 0 else mirrored * 100.0 / in_scope
+
+
+def _group_json(name: str, group: Group) -> dict[str, Any]:
+    return {
+        name: group.key,
+        "in_scope": group.in_scope,
+        "mirrored": group.mirrored,
+        "coverage_percent": round(group.percent, 2),
+    }
+
+
+def coverage(region: str, decisions: Sequence[Decision], names: Mapping[str, str] | None = None) -> Coverage:
+    """The coverage model over one region's planner decisions; `names`: instance id -> Name tag."""
+    names = names or {}
+    out: Counter[str] = Counter()
+    totals: dict[str, Counter[str]] = {"vpc": Counter(), "az": Counter()}
+    mirrored_in: dict[str, Counter[str]] = {"vpc": Counter(), "az": Counter()}
+    unmirrored: list[Unmirrored] = []
+    in_scope = mirrored = 0
+    for decision in decisions:
+        category = decision.out_of_scope
+        if category is not None:
+            out[category] += 1
+            continue
+        in_scope += 1
+        keys = {"vpc": decision.vpc_id or "(unknown)", "az": decision.az or "(unknown)"}
+        ok = is_mirrored(decision)
+        mirrored += ok
+        for kind, key in keys.items():
+            totals[kind][key] += 1
+            mirrored_in[kind][key] += ok
+        if not ok:
+            unmirrored.append(
+                Unmirrored(
+                    decision.eni_id,
+                    decision.instance_id,
+                    names.get(decision.instance_id, ""),
+                    decision.vpc_id,
+                    decision.az,
+                    unmirrored_action(decision),
+                    decision.problem,
+                    unmirrored_reason(decision),
+                )
+            )
+
+    def groups(kind: str) -> tuple[Group, ...]:
+        return tuple(Group(k, n, mirrored_in[kind][k]) for k, n in sorted(totals[kind].items()))
+
+    return Coverage(
+        region,
+        in_scope,
+        mirrored,
+        groups("vpc"),
+        groups("az"),
+        tuple(sorted(unmirrored, key=lambda u: (u.eni, u.instance))),
+        dict(sorted(out.items())),
+    )

@@ -1,0 +1,95 @@
+"""`coverage`: the share of in-scope ENIs mirrored, by VPC and AZ, why the rest are not, the cost."""
+
+import json
+
+from rich.console import Console
+
+from . import exits, reasons, render
+from .context import Run
+from .cost import Estimate, estimate
+from .coverage import Coverage, coverage
+from .read import read
+
+
+def headline(report: Coverage) -> str:
+    if report.empty:
+        return f"Coverage in {report.region}: nothing in scope (0 ENIs to mirror)"
+    return (
+        f"Coverage in {report.region}: {report.percent:.1f}% "
+        f"({report.mirrored} of {report.in_scope} in-scope ENIs mirrored)"
+    )
+
+
+def render_coverage(
+    console: Console,
+    report: Coverage,
+    minimum: float | None = None,
+    run_stamp: str = "",
+    cost: Estimate | None = None,
+) -> None:
+    """Headline, by VPC, by AZ, the unmirrored ENIs with their reasons, out of scope, cost, verdict."""
+    colour = "green" if report.percent >= 100 else "red" if report.below(minimum) else "yellow"
+    render.line(console, headline(report), style=f"bold {colour}" if not report.empty else "bold yellow")
+    if run_stamp:
+        render.line(console, run_stamp, style="dim")
+    for title, groups in (("VPC", report.by_vpc), ("AZ", report.by_az)):
+        if not groups:
+            continue
+        render.blank(console)
+        rows = [[title, "In scope", "Mirrored", "Coverage", ""]]
+        rows += [
+            [g.key, str(g.in_scope), str(g.mirrored), f"{g.percent:.1f}%", render.bar(g.percent).plain]
+            for g in groups
+        ]
+        render.columns(console, f"By {title}", rows, right=(1, 2, 3))
+    if report.unmirrored:
+        render.blank(console)
+        render.line(console, f"In scope but not mirrored ({len(report.unmirrored)})", style="bold")
+        for u in report.unmirrored:
+            title = u.name or u.instance or "-"
+            sweep = "sweep would " + ("do nothing" if u.action == "none" else u.action)
+            render.blank(console)
+            render.record(
+                console,
+                render.head(title, "bold", u.eni, f"({sweep})"),
+                [
+                    ", ".join(p for p in (f"instance {u.instance}" if u.instance else "", u.vpc, u.az) if p),
+                    u.reason,
+                ],
+            )
+    elif not report.empty:
+        render.blank(console)
+        render.line(console, "Every in-scope ENI is mirrored.", style="green")
+    if report.out_of_scope:
+        render.blank(console)
+        rows = [["ENIs", "Why"]]
+        rows += [[str(n), reasons.OUT_OF_SCOPE_LABELS.get(k, k)] for k, n in report.out_of_scope.items()]
+        render.columns(console, "Out of scope (not counted)", rows, right=(0,))
+    if cost is not None:
+        render.blank(console)
+        render.line(console, cost.sentence())
+    if minimum is not None:
+        if report.below(minimum):
+            render.line(console, f"Below the required minimum of {minimum:g}%.", style="bold red")
+        else:
+            render.line(console, f"At or above the required minimum of {minimum:g}%.", style="green")
+
+
+def run(r: Run, output: str, minimum: float | None, fail_if_empty: bool) -> int:
+    snapshot = read(r)
+    report = coverage(r.region, snapshot.decisions, snapshot.names)
+    cost = estimate(snapshot.decisions, snapshot.targets)
+    if output == "json":
+        payload = report.to_json(r.account, r.generated_at, cost)
+        r.console.out(json.dumps(payload, indent=2), highlight=False)
+    else:
+        render_coverage(r.console, report, minimum, r.stamp, cost)
+    if report.empty:
+        r.warn(
+            f"no in-scope ENIs in {r.region} of account {r.account}: is this the right region and "
+            "account, or is everything opted out or untagged?"
+            + ("" if fail_if_empty else " (--fail-if-empty makes this an error)")
+        )
+        if fail_if_empty:
+            return exits.EMPTY
+    return exits.BELOW_MIN if report.below(minimum) else exits.OK

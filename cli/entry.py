@@ -1,0 +1,270 @@
+"""Arguments and dispatch: parse the line, build the run (session, account, time), call the command.
+
+Global options (`--region`, `--profile`, `--endpoint-url`, `--timeout` and the settings flags)
+are accepted before or after the command. Every mistake is one line on stderr and a documented
+exit code (`exits`), never a traceback.
+"""
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from rich.console import Console
+from rich.text import Text
+
+from . import aws, exits, regions
+from .render import make_console
+
+PROG = "traffic-mirror"
+
+
+def setting_flags() -> tuple[Any, ...]:
+    """The settings a `--flag` overrides (`--tag-key`, `--scope`, `--filter-id`): their declarations."""
+    from traffic_mirror.handler import settings
+
+    return tuple(spec for spec in settings.SPECS if spec.cli)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (with where to look), not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(exits.USAGE, f"{self.prog}: error: {message} (see {self.prog.split()[0]} --help)\n")
+
+
+def _setting_value(spec: Any) -> Callable[[str], Any]:
+    """Check a flag exactly like the variable it replaces; a bad value is a usage error (exit 2).
+
+    The text is kept (the settings are built from it in `settings_from`).
+    """
+    from traffic_mirror.handler.settings import SettingsError
+
+    def check(raw: str) -> str:
+        try:
+            spec.parse(raw, spec.flag)
+        except SettingsError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return raw
+
+    check.__name__ = spec.flag.lstrip("-")
+    return check
+
+
+def _number(lo: float, hi: float, unit: str = "") -> Callable[[str], float]:
+    """An argparse type: a number from `lo` to `hi` (a usage error otherwise)."""
+
+    def check(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo:g} and {hi:g}{unit}, got {raw}")
+        return value
+
+    return check
+
+
+_percentage = _number(0, 100)
+_seconds = _number(0.5, 300, " seconds")
+
+
+def _endpoint(raw: str) -> str:
+    try:
+        return aws.endpoint_url(raw)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+GLOBAL_DESTS = ("region", "profile", "endpoint_url", "timeout", *(spec.name for spec in setting_flags()))
+
+
+def add_global_options(parser: argparse.ArgumentParser) -> None:
+    """On the main parser and on every command, so they may come before or after the command.
+
+    SUPPRESS keeps a command's parser from resetting a value given before the command.
+    """
+    group = parser.add_argument_group("where and as whom (before or after the command)")
+    s = argparse.SUPPRESS
+    group.add_argument(
+        "--region", default=s, help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)"
+    )
+    group.add_argument("--profile", default=s, help="AWS profile from ~/.aws/config (default: AWS_PROFILE)")
+    group.add_argument(
+        "--endpoint-url",
+        default=s,
+        type=_endpoint,
+        metavar="URL",
+        help="talk to this endpoint instead of AWS, e.g. the playground's http://127.0.0.1:PORT",
+    )
+    group.add_argument(
+        "--timeout",
+        default=s,
+        type=_seconds,
+        metavar="SECONDS",
+        help=f"wait this long for each answer (default {aws.DEFAULT_TIMEOUT:g}; "
+        f"{aws.MAX_ATTEMPTS} attempts at most)",
+    )
+    settings = parser.add_argument_group("settings (override the MIRROR_* variables)")
+    for spec in setting_flags():
+        default = "" if spec.default is None else f"; default {spec.default}"
+        settings.add_argument(
+            spec.flag,
+            dest=spec.name,
+            default=s,
+            type=_setting_value(spec),
+            metavar="|".join(spec.choices) if spec.choices else spec.name.split("_")[-1].upper(),
+            help=f"overrides {spec.env}{default}",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog=PROG,
+        description="Plan, check and reconcile automated VPC Traffic Mirroring.",
+        epilog=exits.epilog(),
+    )
+    add_global_options(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    plan = commands.add_parser(
+        "plan",
+        help="read-only: what the automation would do for every ENI, why, and the cost",
+        description="Read-only: for every ENI of the region, what the automation would do and why, "
+        "and the estimated monthly cost.",
+        epilog=exits.epilog(),
+    )
+    cov = commands.add_parser(
+        "coverage",
+        help="share of in-scope ENIs mirrored, by VPC and AZ, and why the rest are not",
+        description="Share of in-scope ENIs that are mirrored, by VPC and AZ, the unmirrored ones "
+        f"with the reason, and the cost. Exit {exits.BELOW_MIN} when below --min, "
+        f"{exits.EMPTY} with --fail-if-empty when nothing is in scope.",
+        epilog=exits.epilog(),
+    )
+    cov.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="table: for people (default); json: for scripts and CI, the stable schema in the "
+        "README's 'Coverage JSON' (account, region and time included)",
+    )
+    cov.add_argument(
+        "--min",
+        type=_percentage,
+        metavar="PCT",
+        help=f"exit {exits.BELOW_MIN} when coverage is below PCT percent (0-100)",
+    )
+    cov.add_argument(
+        "--fail-if-empty",
+        action="store_true",
+        help=f"exit {exits.EMPTY} when no ENI is in scope (a wrong region or account looks like 100%%)",
+    )
+    sweep = commands.add_parser(
+        "sweep",
+        help="the scheduled sweep's reconciliation (dry run unless --apply)",
+        description="Reconcile every ENI of the region like the scheduled sweep. A dry run unless --apply.",
+        epilog=exits.epilog(),
+    )
+    sweep.add_argument("--apply", action="store_true", help="really create, modify and delete sessions")
+    sweep.add_argument(
+        "--summary",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="group the changes by what and why instead of one record each (default: automatic "
+        "above 25 changed ENIs; failures are always listed)",
+    )
+    for sub in (plan, cov, sweep):
+        add_global_options(sub)
+    return parser
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    for dest in GLOBAL_DESTS:
+        if not hasattr(args, dest):
+            setattr(args, dest, None)
+    return args
+
+
+def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Any:
+    """The function's variables, with the settings' flags overriding them (checked like the variables).
+
+    A bad flag value raises SettingsError naming the flag (the parser has usually refused it first).
+    """
+    from traffic_mirror.handler import settings
+
+    base = settings.load(os.environ if env is None else env)
+    given = {
+        spec.name: getattr(args, spec.name)
+        for spec in setting_flags()
+        if getattr(args, spec.name, None) is not None
+    }
+    return settings.override(base, given, lambda spec: spec.flag)
+
+
+def _fail(err: Console, message: str, code: int) -> int:
+    err.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+    return code
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    console: Console | None = None,
+    err_console: Console | None = None,
+) -> int:
+    """Run one command; return its exit code (the console script exits with it)."""
+    args = parse(argv)
+    console = console or make_console()
+    err = err_console or make_console(stderr=True)
+    timeout = args.timeout or aws.DEFAULT_TIMEOUT
+    # Imported here, not at module level: `--help` and usage errors need no boto3 at all.
+    from traffic_mirror.handler.clients import Clients
+    from traffic_mirror.handler.context import Container
+    from traffic_mirror.handler.settings import SettingsError
+
+    from . import coverage_cmd, plan_cmd, sweep_cmd
+    from .context import Run
+
+    region = args.region or ""
+    try:
+        session = aws.session(args.profile)
+        region = region or os.environ.get("AWS_REGION") or session.region_name or ""
+        if not region:
+            return _fail(
+                err, "no region: give --region (or set AWS_REGION, or a region in the profile)", exits.USAGE
+            )
+        problem = regions.region_error(region, session.get_available_regions("ec2"))
+        if problem:
+            return _fail(err, f"--region: {problem}", exits.USAGE)
+        try:
+            settings = settings_from(args)
+        except SettingsError as error:
+            return _fail(err, str(error), exits.CANNOT_RUN)
+        activity = aws.Activity(err)
+        activity.watch(session)
+        cfg = aws.config(timeout)
+        container = Container(Clients(cfg, session=session))
+        with activity.show(f"Checking credentials for {region}..."):
+            account = aws.account_id(session, region, args.endpoint_url, cfg)
+        now = datetime.now(UTC)
+        run = Run(console, err, region, args.endpoint_url, settings, account, now, activity, container)
+        if args.command == "plan":
+            return plan_cmd.run(run)
+        if args.command == "coverage":
+            return coverage_cmd.run(run, args.format, args.min, args.fail_if_empty)
+        return sweep_cmd.run(run, args.apply, args.summary)
+    except aws.AWS_ERRORS as error:
+        return _fail(
+            err, aws.describe(error, region or "(no region)", args.endpoint_url, timeout), exits.CANNOT_RUN
+        )
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return exits.INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
