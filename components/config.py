@@ -191,12 +191,14 @@ class Options:
     def handler_environment(self) -> dict[str, str]:
         """The handler's variables, except MIRROR_ROLE_ARN (an output, added by the component).
 
-        Unset optional settings are left out, so the handler's own defaults apply.
+        Only settings that differ from the handler's own defaults are set: the handler holds the
+        defaults, so a deployment that changes nothing sets nothing (and upgrades pick up new ones).
         """
         env = {}
         for spec in HANDLER_SPECS:
-            text = spec.to_env(getattr(self.settings, spec.name))
-            if spec.environment and text is not None:
+            value = getattr(self.settings, spec.name)
+            text = spec.to_env(value)
+            if spec.environment and text is not None and value != spec.default:
                 env[spec.env] = text
         return env
 
