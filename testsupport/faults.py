@@ -336,4 +336,3 @@ class Server:
     def __exit__(self, *_: Any) -> None:
         self._server.shutdown()
         self._thread.join(timeout=5)
-
