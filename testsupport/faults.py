@@ -320,12 +320,22 @@ class Server:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def reset_moto(self) -> None:
-        """A fresh moto account (every backend emptied), faults off."""
+    def reset_moto(self, seed: int | None = None) -> None:
+        """A fresh moto account (every backend emptied), faults off; `seed` makes moto's ids repeat."""
+        self.app.configure()
+        self._post("/moto-api/reset")
+        if seed is not None:
+            self.seed_moto(seed)
+
+    def seed_moto(self, seed: int) -> None:
+        """moto's ids from here on follow `seed`: the same calls get the same ids, run after run, and
+        so the same requests (whose ids drive the fault choices) get the same faults."""
+        self._post(f"/moto-api/seed?a={seed}")
+
+    def _post(self, path: str) -> None:
         import urllib.request
 
-        self.app.configure()
-        request = urllib.request.Request(f"{self.url}/moto-api/reset", data=b"", method="POST")
+        request = urllib.request.Request(f"{self.url}{path}", data=b"", method="POST")
         with urllib.request.urlopen(request, timeout=30) as response:
             response.read()
 
