@@ -63,6 +63,8 @@ class Rule:
     kind: str
     actions: frozenset[str] | None = None
     times: int | None = None
+    answer: tuple[str, str] | None = None
+    """For `error`: another (HTTP status line, error code), e.g. ("403 Forbidden", "UnauthorizedOperation")."""
 
     def matches(self, action: str) -> bool:
         return (self.actions is None or action in self.actions) and (self.times is None or self.times > 0)
@@ -196,34 +198,44 @@ class FaultyApp:
             self._seen.clear()
             self.stats = Stats()
 
-    def force(self, kind: str, actions: Iterable[str] | None = None, times: int | None = None) -> Rule:
+    def force(
+        self,
+        kind: str,
+        actions: Iterable[str] | None = None,
+        times: int | None = None,
+        answer: tuple[str, str] | None = None,
+    ) -> Rule:
         """Inject `kind` into the next `times` requests of `actions` (before any random fault)."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown fault {kind!r}")
-        rule = Rule(kind, frozenset(actions) if actions is not None else None, times)
+        if kind not in KINDS or (answer is not None and kind != "error"):
+            raise ValueError(f"unknown fault {kind!r}, or an answer for a fault that is not `error`")
+        rule = Rule(kind, frozenset(actions) if actions is not None else None, times, answer)
         with self._lock:
             self._rules.append(rule)
         return rule
 
-    def _choose(self, action: str, params: Mapping[str, Sequence[str]]) -> str | None:
+    def _choose(self, action: str, params: Mapping[str, Sequence[str]]) -> tuple[str | None, Rule | None]:
         with self._lock:
             for rule in self._rules:
                 if rule.matches(action) and (rule.kind != "empty" or is_describe(action)):
                     if rule.times is not None:
                         rule.times -= 1
-                    return rule.kind
-            if self.rate <= 0:
-                return None
-            key = f"{action}|{sorted((k, tuple(v)) for k, v in params.items())}"
-            occurrence = self._seen[key]
-            self._seen[key] += 1
-            rng = random.Random(f"{self.seed}|{key}|{occurrence}")
-            if rng.random() >= self.rate:
-                return None
-            kinds = [k for k, w in self.weights.items() if w > 0 and (k != "empty" or is_describe(action))]
-            if not kinds:
-                return None
-            return rng.choices(kinds, [self.weights[k] for k in kinds])[0]
+                    return rule.kind, rule
+            return self._draw(action, params), None
+
+    def _draw(self, action: str, params: Mapping[str, Sequence[str]]) -> str | None:
+        """The seeded random choice (called under the lock)."""
+        if self.rate <= 0:
+            return None
+        key = f"{action}|{sorted((k, tuple(v)) for k, v in params.items())}"
+        occurrence = self._seen[key]
+        self._seen[key] += 1
+        rng = random.Random(f"{self.seed}|{key}|{occurrence}")
+        if rng.random() >= self.rate:
+            return None
+        kinds = [k for k, w in self.weights.items() if w > 0 and (k != "empty" or is_describe(action))]
+        if not kinds:
+            return None
+        return rng.choices(kinds, [self.weights[k] for k in kinds])[0]
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         service = _service(environ)
@@ -236,7 +248,7 @@ class FaultyApp:
         environ["wsgi.input"] = io.BytesIO(raw)
         params = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
         action = (params.get("Action") or ["?"])[0]
-        kind = self._choose(action, params)
+        kind, rule = self._choose(action, params)
         with self._lock:
             stats = self.stats
             stats.calls[action] += 1
@@ -245,6 +257,8 @@ class FaultyApp:
                 stats.by_action[(action, kind)] += 1
         if kind in _ERRORS:
             status, code, message = _ERRORS[kind]
+            if rule is not None and rule.answer is not None:
+                (status, code), message = rule.answer, f"{rule.answer[1]} (injected)"
             body = _error_body(service, code, message)
             start_response(status, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
             return [body]
