@@ -111,6 +111,8 @@ class Figures:
     seconds: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
     """Exceptions out of invocations, by type and message."""
+    check_detail: Counter[str] = field(default_factory=Counter)
+    """The fault-free check's writes, by action."""
     bad_writes: list[str] = field(default_factory=list)
     """The writes counted as foreign touched, managed lost or moved."""
 
@@ -131,8 +133,8 @@ class Options:
     rates: tuple[float, ...] = RATES
     seed: int = 11
     instances: int = 24
-    rounds: int = 8
-    min_rounds: int = 3
+    rounds: int = 10
+    min_rounds: int = 6
     budget: float = 60.0
     margin: float = 15.0
     read_timeout: float = 1.0
@@ -278,8 +280,8 @@ class Judge:
             s
             for s in backend.traffic_mirror_sessions.values()
             if s.network_interface_id == session.network_interface_id
-            and s.traffic_mirror_session_id != session_id
-            and s.traffic_mirror_session_id not in self.foreign
+            and s.id != session_id
+            and s.id not in self.foreign
         ]
         if not siblings:
             self.managed_lost += 1
@@ -473,11 +475,14 @@ def run_rate(server: Any, setup: Any, world: World, rate: float, options: Option
         figures.calls, figures.faults = stats.total_calls, stats.total_faults
         figures.kinds, figures.by_action = Counter(stats.faults), Counter(stats.by_action)
         server.app.configure(0.0)
-        writes_before = sum(judge.writes.values())
+        writes_before = Counter(judge.writes)
         invoke({**sweep_event(f"{tag}-check"), "resources": []})
-        figures.check_writes = sum(judge.writes.values()) - writes_before
+        figures.check_detail = judge.writes - writes_before
+        figures.check_writes = sum(figures.check_detail.values())
         figures.check_unmirrored = len(set(world.expected) - set(managed_by_eni(setup)))
     server.app.observer = None
+    if server.app.observer_errors:
+        raise RuntimeError(f"the campaign's judge failed: {server.app.observer_errors[:3]}")
     figures.foreign_touched, figures.managed_lost = judge.foreign_touched, judge.managed_lost
     figures.managed_moved, figures.bad_writes = judge.managed_moved, judge.log
     remaining = {

@@ -35,9 +35,9 @@ def test_twenty_percent(figures: Any) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 11 defect 2: a partial read (empty DescribeNetworkInterfaces or DescribeLoadBalancers "
-    "for the sensors) moves managed sessions to another target",
-)
+    reason="issue 11 defect 2: a bad read (an empty or partial answer about the sensors) deletes "
+    "managed sessions",
+))
 def test_fifty_percent(figures: Any) -> None:
     check(figures[0.5])
 

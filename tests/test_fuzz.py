@@ -205,12 +205,6 @@ def sqs_record(message_id: str, body: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def account(aws: Any) -> sandbox.Account:
-    """conftest's account without moto's slow image listing."""
-    return sandbox.build_account(aws, ami=sandbox.moto_ami())
-
-
 # --- properties --------------------------------------------------------------------------------
 
 

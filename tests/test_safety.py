@@ -22,6 +22,7 @@ from traffic_mirror.handler import settings as settings_module
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
 from benchmarks.fault_campaign import Context, _compressed_waits
+from tests import conftest
 from testsupport import faults, sandbox
 from testsupport.pulumi_mocks import Run
 
@@ -52,12 +53,6 @@ def sweep_event(event_id: str | None = "tick-1", resources: bool = True) -> dict
         "detail": {},
     }
     return {**event, "id": event_id} if event_id is not None else event
-
-
-@pytest.fixture
-def account(aws: Any) -> sandbox.Account:
-    """conftest's account without moto's slow image listing."""
-    return sandbox.build_account(aws, ami=sandbox.moto_ami())
 
 
 # --- a moto server with faults, shared by the tests that need one ---------------------------------
@@ -237,7 +232,7 @@ def test_3_the_event_queue_denies_non_tls_and_other_senders(deployed: Run) -> No
     strict=True, reason="issue 11 defect 4: LoadBalancerNotFound from one NLB target stops the region"
 )
 def test_4_a_target_whose_load_balancer_is_gone_fails_alone(aws: Any, account: sandbox.Account) -> None:
-    elbv2 = boto3.client("elbv2", region_name=REGION)
+    elbv2 = conftest._SESSION.client("elbv2", region_name=REGION)
     nlb = elbv2.create_load_balancer(Name="gone", Subnets=list(account.subnets.values()), Type="network")[
         "LoadBalancers"
     ][0]["LoadBalancerArn"]

@@ -183,6 +183,8 @@ class FaultyApp:
         self._rules: list[Rule] = []
         self._seen: Counter[str] = Counter()
         self.stats = Stats()
+        self.observer_errors: list[str] = []
+        """Exceptions the observer raised (the request went on to moto regardless)."""
         self.configure(rate, seed, weights)
 
     def configure(
@@ -296,7 +298,10 @@ class FaultyApp:
 
         with self._moto_lock:
             if params is not None and self.observer is not None:
-                self.observer(action, params, kind)
+                try:
+                    self.observer(action, params, kind)
+                except Exception as error:  # the observer's bug must not look like an AWS fault
+                    self.observer_errors.append(f"{action}: {type(error).__name__}: {error}")
             body = b"".join(self.app(environ, capture))
         return captured[0], captured[1], body
 
