@@ -201,3 +201,4 @@ def _resolve(loop: asyncio.AbstractEventLoop, value: Any) -> Any:
     if isinstance(value, pulumi.Output):
         return loop.run_until_complete(value.future())
     return value
+
