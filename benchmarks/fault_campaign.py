@@ -346,23 +346,15 @@ def _compressed_waits(scale: float) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def container(options: Options) -> Iterator[None]:
-    """A fresh warm container: new clients (short read timeout), empty caches, waits maybe compressed."""
+def container(options: Options) -> Iterator[Any]:
+    """A fresh warm container (new clients with a short read timeout, empty caches), waits maybe compressed."""
     from botocore.config import Config
-    from traffic_mirror.handler import clients, inventory, support
+    from traffic_mirror.handler.clients import RETRY_CONFIG, Clients
+    from traffic_mirror.handler.context import Container
 
-    saved_config = clients.RETRY_CONFIG
-    clients.RETRY_CONFIG = saved_config.merge(Config(read_timeout=options.read_timeout, connect_timeout=1))
-    clients.reset()
-    inventory.invalidate()
-    support._refused.clear()
-    try:
-        with _compressed_waits(options.backoff_scale):
-            yield
-    finally:
-        clients.RETRY_CONFIG = saved_config
-        clients.reset()
-        inventory.invalidate()
+    config = RETRY_CONFIG.merge(Config(read_timeout=options.read_timeout, connect_timeout=1))
+    with _compressed_waits(options.backoff_scale):
+        yield Container(Clients(config))
 
 
 def sweep_event(event_id: str) -> dict[str, Any]:
@@ -418,7 +410,7 @@ def run_rate(server: Any, setup: Any, world: World, rate: float, options: Option
         context = Context(options.budget)
         begin = time.monotonic()
         try:
-            result: Any = app.handle(event, context, endpoint=server.url, settings=settings)
+            result: Any = app.handle(event, context, endpoint=server.url, settings=settings, container=warm)
             error: BaseException | None = None
         except Exception as exc:
             result, error = None, exc
@@ -454,7 +446,7 @@ def run_rate(server: Any, setup: Any, world: World, rate: float, options: Option
                     queue[mid] = (body, receives + 1)
 
     server.app.observer = judge
-    with container(options):
+    with container(options) as warm:
         server.app.configure(rate, options.seed)
         for round_number in range(1, options.rounds + 1):
             figures.rounds = round_number

@@ -17,8 +17,9 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from traffic_mirror.handler import app, clients, inventory, report, support
+from traffic_mirror.handler import app, report
 from traffic_mirror.handler import settings as settings_module
+from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
 from benchmarks.fault_campaign import Context, _compressed_waits
@@ -92,13 +93,10 @@ def faulty(faulty_server: faults.Server) -> Iterator[Faulty]:
         *sandbox.launch(ec2, account, account.subnets["us-east-1a"], count=2),
         *sandbox.launch(ec2, account, account.subnets["us-east-1b"], count=2),
     ]
-    clients.reset()
-    inventory.invalidate()
-    support._refused.clear()
+    app.CONTAINER.reset()
     yield Faulty(faulty_server, ec2, account, instances)
     faulty_server.app.configure()
-    clients.reset()
-    inventory.invalidate()
+    app.CONTAINER.reset()
 
 
 def mirrored(env: Faulty) -> dict[str, str]:
@@ -264,7 +262,6 @@ def test_5_a_lone_surrogate_in_an_event_id_fails_nothing(aws: Any, account: sand
     assert len(sessions(aws)) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 5: an unknown region raises (KeyError under moto)")
 def test_5_an_unknown_region_fails_alone(aws: Any, account: sandbox.Account) -> None:
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"])
     elsewhere = {**sweep_event(), "region": "xx-nowhere-1"}
@@ -309,7 +306,7 @@ def test_7_retries_last_for_a_warm_containers_life(faulty: Faulty) -> None:
     faulty.server.app.configure(0.5, seed=7, weights={"error": 1.0})
     failed = 0
     with _compressed_waits(0.001):  # botocore's waits, not its retry accounting, are compressed
-        ec2 = clients.ec2(REGION, faulty.url)  # the handler's own client (its retry configuration)
+        ec2 = app.CONTAINER.clients.ec2(Place(REGION, endpoint=faulty.url))  # the handler's own client
         for _ in range(150):
             try:
                 ec2.describe_traffic_mirror_filters()
@@ -318,10 +315,8 @@ def test_7_retries_last_for_a_warm_containers_life(faulty: Faulty) -> None:
     assert failed <= 1, f"{failed} of 150 calls failed at 50% errors"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11 defect 7: a read error escapes raw and fails the whole batch"
-)
 def test_7_a_failed_read_fails_the_messages_not_the_batch(faulty: Faulty) -> None:
+    """Fixed on main: a failed read fails the messages of its (account, region), not the batch."""
     faulty.server.app.force("error", ["DescribeTrafficMirrorSessions"])
     bodies = [json.dumps(launch_event([i], f"launch-{n}")) for n, i in enumerate(faulty.instances[:2])]
     with _compressed_waits(0.001):
@@ -371,7 +366,7 @@ def test_9_a_rerun_after_a_deleted_session_creates_it_again(
     app.handle(event)
     (session,) = sessions(aws)
     aws.delete_traffic_mirror_session(TrafficMirrorSessionId=session["TrafficMirrorSessionId"])
-    inventory.invalidate()
+    app.CONTAINER.inventories.clear()
     result = app.handle(event)
     assert result["counts"]["Created"] == 1
     assert len(sessions(aws)) == 1  # AWS returned the deleted session for the reused token
@@ -388,35 +383,15 @@ def restore_log_level() -> Iterator[None]:
     logger.setLevel(level)
 
 
-@pytest.mark.parametrize("variable", ["AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL"])
-@pytest.mark.parametrize(
-    "level",
-    [
-        pytest.param(
-            "TRACE",
-            marks=pytest.mark.xfail(strict=True, reason="issue 11 defect 10: TRACE crashes report.configure"),
-        ),
-        "DEBUG",
-        "INFO",
-        "WARN",
-        "ERROR",
-        "FATAL",
-    ],
-)
-def test_10_every_documented_log_level_configures(
-    monkeypatch: pytest.MonkeyPatch, restore_log_level: None, variable: str, level: str
-) -> None:
-    """The component's `logLevel` (components.config.LOG_LEVELS) reaches Lambda as AWS_LAMBDA_LOG_LEVEL."""
-    from traffic_mirror.components.config import LOG_LEVELS
-
-    assert level in LOG_LEVELS
-    monkeypatch.delenv("LOG_LEVEL", raising=False)
-    monkeypatch.setenv(variable, level)
-    report.configure()
+@pytest.mark.parametrize("level", ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"])
+def test_10_every_documented_log_level_configures(restore_log_level: None, level: str) -> None:
+    """The component's `logLevel` reaches Lambda as AWS_LAMBDA_LOG_LEVEL (defect 10, fixed on main)."""
+    assert level in settings_module.LOG_LEVELS
+    settings = settings_module.load({"AWS_LAMBDA_LOG_LEVEL": level})
+    report.configure(settings.log_level)
     assert logging.getLogger(report.LOGGER_NAME).getEffectiveLevel() <= logging.CRITICAL
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 10: settings do not validate the log level")
 def test_10_settings_reject_an_unknown_log_level() -> None:
     with pytest.raises(settings_module.SettingsError, match="LOG"):
         settings_module.load({"AWS_LAMBDA_LOG_LEVEL": "LOUD"})
