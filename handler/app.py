@@ -51,7 +51,7 @@ def _unwrap(event: Any) -> list[tuple[str | None, Any]]:
         for record in records:
             try:
                 body = json.loads(record["body"])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, RecursionError):  # not JSON, or nested too deep to parse
                 body = f"unparsable SQS body: {str(record['body'])[:80]!r}"
             pairs.append((str(record.get("messageId", "")), body))
         return pairs

@@ -85,6 +85,11 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _event_id(value: Any) -> str:
+    """An event id that can be encoded: it seeds ClientTokens (a lone surrogate cannot be hashed)."""
+    return _str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _launch_sources(record: Mapping[str, Any], event_id: str) -> tuple[list[Source], list[str], list[str]]:
     """Sources from a RunInstances response; instances whose ENIs are incomplete go to be described."""
     sources: list[Source] = []
@@ -273,7 +278,7 @@ def _parse(event: Any, settings: Settings) -> Change | Skip:
         return Skip("rejected", f"event is a {type(event).__name__}, not an object")
     detail_type = _str(event.get("detail-type"))
     detail = event.get("detail")
-    event_id = _str(event.get("id"))
+    event_id = _event_id(event.get("id"))
     if "eventName" in event and detail is None:
         # A bare CloudTrail record (replayed by the CLI or a test).
         detail, detail_type = event, CLOUDTRAIL
@@ -308,6 +313,6 @@ def _parse(event: Any, settings: Settings) -> Change | Skip:
         if not record:
             return Skip("rejected", "CloudTrail event without a detail object", "", event_id)
         # CloudTrail's own id is the identity of the API call, stable across redeliveries.
-        event_id = _str(record.get("eventID")) or event_id or _str(record.get("requestID"))
+        event_id = _event_id(record.get("eventID")) or event_id or _event_id(record.get("requestID"))
         return _cloudtrail(record, region, event_id, settings)
     return Skip("rejected", f"unsupported event type {detail_type or '(none)'}", "", event_id)

@@ -25,13 +25,17 @@ from traffic_mirror.handler.settings import Settings
 
 from testsupport import sandbox
 
+_SESSION = boto3.session.Session()
+"""The tests' own boto3 session: it keeps its parsed service models across tests (mock_aws resets
+boto3's default session, and parsing the EC2 model again costs about a second per test)."""
+
 
 @pytest.fixture
 def aws() -> Iterator[Any]:
     """A moto EC2 with AWS's traffic-mirroring rules, and no cached clients or inventory."""
     with mock_aws(), sandbox.aws_rules():
         app.CONTAINER.reset()
-        yield boto3.client("ec2", region_name="us-east-1")
+        yield _SESSION.client("ec2", region_name="us-east-1")
     app.CONTAINER.reset()
 
 
@@ -42,7 +46,7 @@ def home(settings: Settings | None = None, region: str = "us-east-1") -> Context
 
 @pytest.fixture
 def account(aws: Any) -> sandbox.Account:
-    return sandbox.build_account(aws)
+    return sandbox.build_account(aws, ami=sandbox.moto_ami())
 
 
 class CallCounter:

@@ -218,8 +218,13 @@ def build_account(
     azs: Sequence[str] = ("a", "b"),
     sensors_per_az: int = 1,
     sensor_type: str = "c5.24xlarge",
+    ami: str | None = None,
 ) -> Account:
-    """A VPC over `azs`, one subnet each, sensor instances as ENI targets, one filter."""
+    """A VPC over `azs`, one subnet each, sensor instances as ENI targets, one filter.
+
+    `ami`: an image id to launch from; by default the first of moto's Amazon images (listing
+    them costs moto about two seconds, so callers that build many accounts pass `moto_ami()`).
+    """
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = {}
     for index, suffix in enumerate(azs):
@@ -227,7 +232,7 @@ def build_account(
         subnets[az] = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{index * 16}.0/20", AvailabilityZone=az)[
             "Subnet"
         ]["SubnetId"]
-    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ami = ami or ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     account = Account(region, vpc, subnets, ami=ami)
     for az, subnet in subnets.items():
         for n in range(sensors_per_az):
@@ -236,6 +241,13 @@ def build_account(
         "TrafficMirrorFilter"
     ]["TrafficMirrorFilterId"]
     return account
+
+
+def moto_ami() -> str:
+    """An image id moto knows (in-process or server mode: the same data), without listing them all."""
+    from moto.ec2.models.amis import AMIS
+
+    return str(AMIS[0]["ami_id"])
 
 
 def add_eni_target(

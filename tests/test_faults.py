@@ -1,0 +1,93 @@
+"""The fault-injection layer in front of moto server (testsupport/faults.py): each fault as botocore sees it."""
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
+
+from testsupport import faults, sandbox
+
+ONE_TRY = Config(retries={"total_max_attempts": 1}, read_timeout=0.3)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[faults.Server]:
+    with faults.Server(slow_seconds=0.5) as srv, sandbox.aws_rules():
+        yield srv
+
+
+@pytest.fixture
+def world(server: faults.Server) -> tuple[Any, Any, sandbox.Account]:
+    server.reset_moto(seed=1)
+    setup = faults.bypass(boto3.client("ec2", region_name="us-east-1", endpoint_url=server.url))
+    client = boto3.client("ec2", region_name="us-east-1", endpoint_url=server.url, config=ONE_TRY)
+    return setup, client, sandbox.build_account(setup, azs=("a",), ami=sandbox.moto_ami())
+
+
+def test_errors_reach_botocore_as_aws_answers_them(server: faults.Server, world: Any) -> None:
+    _, client, _ = world
+    for kind, status, code in [
+        ("error", 500, "InternalError"),
+        ("unavailable", 503, "Unavailable"),
+        ("throttle", 503, "RequestLimitExceeded"),
+    ]:
+        server.app.force(kind, times=1)
+        with pytest.raises(ClientError) as caught:
+            client.describe_traffic_mirror_targets()
+        assert caught.value.response["Error"]["Code"] == code
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    server.app.force("reset", times=1)
+    with pytest.raises(ConnectionClosedError):
+        client.describe_traffic_mirror_targets()
+    server.app.force("slow", times=1)
+    with pytest.raises(ReadTimeoutError):
+        client.describe_traffic_mirror_targets()
+    time.sleep(0.4)
+    assert server.app.stats.reached["DescribeTrafficMirrorTargets"] == 1  # only the slow one, late
+    assert len(client.describe_traffic_mirror_targets()["TrafficMirrorTargets"]) == 1
+
+
+def test_a_lost_response_took_effect_and_an_empty_answer_is_a_200_with_nothing(
+    server: faults.Server, world: Any
+) -> None:
+    setup, client, account = world
+    instance = sandbox.launch(setup, account, account.subnets["us-east-1a"])[0]
+    server.app.force("lost", ["CreateTrafficMirrorSession"], times=1)
+    with pytest.raises(ConnectionClosedError):
+        client.create_traffic_mirror_session(
+            NetworkInterfaceId=instance["NetworkInterfaces"][0]["NetworkInterfaceId"],
+            TrafficMirrorTargetId=account.targets["sensor-us-east-1a-0"],
+            TrafficMirrorFilterId=account.filters["default"],
+            SessionNumber=1,
+        )
+    assert len(setup.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]) == 1
+    server.app.force("empty", times=2)  # `empty` skips writes: it waits for the next describe
+    assert client.describe_traffic_mirror_sessions()["TrafficMirrorSessions"] == []
+    assert client.describe_instances()["Reservations"] == []
+    assert len(client.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]) == 1
+
+
+def test_random_faults_follow_the_seed_and_the_rate(server: faults.Server, world: Any) -> None:
+    _, client, _ = world
+
+    def outcomes(seed: int) -> list[str]:
+        server.app.configure(0.3, seed, {"error": 1.0, "throttle": 1.0})
+        found = []
+        for _ in range(60):
+            try:
+                client.describe_traffic_mirror_filters()
+                found.append("ok")
+            except ClientError as error:
+                found.append(error.response["Error"]["Code"])
+        return found
+
+    first = outcomes(5)
+    assert outcomes(5) == first
+    assert outcomes(6) != first
+    assert 8 <= sum(o != "ok" for o in first) <= 30
+    assert set(first) == {"ok", "InternalError", "RequestLimitExceeded"}
+    server.app.configure()
