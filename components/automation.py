@@ -6,10 +6,12 @@ same providers as any other resource: pass `opts=ResourceOptions(providers=...)`
 into another account.
 """
 
+import dataclasses
+
 import pulumi
 import pulumi_aws as aws
 
-from . import config, packaging, regional, role, trail
+from . import config, organization, packaging, regional, role, trail
 from .args import TrafficMirrorAutomationArgs
 
 TYPE_TOKEN = "traffic-mirror:index:TrafficMirrorAutomation"
@@ -33,6 +35,12 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
     """Dead-letter queue URL per region: failed events end up here."""
     event_queue_urls: pulumi.Output[dict[str, str]]
     """Event queue URL per region: what EventBridge sends and the Lambda consumes."""
+    member_stack_set_ids: pulumi.Output[dict[str, str]]
+    """Organization coverage: the member stack sets' ids ("regional", "account"); empty without organization_units."""
+    resource_share_arns: pulumi.Output[dict[str, str]]
+    """Organization coverage: the RAM share of the hub's sensors, per region that has sensors to share."""
+    member_role_name: pulumi.Output[str | None]
+    """Organization coverage: the role the handler assumes in member accounts; null without organization_units."""
 
     def __init__(
         self,
@@ -41,6 +49,9 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         options = config.resolve(dict(args), default_home_region=pulumi.Config("aws").get("region"))
+        if options.organization and options.settings.accounts is None:
+            # The sweep visits the organization's accounts (the hub's own with its own credentials).
+            options = dataclasses.replace(options, settings=dataclasses.replace(options.settings, accounts="organization"))
         own = regional.own_names(name)
         role.check_policy_fits(options, own)
         self._warn_if_overlapping(name, options)
@@ -61,7 +72,25 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
 
         execution_role = role.create_role(name, account, parent=self)
         role_policy = role.create_role_policy(name, execution_role, options, partition, account, own, parent=self)
-        plumbing = {region: regional.create_plumbing(name, region, options, parent=self) for region in options.regions}
+
+        # --- organization coverage (organization.py): nothing of it without organization_units ---
+        org = organization.lookup(self) if options.organization else None
+        buses = organization.create_buses(name, options, org, partition, parent=self).buses if org else {}
+        self.member_stack_set_ids = pulumi.Output.from_input({})
+        self.resource_share_arns = pulumi.Output.from_input({})
+        self.member_role_name = pulumi.Output.from_input(None)
+        if org is not None:
+            organization.create_hub_permissions(name, options, org, partition, execution_role, parent=self)
+            self.member_stack_set_ids = organization.create_member_footprint(
+                name, options, org, account, partition, execution_role, parent=self
+            )
+            self.resource_share_arns = organization.create_shares(name, options, org, partition, parent=self)
+            self.member_role_name = pulumi.Output.from_input(options.settings.member_role_name)
+
+        plumbing = {
+            region: regional.create_plumbing(name, region, options, parent=self, member_bus=buses.get(region))
+            for region in options.regions
+        }
 
         code = packaging.code_archive()
         code_sha256 = packaging.code_hash()
@@ -86,6 +115,9 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
                 "bucket_name": self.bucket_name,
                 "dead_letter_queue_urls": self.dead_letter_queue_urls,
                 "event_queue_urls": self.event_queue_urls,
+                "member_stack_set_ids": self.member_stack_set_ids,
+                "resource_share_arns": self.resource_share_arns,
+                "member_role_name": self.member_role_name,
             }
         )
 

@@ -54,11 +54,23 @@ HUB_BUS_ARN = "arn:${AWS::Partition}:events:${AWS::Region}:${HubAccountId}:event
 _ACCOUNT_ID = {"Type": "String", "AllowedPattern": "^\\d{12}$"}
 
 
-def regional_template(tag_key: str, release_on_stop: bool, managed_by: str) -> dict[str, Any]:
+def forwarder_role_name(forwarder_pattern: str) -> dict[str, str]:
+    """The forwarding role's name in the stack's region: the pattern's `*` is the region.
+
+    A fixed, per-region name (IAM is global, the template is regional) lets the hub's bus
+    policy admit exactly these roles (`aws:PrincipalArn`), not any principal of the organization.
+    """
+    if forwarder_pattern.count("*") != 1:
+        raise ValueError(f"forwarder pattern {forwarder_pattern!r} needs exactly one '*' for the region")
+    return _sub(forwarder_pattern.replace("*", "${AWS::Region}"))
+
+
+def regional_template(tag_key: str, release_on_stop: bool, managed_by: str, forwarder_pattern: str) -> dict[str, Any]:
     """Rules forwarding to the hub, their role, and the account's filter (conditional)."""
     forwarder = {
         "Type": "AWS::IAM::Role",
         "Properties": {
+            "RoleName": forwarder_role_name(forwarder_pattern),
             "Description": "Traffic mirror automation: lets EventBridge forward events to the hub",
             "AssumeRolePolicyDocument": {
                 "Version": "2012-10-17",
