@@ -6,8 +6,6 @@ same providers as any other resource: pass `opts=ResourceOptions(providers=...)`
 into another account.
 """
 
-import dataclasses
-
 import pulumi
 import pulumi_aws as aws
 
@@ -49,9 +47,6 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         options = config.resolve(dict(args), default_home_region=pulumi.Config("aws").get("region"))
-        if options.organization and options.settings.accounts is None:
-            # The sweep visits the organization's accounts (the hub's own with its own credentials).
-            options = dataclasses.replace(options, settings=dataclasses.replace(options.settings, accounts="organization"))
         own = regional.own_names(name)
         role.check_policy_fits(options, own)
         self._warn_if_overlapping(name, options)
@@ -75,7 +70,7 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
 
         # --- organization coverage (organization.py): nothing of it without organization_units ---
         org = organization.lookup(self) if options.organization else None
-        buses = organization.create_buses(name, options, org, partition, parent=self).buses if org else {}
+        buses = organization.create_buses(name, options, org, partition, parent=self) if org else {}
         self.member_stack_set_ids = pulumi.Output.from_input({})
         self.resource_share_arns = pulumi.Output.from_input({})
         self.member_role_name = pulumi.Output.from_input(None)

@@ -280,6 +280,9 @@ def resolve(args: Mapping[str, Any], default_home_region: str | None = None) -> 
                 "CloudWatch alarms can only notify a topic in their own region"
             )
     _check_organization(deployment)
+    if deployment.organization_units and settings.accounts is None:
+        # The sweep visits the organization's accounts (the hub's own with its own credentials).
+        settings = dataclasses.replace(settings, accounts="organization")
     return Options(deployment, settings, home_region)
 
 

@@ -24,7 +24,6 @@ account under those units, in every listed region, including accounts that join 
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -128,15 +127,6 @@ def region_of(arn: str) -> str:
 # --- resources ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Organization:
-    """What the hub's side registered; the buses are wired into the regional plumbing."""
-
-    buses: dict[str, aws.cloudwatch.EventBus]
-    stack_set_ids: pulumi.Output[dict[str, str]] | None = None
-    share_arns: pulumi.Output[dict[str, str]] | None = None
-
-
 def lookup(parent: pulumi.Resource) -> pulumi.Output[aws.organizations.GetOrganizationResult]:
     """The hub's organization (DescribeOrganization works from any account of it)."""
     return aws.organizations.get_organization_output(
@@ -150,8 +140,8 @@ def create_buses(
     organization: pulumi.Output[aws.organizations.GetOrganizationResult],
     partition: pulumi.Output[str],
     parent: pulumi.Resource,
-) -> Organization:
-    """Per region, the member bus and its policy (phase 1: the rules on it are the plumbing's)."""
+) -> dict[str, aws.cloudwatch.EventBus]:
+    """Per region, the member bus and its policy (the rules on it are the regional plumbing's)."""
     buses = {}
     for region in options.regions:
         bus = aws.cloudwatch.EventBus(
@@ -174,7 +164,7 @@ def create_buses(
             opts=pulumi.ResourceOptions(parent=parent),
         )
         buses[region] = bus
-    return Organization(buses=buses)
+    return buses
 
 
 def create_member_footprint(

@@ -426,3 +426,11 @@ def test_cfn_lint_passes_on_every_generated_template(run: Run) -> None:
     broken = json.loads(json.dumps(variants["regional"]))
     broken["Resources"]["FilterRule0"]["Properties"]["SourceCidrBlock"] = "::/0"
     assert any(problem.startswith("E3002") for problem in _lint(json.dumps(broken)))
+
+
+def test_templates_and_member_policy_fit_aws_limits(run: Run) -> None:
+    """TemplateBody takes 51,200 bytes; a role's inline policies 10,240 characters (without whitespace)."""
+    for kind in ("regional", "account"):
+        assert len(stack_set(run, kind).inputs["templateBody"].encode()) < 51_200
+    (policy,) = template(run, "account")["Resources"]["MemberRole"]["Properties"]["Policies"]
+    assert len(json.dumps(policy["PolicyDocument"], separators=(",", ":"))) < 10_240
