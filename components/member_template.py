@@ -25,8 +25,8 @@ from .role import DESCRIBE_ACTIONS
 
 MEMBER_SESSION_NAME = "traffic-mirror-automation"
 """The role session name the hub's handler uses; the member role's trust requires it."""
-MEMBER_DESCRIBE_ACTIONS = (*DESCRIBE_ACTIONS, "ec2:DescribeAvailabilityZones")
-"""The hub's describes, plus the zone ids: zones are matched across accounts by AZ ID."""
+MEMBER_DESCRIBE_ACTIONS = DESCRIBE_ACTIONS
+"""The hub's describes (with DescribeAvailabilityZones: zones are matched across accounts by AZ ID)."""
 CREATE_FILTER = "CreateFilter"
 """Template parameter: "true" = the stack owns the account's filter (moto's CloudFormation
 cannot create one, so the moto test passes "false" and creates it by API)."""
