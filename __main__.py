@@ -15,3 +15,7 @@ pulumi.export("trailArn", automation.trail_arn)
 pulumi.export("bucketName", automation.bucket_name)
 pulumi.export("deadLetterQueueUrls", automation.dead_letter_queue_urls)
 pulumi.export("eventQueueUrls", automation.event_queue_urls)
+if args.get("organization_units"):
+    pulumi.export("memberStackSetIds", automation.member_stack_set_ids)
+    pulumi.export("resourceShareArns", automation.resource_share_arns)
+    pulumi.export("memberRoleName", automation.member_role_name)

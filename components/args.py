@@ -73,3 +73,13 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     """Invoke a sweep right after deploy (and after code or setting changes), so existing instances are covered. Default true."""
     alarm_topic_arns: NotRequired[Sequence[str] | None]
     """SNS topics the alarms notify; each region's alarms use the topics in that region."""
+    organization_units: NotRequired[Sequence[str] | None]
+    """Organization units (ou-...) or the root (r-...) whose accounts are covered, now and when they join, through service-managed StackSets. Empty: this account only."""
+    call_as: NotRequired[str | None]
+    """How the stack sets are managed: DELEGATED_ADMIN from a delegated administrator account, SELF from the organization's management account. Allowed: one of DELEGATED_ADMIN, SELF. Default DELEGATED_ADMIN."""
+    create_member_filters: NotRequired[bool | None]
+    """With organizationUnits: give every member account and region a traffic mirror filter (all IPv4 traffic, tagged <tagKey>=default) owned by the deployment; false: each account's own filter is used. Default true."""
+    shared_target_arns: NotRequired[Sequence[str] | None]
+    """With organizationUnits: this account's traffic mirror target ARNs to share with the organization units through AWS RAM (each in one of the regions)."""
+    share_tagged_targets: NotRequired[bool | None]
+    """With organizationUnits: also share this account's targets tagged with the tag key as sensors (found at deploy time; run pulumi up again after adding one). Default true."""

@@ -9,7 +9,7 @@ into another account.
 import pulumi
 import pulumi_aws as aws
 
-from . import config, packaging, regional, role, trail
+from . import config, organization, packaging, regional, role, trail
 from .args import TrafficMirrorAutomationArgs
 
 TYPE_TOKEN = "traffic-mirror:index:TrafficMirrorAutomation"
@@ -33,6 +33,12 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
     """Dead-letter queue URL per region: failed events end up here."""
     event_queue_urls: pulumi.Output[dict[str, str]]
     """Event queue URL per region: what EventBridge sends and the Lambda consumes."""
+    member_stack_set_ids: pulumi.Output[dict[str, str]]
+    """Organization coverage: the member stack sets' ids ("regional", "account"); empty without organization_units."""
+    resource_share_arns: pulumi.Output[dict[str, str]]
+    """Organization coverage: the RAM share of the hub's sensors, per region that has sensors to share."""
+    member_role_name: pulumi.Output[str | None]
+    """Organization coverage: the role the handler assumes in member accounts; null without organization_units."""
 
     def __init__(
         self,
@@ -61,7 +67,25 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
 
         execution_role = role.create_role(name, account, parent=self)
         role_policy = role.create_role_policy(name, execution_role, options, partition, account, own, parent=self)
-        plumbing = {region: regional.create_plumbing(name, region, options, parent=self) for region in options.regions}
+
+        # --- organization coverage (organization.py): nothing of it without organization_units ---
+        org = organization.lookup(self) if options.organization else None
+        buses = organization.create_buses(name, options, org, partition, parent=self) if org else {}
+        self.member_stack_set_ids = pulumi.Output.from_input({})
+        self.resource_share_arns = pulumi.Output.from_input({})
+        self.member_role_name = pulumi.Output.from_input(None)
+        if org is not None:
+            organization.create_hub_permissions(name, options, org, partition, execution_role, parent=self)
+            self.member_stack_set_ids = organization.create_member_footprint(
+                name, options, org, account, partition, execution_role, parent=self
+            )
+            self.resource_share_arns = organization.create_shares(name, options, org, partition, parent=self)
+            self.member_role_name = pulumi.Output.from_input(options.settings.member_role_name)
+
+        plumbing = {
+            region: regional.create_plumbing(name, region, options, parent=self, member_bus=buses.get(region))
+            for region in options.regions
+        }
 
         code = packaging.code_archive()
         code_sha256 = packaging.code_hash()
@@ -86,6 +110,9 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
                 "bucket_name": self.bucket_name,
                 "dead_letter_queue_urls": self.dead_letter_queue_urls,
                 "event_queue_urls": self.event_queue_urls,
+                "member_stack_set_ids": self.member_stack_set_ids,
+                "resource_share_arns": self.resource_share_arns,
+                "member_role_name": self.member_role_name,
             }
         )
 

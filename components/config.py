@@ -38,6 +38,8 @@ IAM_INLINE_POLICY_LIMIT = 10_240
 _RATE = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\)$")
 _CRON = re.compile(r"^cron\(\S+( \S+){5}\)$")
 _TOPIC_ARN = re.compile(r"^arn:(aws[a-z-]*):sns:([a-z0-9-]+):(\d{12}):[A-Za-z0-9_.-]{1,256}$")
+_ORGANIZATION_UNIT = re.compile(r"^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$")
+_TARGET_ARN = re.compile(r"^arn:(aws[a-z-]*):ec2:([a-z0-9-]+):(\d{12}):traffic-mirror-target/(tmt|traf-mir-tar)-[0-9a-zA-Z]+$")
 
 
 class ConfigError(ValueError):
@@ -135,6 +137,33 @@ class Deployment:
     alarm_topic_arns: tuple[str, ...] = setting(
         (), "SNS topics the alarms notify; each region's alarms use the topics in that region."
     )
+    # --- organization coverage (components/organization.py) ---
+    organization_units: tuple[str, ...] = setting(
+        (),
+        "Organization units (ou-...) or the root (r-...) whose accounts are covered, now and when they join, "
+        "through service-managed StackSets. Empty: this account only.",
+    )
+    call_as: str = setting(
+        "DELEGATED_ADMIN",
+        "How the stack sets are managed: DELEGATED_ADMIN from a delegated administrator account, "
+        "SELF from the organization's management account.",
+        choices=("DELEGATED_ADMIN", "SELF"),
+    )
+    create_member_filters: bool = setting(
+        True,
+        "With organizationUnits: give every member account and region a traffic mirror filter (all IPv4 "
+        "traffic, tagged <tagKey>=default) owned by the deployment; false: each account's own filter is used.",
+    )
+    shared_target_arns: tuple[str, ...] = setting(
+        (),
+        "With organizationUnits: this account's traffic mirror target ARNs to share with the organization "
+        "units through AWS RAM (each in one of the regions).",
+    )
+    share_tagged_targets: bool = setting(
+        True,
+        "With organizationUnits: also share this account's targets tagged with the tag key as sensors "
+        "(found at deploy time; run pulumi up again after adding one).",
+    )
 
 
 def _deployment_specs() -> tuple[Spec, ...]:
@@ -179,6 +208,11 @@ class Options:
     @property
     def partition(self) -> str:
         return PARTITION_OF_REGION[self.home_region]
+
+    @property
+    def organization(self) -> bool:
+        """Organization coverage is on: member accounts get the footprint through StackSets."""
+        return bool(self.deployment.organization_units)
 
     @property
     def create_trail(self) -> bool:
@@ -245,7 +279,33 @@ def resolve(args: Mapping[str, Any], default_home_region: str | None = None) -> 
                 f"alarm_topic_arns: {arn!r} is in {match.group(2)}, which is not one of the regions; "
                 "CloudWatch alarms can only notify a topic in their own region"
             )
+    _check_organization(deployment)
+    if deployment.organization_units and settings.accounts is None:
+        # The sweep visits the organization's accounts (the hub's own with its own credentials).
+        settings = dataclasses.replace(settings, accounts="organization")
     return Options(deployment, settings, home_region)
+
+
+def _check_organization(deployment: Deployment) -> None:
+    """Organization coverage: OU/root ids and shared target ARNs are checked before any resource."""
+    for unit in deployment.organization_units:
+        if not isinstance(unit, str) or not _ORGANIZATION_UNIT.match(unit):
+            raise ConfigError(
+                f"organization_units: {unit!r} is not an organization unit id (ou-xxxx-xxxxxxxx) or a root id (r-xxxx)"
+            )
+    if len(set(deployment.organization_units)) != len(deployment.organization_units):
+        raise ConfigError("organization_units lists an id twice; list each once")
+    if deployment.shared_target_arns and not deployment.organization_units:
+        raise ConfigError("shared_target_arns needs organization_units: targets are shared with those units")
+    for arn in deployment.shared_target_arns:
+        match = _TARGET_ARN.match(arn) if isinstance(arn, str) else None
+        if match is None:
+            raise ConfigError(
+                f"shared_target_arns: {arn!r} is not a traffic mirror target ARN "
+                "(arn:aws:ec2:<region>:<account>:traffic-mirror-target/tmt-...)"
+            )
+        if match.group(2) not in deployment.regions:
+            raise ConfigError(f"shared_target_arns: {arn!r} is in {match.group(2)}, which is not one of the regions")
 
 
 # Pulumi.yaml can't declare an optional key without a default, so "unset" is spelled "" or 0

@@ -121,7 +121,14 @@ def _retry(max_retries: int) -> aws.cloudwatch.EventTargetRetryPolicyArgs:
     )
 
 
-def create_plumbing(name: str, region: str, options: Options, parent: pulumi.Resource) -> RegionPlumbing:
+def create_plumbing(
+    name: str,
+    region: str,
+    options: Options,
+    parent: pulumi.Resource,
+    member_bus: aws.cloudwatch.EventBus | None = None,
+) -> RegionPlumbing:
+    """`member_bus` (organization coverage): the same rules again on the bus member accounts forward to."""
     child = pulumi.ResourceOptions(parent=parent)
     # Fixed names: a replacement must delete the old resource before creating the new one.
     named = pulumi.ResourceOptions(parent=parent, delete_before_replace=True)
@@ -156,24 +163,31 @@ def create_plumbing(name: str, region: str, options: Options, parent: pulumi.Res
 
     # The handler owns the patterns (handler/patterns.py): it parses exactly what they match.
     rules: list[aws.cloudwatch.EventRule] = []
+    buses: list[tuple[str, pulumi.Input[str] | None]] = [("", None)]
+    if member_bus is not None:
+        buses.append(("members-", member_bus.name))
     for kind, pattern in patterns.all_patterns(options.settings.tag_key, options.settings.release_on_stop).items():
-        rule = aws.cloudwatch.EventRule(
-            f"{name}-{kind}-{region}",
-            description=f"Traffic mirror automation: {RULE_DESCRIPTIONS.get(kind, kind)}",
-            event_pattern=json.dumps(pattern),
-            region=region,
-            opts=child,
-        )
-        aws.cloudwatch.EventTarget(
-            f"{name}-{kind}-target-{region}",
-            rule=rule.name,
-            arn=queue.arn,
-            retry_policy=_retry(TARGET_MAX_RETRIES),
-            dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=dead_letter_queue.arn),
-            region=region,
-            opts=child,
-        )
-        rules.append(rule)
+        for prefix, bus in buses:
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-{prefix}{kind}-{region}",
+                description=f"Traffic mirror automation: {RULE_DESCRIPTIONS.get(kind, kind)}"
+                + (" (member accounts)" if bus is not None else ""),
+                event_pattern=json.dumps(pattern),
+                event_bus_name=bus,
+                region=region,
+                opts=child,
+            )
+            aws.cloudwatch.EventTarget(
+                f"{name}-{prefix}{kind}-target-{region}",
+                rule=rule.name,
+                event_bus_name=bus,
+                arn=queue.arn,
+                retry_policy=_retry(TARGET_MAX_RETRIES),
+                dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=dead_letter_queue.arn),
+                region=region,
+                opts=child,
+            )
+            rules.append(rule)
 
     sweep_rule = aws.cloudwatch.EventRule(
         f"{name}-sweep-{region}",

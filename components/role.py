@@ -30,6 +30,7 @@ DESCRIBE_ACTIONS = (
     "ec2:DescribeTrafficMirrorSessions",
     "ec2:DescribeVpcEndpoints",
     "ec2:DescribeSubnets",
+    "ec2:DescribeAvailabilityZones",  # AZ ids: zones are matched across accounts by id
     "elasticloadbalancing:DescribeLoadBalancers",
 )
 QUEUE_CONSUMER_ACTIONS = (

@@ -453,6 +453,7 @@ def test_role_policy_is_least_privilege(run: Run) -> None:
         "ec2:DescribeTrafficMirrorSessions",
         "ec2:DescribeVpcEndpoints",
         "ec2:DescribeSubnets",
+        "ec2:DescribeAvailabilityZones",
         "elasticloadbalancing:DescribeLoadBalancers",
     }
     # Only the describe calls (which support no resource ARNs) get resource "*".

@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -27,6 +27,9 @@ PROVIDER_REGION = "us-east-1"
 """The region of the default provider: where a resource without `region=` would land."""
 PROJECT = "traffic-mirror-automation"
 STACK = "test"
+ORGANIZATION_ID = "o-exampleorg1"
+MANAGEMENT_ACCOUNT = "999999999999"
+ORGANIZATION_ARN = f"arn:{PARTITION}:organizations::{MANAGEMENT_ACCOUNT}:organization/{ORGANIZATION_ID}"
 
 
 @dataclass
@@ -55,7 +58,9 @@ def _suffix(name: str) -> str:
 class RecordingMocks(Mocks):
     """Returns realistic ARNs and names per resource type, and records every registration."""
 
-    def __init__(self) -> None:
+    def __init__(self, tagged_targets: dict[str, list[tuple[str, dict[str, str]]]] | None = None) -> None:
+        self.tagged_targets = tagged_targets or {}
+        """Region -> (ARN, tags) of traffic mirror targets the tagging API finds (organization sharing)."""
         self.resources: list[Registered] = []
         self.calls: list[MockCallArgs] = []
         self._parents: dict[tuple[str, str], str] = {}
@@ -92,6 +97,21 @@ class RecordingMocks(Mocks):
             resource_id = auto
         elif typ == "aws:lambda/eventSourceMapping:EventSourceMapping":
             outputs |= {"uuid": _suffix(args.name)}
+        # organization coverage
+        elif typ == "aws:cloudwatch/eventBus:EventBus":
+            outputs |= {"name": auto, "arn": f"arn:{PARTITION}:events:{region}:{ACCOUNT}:event-bus/{auto}"}
+            resource_id = auto
+        elif typ == "aws:cloudformation/stackSet:StackSet":
+            stack_set_id = f"{auto}:{_suffix(args.name)}"
+            outputs |= {"name": auto, "stackSetId": stack_set_id,
+                        "arn": f"arn:{PARTITION}:cloudformation:{region}:{ACCOUNT}:stackset/{stack_set_id}"}  # fmt: skip
+            resource_id = auto
+        elif typ == "aws:ram/resourceShare:ResourceShare":
+            outputs |= {"arn": f"arn:{PARTITION}:ram:{region}:{ACCOUNT}:resource-share/{_suffix(args.name)}"}
+            resource_id = outputs["arn"]
+        elif typ == "aws:iam/policy:Policy":
+            outputs |= {"name": auto, "arn": f"arn:{PARTITION}:iam::{ACCOUNT}:policy/{auto}"}
+            resource_id = outputs["arn"]
         self.resources.append(
             Registered(
                 type=typ,
@@ -122,6 +142,21 @@ class RecordingMocks(Mocks):
             }, []
         if args.token == "aws:index/getRegion:getRegion":
             return {"name": PROVIDER_REGION, "region": PROVIDER_REGION, "id": PROVIDER_REGION}, []
+        if args.token == "aws:organizations/getOrganization:getOrganization":
+            return {
+                "id": ORGANIZATION_ID,
+                "arn": ORGANIZATION_ARN,
+                "masterAccountId": MANAGEMENT_ACCOUNT,
+                "masterAccountArn": f"arn:{PARTITION}:organizations::{MANAGEMENT_ACCOUNT}:account/{ORGANIZATION_ID}/{MANAGEMENT_ACCOUNT}",
+                "masterAccountEmail": "management@example.com",
+                "masterAccountName": "management",
+                "featureSet": "ALL",
+            }, []
+        if args.token == "aws:resourcegroupstaggingapi/getResources:getResources":
+            region = args.args.get("region") or PROVIDER_REGION
+            found = self.tagged_targets.get(region, [])
+            mappings = [{"resourceArn": arn, "tags": tags, "complianceDetails": []} for arn, tags in found]
+            return {"id": region, "region": region, "resourceTagMappingLists": mappings}, []
         raise NotImplementedError(f"the test mocks don't know the invoke {args.token}")
 
 
@@ -142,6 +177,8 @@ class Run:
     resources: list[Registered]
     result: Any
     exports: dict[str, Any]
+    invokes: list[str] = field(default_factory=list)
+    """The tokens of every invoke (data source) the program made, in order."""
 
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.type == typ]
@@ -159,11 +196,12 @@ def run_program(
     build: Callable[[], Any],
     config: dict[str, Any] | None = None,
     aws_config: dict[str, Any] | None = None,
+    tagged_targets: dict[str, list[tuple[str, dict[str, str]]]] | None = None,
 ) -> Run:
     """Run `build` as a Pulumi program with mocks; config keys are the project's (no namespace)."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    mocks = RecordingMocks()
+    mocks = RecordingMocks(tagged_targets)
     exports: dict[str, Any] = {}
     holder: dict[str, Any] = {}
     try:
@@ -190,7 +228,7 @@ def run_program(
         pulumi.runtime.set_all_config({})
         loop.close()
         asyncio.set_event_loop(None)
-    return Run(resources=mocks.resources, result=holder.get("result"), exports=resolved)
+    return Run(resources=mocks.resources, result=holder.get("result"), exports=resolved, invokes=[c.token for c in mocks.calls])
 
 
 def _config_value(value: Any) -> str:
