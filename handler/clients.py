@@ -21,6 +21,8 @@ import botocore.session
 from botocore.config import Config
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
+from .model import MEMBER_SESSION_NAME
+
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
@@ -28,8 +30,6 @@ else:
     EC2Client = ElasticLoadBalancingv2Client = Any
 
 USER_AGENT = "traffic-mirror-automation"
-SESSION_NAME = "traffic-mirror-automation"
-"""The role session name in member accounts: CloudTrail shows it as the caller."""
 
 RETRY_CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": 10},
@@ -98,7 +98,7 @@ class Clients:
             client_creator=base._session.create_client,
             source_credentials=base._session.get_credentials(),
             role_arn=f"arn:{self.partition}:iam::{place.account}:role/{place.role}",
-            extra_args={"RoleSessionName": SESSION_NAME},
+            extra_args={"RoleSessionName": MEMBER_SESSION_NAME},
         )
         credentials = DeferredRefreshableCredentials(
             refresh_using=fetcher.fetch_credentials, method="assume-role"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .model import Source
+from .model import MEMBER_SESSION_NAME, Source
 from .settings import Settings
 
 ChangeKind = Literal["launch", "instances", "enis", "sweep", "release-instances"]
@@ -164,6 +164,8 @@ def _actor_is_self(record: Mapping[str, Any], settings: Settings) -> bool:
     if settings.role_arn and issuer_arn == settings.role_arn:
         return True
     arn = _str(identity.get("arn"))
+    if settings.accounts and arn.endswith(f":assumed-role/{settings.member_role_name}/{MEMBER_SESSION_NAME}"):
+        return True  # the hub handler acting in a member account through the member role
     return (
         bool(settings.function_name)
         and ":assumed-role/" in arn

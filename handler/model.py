@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+MEMBER_SESSION_NAME = "traffic-mirror-automation"
+"""The role session name of the handler in member accounts: CloudTrail shows it as the caller."""
+
 TargetKind = Literal["network-interface", "network-load-balancer", "gateway-load-balancer-endpoint"]
 ActionKind = Literal["create", "modify", "delete"]
 Outcome = Literal["create", "modify", "delete", "mirrored", "skipped"]
