@@ -17,6 +17,7 @@ does (`tagSet.items.key`). `eventbridge_array_matching` teaches it that, and not
 """
 
 import base64
+import contextlib
 import copy
 import hashlib
 import importlib
@@ -31,6 +32,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.validate import validate_parameters
 from moto import mock_aws
 from moto.events.models import EventPattern
 from traffic_mirror.components import TrafficMirrorAutomation, packaging
@@ -105,6 +107,8 @@ class Deployed:
     queue_urls: dict[str, str]
     dead_letter_urls: dict[str, str]
     zip_bytes: bytes
+    ids: dict[str, str]
+    """The mocks' ids of targets and filters -> the ids moto gave them."""
 
 
 @pytest.fixture
@@ -127,7 +131,7 @@ def _by_output(run: Run, typ: str, key: str, value: str) -> Registered:
     return found
 
 
-def replay(run: Run, zip_bytes: bytes) -> Deployed:
+def replay(run: Run, zip_bytes: bytes, regions: list[str] = REGIONS) -> Deployed:
     iam = boto3.client("iam")
     (role,) = run.of_type("aws:iam/role:Role")
     role_arn = iam.create_role(
@@ -192,12 +196,69 @@ def replay(run: Run, zip_bytes: bytes) -> Deployed:
     functions: dict[str, str] = {}
     queues: dict[str, str] = {}
     dead_letters: dict[str, str] = {}
-    for region in REGIONS:
-        functions[region], queues[region], dead_letters[region] = _replay_region(run, region, zip_bytes)
-    return Deployed(run, role_arn, functions, queues, dead_letters, zip_bytes)
+    ids: dict[str, str] = {}
+    for region in regions:
+        ids |= _replay_mirroring(run, region)
+        functions[region], queues[region], dead_letters[region] = _replay_region(run, region, zip_bytes, ids)
+    return Deployed(run, role_arn, functions, queues, dead_letters, zip_bytes, ids)
 
 
-def _replay_region(run: Run, region: str, zip_bytes: bytes) -> tuple[str, str, str]:
+def _tag_spec(kind: str, tags: dict[str, str]) -> list[dict[str, Any]]:
+    """moto refuses CreateTags on its traffic-mirror ids: tags go with the creation, as pulumi-aws sends them."""
+    return [{"ResourceType": kind, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+
+
+def _replay_mirroring(run: Run, region: str) -> dict[str, str]:
+    """The sensors' targets, the owned filter and its rules; returns mock id -> moto id."""
+    ec2 = boto3.client("ec2", region_name=region)
+    ids: dict[str, str] = {}
+    for target in _only(run, "aws:ec2/trafficMirrorTarget:TrafficMirrorTarget", region):
+        i = target.inputs
+        kwargs = {
+            boto_key: i[key]
+            for key, boto_key in (
+                ("networkLoadBalancerArn", "NetworkLoadBalancerArn"),
+                ("networkInterfaceId", "NetworkInterfaceId"),
+                ("gatewayLoadBalancerEndpointId", "GatewayLoadBalancerEndpointId"),
+            )
+            if key in i
+        }
+        created = ec2.create_traffic_mirror_target(
+            **kwargs, Description=i["description"], TagSpecifications=_tag_spec("traffic-mirror-target", i["tags"])
+        )
+        ids[target.outputs["id"]] = created["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+    for mirror_filter in _only(run, "aws:ec2/trafficMirrorFilter:TrafficMirrorFilter", region):
+        created = ec2.create_traffic_mirror_filter(
+            Description=mirror_filter.inputs["description"],
+            TagSpecifications=_tag_spec("traffic-mirror-filter", mirror_filter.inputs["tags"]),
+        )
+        ids[mirror_filter.outputs["id"]] = created["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+    for rule in _only(run, "aws:ec2/trafficMirrorFilterRule:TrafficMirrorFilterRule", region):
+        i = rule.inputs
+        kwargs = {"Protocol": int(i["protocol"])} if "protocol" in i else {}
+        if "destinationPortRange" in i:
+            ports = i["destinationPortRange"]
+            kwargs["DestinationPortRange"] = {"FromPort": int(ports["fromPort"]), "ToPort": int(ports["toPort"])}
+        params = {
+            "TrafficMirrorFilterId": ids[i["trafficMirrorFilterId"]],
+            "TrafficDirection": i["trafficDirection"],
+            "RuleNumber": int(i["ruleNumber"]),
+            "RuleAction": i["ruleAction"],
+            "SourceCidrBlock": i["sourceCidrBlock"],
+            "DestinationCidrBlock": i["destinationCidrBlock"],
+            "Description": i["description"],
+            **kwargs,
+        }
+        # moto does not implement CreateTrafficMirrorFilterRule: check the call against EC2's own
+        # API model instead (names, types, enums), which botocore would send as is.
+        model = ec2.meta.service_model.operation_model("CreateTrafficMirrorFilterRule")
+        validate_parameters(params, model.input_shape)
+        assert params["TrafficDirection"] in model.input_shape.members["TrafficDirection"].enum
+        assert params["RuleAction"] in model.input_shape.members["RuleAction"].enum
+    return ids
+
+
+def _replay_region(run: Run, region: str, zip_bytes: bytes, ids: dict[str, str]) -> tuple[str, str, str]:
     sqs = boto3.client("sqs", region_name=region)
     events = boto3.client("events", region_name=region)
     lambda_ = boto3.client("lambda", region_name=region)
@@ -242,7 +303,7 @@ def _replay_region(run: Run, region: str, zip_bytes: bytes) -> tuple[str, str, s
         Architectures=inputs["architectures"],
         Timeout=int(inputs["timeout"]),
         MemorySize=int(inputs["memorySize"]),
-        Environment={"Variables": inputs["environment"]["variables"]},
+        Environment={"Variables": {k: ids.get(v, v) for k, v in inputs["environment"]["variables"].items()}},
         DeadLetterConfig={"TargetArn": inputs["deadLetterConfig"]["targetArn"]},
         LoggingConfig={
             "LogFormat": inputs["loggingConfig"]["logFormat"],
@@ -251,6 +312,19 @@ def _replay_region(run: Run, region: str, zip_bytes: bytes) -> tuple[str, str, s
     )
     assert created["FunctionArn"] == fn.outputs["arn"]
     assert created["CodeSha256"] == base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()
+
+    if "reservedConcurrentExecutions" in inputs:
+        lambda_.put_function_concurrency(
+            FunctionName=inputs["name"], ReservedConcurrentExecutions=int(inputs["reservedConcurrentExecutions"])
+        )
+    for config in _only(run, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", region):
+        lambda_.put_function_event_invoke_config(
+            FunctionName=config.inputs["functionName"],
+            MaximumRetryAttempts=int(config.inputs["maximumRetryAttempts"]),
+            MaximumEventAgeInSeconds=int(config.inputs["maximumEventAgeInSeconds"]),
+        )
+    for board in _only(run, "aws:cloudwatch/dashboard:Dashboard", region):
+        cloudwatch.put_dashboard(DashboardName=board.inputs["dashboardName"], DashboardBody=board.inputs["dashboardBody"])
 
     (esm,) = _only(run, "aws:lambda/eventSourceMapping:EventSourceMapping", region)
     # Disabled in moto: moto would run the function in Docker; the test plays Lambda's poller itself.
@@ -339,13 +413,23 @@ def archived_handler(
 ) -> Iterator[tuple[ModuleType, list[str]]]:
     """`handler.app` imported from the extracted zip (as Lambda runs it) in a fresh namespace,
     with the environment the component gave the function. Also yields the IAM actions it calls."""
+    with load_archived_handler(deployed, tmp_path, monkeypatch) as loaded:
+        yield loaded
+
+
+@contextlib.contextmanager
+def load_archived_handler(
+    deployed: Deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[ModuleType, list[str]]]:
+    """See `archived_handler`; the environment is the one moto's function holds."""
     task = tmp_path / "task"
     deployed_zip = tmp_path / "deployed.zip"
     deployed_zip.write_bytes(deployed.zip_bytes)  # the bytes moto's Lambda holds (CodeSha256 checked)
     with zipfile.ZipFile(deployed_zip) as archive:
         archive.extractall(task)
     (fn,) = _only(deployed.run, "aws:lambda/function:Function", REGION)
-    for key, value in fn.inputs["environment"]["variables"].items():
+    variables = boto3.client("lambda", region_name=REGION).get_function_configuration(FunctionName=fn.inputs["name"])
+    for key, value in variables["Environment"]["Variables"].items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("AWS_EXECUTION_ENV", "AWS_Lambda_python3.13")
