@@ -259,7 +259,7 @@ class RegionFunction:
     function: aws.lambda_.Function
     event_source_mapping: aws.lambda_.EventSourceMapping
     initial_sweep: aws.lambda_.Invocation | None
-    release_hook: aws.lambda_.Invocation | None
+    release_hook: aws.lambda_.Invocation
 
 
 @dataclass
@@ -327,10 +327,8 @@ def create_function(
         opts=child,
     )
     # Created before, and so destroyed after, what could create sessions: see teardown.py.
-    release_hook = teardown.create_release_hook(name, region, function, parent) if options.deployment.release_on_destroy else None
-    invokers = pulumi.ResourceOptions(
-        parent=parent, depends_on=[role_policy, *([release_hook] if release_hook else [])]
-    )
+    release_hook = teardown.create_release_hook(name, region, function, options.deployment.release_on_destroy, parent)
+    invokers = pulumi.ResourceOptions(parent=parent, depends_on=[role_policy, release_hook])
     event_source_mapping = aws.lambda_.EventSourceMapping(
         f"{name}-event-source-{region}",
         event_source_arn=plumbing.queue.arn,

@@ -12,8 +12,10 @@ the hook runs; then the function, which the hook depends on. If the release fail
 past its retries, or its deadline), the invocation fails and so does `pulumi destroy`, naming
 the error: run it again, or release by hand with the command in the README.
 
-The hook's input never changes (no managed_by, no settings in it): a changed input would make
-Pulumi replace the hook, and a replacement is a delete, which would release every session.
+The hook exists whether or not `release_on_destroy` is set, and its input holds only the region
+and that flag (no managed_by, no other setting): removing the hook, or replacing it, would be a
+delete, which releases every session. Turning the option off is an update of the input (the
+handler ignores updates), after which the hook's delete releases nothing.
 """
 
 import json
@@ -28,7 +30,7 @@ LIFECYCLE_SCOPE = "CRUD"
 HOOK_ID = "pulumi-teardown"
 
 
-def release_event(region: str) -> dict[str, Any]:
+def release_event(region: str, release: bool = True) -> dict[str, Any]:
     """The hook's input; the handler reads it as a "release-region" change (handler/events.py)."""
     return {
         "version": "0",
@@ -36,7 +38,7 @@ def release_event(region: str) -> dict[str, Any]:
         "source": events.TEARDOWN_SOURCE,
         "detail-type": events.RELEASE_REGION,
         "region": region,
-        "detail": {},
+        "detail": {events.RELEASE_ON_DELETE: release},
     }
 
 
@@ -50,12 +52,12 @@ def release_command(function_name: str, region: str) -> str:
 
 
 def create_release_hook(
-    name: str, region: str, function: aws.lambda_.Function, parent: pulumi.Resource
+    name: str, region: str, function: aws.lambda_.Function, release: bool, parent: pulumi.Resource
 ) -> aws.lambda_.Invocation:
     return aws.lambda_.Invocation(
         f"{name}-release-on-destroy-{region}",
         function_name=function.name,
-        input=json.dumps(release_event(region)),
+        input=json.dumps(release_event(region, release)),
         lifecycle_scope=LIFECYCLE_SCOPE,
         terraform_key=events.LIFECYCLE_KEY,
         region=region,

@@ -31,6 +31,8 @@ TEARDOWN_SOURCE = "traffic-mirror.teardown"
 RELEASE_REGION = "Release Managed Sessions"
 """The component's teardown hook (an `aws.lambda_.Invocation` with lifecycle scope CRUD), or an
 operator's `aws lambda invoke`: delete every session of the region tagged with our ManagedBy."""
+RELEASE_ON_DELETE = "release_on_delete"
+"""In the hook's `detail`: false when the deployment keeps its sessions on `pulumi destroy`."""
 LIFECYCLE_KEY = "tf"
 """Where pulumi-aws's CRUD invocation puts `{"action": "create" | "update" | "delete", ...}`."""
 
@@ -335,6 +337,10 @@ def _release_region(event: Mapping[str, Any], region: str, event_id: str) -> Cha
     lifecycle = event.get(LIFECYCLE_KEY)
     if lifecycle is not None:
         action = _str(lifecycle.get("action")) if isinstance(lifecycle, Mapping) else ""
+        detail = event.get("detail")
+        keep = isinstance(detail, Mapping) and detail.get(RELEASE_ON_DELETE) is False
+        if action == "delete" and keep:
+            return Skip("ignored", "teardown hook delete: release_on_destroy is off, sessions are kept", RELEASE_REGION, event_id)
         if action != "delete":
             return Skip("ignored", f"teardown hook {action or '(no action)'}: nothing to release", RELEASE_REGION, event_id)
     return Change("release-region", RELEASE_REGION, event_id or "release", region)

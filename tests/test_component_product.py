@@ -252,8 +252,17 @@ def test_destroy_releases_the_sessions_before_the_function_goes(run: Run) -> Non
         for invoker in (f"mirror-event-source-{region}", f"mirror-sweep-target-{region}"):
             assert run.named(invoker).depends_on(hook.name), invoker
         assert run.named(f"mirror-initial-sweep-{region}").depends_on(f"mirror-event-source-{region}")
+
+    # Turning the option off keeps the hook (removing it would be its delete: a release) and only
+    # changes its input, an update the handler ignores; its delete then releases nothing.
     kept = deploy({"release_on_destroy": False})
-    assert [i.name for i in kept.of_type("aws:lambda/invocation:Invocation") if "release" in i.name] == []
+    on = {h.name: h.json_input("input") for h in run.of_type("aws:lambda/invocation:Invocation") if "release" in h.name}
+    off = {h.name: h.json_input("input") for h in kept.of_type("aws:lambda/invocation:Invocation") if "release" in h.name}
+    assert set(off) == set(on)
+    for name, event in off.items():
+        assert {k: v for k, v in event.items() if k != "detail"} == {k: v for k, v in on[name].items() if k != "detail"}
+        for action in ("update", "delete"):
+            assert isinstance(parse({**event, "tf": {"action": action, "prev_input": on[name]}}, Settings()), Skip)
 
 
 def test_the_release_command_is_the_hooks_event_without_the_lifecycle_key() -> None:
