@@ -83,3 +83,23 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     """With organizationUnits: this account's traffic mirror target ARNs to share with the organization units through AWS RAM (each in one of the regions)."""
     share_tagged_targets: NotRequired[bool | None]
     """With organizationUnits: also share this account's targets tagged with the tag key as sensors (found at deploy time; run pulumi up again after adding one). Default true."""
+    sensors: NotRequired[Sequence[str] | None]
+    """Sensors to create traffic mirror targets for, each an NLB ARN, REGION/eni-... or REGION/vpce-... (a Gateway Load Balancer endpoint), optionally followed by =ROUTE; each target is tagged with the tag key (value true, or the route): a sensor the operator designated."""
+    create_filter: NotRequired[bool | None]
+    """Create the deployment's own traffic mirror filter in each region and give its id to the handler (not when filter_id is set); false: the handler picks the region's filter. Default true."""
+    filter_exclude_vxlan: NotRequired[bool | None]
+    """The owned filter rejects UDP 4789 (VXLAN) both ways: copies on their way to sensors are not mirrored. Default true."""
+    filter_mirror_amazon_dns: NotRequired[bool | None]
+    """The owned filter also mirrors Amazon DNS traffic (AWS's amazon-dns network service). Default false."""
+    filter_rules: NotRequired[Sequence[str] | None]
+    """Extra rules of the owned filter, evaluated before its defaults: '<ingress|egress> <accept|reject> <protocol> <source CIDR> <destination CIDR> [port[-port]]'; at most 4 (AWS allows 10 per filter)."""
+    release_on_destroy: NotRequired[bool | None]
+    """`pulumi destroy` first deletes every session the deployment created (its ManagedBy tag) in each region, then the function. Default true."""
+    reserve_concurrency: NotRequired[bool | None]
+    """Reserve max_concurrency + 2 concurrent executions for the function, so event bursts never starve the sweep (turn off in accounts with a very low concurrency quota). Default true."""
+    dashboard: NotRequired[bool | None]
+    """A CloudWatch dashboard per region: coverage, sessions created/failed/deferred, events, sweep duration, dead letters. Default true."""
+    coverage_alarm_percent: NotRequired[int | None]
+    """Alarm when a region's coverage stays below this percent. Unset: no coverage alarm. Allowed: between 1 and 100."""
+    allow_managed_by_change: NotRequired[bool | None]
+    """Allow changing managed_by on a running deployment (its old sessions stay, new ones are added beside them); refused at preview otherwise. Default false."""

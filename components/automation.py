@@ -9,7 +9,8 @@ into another account.
 import pulumi
 import pulumi_aws as aws
 
-from . import config, organization, packaging, regional, role, trail
+from . import config, dashboard, managed_by, organization, packaging, regional, role, sensors, trail
+from . import filter as mirror_filter
 from .args import TrafficMirrorAutomationArgs
 
 TYPE_TOKEN = "traffic-mirror:index:TrafficMirrorAutomation"
@@ -65,7 +66,7 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
             trail_arn = pulumi.Output.from_input(options.deployment.existing_trail_arn or "")
             bucket_name = pulumi.Output.from_input(None)
 
-        execution_role = role.create_role(name, account, parent=self)
+        execution_role = role.create_role(name, partition, account, own, parent=self)
         role_policy = role.create_role_policy(name, execution_role, options, partition, account, own, parent=self)
 
         # --- organization coverage (organization.py): nothing of it without organization_units ---
@@ -83,18 +84,43 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
             self.member_role_name = pulumi.Output.from_input(options.settings.member_role_name)
 
         plumbing = {
-            region: regional.create_plumbing(name, region, options, parent=self, member_bus=buses.get(region))
+            region: regional.create_plumbing(
+                name, region, options, execution_role.arn, parent=self, member_bus=buses.get(region)
+            )
             for region in options.regions
         }
+        mirroring = {region: self._mirroring(name, region, options) for region in options.regions}
 
         code = packaging.code_archive()
         code_sha256 = packaging.code_hash()
         functions = {
             region: regional.create_function(
-                name, p, options, execution_role, role_policy, code, code_sha256, account, parent=self
+                name,
+                p,
+                options,
+                execution_role,
+                role_policy,
+                code,
+                code_sha256,
+                account,
+                mirroring[region],
+                managed_by.guard(
+                    regional.function_name(name, region),
+                    region,
+                    options.settings.managed_by,
+                    options.deployment.allow_managed_by_change,
+                    parent=self,
+                ),
+                parent=self,
             )
             for region, p in plumbing.items()
         }
+        for region, f in functions.items():
+            if options.deployment.dashboard:
+                dashboard.create_dashboard(
+                    name, region, f.function, plumbing[region].queue, plumbing[region].dead_letter_queue, parent=self
+                )
+            dashboard.create_coverage_alarm(name, region, options, f.function, parent=self)
 
         self.function_arns = pulumi.Output.all(**{r: f.function.arn for r, f in functions.items()})
         self.role_arn = execution_role.arn
@@ -115,6 +141,21 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
                 "member_role_name": self.member_role_name,
             }
         )
+
+    def _mirroring(self, name: str, region: str, options: config.Options) -> regional.RegionMirroring:
+        """The region's owned filter (unless a filter is given) and its sensors' targets."""
+        managed = options.settings.managed_by
+        resources: list[pulumi.Resource] = list(
+            sensors.create_targets(name, region, options.sensors, options.settings.tag_key, managed, parent=self)
+        )
+        filter_id: pulumi.Output[str] | None = None
+        if options.owns_filter:
+            owned, rules = mirror_filter.create_filter(
+                name, region, options.filter_rules, options.deployment.filter_mirror_amazon_dns, managed, parent=self
+            )
+            filter_id = owned.id
+            resources += [owned, *rules]
+        return regional.RegionMirroring(filter_id=filter_id, resources=resources)
 
     @staticmethod
     def _warn_if_overlapping(name: str, options: config.Options) -> None:

@@ -26,6 +26,8 @@ from ..cli.regions import KNOWN_REGIONS, PARTITION_OF_REGION
 from ..cli.regions import REGIONS_BY_PARTITION as REGIONS_BY_PARTITION
 from ..handler import settings as handler_settings
 from ..handler.settings import Settings, SettingsError, Spec, setting
+from . import filter as mirror_filter
+from .sensors import Sensor, SensorError, parse_sensors
 
 RUNTIMES = ("python3.12", "python3.13", "python3.14")
 # The values CloudWatch Logs accepts for a log group's retention.
@@ -164,6 +166,51 @@ class Deployment:
         "With organizationUnits: also share this account's targets tagged with the tag key as sensors "
         "(found at deploy time; run pulumi up again after adding one).",
     )
+    sensors: tuple[str, ...] = setting(
+        (),
+        "Sensors to create traffic mirror targets for, each an NLB ARN, REGION/eni-... or REGION/vpce-... "
+        "(a Gateway Load Balancer endpoint), optionally followed by =ROUTE; each target is tagged with the tag "
+        "key (value true, or the route): a sensor the operator designated.",
+    )
+    create_filter: bool = setting(
+        True,
+        "Create the deployment's own traffic mirror filter in each region and give its id to the handler "
+        "(not when filter_id is set); false: the handler picks the region's filter.",
+    )
+    filter_exclude_vxlan: bool = setting(
+        True, "The owned filter rejects UDP 4789 (VXLAN) both ways: copies on their way to sensors are not mirrored."
+    )
+    filter_mirror_amazon_dns: bool = setting(
+        False, "The owned filter also mirrors Amazon DNS traffic (AWS's amazon-dns network service)."
+    )
+    filter_rules: tuple[str, ...] = setting(
+        (),
+        "Extra rules of the owned filter, evaluated before its defaults: '<ingress|egress> <accept|reject> "
+        "<protocol> <source CIDR> <destination CIDR> [port[-port]]'; at most 4 (AWS allows 10 per filter).",
+    )
+    release_on_destroy: bool = setting(
+        True,
+        "`pulumi destroy` first deletes every session the deployment created (its ManagedBy tag) in each "
+        "region, then the function.",
+    )
+    reserve_concurrency: bool = setting(
+        True,
+        "Reserve max_concurrency + 2 concurrent executions for the function, so event bursts never starve "
+        "the sweep (turn off in accounts with a very low concurrency quota).",
+    )
+    dashboard: bool = setting(
+        True,
+        "A CloudWatch dashboard per region: coverage, sessions created/failed/deferred, events, sweep duration, "
+        "dead letters.",
+    )
+    coverage_alarm_percent: int | None = setting(
+        None, "Alarm when a region's coverage stays below this percent. Unset: no coverage alarm.", lo=1, hi=100
+    )
+    allow_managed_by_change: bool = setting(
+        False,
+        "Allow changing managed_by on a running deployment (its old sessions stay, new ones are added beside "
+        "them); refused at preview otherwise.",
+    )
 
 
 def _deployment_specs() -> tuple[Spec, ...]:
@@ -200,10 +247,27 @@ class Options:
     settings: Settings = field(default_factory=Settings)
     """The handler's settings as deployed (the platform-set ones stay unset here)."""
     home_region: str = ""
+    sensors: tuple[Sensor, ...] = ()
+    """`deployment.sensors`, parsed."""
 
     @property
     def regions(self) -> tuple[str, ...]:
         return self.deployment.regions
+
+    @property
+    def owns_filter(self) -> bool:
+        """The deployment creates its own filter per region unless told to use one (or none)."""
+        return self.deployment.create_filter and self.settings.filter_id is None
+
+    @property
+    def filter_rules(self) -> tuple[mirror_filter.Rule, ...]:
+        return mirror_filter.rules(self.deployment.filter_rules, self.deployment.filter_exclude_vxlan)
+
+    @property
+    def reserved_concurrency(self) -> int | None:
+        """The event queue's cap, plus one for the scheduled sweep and one for a sweep by hand, the
+        initial sweep or the teardown hook: a burst of events can never starve the sweep."""
+        return self.deployment.max_concurrency + 2 if self.deployment.reserve_concurrency else None
 
     @property
     def partition(self) -> str:
@@ -283,7 +347,12 @@ def resolve(args: Mapping[str, Any], default_home_region: str | None = None) -> 
     if deployment.organization_units and settings.accounts is None:
         # The sweep visits the organization's accounts (the hub's own with its own credentials).
         settings = dataclasses.replace(settings, accounts="organization")
-    return Options(deployment, settings, home_region)
+    try:
+        sensors = parse_sensors(deployment.sensors, regions)
+        mirror_filter.rules(deployment.filter_rules, deployment.filter_exclude_vxlan)  # AWS's 10-rule limit
+    except (SensorError, mirror_filter.FilterRuleError) as exc:
+        raise ConfigError(str(exc)) from None
+    return Options(deployment, settings, home_region, sensors)
 
 
 def _check_organization(deployment: Deployment) -> None:

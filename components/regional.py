@@ -22,6 +22,8 @@ import pulumi
 import pulumi_aws as aws
 
 from ..handler import patterns
+from ..handler.settings import MANAGED_TAG_KEY
+from . import teardown
 from .config import Options
 from .naming import name_pattern, physical_name
 from .role import OwnNames
@@ -36,12 +38,18 @@ DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600
 TARGET_MAX_EVENT_AGE_SECONDS = 3600
 TARGET_MAX_RETRIES = 8
 ALARM_PERIOD_SECONDS = 300
+ASYNC_RETRIES = 0
+ASYNC_MAX_EVENT_AGE_SECONDS = 120
+"""Scheduled sweeps are invoked asynchronously: no Lambda retries (the next tick is the retry),
+and a sweep that waited this long for a free execution is dropped rather than run stale."""
 INITIAL_SWEEP_ID = "pulumi-initial-sweep"
 RULE_DESCRIPTIONS = {
     "api-calls": "successful EC2 API calls that can need a traffic mirror session",
     "tag-changes": "changes to the mirror tag",
     "state-changes": "EC2 instance state changes",
 }
+METRIC_NAMESPACE = "TrafficMirrorAutomation"
+"""The handler's EMF namespace (handler/report.py), dimension FunctionName."""
 FUNCTION_KIND, EVENTS_KIND, DEAD_LETTER_KIND = "handler", "events", "dlq"
 FUNCTION_NAME_MAX, QUEUE_NAME_MAX = 64, 80  # AWS's limits on these names
 
@@ -85,8 +93,20 @@ def initial_sweep_event(account: str, region: str) -> dict[str, Any]:
     }
 
 
-def queue_policy_document(queue_arn: str, rule_arns: list[str]) -> dict[str, Any]:
-    """Only our own rules may send to the queue."""
+def queue_policy_document(queue_arn: str, rule_arns: list[str], also_from: list[str] | None = None) -> dict[str, Any]:
+    """Only our own rules may send to the queue, and nobody may use it without TLS.
+
+    The Allow lets EventBridge deliver for our rules. The Denies hold against every principal
+    of the account, whatever its own IAM policy says: `SendMessage` is refused unless it comes
+    from one of our rules (`aws:SourceArn`; a call without that key is refused too, since a
+    negated operator matches a missing key) or from a principal in `also_from` (the function's
+    role, which delivers failed asynchronous invocations to the dead-letter queue). Only
+    SendMessage is denied: the event source mapping's receive and delete (the role's own
+    policy), administrators' queue management and SQS's own redrive are untouched.
+    """
+    deny_others: dict[str, Any] = {"ArnNotEquals": {"aws:SourceArn": rule_arns}}
+    if also_from:
+        deny_others["ArnNotEquals"] = {"aws:SourceArn": rule_arns, "aws:PrincipalArn": also_from}
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -97,7 +117,23 @@ def queue_policy_document(queue_arn: str, rule_arns: list[str]) -> dict[str, Any
                 "Action": "sqs:SendMessage",
                 "Resource": queue_arn,
                 "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}},
-            }
+            },
+            {
+                "Sid": "DenyOtherSenders",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": deny_others,
+            },
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sqs:*",
+                "Resource": queue_arn,
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
         ],
     }
 
@@ -125,6 +161,7 @@ def create_plumbing(
     name: str,
     region: str,
     options: Options,
+    role_arn: pulumi.Input[str],
     parent: pulumi.Resource,
     member_bus: aws.cloudwatch.EventBus | None = None,
 ) -> RegionPlumbing:
@@ -199,13 +236,19 @@ def create_plumbing(
 
     event_rule_arns = pulumi.Output.all(*[rule.arn for rule in rules])
     all_rule_arns = pulumi.Output.all(*[rule.arn for rule in [*rules, sweep_rule]])
-    # Each queue accepts messages only from its own rules (the DLQ also from the sweep's rule).
-    for kind, target_queue, arns in (("events", queue, event_rule_arns), ("dlq", dead_letter_queue, all_rule_arns)):
+    # Each queue accepts messages only from its own rules (the DLQ also from the sweep's rule,
+    # and from the function's role, which sends it the failed asynchronous invocations).
+    role = pulumi.Output.from_input(role_arn)
+    no_role: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+    for kind, target_queue, arns, sender in (
+        ("events", queue, event_rule_arns, no_role),
+        ("dlq", dead_letter_queue, all_rule_arns, role),
+    ):
         aws.sqs.QueuePolicy(
             f"{name}-{kind}-policy-{region}",
             queue_url=target_queue.url,
-            policy=pulumi.Output.all(target_queue.arn, arns).apply(
-                lambda v: json.dumps(queue_policy_document(v[0], list(v[1])))
+            policy=pulumi.Output.all(target_queue.arn, arns, sender).apply(
+                lambda v: json.dumps(queue_policy_document(v[0], list(v[1]), [v[2]] if v[2] else None))
             ),
             region=region,
             opts=child,
@@ -229,6 +272,16 @@ class RegionFunction:
     function: aws.lambda_.Function
     event_source_mapping: aws.lambda_.EventSourceMapping
     initial_sweep: aws.lambda_.Invocation | None
+    release_hook: aws.lambda_.Invocation
+
+
+@dataclass
+class RegionMirroring:
+    """What the deployment owns for mirroring in one region: its filter, its sensors' targets."""
+
+    filter_id: pulumi.Output[str] | None
+    resources: list[pulumi.Resource]
+    """Filter, filter rules and targets: the initial sweep waits for them."""
 
 
 def create_function(
@@ -240,11 +293,15 @@ def create_function(
     code: pulumi.Archive,
     code_sha256: str,
     account: pulumi.Output[str],
+    mirroring: RegionMirroring,
+    managed_by_checked: pulumi.Output[str],
     parent: pulumi.Resource,
 ) -> RegionFunction:
     region = plumbing.region
     child = pulumi.ResourceOptions(parent=parent)
     environment: dict[str, pulumi.Input[str]] = {**options.handler_environment(), "MIRROR_ROLE_ARN": role.arn}
+    if mirroring.filter_id is not None:
+        environment["MIRROR_FILTER_ID"] = mirroring.filter_id  # the deployment's own filter in this region
 
     function = aws.lambda_.Function(
         f"{name}-function-{region}",
@@ -265,12 +322,26 @@ def create_function(
             system_log_level="WARN",
         ),
         dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=plumbing.dead_letter_queue.arn),
+        reserved_concurrent_executions=options.reserved_concurrency,
+        # Resolves only once the managed_by guard passed (see managed_by.py).
+        tags={MANAGED_TAG_KEY: managed_by_checked},
         region=region,
         # Lambda checks at creation that the role may send to the dead-letter queue.
         opts=pulumi.ResourceOptions(
             parent=parent, depends_on=[role_policy, plumbing.log_group], delete_before_replace=True
         ),
     )
+    aws.lambda_.FunctionEventInvokeConfig(
+        f"{name}-async-config-{region}",
+        function_name=function.name,
+        maximum_retry_attempts=ASYNC_RETRIES,
+        maximum_event_age_in_seconds=ASYNC_MAX_EVENT_AGE_SECONDS,
+        region=region,
+        opts=child,
+    )
+    # Created before, and so destroyed after, what could create sessions: see teardown.py.
+    release_hook = teardown.create_release_hook(name, region, function, options.deployment.release_on_destroy, parent)
+    invokers = pulumi.ResourceOptions(parent=parent, depends_on=[role_policy, release_hook])
     event_source_mapping = aws.lambda_.EventSourceMapping(
         f"{name}-event-source-{region}",
         event_source_arn=plumbing.queue.arn,
@@ -282,7 +353,7 @@ def create_function(
         ),
         function_response_types=["ReportBatchItemFailures"],
         region=region,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[role_policy]),
+        opts=invokers,
     )
 
     permission = aws.lambda_.Permission(
@@ -303,7 +374,7 @@ def create_function(
             arn=plumbing.dead_letter_queue.arn
         ),
         region=region,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[permission]),
+        opts=pulumi.ResourceOptions.merge(invokers, pulumi.ResourceOptions(depends_on=[permission])),
     )
 
     topics = options.topics_in(region)
@@ -337,6 +408,14 @@ def create_function(
         {"QueueName": plumbing.dead_letter_queue.name},
         "Maximum",
     )
+    alarm(
+        "failed-enis",
+        "ENIs could not be mirrored (permissions, quotas, unsupported instances): read the failed decision lines",
+        METRIC_NAMESPACE,
+        "Failed",
+        {"FunctionName": function.name},
+        "Sum",
+    )
 
     initial_sweep = None
     if options.deployment.initial_sweep:
@@ -345,10 +424,18 @@ def create_function(
             function_name=function.name,
             input=account.apply(lambda acct: json.dumps(initial_sweep_event(acct, region))),
             # Re-run when the code or the settings change, not on every `pulumi up`.
-            triggers={"code_sha256": code_sha256, "settings_sha256": options.settings_hash()},
+            triggers={
+                "code_sha256": code_sha256,
+                "settings_sha256": options.settings_hash(),
+                **({"filter_id": mirroring.filter_id} if mirroring.filter_id is not None else {}),
+            },
             region=region,
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=[event_source_mapping]),
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[event_source_mapping, *mirroring.resources]),
         )
     return RegionFunction(
-        region=region, function=function, event_source_mapping=event_source_mapping, initial_sweep=initial_sweep
+        region=region,
+        function=function,
+        event_source_mapping=event_source_mapping,
+        initial_sweep=initial_sweep,
+        release_hook=release_hook,
     )

@@ -33,6 +33,8 @@ DESCRIBE_ACTIONS = (
     "ec2:DescribeAvailabilityZones",  # AZ ids: zones are matched across accounts by id
     "elasticloadbalancing:DescribeLoadBalancers",
 )
+SESSION_TAG_KEYS = (MANAGED_TAG_KEY, "Name")
+"""The only tags the handler puts on a session (handler/apply.py)."""
 QUEUE_CONSUMER_ACTIONS = (
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
@@ -41,8 +43,8 @@ QUEUE_CONSUMER_ACTIONS = (
 )
 
 
-def assume_role_policy(account: str) -> str:
-    """Only Lambda, and only on behalf of this account, may assume the role."""
+def assume_role_policy(partition: str, account: str, own_functions: str) -> str:
+    """Only Lambda, on behalf of this account and of this instance's functions, may assume the role."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -51,7 +53,10 @@ def assume_role_policy(account: str) -> str:
                     "Effect": "Allow",
                     "Principal": {"Service": "lambda.amazonaws.com"},
                     "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+                    "Condition": {
+                        "StringEquals": {"aws:SourceAccount": account},
+                        "ArnLike": {"aws:SourceArn": f"arn:{partition}:lambda:*:{account}:function:{own_functions}"},
+                    },
                 }
             ],
         }
@@ -85,10 +90,22 @@ def execution_policy(options: Options, partition: str, account: str, own: OwnNam
                 "Condition": {"StringEquals": in_regions},
             },
             {
-                "Sid": "CreateSessions",
+                # CreateTrafficMirrorSession authorizes on four resources; the request's tags
+                # belong to the new session only, so the tag conditions sit on that resource.
+                "Sid": "CreateOnlyManagedSessions",
                 "Effect": "Allow",
                 "Action": "ec2:CreateTrafficMirrorSession",
-                "Resource": [sessions, f"{ec2}:network-interface/*", targets, filters],
+                "Resource": sessions,
+                "Condition": {
+                    "StringEquals": {f"aws:RequestTag/{MANAGED_TAG_KEY}": options.settings.managed_by, **in_regions},
+                    "ForAllValues:StringEquals": {"aws:TagKeys": list(SESSION_TAG_KEYS)},
+                },
+            },
+            {
+                "Sid": "CreateSessionsOnAnyEniTargetAndFilter",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTrafficMirrorSession",
+                "Resource": [f"{ec2}:network-interface/*", targets, filters],
                 "Condition": {"StringEquals": in_regions},
             },
             {
@@ -153,11 +170,15 @@ def check_policy_fits(options: Options, own: OwnNames) -> None:
         )
 
 
-def create_role(name: str, account: pulumi.Input[str], parent: pulumi.Resource) -> aws.iam.Role:
+def create_role(
+    name: str, partition: pulumi.Input[str], account: pulumi.Input[str], own: OwnNames, parent: pulumi.Resource
+) -> aws.iam.Role:
     return aws.iam.Role(
         f"{name}-role",
         description="Traffic mirror automation: the Lambda that creates traffic mirror sessions",
-        assume_role_policy=pulumi.Output.from_input(account).apply(assume_role_policy),
+        assume_role_policy=pulumi.Output.all(partition, account).apply(
+            lambda v: assume_role_policy(v[0], v[1], own.functions)
+        ),
         opts=pulumi.ResourceOptions(parent=parent),
     )
 

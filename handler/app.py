@@ -105,7 +105,12 @@ def handle(
         account, region = key
         batch = [c for _, c in groups[key]]
         ctx = Context(Place(region, None, endpoint), settings, container, remaining)
-        return key, _reconcile(batch, ctx.at(None if account == own else account), own)
+        started = time.monotonic()
+        outcome = _reconcile(batch, ctx.at(None if account == own else account), own)
+        if any(c.kind == "sweep" for c in batch) and not any(c.kind == "release-region" for c in batch):
+            # A sweep saw every ENI of the region: its decisions are the region's coverage.
+            report.coverage(outcome.results, region, (time.monotonic() - started) * 1000)
+        return key, outcome
 
     all_results: list[Result] = []
     failed_messages: set[str] = set()
@@ -158,6 +163,11 @@ def _home_region(parsed: Sequence[tuple[str | None, Change | Skip]]) -> str:
 def _reconcile(batch: Sequence[Change], ctx: Context, own: str) -> reconcile.Outcome:
     """One account's and region's share of the batch; a failure here fails only its messages."""
     try:
+        if any(c.kind == "release-region" for c in batch):
+            # Teardown: nothing else in the batch matters any more (the hook is invoked on its own).
+            outcome = reconcile.release_region(ctx)
+            outcome.owners = {eni: set(range(len(batch))) for eni in outcome.owners}
+            return outcome
         policy = reconcile.sweep_policy(batch, ctx.settings)
         if policy is None:
             return reconcile.changes(batch, ctx)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from .model import MEMBER_SESSION_NAME, Source
 from .settings import Settings
 
-ChangeKind = Literal["launch", "instances", "enis", "sweep", "release-instances"]
+ChangeKind = Literal["launch", "instances", "enis", "sweep", "release-instances", "release-region"]
 
 _INSTANCE_ID = re.compile(r"^i-[0-9a-zA-Z]{6,32}$")
 _ENI_ID = re.compile(r"^eni-[0-9a-zA-Z]{6,32}$")
@@ -27,6 +27,14 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+-\d+$")
 CLOUDTRAIL = "AWS API Call via CloudTrail"
 STATE_CHANGE = "EC2 Instance State-change Notification"
 SCHEDULED = "Scheduled Event"
+TEARDOWN_SOURCE = "traffic-mirror.teardown"
+RELEASE_REGION = "Release Managed Sessions"
+"""The component's teardown hook (an `aws.lambda_.Invocation` with lifecycle scope CRUD), or an
+operator's `aws lambda invoke`: delete every session of the region tagged with our ManagedBy."""
+RELEASE_ON_DELETE = "release_on_delete"
+"""In the hook's `detail`: false when the deployment keeps its sessions on `pulumi destroy`."""
+LIFECYCLE_KEY = "tf"
+"""Where pulumi-aws's CRUD invocation puts `{"action": "create" | "update" | "delete", ...}`."""
 
 
 @dataclass(frozen=True)
@@ -288,6 +296,8 @@ def _parse(event: Any, settings: Settings) -> Change | Skip:
     region = _str(event.get("region")) or _str(record.get("awsRegion"))
     if not _REGION.match(region):
         return Skip("rejected", f"no usable region ({region!r})", _str(record.get("eventName")), event_id)
+    if detail_type == RELEASE_REGION and event.get("source") == TEARDOWN_SOURCE:
+        return _release_region(event, region, event_id)
     if detail_type == SCHEDULED and event.get("source") == "aws.events":
         # The backstop for deleted targets and filters: never plan it from a cached inventory.
         # A tick of the schedule rule names the rule in `resources`; an invocation by hand or the
@@ -318,3 +328,21 @@ def _parse(event: Any, settings: Settings) -> Change | Skip:
         event_id = _event_id(record.get("eventID")) or event_id or _event_id(record.get("requestID"))
         return _cloudtrail(record, region, event_id, settings)
     return Skip("rejected", f"unsupported event type {detail_type or '(none)'}", "", event_id)
+
+
+def _release_region(event: Mapping[str, Any], region: str, event_id: str) -> Change | Skip:
+    """Release on the teardown hook's `delete` (or a direct invocation without the hook's key).
+
+    The hook is also invoked when its resource is created or updated: nothing to do then.
+    The IAM policy lets the function delete only sessions tagged with its own ManagedBy value.
+    """
+    lifecycle = event.get(LIFECYCLE_KEY)
+    if lifecycle is not None:
+        action = _str(lifecycle.get("action")) if isinstance(lifecycle, Mapping) else ""
+        detail = event.get("detail")
+        keep = isinstance(detail, Mapping) and detail.get(RELEASE_ON_DELETE) is False
+        if action == "delete" and keep:
+            return Skip("ignored", "teardown hook delete: release_on_destroy is off, sessions are kept", RELEASE_REGION, event_id)
+        if action != "delete":
+            return Skip("ignored", f"teardown hook {action or '(no action)'}: nothing to release", RELEASE_REGION, event_id)
+    return Change("release-region", RELEASE_REGION, event_id or "release", region)

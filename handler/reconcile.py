@@ -18,8 +18,8 @@ from . import inventory as inv
 from .apply import Result, apply_all, conflicted
 from .context import FLEET_WORKERS, Context
 from .events import Change
-from .model import Decision, Inventory, Session, Source
-from .planner import is_managed, plan, plan_orphans
+from .model import Action, Decision, Inventory, Session, Source
+from .planner import RELEASED, is_managed, plan, plan_orphans
 from .settings import Settings
 
 GONE_STATES = frozenset({"shutting-down", "terminated"})
@@ -335,3 +335,28 @@ def read_only_plan(ctx: Context) -> tuple[list[Decision], list[Source]]:
         *plan_orphans(sessions, frozenset(s.eni_id for s in sources), ctx.settings),
     ]
     return decisions, sources
+
+
+def release_region(ctx: Context) -> Outcome:
+    """Delete every session of the region that carries our ManagedBy tag, and nothing else.
+
+    The teardown path (`pulumi destroy`, or an operator's explicit order): one paginated read of
+    the sessions, then the deletes. A session without our tag is never named, whatever its ENI.
+    """
+    by_eni: dict[str, list[Session]] = {}
+    for session in inv.all_sessions(ctx):
+        if is_managed(session, ctx.settings):
+            by_eni.setdefault(session.eni_id, []).append(session)
+    decisions = [
+        Decision(
+            eni_id=eni_id,
+            instance_id="",
+            outcome="delete",
+            reason=f"released: every session managed by {ctx.settings.managed_by} in {ctx.region} is removed "
+            "(teardown)",
+            actions=tuple(Action("delete", eni_id, session_id=s.session_id) for s in sessions),
+            out_of_scope=RELEASED,
+        )
+        for eni_id, sessions in sorted(by_eni.items())
+    ]
+    return Outcome(apply_all(decisions, ctx), {eni_id: {0} for eni_id in by_eni})

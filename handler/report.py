@@ -42,6 +42,9 @@ _STATUS_METRIC = {
     "deferred": "Deferred",
     "planned": "Planned",
 }
+COVERAGE_METRICS = ("InScope", "Mirrored", "CoveragePercent", "SweepDurationMs")
+"""Published by every sweep (it sees the whole region): the dashboard's and the coverage alarm's data."""
+_MIRRORED_STATUSES = frozenset({"mirrored", "created", "modified"})
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 log = logging.getLogger(LOGGER_NAME)
@@ -131,6 +134,76 @@ def counts(results: Iterable[Result], skips: Iterable[Skip]) -> Counter[str]:
     return tally
 
 
+def coverage_counts(results: Iterable[Result]) -> tuple[int, int]:
+    """(in scope, mirrored) after a sweep, counted as the CLI's coverage report counts.
+
+    In scope: the planner did not exclude the ENI by design (`Decision.out_of_scope` is None).
+    Mirrored: it was already mirrored, or this sweep created or moved its session, or only
+    removed a duplicate next to a session that qualifies.
+    """
+    in_scope = mirrored = 0
+    for result in results:
+        decision = result.decision
+        if decision.out_of_scope is not None or not decision.eni_id:
+            continue
+        in_scope += 1
+        kept = result.status == "deleted" and decision.kept_session is not None
+        if result.status in _MIRRORED_STATUSES or kept:
+            mirrored += 1
+    return in_scope, mirrored
+
+
+def coverage_percent(in_scope: int, mirrored: int) -> float:
+    """Nothing in scope is full coverage (an empty region is not an alarm)."""
+    return round(100.0 * mirrored / in_scope, 2) if in_scope else 100.0
+
+
+def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
+    """The coverage log line plus its EMF metrics line (InScope, Mirrored, CoveragePercent)."""
+    in_scope, mirrored = coverage_counts(results)
+    percent = coverage_percent(in_scope, mirrored)
+    log.info(
+        "coverage",
+        extra={
+            "region": region,
+            "in_scope": in_scope,
+            "mirrored": mirrored,
+            "coverage_percent": percent,
+            "sweep_ms": round(sweep_ms, 1),
+        },
+    )
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    if not function:
+        return
+    metrics: dict[str, tuple[float, str]] = {
+        "InScope": (in_scope, "Count"),
+        "Mirrored": (mirrored, "Count"),
+        "CoveragePercent": (percent, "Percent"),
+        "SweepDurationMs": (round(sweep_ms, 1), "Milliseconds"),
+    }
+    _emit(metrics, function)
+
+
+def _emit(metrics: Mapping[str, tuple[float, str]], function: str) -> None:
+    """One EMF line: CloudWatch turns it into metrics under our namespace, by function."""
+    emf = {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": METRIC_NAMESPACE,
+                    "Dimensions": [["FunctionName"]],
+                    "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
+                }
+            ],
+        },
+        "FunctionName": function,
+        **{name: value for name, (value, _) in metrics.items()},
+    }
+    sys.stdout.write(json.dumps(emf) + "\n")
+    sys.stdout.flush()
+
+
 def summary(tally: Mapping[str, int], duration_ms: float, api_calls: Mapping[str, int], **extra: Any) -> None:
     """The summary log line plus the EMF metrics line."""
     log.info(
@@ -145,21 +218,6 @@ def summary(tally: Mapping[str, int], duration_ms: float, api_calls: Mapping[str
     function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
     if not function:
         return
-    emf = {
-        "_aws": {
-            "Timestamp": int(time.time() * 1000),
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": METRIC_NAMESPACE,
-                    "Dimensions": [["FunctionName"]],
-                    "Metrics": [{"Name": m, "Unit": "Count"} for m in METRICS]
-                    + [{"Name": "DurationMs", "Unit": "Milliseconds"}],
-                }
-            ],
-        },
-        "FunctionName": function,
-        **{m: tally.get(m, 0) for m in METRICS},
-        "DurationMs": round(duration_ms, 1),
-    }
-    sys.stdout.write(json.dumps(emf) + "\n")
-    sys.stdout.flush()
+    metrics = {m: (float(tally.get(m, 0)), "Count") for m in METRICS}
+    metrics["DurationMs"] = (round(duration_ms, 1), "Milliseconds")
+    _emit(metrics, function)

@@ -48,8 +48,12 @@ PER_REGION = {
     "aws:lambda/function:Function": 1,
     "aws:lambda/eventSourceMapping:EventSourceMapping": 1,
     "aws:lambda/permission:Permission": 1,
-    "aws:cloudwatch/metricAlarm:MetricAlarm": 2,
-    "aws:lambda/invocation:Invocation": 1,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": 3,
+    "aws:lambda/invocation:Invocation": 2,
+    "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": 1,
+    "aws:cloudwatch/dashboard:Dashboard": 1,
+    "aws:ec2/trafficMirrorFilter:TrafficMirrorFilter": 1,
+    "aws:ec2/trafficMirrorFilterRule:TrafficMirrorFilterRule": 6,
 }
 
 
@@ -191,8 +195,10 @@ def test_function_runtime_code_and_logging(run: Run) -> None:
 def test_function_environment_defaults(run: Run) -> None:
     role_arn = run.of_type("aws:iam/role:Role")[0].outputs["arn"]
     env = one(run, "aws:lambda/function:Function", "eu-west-1").inputs["environment"]["variables"]
-    # Only what differs from the handler's own defaults: the deployed sweep grace.
-    assert env == {"MIRROR_SWEEP_GRACE_SECONDS": "60", "MIRROR_ROLE_ARN": role_arn}
+    # Only what differs from the handler's own defaults: the deployed sweep grace, and the
+    # deployment's own filter in this region.
+    owned = one(run, "aws:ec2/trafficMirrorFilter:TrafficMirrorFilter", "eu-west-1").outputs["id"]
+    assert env == {"MIRROR_SWEEP_GRACE_SECONDS": "60", "MIRROR_ROLE_ARN": role_arn, "MIRROR_FILTER_ID": owned}
 
 
 def test_function_environment_from_args_is_what_the_handler_accepts() -> None:
@@ -238,7 +244,11 @@ def test_function_environment_from_args_is_what_the_handler_accepts() -> None:
 
 def test_optional_settings_are_left_out_when_not_given(run: Run) -> None:
     env = one(run, "aws:lambda/function:Function", "us-east-1").inputs["environment"]["variables"]
-    assert not {"MIRROR_FILTER_ID", "MIRROR_VNI", "MIRROR_PACKET_LENGTH"} & set(env)
+    assert not {"MIRROR_VNI", "MIRROR_PACKET_LENGTH"} & set(env)
+    without_filter = deploy({"create_filter": False})
+    env = one(without_filter, "aws:lambda/function:Function", "us-east-1").inputs["environment"]["variables"]
+    assert "MIRROR_FILTER_ID" not in env, "the handler picks the region's filter, as before"
+    assert not without_filter.of_type("aws:ec2/trafficMirrorFilter:TrafficMirrorFilter")
 
 
 # --- events: rules, queues, targets, permissions ------------------------------------------------------
@@ -316,7 +326,7 @@ def test_rule_targets_queue_with_retries_and_dead_letter(run: Run) -> None:
 
         queue_policy = one(run, "aws:sqs/queuePolicy:QueuePolicy", region, "events-policy")
         assert queue_policy.inputs["queueUrl"] == events.outputs["url"]
-        (statement,) = queue_policy.json_input("policy")["Statement"]
+        statement = _sids(queue_policy)["OnlyOurEventBridgeRules"]
         assert statement["Principal"] == {"Service": "events.amazonaws.com"}
         assert statement["Action"] == "sqs:SendMessage"
         assert statement["Resource"] == events.outputs["arn"]
@@ -324,11 +334,47 @@ def test_rule_targets_queue_with_retries_and_dead_letter(run: Run) -> None:
             rules[k].outputs["arn"] for k in ("api-calls", "tag-changes", "state-changes")
         ]
         dlq_policy = one(run, "aws:sqs/queuePolicy:QueuePolicy", region, "dlq-policy")
-        (statement,) = dlq_policy.json_input("policy")["Statement"]
+        statement = _sids(dlq_policy)["OnlyOurEventBridgeRules"]
         assert statement["Resource"] == dlq.outputs["arn"]
         assert sorted(statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == sorted(
             r.outputs["arn"] for r in rules.values()
         )
+
+
+def _sids(policy: Registered) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in policy.json_input("policy")["Statement"]}
+
+
+def test_queues_deny_every_other_sender_and_plain_http(run: Run) -> None:
+    role_arn = run.of_type("aws:iam/role:Role")[0].outputs["arn"]
+    for region in REGIONS:
+        rules = {kind: one(run, "aws:cloudwatch/eventRule:EventRule", region, kind).outputs["arn"]
+                 for kind in ("api-calls", "tag-changes", "state-changes", "sweep")}  # fmt: skip
+        for kind, senders, principals in (
+            ("events", [rules["api-calls"], rules["tag-changes"], rules["state-changes"]], None),
+            ("dlq", list(rules.values()), [role_arn]),
+        ):
+            arn = queue(run, region, kind).outputs["arn"]
+            statements = _sids(one(run, "aws:sqs/queuePolicy:QueuePolicy", region, f"{kind}-policy"))
+            assert set(statements) == {"OnlyOurEventBridgeRules", "DenyOtherSenders", "DenyInsecureTransport"}
+            deny = statements["DenyOtherSenders"]
+            assert (deny["Effect"], deny["Principal"], deny["Action"], deny["Resource"]) == (
+                "Deny", "*", "sqs:SendMessage", arn
+            )  # fmt: skip
+            # Negated operators match a missing key: a caller without aws:SourceArn is refused too.
+            # Several keys under one operator are ANDed: our rules, or (DLQ) the function's role.
+            expected = {"aws:SourceArn": sorted(senders)}
+            if principals:
+                expected["aws:PrincipalArn"] = principals
+            found = {k: sorted(v) for k, v in deny["Condition"]["ArnNotEquals"].items()}
+            assert found == expected and list(deny["Condition"]) == ["ArnNotEquals"], kind
+            tls = statements["DenyInsecureTransport"]
+            assert (tls["Effect"], tls["Principal"], tls["Action"], tls["Resource"]) == ("Deny", "*", "sqs:*", arn)
+            assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            # Receive/delete (the event source mapping) and management are never denied.
+            assert not [s for s in statements.values() if s["Effect"] == "Deny" and s["Action"] not in
+                        ("sqs:SendMessage", "sqs:*")]  # fmt: skip
+            assert "Condition" in tls and "Bool" in tls["Condition"]
 
 
 def test_event_source_mapping_and_sweep_permission(run: Run) -> None:
@@ -379,7 +425,7 @@ def test_alarm_topics_are_used_in_their_own_region_only() -> None:
 
 def test_initial_sweep_is_deterministic_and_follows_the_code(run: Run) -> None:
     for region in REGIONS:
-        invocation = one(run, "aws:lambda/invocation:Invocation", region)
+        invocation = one(run, "aws:lambda/invocation:Invocation", region, "initial-sweep")
         fn = one(run, "aws:lambda/function:Function", region)
         assert invocation.inputs["functionName"] == fn.outputs["name"]
         assert invocation.json_input("input") == {
@@ -399,17 +445,19 @@ def test_initial_sweep_is_deterministic_and_follows_the_code(run: Run) -> None:
         i.name: i.inputs for i in run.of_type("aws:lambda/invocation:Invocation")
     }
     changed = deploy({"tag_key": "Other"})
-    before = one(run, "aws:lambda/invocation:Invocation", "us-east-1").inputs["triggers"]
-    after = one(changed, "aws:lambda/invocation:Invocation", "us-east-1").inputs["triggers"]
+    before = one(run, "aws:lambda/invocation:Invocation", "us-east-1", "initial-sweep").inputs["triggers"]
+    after = one(changed, "aws:lambda/invocation:Invocation", "us-east-1", "initial-sweep").inputs["triggers"]
     assert before["settings_sha256"] != after["settings_sha256"]
-    assert not deploy({"initial_sweep": False}).of_type("aws:lambda/invocation:Invocation")
+    assert before["filter_id"] == one(run, "aws:ec2/trafficMirrorFilter:TrafficMirrorFilter", "us-east-1").outputs["id"]
+    invocations = deploy({"initial_sweep": False}).of_type("aws:lambda/invocation:Invocation")
+    assert [i.name for i in invocations if "initial-sweep" in i.name] == []
 
 
 def test_the_sweep_event_is_one_the_handler_treats_as_a_sweep(run: Run) -> None:
     from traffic_mirror.handler.events import Change, parse
     from traffic_mirror.handler.settings import Settings
 
-    invocation = one(run, "aws:lambda/invocation:Invocation", "eu-west-1")
+    invocation = one(run, "aws:lambda/invocation:Invocation", "eu-west-1", "initial-sweep")
     change = parse(invocation.json_input("input"), Settings())
     assert isinstance(change, Change) and change.kind == "sweep" and change.region == "eu-west-1"
 
@@ -422,6 +470,13 @@ def _statements(run: Run) -> dict[str, dict[str, Any]]:
     return {s["Sid"]: s for s in policy["Statement"]}
 
 
+def _hash() -> str:
+    from traffic_mirror.components.naming import instance_suffix
+
+    run_program(lambda: None)  # instance_suffix reads the project and stack of a (mock) run
+    return instance_suffix("mirror")
+
+
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -431,7 +486,17 @@ def test_role_trusts_only_lambda_in_this_account(run: Run) -> None:
     (statement,) = role.json_input("assumeRolePolicy")["Statement"]
     assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
     assert statement["Action"] == "sts:AssumeRole"
-    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:lambda:*:{ACCOUNT}:function:mirror-handler-*-{_hash()}"},
+    }
+    # The pattern matches this instance's functions in every region, and no other function.
+    for fn in run.of_type("aws:lambda/function:Function"):
+        assert fnmatch.fnmatchcase(fn.outputs["arn"], statement["Condition"]["ArnLike"]["aws:SourceArn"])
+    assert not fnmatch.fnmatchcase(
+        f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:other-handler-us-east-1-{_hash()}",
+        statement["Condition"]["ArnLike"]["aws:SourceArn"],
+    )
     (policy,) = run.of_type("aws:iam/rolePolicy:RolePolicy")
     assert policy.inputs["role"] == role.outputs["name"]
 
@@ -460,15 +525,27 @@ def test_role_policy_is_least_privilege(run: Run) -> None:
     assert [sid for sid, s in statements.items() if "*" in _as_list(s["Resource"])] == ["DescribeWhatToMirror"]
 
     ec2 = f"arn:aws:ec2:*:{ACCOUNT}"
-    create = statements["CreateSessions"]
+    # CreateTrafficMirrorSession authorizes on the new session and on the ENI, target and filter it
+    # names; only the session carries the request's tags, so only it is conditioned on them.
+    create = statements["CreateOnlyManagedSessions"]
     assert create["Action"] == "ec2:CreateTrafficMirrorSession"
-    assert set(create["Resource"]) == {
-        f"{ec2}:traffic-mirror-session/*",
+    assert create["Resource"] == f"{ec2}:traffic-mirror-session/*"
+    assert create["Condition"] == {
+        "StringEquals": {"aws:RequestTag/ManagedBy": "traffic-mirror-automation", **in_regions},
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["ManagedBy", "Name"]},
+    }
+    referenced = statements["CreateSessionsOnAnyEniTargetAndFilter"]
+    assert referenced["Action"] == "ec2:CreateTrafficMirrorSession"
+    assert set(referenced["Resource"]) == {
         f"{ec2}:network-interface/*",
         f"{ec2}:traffic-mirror-target/*",
         f"{ec2}:traffic-mirror-filter/*",
     }
-    assert create["Condition"] == {"StringEquals": in_regions}
+    assert referenced["Condition"] == {"StringEquals": in_regions}
+    # Every Allow of CreateTrafficMirrorSession on the session resource needs the request tag.
+    for s in statements.values():
+        if "ec2:CreateTrafficMirrorSession" in _as_list(s["Action"]) and f"{ec2}:traffic-mirror-session/*" in _as_list(s["Resource"]):
+            assert "aws:RequestTag/ManagedBy" in s["Condition"]["StringEquals"], s["Sid"]
 
     tag = statements["TagSessionsOnlyAtCreation"]
     assert tag["Action"] == "ec2:CreateTags"
@@ -790,7 +867,9 @@ def test_main_reads_stack_config_and_exports_outputs() -> None:
     assert set(program.exports["functionArns"]) == set(REGIONS)
     env = one(program, "aws:lambda/function:Function", "us-east-1").inputs["environment"]["variables"]
     assert env["MIRROR_TAG_KEY"] == "Sensor"
-    assert "MIRROR_VNI" not in env and "MIRROR_FILTER_ID" not in env, "0 and '' mean unset"
+    assert "MIRROR_VNI" not in env, "0 means unset"
+    owned = one(program, "aws:ec2/trafficMirrorFilter:TrafficMirrorFilter", "us-east-1").outputs["id"]
+    assert env["MIRROR_FILTER_ID"] == owned, "'' means unset: the deployment's own filter"
     assert one(program, "aws:cloudwatch/logGroup:LogGroup", "eu-west-1").inputs["retentionInDays"] == 7
 
 

@@ -17,6 +17,7 @@ does (`tagSet.items.key`). `eventbridge_array_matching` teaches it that, and not
 """
 
 import base64
+import contextlib
 import copy
 import hashlib
 import importlib
@@ -31,6 +32,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.validate import validate_parameters
 from moto import mock_aws
 from moto.events.models import EventPattern
 from traffic_mirror.components import TrafficMirrorAutomation, packaging
@@ -105,6 +107,8 @@ class Deployed:
     queue_urls: dict[str, str]
     dead_letter_urls: dict[str, str]
     zip_bytes: bytes
+    ids: dict[str, str]
+    """The mocks' ids of targets and filters -> the ids moto gave them."""
 
 
 @pytest.fixture
@@ -127,7 +131,7 @@ def _by_output(run: Run, typ: str, key: str, value: str) -> Registered:
     return found
 
 
-def replay(run: Run, zip_bytes: bytes) -> Deployed:
+def replay(run: Run, zip_bytes: bytes, regions: list[str] = REGIONS) -> Deployed:
     iam = boto3.client("iam")
     (role,) = run.of_type("aws:iam/role:Role")
     role_arn = iam.create_role(
@@ -192,12 +196,69 @@ def replay(run: Run, zip_bytes: bytes) -> Deployed:
     functions: dict[str, str] = {}
     queues: dict[str, str] = {}
     dead_letters: dict[str, str] = {}
-    for region in REGIONS:
-        functions[region], queues[region], dead_letters[region] = _replay_region(run, region, zip_bytes)
-    return Deployed(run, role_arn, functions, queues, dead_letters, zip_bytes)
+    ids: dict[str, str] = {}
+    for region in regions:
+        ids |= _replay_mirroring(run, region)
+        functions[region], queues[region], dead_letters[region] = _replay_region(run, region, zip_bytes, ids)
+    return Deployed(run, role_arn, functions, queues, dead_letters, zip_bytes, ids)
 
 
-def _replay_region(run: Run, region: str, zip_bytes: bytes) -> tuple[str, str, str]:
+def _tag_spec(kind: str, tags: dict[str, str]) -> list[dict[str, Any]]:
+    """moto refuses CreateTags on its traffic-mirror ids: tags go with the creation, as pulumi-aws sends them."""
+    return [{"ResourceType": kind, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+
+
+def _replay_mirroring(run: Run, region: str) -> dict[str, str]:
+    """The sensors' targets, the owned filter and its rules; returns mock id -> moto id."""
+    ec2 = boto3.client("ec2", region_name=region)
+    ids: dict[str, str] = {}
+    for target in _only(run, "aws:ec2/trafficMirrorTarget:TrafficMirrorTarget", region):
+        i = target.inputs
+        kwargs = {
+            boto_key: i[key]
+            for key, boto_key in (
+                ("networkLoadBalancerArn", "NetworkLoadBalancerArn"),
+                ("networkInterfaceId", "NetworkInterfaceId"),
+                ("gatewayLoadBalancerEndpointId", "GatewayLoadBalancerEndpointId"),
+            )
+            if key in i
+        }
+        created = ec2.create_traffic_mirror_target(
+            **kwargs, Description=i["description"], TagSpecifications=_tag_spec("traffic-mirror-target", i["tags"])
+        )
+        ids[target.outputs["id"]] = created["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+    for mirror_filter in _only(run, "aws:ec2/trafficMirrorFilter:TrafficMirrorFilter", region):
+        created = ec2.create_traffic_mirror_filter(
+            Description=mirror_filter.inputs["description"],
+            TagSpecifications=_tag_spec("traffic-mirror-filter", mirror_filter.inputs["tags"]),
+        )
+        ids[mirror_filter.outputs["id"]] = created["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+    for rule in _only(run, "aws:ec2/trafficMirrorFilterRule:TrafficMirrorFilterRule", region):
+        i = rule.inputs
+        kwargs = {"Protocol": int(i["protocol"])} if "protocol" in i else {}
+        if "destinationPortRange" in i:
+            ports = i["destinationPortRange"]
+            kwargs["DestinationPortRange"] = {"FromPort": int(ports["fromPort"]), "ToPort": int(ports["toPort"])}
+        params = {
+            "TrafficMirrorFilterId": ids[i["trafficMirrorFilterId"]],
+            "TrafficDirection": i["trafficDirection"],
+            "RuleNumber": int(i["ruleNumber"]),
+            "RuleAction": i["ruleAction"],
+            "SourceCidrBlock": i["sourceCidrBlock"],
+            "DestinationCidrBlock": i["destinationCidrBlock"],
+            "Description": i["description"],
+            **kwargs,
+        }
+        # moto does not implement CreateTrafficMirrorFilterRule: check the call against EC2's own
+        # API model instead (names, types, enums), which botocore would send as is.
+        model = ec2.meta.service_model.operation_model("CreateTrafficMirrorFilterRule")
+        validate_parameters(params, model.input_shape)
+        assert params["TrafficDirection"] in model.input_shape.members["TrafficDirection"].enum
+        assert params["RuleAction"] in model.input_shape.members["RuleAction"].enum
+    return ids
+
+
+def _replay_region(run: Run, region: str, zip_bytes: bytes, ids: dict[str, str]) -> tuple[str, str, str]:
     sqs = boto3.client("sqs", region_name=region)
     events = boto3.client("events", region_name=region)
     lambda_ = boto3.client("lambda", region_name=region)
@@ -242,7 +303,7 @@ def _replay_region(run: Run, region: str, zip_bytes: bytes) -> tuple[str, str, s
         Architectures=inputs["architectures"],
         Timeout=int(inputs["timeout"]),
         MemorySize=int(inputs["memorySize"]),
-        Environment={"Variables": inputs["environment"]["variables"]},
+        Environment={"Variables": {k: ids.get(v, v) for k, v in inputs["environment"]["variables"].items()}},
         DeadLetterConfig={"TargetArn": inputs["deadLetterConfig"]["targetArn"]},
         LoggingConfig={
             "LogFormat": inputs["loggingConfig"]["logFormat"],
@@ -251,6 +312,19 @@ def _replay_region(run: Run, region: str, zip_bytes: bytes) -> tuple[str, str, s
     )
     assert created["FunctionArn"] == fn.outputs["arn"]
     assert created["CodeSha256"] == base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()
+
+    if "reservedConcurrentExecutions" in inputs:
+        lambda_.put_function_concurrency(
+            FunctionName=inputs["name"], ReservedConcurrentExecutions=int(inputs["reservedConcurrentExecutions"])
+        )
+    for config in _only(run, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", region):
+        lambda_.put_function_event_invoke_config(
+            FunctionName=config.inputs["functionName"],
+            MaximumRetryAttempts=int(config.inputs["maximumRetryAttempts"]),
+            MaximumEventAgeInSeconds=int(config.inputs["maximumEventAgeInSeconds"]),
+        )
+    for board in _only(run, "aws:cloudwatch/dashboard:Dashboard", region):
+        cloudwatch.put_dashboard(DashboardName=board.inputs["dashboardName"], DashboardBody=board.inputs["dashboardBody"])
 
     (esm,) = _only(run, "aws:lambda/eventSourceMapping:EventSourceMapping", region)
     # Disabled in moto: moto would run the function in Docker; the test plays Lambda's poller itself.
@@ -339,13 +413,23 @@ def archived_handler(
 ) -> Iterator[tuple[ModuleType, list[str]]]:
     """`handler.app` imported from the extracted zip (as Lambda runs it) in a fresh namespace,
     with the environment the component gave the function. Also yields the IAM actions it calls."""
+    with load_archived_handler(deployed, tmp_path, monkeypatch) as loaded:
+        yield loaded
+
+
+@contextlib.contextmanager
+def load_archived_handler(
+    deployed: Deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[ModuleType, list[str]]]:
+    """See `archived_handler`; the environment is the one moto's function holds."""
     task = tmp_path / "task"
     deployed_zip = tmp_path / "deployed.zip"
     deployed_zip.write_bytes(deployed.zip_bytes)  # the bytes moto's Lambda holds (CodeSha256 checked)
     with zipfile.ZipFile(deployed_zip) as archive:
         archive.extractall(task)
     (fn,) = _only(deployed.run, "aws:lambda/function:Function", REGION)
-    for key, value in fn.inputs["environment"]["variables"].items():
+    variables = boto3.client("lambda", region_name=REGION).get_function_configuration(FunctionName=fn.inputs["name"])
+    for key, value in variables["Environment"]["Variables"].items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("AWS_EXECUTION_ENV", "AWS_Lambda_python3.13")
@@ -460,6 +544,17 @@ def tags_record(instance_id: str, key: str, value: str, name: str = "CreateTags"
     return record
 
 
+def initial_sweep(run: Run, region: str) -> Registered:
+    (found,) = [i for i in _only(run, "aws:lambda/invocation:Invocation", region) if "initial-sweep" in i.name]
+    return found
+
+
+def owned_filter(deployed: Deployed, region: str) -> str:
+    """The id moto gave the deployment's own filter in `region`."""
+    (registered,) = _only(deployed.run, "aws:ec2/trafficMirrorFilter:TrafficMirrorFilter", region)
+    return deployed.ids[registered.outputs["id"]]
+
+
 def allowed_actions(run: Run) -> list[str]:
     policy = json.loads(run.of_type("aws:iam/rolePolicy:RolePolicy")[0].inputs["policy"])
     actions: list[str] = []
@@ -510,7 +605,7 @@ def test_run_instances_event_reaches_the_queue_and_the_archived_handler_mirrors_
     # 1. An instance that exists before the deploy: the one-time sweep (the registered
     #    Invocation's input, as Lambda would receive it) covers it.
     (existing,) = sandbox.launch(ec2, account, subnet, "m5.large", {"Name": "before-deploy"})
-    (invocation,) = _only(deployed.run, "aws:lambda/invocation:Invocation", REGION)
+    invocation = initial_sweep(deployed.run, REGION)
     app.lambda_handler(json.loads(invocation.inputs["input"]), LambdaContext(deployed.function_names[REGION]))
     existing_eni = existing["NetworkInterfaces"][0]["NetworkInterfaceId"]
     assert existing_eni in sessions_by_eni(ec2)
@@ -538,7 +633,8 @@ def test_run_instances_event_reaches_the_queue_and_the_archived_handler_mirrors_
     assert result == {"batchItemFailures": []}
     session = sessions_by_eni(ec2)[eni]
     assert session["TrafficMirrorTargetId"] == account.targets[f"sensor-{REGION}a-0"]
-    assert session["TrafficMirrorFilterId"] == account.filters["default"]
+    # The deployment's own filter, although the account has another one (a colleague's, say).
+    assert session["TrafficMirrorFilterId"] == owned_filter(deployed, REGION) != account.filters["default"]
     tags = {t["Key"]: t["Value"] for t in session["Tags"]}
     assert tags[MANAGED_TAG_KEY] == "traffic-mirror-automation"
     assert receive(deployed.queue_urls[REGION]) == [], "the poller deleted the handled message"
@@ -582,3 +678,94 @@ def test_events_stay_in_their_region(deployed: Deployed) -> None:
     for region in ("us-east-1", "ap-southeast-2"):
         assert receive(deployed.queue_urls[region], region) == []
     assert deployed.role_arn.split(":")[4] == ACCOUNT
+
+
+# --- issue 14: from an empty account, and a clean teardown ------------------------------------------
+
+
+def test_from_an_empty_account_sensors_as_code_mirror_and_destroy_releases_only_ours(
+    aws_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No target, no filter in the account: the sensors are given as an NLB ARN and an ENI id.
+    The deployment creates the targets and its own filter, hands the filter's id to the handler,
+    and the one-time sweep mirrors the instances; a colleague's extra filter changes nothing. Then
+    `pulumi destroy`'s hook removes exactly the managed sessions: a foreign one stays."""
+    from moto.elbv2 import models as elbv2_models
+
+    from tests.test_coverage import OneImage
+
+    # moto names every load balancer `loadbalancer/app/...`; AWS names a Network Load Balancer `net/`.
+    moto_arn = elbv2_models.make_arn_for_load_balancer
+    monkeypatch.setattr(
+        elbv2_models, "make_arn_for_load_balancer", lambda *a, **k: moto_arn(*a, **k).replace("/app/", "/net/")
+    )
+    with mock_aws(), sandbox.aws_rules():
+        ec2 = boto3.client("ec2", region_name=REGION)
+        vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+        subnets = {
+            f"{REGION}{suffix}": ec2.create_subnet(
+                VpcId=vpc, CidrBlock=f"10.1.{index * 16}.0/20", AvailabilityZone=f"{REGION}{suffix}"
+            )["Subnet"]["SubnetId"]
+            for index, suffix in enumerate("ab")
+        }
+        ami = OneImage(ec2).describe_images()["Images"][0]["ImageId"]
+        account = sandbox.Account(REGION, vpc, subnets, ami=ami)
+        (sensor,) = sandbox.launch(ec2, account, subnets[f"{REGION}a"], "c5.xlarge", {"Name": "sensor"})
+        sensor_eni = sensor["NetworkInterfaces"][0]["NetworkInterfaceId"]
+        nlb_arn = boto3.client("elbv2", region_name=REGION).create_load_balancer(
+            Name="sensors", Subnets=[subnets[f"{REGION}b"]], Type="network", Scheme="internal"
+        )["LoadBalancers"][0]["LoadBalancerArn"]
+        assert ec2.describe_traffic_mirror_targets()["TrafficMirrorTargets"] == []
+        assert ec2.describe_traffic_mirror_filters()["TrafficMirrorFilters"] == []
+
+        program = run_program(
+            lambda: TrafficMirrorAutomation(
+                "mirror", {"regions": [REGION], "sensors": [nlb_arn, f"{REGION}/{sensor_eni}"]}
+            )
+        )
+        deployed = replay(program, packaging.write_zip(tmp_path / "function.zip").read_bytes(), regions=[REGION])
+
+        targets = ec2.describe_traffic_mirror_targets()["TrafficMirrorTargets"]
+        assert {t.get("NetworkLoadBalancerArn") or t.get("NetworkInterfaceId") for t in targets} == {nlb_arn, sensor_eni}
+        assert all({"Key": "Mirror", "Value": "true"} in t["Tags"] for t in targets), "designated sensors"
+        ours = owned_filter(deployed, REGION)
+        (fn,) = _only(program, "aws:lambda/function:Function", REGION)
+        variables = boto3.client("lambda", region_name=REGION).get_function_configuration(
+            FunctionName=fn.inputs["name"]
+        )["Environment"]["Variables"]
+        assert variables["MIRROR_FILTER_ID"] == ours
+        colleague = ec2.create_traffic_mirror_filter(Description="a colleague's")["TrafficMirrorFilter"]
+
+        web = [
+            sandbox.launch(ec2, account, subnets[f"{REGION}{az}"], "m5.large", {"Name": f"web-{az}"})[0]
+            for az in "ab"
+        ]
+        enis = [i["NetworkInterfaces"][0]["NetworkInterfaceId"] for i in web]
+        with load_archived_handler(deployed, tmp_path, monkeypatch) as (app, actions):
+            context = LambdaContext(deployed.function_names[REGION])
+            app.lambda_handler(json.loads(initial_sweep(program, REGION).inputs["input"]), context)
+            mirrored = sessions_by_eni(ec2)
+            assert set(mirrored) == set(enis), "both instances mirrored; the sensor ENI is not a source"
+            target_ids = {t["TrafficMirrorTargetId"] for t in targets}
+            assert {s["TrafficMirrorTargetId"] for s in mirrored.values()} <= target_ids
+            assert {s["TrafficMirrorFilterId"] for s in mirrored.values()} == {ours} != {colleague["TrafficMirrorFilterId"]}
+
+            foreign = ec2.create_traffic_mirror_session(
+                NetworkInterfaceId=enis[0],
+                TrafficMirrorTargetId=mirrored[enis[0]]["TrafficMirrorTargetId"],
+                TrafficMirrorFilterId=colleague["TrafficMirrorFilterId"],
+                SessionNumber=7,
+            )["TrafficMirrorSession"]["TrafficMirrorSessionId"]
+
+            # `pulumi destroy`: pulumi-aws invokes the hook with its input and the lifecycle key.
+            (hook,) = [i for i in _only(program, "aws:lambda/invocation:Invocation", REGION) if "release" in i.name]
+            hook_input = json.loads(hook.inputs["input"])
+            for action in ("create", "update"):
+                app.lambda_handler({**hook_input, "tf": {"action": action, "prev_input": hook_input}}, context)
+            assert set(sessions_by_eni(ec2)) == set(enis), "create and update release nothing"
+            app.lambda_handler({**hook_input, "tf": {"action": "delete", "prev_input": hook_input}}, context)
+            left = ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
+            assert [s["TrafficMirrorSessionId"] for s in left] == [foreign]
+
+            assert sorted(set(actions) - set(allowed_actions(program))) == []
+            assert "ec2:DeleteTrafficMirrorSession" in actions

@@ -12,7 +12,7 @@ Pitfalls this avoids:
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,11 @@ class Registered:
     outputs: dict[str, Any]
     custom: bool
     parent_urn: str
+    dependencies: tuple[str, ...] = ()
+    """URNs this resource depends on (inputs and depends_on): Pulumi deletes it before them."""
+
+    def depends_on(self, name: str) -> bool:
+        return any(urn.endswith(f"::{name}") for urn in self.dependencies)
 
     @property
     def region(self) -> str | None:
@@ -58,12 +63,19 @@ def _suffix(name: str) -> str:
 class RecordingMocks(Mocks):
     """Returns realistic ARNs and names per resource type, and records every registration."""
 
-    def __init__(self, tagged_targets: dict[str, list[tuple[str, dict[str, str]]]] | None = None) -> None:
+    def __init__(
+        self,
+        tagged_targets: dict[str, list[tuple[str, dict[str, str]]]] | None = None,
+        existing_functions: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
         self.tagged_targets = tagged_targets or {}
         """Region -> (ARN, tags) of traffic mirror targets the tagging API finds (organization sharing)."""
+        self.existing_functions = dict(existing_functions or {})
+        """Lambda functions already deployed (name -> environment), for the data sources."""
         self.resources: list[Registered] = []
         self.calls: list[MockCallArgs] = []
         self._parents: dict[tuple[str, str], str] = {}
+        self._dependencies: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
         inputs = dict(args.inputs)
@@ -95,6 +107,14 @@ class RecordingMocks(Mocks):
         elif typ == "aws:cloudtrail/trail:Trail":
             outputs |= {"arn": f"arn:{PARTITION}:cloudtrail:{region}:{ACCOUNT}:trail/{auto}"}
             resource_id = auto
+        elif typ == "aws:ec2/trafficMirrorFilter:TrafficMirrorFilter":
+            resource_id = f"tmf-{_suffix(args.name)}0000000000"
+            outputs |= {"arn": f"arn:{PARTITION}:ec2:{region}:{ACCOUNT}:traffic-mirror-filter/{resource_id}"}
+        elif typ == "aws:ec2/trafficMirrorTarget:TrafficMirrorTarget":
+            resource_id = f"tmt-{_suffix(args.name)}0000000000"
+            outputs |= {"arn": f"arn:{PARTITION}:ec2:{region}:{ACCOUNT}:traffic-mirror-target/{resource_id}"}
+        elif typ == "aws:cloudwatch/dashboard:Dashboard":
+            outputs |= {"dashboardArn": f"arn:{PARTITION}:cloudwatch::{ACCOUNT}:dashboard/{inputs.get('dashboardName')}"}
         elif typ == "aws:lambda/eventSourceMapping:EventSourceMapping":
             outputs |= {"uuid": _suffix(args.name)}
         # organization coverage
@@ -117,9 +137,10 @@ class RecordingMocks(Mocks):
                 type=typ,
                 name=args.name,
                 inputs=inputs,
-                outputs=outputs,
+                outputs={**outputs, "id": resource_id},  # the id as other resources see it (`.id`)
                 custom=bool(args.custom),
                 parent_urn=self._parents.get((typ, args.name), ""),
+                dependencies=self._dependencies.get((typ, args.name), ()),
             )
         )
         return resource_id, outputs
@@ -140,6 +161,13 @@ class RecordingMocks(Mocks):
                 "reverseDnsPrefix": "com.amazonaws",
                 "id": PARTITION,
             }, []
+        if args.token == "aws:lambda/getFunctions:getFunctions":
+            names = sorted(self.existing_functions)
+            return {"functionNames": names, "functionArns": [f"arn:{PARTITION}:lambda:x:{ACCOUNT}:function:{n}" for n in names],
+                    "id": "functions"}, []  # fmt: skip
+        if args.token == "aws:lambda/getFunction:getFunction":
+            name = args.args["functionName"]
+            return {"functionName": name, "environment": {"variables": dict(self.existing_functions[name])}}, []
         if args.token == "aws:index/getRegion:getRegion":
             return {"name": PROVIDER_REGION, "region": PROVIDER_REGION, "id": PROVIDER_REGION}, []
         if args.token == "aws:organizations/getOrganization:getOrganization":
@@ -169,6 +197,7 @@ class RecordingMonitor(MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:
         self.recording._parents[(request.type, request.name)] = request.parent
+        self.recording._dependencies[(request.type, request.name)] = tuple(request.dependencies)
         return super().RegisterResource(request)
 
 
@@ -197,11 +226,16 @@ def run_program(
     config: dict[str, Any] | None = None,
     aws_config: dict[str, Any] | None = None,
     tagged_targets: dict[str, list[tuple[str, dict[str, str]]]] | None = None,
+    existing_functions: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Run:
-    """Run `build` as a Pulumi program with mocks; config keys are the project's (no namespace)."""
+    """Run `build` as a Pulumi program with mocks; config keys are the project's (no namespace).
+
+    `existing_functions` (name -> environment) are what the Lambda data sources find deployed.
+    """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    mocks = RecordingMocks(tagged_targets)
+    loop.set_exception_handler(_quiet_about_unretrieved)
+    mocks = RecordingMocks(tagged_targets, existing_functions)
     exports: dict[str, Any] = {}
     holder: dict[str, Any] = {}
     try:
@@ -226,9 +260,23 @@ def run_program(
         resolved = {key: _resolve(loop, value) for key, value in exports.items()}
     finally:
         pulumi.runtime.set_all_config({})
+        # A program that failed half-way leaves tasks behind: cancel them, so the next run's
+        # wait for outstanding outputs does not meet tasks of a closed loop.
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        runtime_settings.SETTINGS.outputs.clear()
         loop.close()
         asyncio.set_event_loop(None)
     return Run(resources=mocks.resources, result=holder.get("result"), exports=resolved, invokes=[c.token for c in mocks.calls])
+
+
+def _quiet_about_unretrieved(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A program that fails raises once from `run_program`; the SDK's many futures that carried the
+    same error would each print it again when collected."""
+    if "never retrieved" not in str(context.get("message", "")):
+        loop.default_exception_handler(context)
 
 
 def _config_value(value: Any) -> str:
