@@ -42,7 +42,7 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     sweep_grace_seconds: NotRequired[float | None]
     """The scheduled sweep leaves ENIs attached less than this many seconds ago to their own events. Allowed: between 0 and 3600. Default 60."""
     accounts: NotRequired[str | None]
-    """Accounts the sweep covers besides this one: comma-separated account ids, or 'organization' for every ACTIVE account of the organization. Unset: this account only."""
+    """Accounts the handler covers besides its own: comma-separated account ids; 'organization' for every ACTIVE account of the organization; or 'organization:' and OU/root ids for the accounts under those units (the management account is left out unless it is this one). Unset: this account only."""
     member_role_name: NotRequired[str | None]
     """Role the handler assumes in another account (arn:<partition>:iam::<account>:role/<name>). Default traffic-mirror-automation-member."""
     vni_per_vpc: NotRequired[bool | None]

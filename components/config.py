@@ -345,8 +345,10 @@ def resolve(args: Mapping[str, Any], default_home_region: str | None = None) -> 
             )
     _check_organization(deployment)
     if deployment.organization_units and settings.accounts is None:
-        # The sweep visits the organization's accounts (the hub's own with its own credentials).
-        settings = dataclasses.replace(settings, accounts="organization")
+        # The handler covers the accounts under those units (the hub's own with its own credentials),
+        # not the management account or accounts elsewhere, where no member role was deployed.
+        units = ",".join(deployment.organization_units)
+        settings = dataclasses.replace(settings, accounts=f"organization:{units}")
     try:
         sensors = parse_sensors(deployment.sensors, regions)
         mirror_filter.rules(deployment.filter_rules, deployment.filter_exclude_vxlan)  # AWS's 10-rule limit

@@ -39,6 +39,7 @@ MEMBER_BUS_KIND = "members"
 FORWARDER_KIND = "fwd"
 ROLE_NAME_MAX, STACK_SET_NAME_MAX, SHARE_NAME_MAX = 64, 128, 255
 ORGANIZATION_LIST_ACTIONS = (
+    "organizations:DescribeOrganization",
     "organizations:ListAccounts",
     "organizations:ListAccountsForParent",
     "organizations:ListChildren",
@@ -251,7 +252,7 @@ def create_hub_permissions(
     parent: pulumi.Resource,
 ) -> aws.iam.RolePolicyAttachment:
     """A managed policy (its own 6,144-character budget, not the role's inline 10,240)."""
-    list_accounts = options.settings.accounts == "organization"
+    list_accounts = (options.settings.accounts or "").startswith("organization")
     policy = aws.iam.Policy(
         f"{name}-organization-policy",
         description="Traffic mirror automation: act in the organization's member accounts",

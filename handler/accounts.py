@@ -2,8 +2,11 @@
 
 An event of the handler's own account is handled with its own credentials. Another account's
 event is handled there, through the member role, only if MIRROR_ACCOUNTS covers that account:
-a list of ids, or `organization` (every ACTIVE account, from Organizations' ListAccounts, read
-with the hub's credentials and cached for ORGANIZATION_TTL_SECONDS).
+a list of ids, `organization` (every ACTIVE account, from Organizations' ListAccounts), or
+`organization:<OU or root ids>` (the ACTIVE accounts under those units, found with ListChildren
+and ListAccountsForParent), read with the hub's credentials and cached for
+ORGANIZATION_TTL_SECONDS. The management account, where StackSets never deploy the member role,
+is left out of the organization's accounts unless it is the hub itself.
 """
 
 import time
@@ -41,14 +44,22 @@ def own_account(ctx: Context, lambda_context: Any = None) -> str:
 
 
 def configured(settings: Settings) -> tuple[str, ...]:
-    """MIRROR_ACCOUNTS as a tuple: account ids, or (ORGANIZATION,); () = this account only."""
-    if not settings.accounts:
+    """MIRROR_ACCOUNTS' account ids; () for this account only or for the organization."""
+    if not settings.accounts or settings.accounts.startswith(ORGANIZATION):
         return ()
     return tuple(part.strip() for part in settings.accounts.split(",") if part.strip())
 
 
-def organization_accounts(ctx: Context) -> tuple[str, ...]:
-    """Every ACTIVE account of the organization (paginated ListAccounts), cached per container."""
+def organization_units(settings: Settings) -> tuple[str, ...] | None:
+    """None: not the organization; (): all of it; else the OU/root ids MIRROR_ACCOUNTS names."""
+    if not settings.accounts or not settings.accounts.startswith(ORGANIZATION):
+        return None
+    _, _, units = settings.accounts.partition(":")
+    return tuple(u for u in units.split(",") if u)
+
+
+def organization_accounts(ctx: Context, units: tuple[str, ...]) -> tuple[str, ...]:
+    """The organization's ACTIVE accounts (under `units`, if any), cached per container."""
     container = ctx.container
     now = time.monotonic()
     with container.lock:
@@ -56,10 +67,24 @@ def organization_accounts(ctx: Context) -> tuple[str, ...]:
     if cached is not None and now - cached[0] < ORGANIZATION_TTL_SECONDS:
         return cached[1]
     client = container.clients.client("organizations", ctx.hub.place)
-    found: list[str] = []
-    for page in client.get_paginator("list_accounts").paginate():
-        found.extend(str(a["Id"]) for a in page.get("Accounts", []) if a.get("Status") == "ACTIVE")
-    accounts = tuple(sorted(found))
+    found: list[dict[str, Any]] = []
+    if not units:
+        for page in client.get_paginator("list_accounts").paginate():
+            found.extend(page.get("Accounts", []))
+    else:
+        pending = list(units)
+        while pending:
+            parent = pending.pop()
+            for page in client.get_paginator("list_accounts_for_parent").paginate(ParentId=parent):
+                found.extend(page.get("Accounts", []))
+            children = client.get_paginator("list_children").paginate(
+                ParentId=parent, ChildType="ORGANIZATIONAL_UNIT"
+            )
+            pending.extend(str(c["Id"]) for page in children for c in page.get("Children", []))
+    management = str(client.describe_organization()["Organization"].get("MasterAccountId", ""))
+    own = own_account(ctx)
+    active = {str(a["Id"]) for a in found if a.get("Status") == "ACTIVE"}
+    accounts = tuple(sorted(a for a in active if a != management or a == own))
     with container.lock:
         container.organization = (now, accounts)
     return accounts
@@ -68,8 +93,8 @@ def organization_accounts(ctx: Context) -> tuple[str, ...]:
 def covered(ctx: Context) -> tuple[str, ...]:
     """Every account the sweep goes to, the handler's own first."""
     own = own_account(ctx)
-    listed = configured(ctx.settings)
-    others: Sequence[str] = organization_accounts(ctx) if listed == (ORGANIZATION,) else listed
+    units = organization_units(ctx.settings)
+    others: Sequence[str] = organization_accounts(ctx, units) if units is not None else configured(ctx.settings)
     return (own, *sorted(set(others) - {own}))
 
 
@@ -77,7 +102,7 @@ def allowed(ctx: Context, account: str) -> bool:
     """May the handler act in `account`? Its own always; another only if MIRROR_ACCOUNTS covers it."""
     if not account or account == own_account(ctx):
         return True
-    listed = configured(ctx.settings)
-    if listed == (ORGANIZATION,):
-        return account in organization_accounts(ctx)
-    return account in listed
+    units = organization_units(ctx.settings)
+    if units is not None:
+        return account in organization_accounts(ctx, units)
+    return account in configured(ctx.settings)

@@ -243,10 +243,11 @@ class Settings:
     )
     accounts: str | None = setting(
         None,
-        "Accounts the sweep covers besides this one: comma-separated account ids, or 'organization' for "
-        "every ACTIVE account of the organization. Unset: this account only.",
-        pattern=r"organization|\d{12}(,\d{12})*",
-        like="'organization' or comma-separated 12-digit account ids",
+        "Accounts the handler covers besides its own: comma-separated account ids; 'organization' for every "
+        "ACTIVE account of the organization; or 'organization:' and OU/root ids for the accounts under those "
+        "units (the management account is left out unless it is this one). Unset: this account only.",
+        pattern=r"organization(:(ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32})(,(ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32}))*)?|\d{12}(,\d{12})*",
+        like="account ids, 'organization', or 'organization:ou-...,r-...'",
     )
     member_role_name: str = setting(
         "traffic-mirror-automation-member",

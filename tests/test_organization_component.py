@@ -336,9 +336,10 @@ def test_listed_accounts_need_no_organizations_permissions() -> None:
 def test_hub_handler_settings(run: Run) -> None:
     for function in run.of_type("aws:lambda/function:Function"):
         env = function.inputs["environment"]["variables"]
-        assert env["MIRROR_ACCOUNTS"] == "organization"
+        assert env["MIRROR_ACCOUNTS"] == f"organization:{','.join(UNITS)}"
         loaded = handler_settings.load(env)  # the default role name is the handler's own: not set
-        assert loaded.accounts == "organization" and loaded.member_role_name == "traffic-mirror-automation-member"
+        assert loaded.accounts == env["MIRROR_ACCOUNTS"]
+        assert loaded.member_role_name == "traffic-mirror-automation-member"
     renamed = deploy({"organization_units": UNITS, "member_role_name": "mirror-member", "share_tagged_targets": False})
     env = renamed.of_type("aws:lambda/function:Function")[0].inputs["environment"]["variables"]
     assert env["MIRROR_MEMBER_ROLE_NAME"] == "mirror-member"
@@ -395,7 +396,7 @@ def test_the_root_shares_with_the_whole_organization_and_nothing_to_share_makes_
         ({"organization_units": UNITS, "shared_target_arns": [LISTED.replace("us-east-1", "ap-south-1")]},
          "not one of the regions"),
         ({"organization_units": UNITS, "call_as": "ADMIN"}, "call_as must be one of DELEGATED_ADMIN, SELF"),
-        ({"organization_units": UNITS, "accounts": "all"}, "accounts must be 'organization' or"),
+        ({"organization_units": UNITS, "accounts": "all"}, "accounts must be account ids, 'organization', or"),
     ],
 )  # fmt: skip
 def test_invalid_organization_args(args: dict[str, Any], message: str) -> None:

@@ -182,6 +182,8 @@ class World:
     filter_id: str
     account: sandbox.Account
     delivery: Delivery
+    unit: str
+    """The OU the member account is in (moto's id for the program's UNITS[0])."""
 
 
 def _parameters(values: dict[str, str]) -> list[dict[str, str]]:
@@ -200,6 +202,9 @@ def built(
         member = orgs.describe_create_account_status(CreateAccountRequestId=created["CreateAccountStatus"]["Id"])[
             "CreateAccountStatus"
         ]["AccountId"]
+        root = orgs.list_roots()["Roots"][0]["Id"]
+        unit = orgs.create_organizational_unit(ParentId=root, Name="workloads")["OrganizationalUnit"]["Id"]
+        orgs.move_account(AccountId=member, SourceParentId=root, DestinationParentId=unit)
         members = {a["Id"] for a in orgs.list_accounts()["Accounts"]}
         delivery = organization_delivery(lambda account: organization_id if account in members else None)
 
@@ -251,7 +256,7 @@ def built(
             Description="as the stack set would create it",
             TagSpecifications=[{"ResourceType": "traffic-mirror-filter", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
         )["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
-        yield World(organization_id, member, "210987654321", queue_url, hub_role_arn, filter_id, account, delivery)
+        yield World(organization_id, member, "210987654321", queue_url, hub_role_arn, filter_id, account, delivery, unit)
 
 
 @pytest.fixture
@@ -338,8 +343,10 @@ def test_member_launch_is_mirrored_in_the_member_account_by_the_hubs_handler(wor
     messages = receive(world)
     assert len(messages) == 1
     env = program.of_type("aws:lambda/function:Function")[0].inputs["environment"]["variables"]
-    settings = handler_settings.load({**env, "MIRROR_ROLE_ARN": world.hub_role_arn})
-    assert settings.accounts == "organization"
+    # The handler covers the accounts under the listed units (moto's id for the program's).
+    assert env["MIRROR_ACCOUNTS"] == f"organization:{UNITS[0]}"
+    covered = env["MIRROR_ACCOUNTS"].replace(UNITS[0], world.unit)
+    settings = handler_settings.load({**env, "MIRROR_ACCOUNTS": covered, "MIRROR_ROLE_ARN": world.hub_role_arn})
     batch = {"Records": [{"messageId": m["MessageId"], "body": m["Body"]} for m in messages]}
     result = app.handle(batch, settings=settings)
     assert result == {"batchItemFailures": []}
