@@ -149,8 +149,8 @@ QUICK = Options(
     min_rounds=5,
     budget=20.0,
     margin=5.0,
-    read_timeout=0.3,
-    slow_extra=0.2,
+    read_timeout=1.0,
+    slow_extra=0.1,
     backoff_scale=0.02,
 )
 """The test's version: a small world, five rounds, botocore's waits compressed 50 times."""
