@@ -220,7 +220,10 @@ def state_change(instance_id: str, state: str, event_id: str) -> dict[str, Any]:
         ).read_text()
     )
     event.update(
-        id=event_id, region=REGION, resources=[f"arn:aws:ec2:{REGION}:123456789012:instance/{instance_id}"]
+        id=event_id,
+        region=REGION,
+        account=sandbox.DEFAULT_ACCOUNT,  # the record's own account is someone else's
+        resources=[f"arn:aws:ec2:{REGION}:{sandbox.DEFAULT_ACCOUNT}:instance/{instance_id}"],
     )
     event["detail"] = {"instance-id": instance_id, "state": state}
     return dict(event)
