@@ -75,9 +75,10 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
         self.member_stack_set_ids = pulumi.Output.from_input({})
         self.resource_share_arns = pulumi.Output.from_input({})
         self.member_role_name = pulumi.Output.from_input(None)
+        footprint: list[pulumi.Resource] = []
         if org is not None:
             organization.create_hub_permissions(name, options, org, partition, execution_role, parent=self)
-            self.member_stack_set_ids = organization.create_member_footprint(
+            self.member_stack_set_ids, footprint = organization.create_member_footprint(
                 name, options, org, account, partition, execution_role, parent=self
             )
             self.resource_share_arns = organization.create_shares(name, options, org, partition, parent=self)
@@ -89,7 +90,7 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
             )
             for region in options.regions
         }
-        mirroring = {region: self._mirroring(name, region, options) for region in options.regions}
+        mirroring = {region: self._mirroring(name, region, options, footprint) for region in options.regions}
 
         code = packaging.code_archive()
         code_sha256 = packaging.code_hash()
@@ -142,7 +143,9 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
             }
         )
 
-    def _mirroring(self, name: str, region: str, options: config.Options) -> regional.RegionMirroring:
+    def _mirroring(
+        self, name: str, region: str, options: config.Options, footprint: list[pulumi.Resource]
+    ) -> regional.RegionMirroring:
         """The region's owned filter (unless a filter is given) and its sensors' targets."""
         managed = options.settings.managed_by
         resources: list[pulumi.Resource] = list(
@@ -155,7 +158,7 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
             )
             filter_id = owned.id
             resources += [owned, *rules]
-        return regional.RegionMirroring(filter_id=filter_id, resources=resources)
+        return regional.RegionMirroring(filter_id=filter_id, resources=resources, footprint=footprint)
 
     @staticmethod
     def _warn_if_overlapping(name: str, options: config.Options) -> None:

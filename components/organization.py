@@ -176,8 +176,10 @@ def create_member_footprint(
     partition: pulumi.Output[str],
     execution_role: aws.iam.Role,
     parent: pulumi.Resource,
-) -> pulumi.Output[dict[str, str]]:
-    """The two stack sets and their instances in the units; returns the stack set ids by kind."""
+) -> tuple[pulumi.Output[dict[str, str]], list[pulumi.Resource]]:
+    """The two stack sets and their instances in the units; returns the stack set ids by kind, and
+    the instances (the release on destroy must run while the member roles still exist)."""
+    footprint: list[pulumi.Resource] = []
     settings = options.settings
     units = list(options.deployment.organization_units)
     call_as = options.deployment.call_as
@@ -227,7 +229,7 @@ def create_member_footprint(
             # Service-managed stack sets report an administration role the program never sets.
             opts=pulumi.ResourceOptions(parent=parent, ignore_changes=["administrationRoleArn"]),
         )
-        aws.cloudformation.StackInstances(
+        instances = aws.cloudformation.StackInstances(
             f"{name}-member-{kind}-instances",
             stack_set_name=stack_set.name,
             call_as=call_as,
@@ -240,7 +242,8 @@ def create_member_footprint(
             opts=pulumi.ResourceOptions(parent=parent),
         )
         ids[kind] = stack_set.stack_set_id
-    return pulumi.Output.all(**ids)
+        footprint.append(instances)
+    return pulumi.Output.all(**ids), footprint
 
 
 def create_hub_permissions(

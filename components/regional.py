@@ -15,7 +15,7 @@ to the dead-letter queue.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -282,6 +282,8 @@ class RegionMirroring:
     filter_id: pulumi.Output[str] | None
     resources: list[pulumi.Resource]
     """Filter, filter rules and targets: the initial sweep waits for them."""
+    footprint: list[pulumi.Resource] = field(default_factory=list)
+    """The member accounts' stacks (organization coverage), whose roles the release needs."""
 
 
 def create_function(
@@ -340,7 +342,12 @@ def create_function(
         opts=child,
     )
     # Created before, and so destroyed after, what could create sessions: see teardown.py.
-    release_hook = teardown.create_release_hook(name, region, function, options.deployment.release_on_destroy, parent)
+    # On destroy the hook releases the sessions first: before the function, the owned filter and
+    # targets (in use by sessions) and the member stacks (their roles) go.
+    before = [*mirroring.resources, *mirroring.footprint]
+    release_hook = teardown.create_release_hook(
+        name, region, function, before, options.deployment.release_on_destroy, parent
+    )
     invokers = pulumi.ResourceOptions(parent=parent, depends_on=[role_policy, release_hook])
     event_source_mapping = aws.lambda_.EventSourceMapping(
         f"{name}-event-source-{region}",

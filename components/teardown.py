@@ -19,6 +19,7 @@ handler ignores updates), after which the hook's delete releases nothing.
 """
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -52,8 +53,14 @@ def release_command(function_name: str, region: str) -> str:
 
 
 def create_release_hook(
-    name: str, region: str, function: aws.lambda_.Function, release: bool, parent: pulumi.Resource
+    name: str,
+    region: str,
+    function: aws.lambda_.Function,
+    before: Sequence[pulumi.Resource],
+    release: bool,
+    parent: pulumi.Resource,
 ) -> aws.lambda_.Invocation:
+    """The hook depends on the function and on `before`, so `pulumi destroy` runs it before they go."""
     return aws.lambda_.Invocation(
         f"{name}-release-on-destroy-{region}",
         function_name=function.name,
@@ -61,5 +68,5 @@ def create_release_hook(
         lifecycle_scope=LIFECYCLE_SCOPE,
         terraform_key=events.LIFECYCLE_KEY,
         region=region,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[function]),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[function, *before]),
     )

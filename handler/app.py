@@ -164,8 +164,12 @@ def _reconcile(batch: Sequence[Change], ctx: Context, own: str) -> reconcile.Out
     """One account's and region's share of the batch; a failure here fails only its messages."""
     try:
         if any(c.kind == "release-region" for c in batch):
-            # Teardown: nothing else in the batch matters any more (the hook is invoked on its own).
-            outcome = reconcile.release_region(ctx)
+            # Teardown: nothing else in the batch matters any more (the hook is invoked on its own),
+            # and it covers every account the handler covers, before their member roles go.
+            if ctx.settings.accounts:
+                outcome = reconcile.across_accounts(ctx, accounts.covered(ctx), reconcile.release_region)
+            else:
+                outcome = reconcile.release_region(ctx)
             outcome.owners = {eni: set(range(len(batch))) for eni in outcome.owners}
             return outcome
         policy = reconcile.sweep_policy(batch, ctx.settings)

@@ -278,12 +278,18 @@ def sweep(ctx: Context, policy: SweepPolicy, on_done: Callable[[Result], None] |
 
 
 def sweep_fleet(ctx: Context, policy: SweepPolicy, covered: Sequence[str]) -> Outcome:
-    """Sweep every covered account of this region, a few at a time, each with a fair share of time.
+    """Sweep every covered account of this region (see `across_accounts`)."""
+    return across_accounts(ctx, covered, lambda here: sweep(here, policy))
+
+
+def across_accounts(ctx: Context, covered: Sequence[str], work: Callable[[Context], Outcome]) -> Outcome:
+    """Do `work` in every covered account of this region, a few at a time, each with a fair share of time.
 
     `covered[0]` is the handler's own account. With N accounts and W at once, each account gets
     1/ceil(N/W) of the invocation's time for its writes (the rest is deferred, as in any sweep),
-    and the next sweep starts with the first account this one did not finish, so large backlogs
-    in some accounts never starve the others.
+    and the next run starts with the first account this one did not finish, so large backlogs
+    in some accounts never starve the others. A failure in one account (its role, its reads)
+    fails only that account's part.
     """
     container = ctx.container
     own, count = covered[0], len(covered)
@@ -301,9 +307,9 @@ def sweep_fleet(ctx: Context, policy: SweepPolicy, covered: Sequence[str]) -> Ou
             remaining = lambda: min(overall(), end - time.monotonic())  # noqa: E731
         here = ctx.at(None if account == own else account, remaining)
         try:
-            return account, sweep(here, policy)
-        except Exception as error:  # this account only (its role, its reads)
-            return account, failed(f"cannot sweep account {account}: {type(error).__name__}: {error}", 1)
+            return account, work(here)
+        except Exception as error:  # this account only
+            return account, failed(f"cannot work in account {account}: {type(error).__name__}: {error}", 1)
 
     results: list[Result] = []
     owners: dict[str, set[int]] = {}

@@ -271,3 +271,23 @@ def test_without_accounts_member_events_are_rejected(world: World) -> None:
     result = handle(world.event(MEMBER_A, [instance], "launch-a"), Settings())
     assert result["counts"]["Rejected"] == 1
     assert world.sessions(MEMBER_A, [instance]) == []
+
+
+def test_destroy_releases_managed_sessions_in_every_covered_account_and_nothing_else(world: World) -> None:
+    from traffic_mirror.components.teardown import release_event
+
+    a, b = world.launch(MEMBER_A), world.launch(MEMBER_B)
+    handle(sqs_batch(world.event(MEMBER_A, a, "launch-a"), world.event(MEMBER_B, b, "launch-b")))
+    ec2_b, built_b, _ = world.members[MEMBER_B]
+    (other,) = sandbox.launch(ec2_b, built_b, built_b.subnets["us-east-1a"])
+    eni = other["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    foreign = ec2_b.create_traffic_mirror_session(  # another tool's session: never ours to delete
+        NetworkInterfaceId=eni,
+        TrafficMirrorTargetId=world.expected_sensor(MEMBER_B, "us-east-1a"),
+        TrafficMirrorFilterId=built_b.filters["default"],
+        SessionNumber=5,
+    )["TrafficMirrorSession"]["TrafficMirrorSessionId"]
+    result = handle(release_event(REGION))
+    assert result["counts"]["Deleted"] >= 2, result
+    assert world.sessions(MEMBER_A, a) == [] and world.sessions(MEMBER_B, b) == []
+    assert [s["TrafficMirrorSessionId"] for s in world.sessions(MEMBER_B, [other])] == [foreign]

@@ -434,3 +434,14 @@ def test_templates_and_member_policy_fit_aws_limits(run: Run) -> None:
         assert len(stack_set(run, kind).inputs["templateBody"].encode()) < 51_200
     (policy,) = template(run, "account")["Resources"]["MemberRole"]["Properties"]["Policies"]
     assert len(json.dumps(policy["PolicyDocument"], separators=(",", ":"))) < 10_240
+
+
+def test_destroy_releases_member_sessions_before_the_member_stacks_and_the_filter_go(run: Run) -> None:
+    """The release hook depends on the member stack instances (their roles) and the owned filter,
+    so `pulumi destroy` deletes it, and so releases every account's sessions, before they go."""
+    for region in REGIONS:
+        hook = run.named(f"mirror-release-on-destroy-{region}")
+        assert hook.depends_on(f"mirror-function-{region}")
+        for kind in ("regional", "account"):
+            assert hook.depends_on(f"mirror-member-{kind}-instances"), (region, kind)
+        assert hook.depends_on(f"mirror-filter-{region}"), region
