@@ -34,16 +34,12 @@ fails, 2 when a run did not create the sessions it should have.
 
 import argparse
 import contextlib
-import functools
 import gc
 import importlib
-import logging
 import math
-import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -52,11 +48,14 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from testsupport import botocore_models, environment, lambda_context, logs, modules
+from testsupport.calls import WRITE_PREFIXES, CallCounter
+from testsupport.event_builders import run_instances_record, wrap
+
 REGION = "us-east-1"
 SIZES = (1, 10, 50)
 ENIS_PER_INSTANCE = (1, 2)
 QUICK_SIZES = (1, 2)
-WRITE_PREFIXES = ("Create", "Delete", "Modify")
 STATS: dict[str, Callable[[Sequence[float]], float]] = {"min": min, "median": statistics.median}
 
 # The done-when criteria (from the issue).
@@ -66,26 +65,20 @@ TIME_CRITERIA_LATENCY_MS = 50.0
 COLD_TIME_MAX = 0.85
 WARM_TIME_MAX = 0.55
 
-class _LambdaContext:
-    """What Lambda passes: the function's own ARN (its account) and the time left."""
+LAMBDA_CONTEXT = lambda_context.steady(300.0, "traffic-mirror-bench")
+"""What Lambda passes: the function's own ARN (its account) and the time left."""
 
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:traffic-mirror-bench"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
-
-
-LAMBDA_CONTEXT = _LambdaContext()
-
-FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
+LAMBDA_ENV = {
     "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
     "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",  # as in Lambda: clients and inventory start at import
 }
+"""On top of `testsupport.environment`'s fake credentials."""
+
+
+def _reimported(name: str) -> bool:
+    """What the benchmark imports anew, many times: the handler and the baseline."""
+    return modules.is_handler_module(name) or name == "benchmarks.baseline"
 
 
 # --- instrumentation --------------------------------------------------------------------------
@@ -101,15 +94,14 @@ class Probe:
 
     def __init__(self, latency_ms: float) -> None:
         self.latency = latency_ms / 1000.0
-        self.calls: Counter[str] = Counter()
-        self._lock = threading.Lock()
+        self.counter = CallCounter()
 
     @contextlib.contextmanager
     def installed(self) -> Iterator["Probe"]:
         from botocore import handlers
 
         # First, so the delay runs before moto's own before-send handler answers the request.
-        added = [("before-send", self._delay, handlers.REGISTER_FIRST), ("before-call", self._count)]
+        added = [("before-send", self._delay, handlers.REGISTER_FIRST), ("before-call", self.counter)]
         handlers.BUILTIN_HANDLERS.extend(added)
         try:
             yield self
@@ -118,37 +110,14 @@ class Probe:
                 handlers.BUILTIN_HANDLERS.remove(entry)
 
     def reset(self) -> None:
-        with self._lock:
-            self.calls.clear()
+        self.counter.clear()
 
     def snapshot(self) -> Counter[str]:
-        with self._lock:
-            return Counter(self.calls)
-
-    def _count(self, model: Any, **_: Any) -> None:
-        with self._lock:
-            self.calls[model.name] += 1
+        return self.counter.snapshot()
 
     def _delay(self, **_: Any) -> None:
         if self.latency > 0:
             time.sleep(self.latency)  # returns None: the request goes on to moto
-
-
-@contextlib.contextmanager
-def _shared_botocore_loader() -> Iterator[None]:
-    """Every botocore session of this process shares one data loader: models load once.
-
-    boto3 caches parsed models per session; the handler builds its own session at import, so
-    without this each fresh import would parse the EC2 model again.
-    """
-    import botocore.session
-
-    original = botocore.session.create_loader
-    botocore.session.create_loader = functools.cache(original)
-    try:
-        yield
-    finally:
-        botocore.session.create_loader = original
 
 
 @contextlib.contextmanager
@@ -171,37 +140,6 @@ def _bytecode(cached: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _fake_environment() -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in [*FAKE_ENV, "AWS_PROFILE"]}
-    os.environ.update(FAKE_ENV)
-    os.environ.pop("AWS_PROFILE", None)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextlib.contextmanager
-def _preserve_handler_modules() -> Iterator[None]:
-    """The benchmark re-imports `handler` and the baseline many times; give the caller back its own."""
-
-    def reimported(name: str) -> bool:
-        return _is_handler_module(name) or name == "benchmarks.baseline"
-
-    saved = {name: mod for name, mod in sys.modules.items() if reimported(name)}
-    try:
-        yield
-    finally:
-        for name in [n for n in sys.modules if reimported(n)]:
-            del sys.modules[name]
-        sys.modules.update(saved)
-
-
-@contextlib.contextmanager
 def _preserve_default_session() -> Iterator[None]:
     """The naive side's cold runs replace boto3's default session (with the probe's hooks)."""
     import boto3
@@ -213,34 +151,10 @@ def _preserve_default_session() -> Iterator[None]:
         boto3.DEFAULT_SESSION = saved
 
 
-@contextlib.contextmanager
-def _quiet_handler_log() -> Iterator[None]:
-    """The handler logs a JSON line per ENI; keep the records (their cost), drop the output."""
-    log = logging.getLogger("traffic_mirror")
-    saved = (list(log.handlers), log.propagate)
-    log.handlers = [logging.NullHandler()]
-    log.propagate = False
-    try:
-        yield
-    finally:
-        log.handlers, log.propagate = saved
-
-
-def _is_handler_module(name: str) -> bool:
-    return name == "traffic_mirror.handler" or name.startswith("traffic_mirror.handler.")
-
-
-def _fresh_handler() -> ModuleType:
-    """A cold container: the `handler` package imported anew (new clients, caches, pools)."""
-    for name in [n for n in sys.modules if _is_handler_module(n)]:
-        del sys.modules[name]
-    return importlib.import_module("traffic_mirror.handler.app")
-
-
 def _retire() -> None:
     """Best effort: stop the idle thread pools of the module generation we are done with."""
     for name, module in list(sys.modules.items()):
-        if not _is_handler_module(name) or module is None:
+        if not modules.is_handler_module(name) or module is None:
             continue
         for value in list(vars(module).values()):
             if isinstance(value, ThreadPoolExecutor):
@@ -365,8 +279,8 @@ class Bench:
     def _event(self, instances: Sequence[dict[str, Any]], label: str) -> dict[str, Any]:
         self.serial += 1
         event_id = f"bench-{label}-{self.serial}"
-        return self.sandbox.wrap(
-            self.sandbox.run_instances_record(instances, event_id=event_id), event_id=event_id
+        return wrap(
+            run_instances_record(instances, event_id=event_id), event_id=event_id
         )
 
     def launch(self, n: int, enis: int) -> list[dict[str, Any]]:
@@ -404,7 +318,7 @@ class Bench:
     def ours_cold(self, event: dict[str, Any]) -> tuple[Run, ModuleType]:
         self.probe.reset()
         with _timing() as elapsed:
-            app = _fresh_handler()
+            app = modules.fresh_handler()
         init_ms = elapsed()
         return self._ours(app, event, "ours-cold", init_ms, Counter()), app
 
@@ -491,10 +405,10 @@ def bench(
     with contextlib.ExitStack() as stack:
         stack.enter_context(_bytecode(bytecode))
         stack.enter_context(_preserve_default_session())
-        stack.enter_context(_fake_environment())
-        stack.enter_context(_preserve_handler_modules())
-        stack.enter_context(_quiet_handler_log())
-        stack.enter_context(_shared_botocore_loader())
+        stack.enter_context(environment.isolated(LAMBDA_ENV))
+        stack.enter_context(modules.preserved(_reimported))
+        stack.enter_context(logs.quiet())
+        stack.enter_context(botocore_models.shared_loader())
         from moto import mock_aws
 
         from testsupport import sandbox

@@ -52,6 +52,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from testsupport.event_builders import wrap
+
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 OTHER_TOOL = "another-tool"
@@ -166,6 +168,7 @@ def _tags(items: Any) -> dict[str, str]:
 def build_world(ec2: Any, elbv2: Any, instances: int) -> World:
     """Sensors, an NLB target, a filter and instances; `place_sessions` adds the sessions."""
     from testsupport import sandbox
+    from testsupport.event_builders import run_instances_record
 
     account = sandbox.build_account(ec2, REGION, sensors_per_az=2, ami=sandbox.moto_ami())
     app_subnet = ec2.create_subnet(
@@ -191,7 +194,7 @@ def build_world(ec2: Any, elbv2: Any, instances: int) -> World:
         for i in batch
         for e in i["NetworkInterfaces"]
     }
-    events = [sandbox.run_instances_record(batch, event_id=f"launch-{n}") for n, batch in enumerate(launched)]
+    events = [run_instances_record(batch, event_id=f"launch-{n}") for n, batch in enumerate(launched)]
     return World(account, enis, set(), events)
 
 
@@ -390,7 +393,6 @@ def run_rate(server: Any, setup: Any, world: World, rate: float, options: Option
     from traffic_mirror.handler import app
     from traffic_mirror.handler.settings import Settings
 
-    from testsupport import sandbox
 
     started = time.monotonic()
     figures = Figures(rate, options.seed)
@@ -402,7 +404,7 @@ def run_rate(server: Any, setup: Any, world: World, rate: float, options: Option
     queue: dict[str, tuple[str, int]] = {}
     instance_ids: list[str] = []
     for n, record in enumerate(world.events):
-        event = sandbox.wrap({**record, "eventID": f"{tag}-launch-{n}"})
+        event = wrap({**record, "eventID": f"{tag}-launch-{n}"})
         queue[f"{tag}-launch-{n}"] = (json.dumps(event), 0)
         instance_ids += [i["instanceId"] for i in record["responseElements"]["instancesSet"]["items"]]
 

@@ -18,13 +18,11 @@ Nothing leaves the loopback interface: fake credentials, instance metadata disab
 import contextlib
 import json
 import logging
-import os
 import re
 import socket
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,30 +30,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 from rich.console import Console
 from rich.rule import Rule
 from traffic_mirror.cli import coverage_cmd, exits, render, sweep_cmd
 from traffic_mirror.cli.cost import estimate
 from traffic_mirror.cli.coverage import coverage
-from traffic_mirror.handler import inventory, patterns, reconcile, report
+from traffic_mirror.handler import inventory, patterns, reconcile
 from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.context import Container, Context
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
-from testsupport import sandbox
+from testsupport import environment, logs, moto_server, sandbox
+from testsupport.event_builders import EVENTS_DIR, run_instances_record, state_change, wrap
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
 SETTINGS = Settings()
 """The defaults (tag key `Mirror`, MIRROR_SCOPE=all): what a fresh deployment does."""
-FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "demo",
-    "AWS_SECRET_ACCESS_KEY": "demo",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-DROPPED_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION")
 USER = {
     "type": "IAMUser",
     "principalId": "AIDAEXAMPLEDEMOUSER1",
@@ -75,59 +66,24 @@ MOTO_ARRAY_LIMITATION = (
 
 
 @contextlib.contextmanager
-def isolated_env() -> Iterator[None]:
-    """Fake credentials and no instance metadata: nothing can reach a real account."""
-    saved = {k: os.environ.get(k) for k in (*FAKE_ENV, *DROPPED_ENV)}
-    os.environ.update(FAKE_ENV)
-    for name in DROPPED_ENV:
-        os.environ.pop(name, None)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextlib.contextmanager
 def embedded_aws(port: int = 0) -> Iterator[str]:
     """moto in server mode on a loopback port (0: any free one), under AWS's traffic-mirroring rules."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    with sandbox.aws_rules():
-        server.start()
-        try:
-            host, port = server.get_host_and_port()
-            url = f"http://{host}:{port}"
-            # moto's backends live in this process: start from an empty account.
-            urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=5)
-            yield url
-        finally:
-            server.stop()
+    with sandbox.aws_rules(), moto_server.serve(port) as url:
+        moto_server.reset(url)  # moto's backends live in this process: start from an empty account
+        yield url
 
 
 @contextlib.contextmanager
 def captured_logs() -> Iterator[list[logging.LogRecord]]:
     """The handler's JSON log lines, kept for the tables instead of printed; HTTP logs muted."""
-    log = logging.getLogger(report.LOGGER_NAME)
     web = logging.getLogger("werkzeug")
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    saved = (log.handlers[:], log.propagate, log.level, web.level)
-    log.handlers, log.propagate = [Keep()], False
-    log.setLevel(logging.INFO)
+    saved = web.level
     web.setLevel(logging.ERROR)
     try:
-        yield records
+        with logs.captured(exclusive=True, level=logging.INFO) as records:
+            yield records
     finally:
-        log.handlers, log.propagate = saved[0], saved[1]
-        log.setLevel(saved[2])
-        web.setLevel(saved[3])
+        web.setLevel(saved)
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -209,21 +165,6 @@ def failed_run_instances_record() -> dict[str, Any]:
         None,
         ("Client.UnauthorizedOperation", "You are not authorized to perform this operation."),
     )
-
-
-def state_change(instance_id: str, state: str) -> dict[str, Any]:
-    """EC2's own notification (no trail needed), as EventBridge delivers it."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "EC2 Instance State-change Notification",
-        "source": "aws.ec2",
-        "account": ACCOUNT_ID,
-        "time": _now(),
-        "region": REGION,
-        "resources": [f"arn:aws:ec2:{REGION}:{ACCOUNT_ID}:instance/{instance_id}"],
-        "detail": {"instance-id": instance_id, "state": state},
-    }
 
 
 @dataclass
@@ -439,9 +380,9 @@ class Demo:
             )
             self.instances[name] = instance
             self.names[instance["InstanceId"]] = name
-            record = sandbox.run_instances_record([instance], event_id=str(uuid.uuid4()))
+            record = run_instances_record([instance], event_id=str(uuid.uuid4()))
             played.append(
-                Played(f"RunInstances {name}", sandbox.wrap(record, REGION), True, "a successful launch")
+                Played(f"RunInstances {name}", wrap(record, REGION), True, "a successful launch")
             )
             rows.append(
                 [
@@ -458,21 +399,21 @@ class Demo:
         web = self.instances["web-1"]["InstanceId"]
         played += [
             Played(
-                "state-change web-1 running", state_change(web, "running"), True, "EC2's own notification"
+                "state-change web-1 running", state_change(web, "running", time=_now()), True, "EC2's own notification"
             ),
             Played(
                 "RunInstances (denied)",
-                sandbox.wrap(failed_run_instances_record(), REGION),
+                wrap(failed_run_instances_record(), REGION),
                 False,
                 "a failed call (errorCode): nothing was launched",
             ),
             Played(
                 "CreateTags Owner=alice on web-1",
-                sandbox.wrap(create_tags_record([web], {"Owner": "alice"}), REGION),
+                wrap(create_tags_record([web], {"Owner": "alice"}), REGION),
                 False,
                 "a tag change that does not touch Mirror",
             ),
-            Played("state-change web-1 pending", state_change(web, "pending"), False, "not 'running' yet"),
+            Played("state-change web-1 pending", state_change(web, "pending", time=_now()), False, "not 'running' yet"),
         ]
         self.deliver(bus, played)
         self.show_state()
@@ -597,7 +538,7 @@ class Demo:
         played = [
             Played(
                 f"DeleteTrafficMirrorSession {old}",
-                sandbox.wrap(delete_session_record(old), REGION),
+                wrap(delete_session_record(old), REGION),
                 True,
                 "a session deleted by a user",
             )
@@ -626,7 +567,7 @@ class Demo:
         played = [
             Played(
                 "CreateTags Mirror=off on app-1",
-                sandbox.wrap(create_tags_record([app_1], {"Mirror": "off"}), REGION),
+                wrap(create_tags_record([app_1], {"Mirror": "off"}), REGION),
                 True,
                 "the Mirror tag changed",
             )
@@ -739,17 +680,17 @@ def main(
     """Play the story; with `keep`, leave the embedded AWS up and call `wait(url)` (default: until Ctrl-C)."""
     console = console or render.make_console()
     started = time.monotonic()
-    template = sandbox.EVENTS_DIR / "RunInstances__elastic-integrations__1.json"
+    template = EVENTS_DIR / "RunInstances__elastic-integrations__1.json"
     if not template.exists():
         console.print(f"[red]error:[/] the recorded CloudTrail events are missing ({template}).")
         return 1
     render.line(console, "Automated VPC Traffic Mirroring: a demo on an embedded AWS", style="bold")
     render.line(console, "Real handler code, real event patterns, real-shaped CloudTrail events.")
     render.line(console, "No AWS account is used: everything runs on 127.0.0.1 and stops at the end.")
-    with isolated_env():
+    with environment.isolated():
         # Imported once the environment is isolated (it reads settings and may create clients).
         from traffic_mirror.handler import app  # noqa: F401
-    with isolated_env(), captured_logs() as logs:
+    with environment.isolated(), captured_logs() as records:
         console.print()
         console.print(Rule("[bold]0. An embedded AWS", align="left"))
         with embedded_aws(free_port(PLAYGROUND_PORT) if keep else 0) as url:
@@ -758,7 +699,7 @@ def main(
                 f"moto in server mode on {url}, with EC2's traffic-mirroring rules (3 sessions per "
                 "ENI, supported instance types, same-AZ ENI targets, idempotent ClientToken).",
             )
-            demo = Demo(console, url, logs)
+            demo = Demo(console, url, records)
             bus = Bus(url)
             demo.build_account()
             demo.deploy_rules(bus)

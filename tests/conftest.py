@@ -1,29 +1,67 @@
-"""Shared fixtures: a moto account under AWS's rules, and a handler module with fresh caches."""
+# ruff: noqa: E402  (the environment must be set before moto is imported)
+"""Shared fixtures: a moto account under AWS's rules, and a handler module with fresh caches.
+
+Test support lives in `testsupport/` (it depends on nothing here); this file only turns it into
+fixtures.
+
+Tiers: a test that runs moto (in-process or as a server) is marked `moto`: automatically when it
+uses the `aws` or `endpoint` fixture, by hand (`pytestmark`, `@pytest.mark.moto`) otherwise.
+Everything else is the unit tier, which `make check` runs alone (`-m "not moto"`); there, starting
+moto fails the test, so a missing mark cannot slow the edit loop unnoticed.
+"""
 
 import logging
-import os
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-os.environ.pop("AWS_PROFILE", None)
-os.environ.pop("AWS_REGION", None)
-os.environ.pop("AWS_EXECUTION_ENV", None)  # as in tests, not Lambda: no import-time clients or prefetch
+from testsupport import environment
+
+# As in tests, not Lambda: no AWS_EXECUTION_ENV or AWS_REGION, so no import-time clients or
+# prefetch; and moto's small image catalogue, which must be chosen before moto.ec2 is imported
+# (hence E402 below).
+environment.isolate(environment.TEST_EXTRA)
 
 from moto import mock_aws
+from moto.core.models import MockAWS
 from moto.server import ThreadedMotoServer
 from traffic_mirror.handler import app
 from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.context import Context
 from traffic_mirror.handler.settings import Settings
 
-from testsupport import sandbox
+from testsupport import botocore_models, logs, moto_server, sandbox, throttle
+from testsupport.calls import CallCounter
+
+MOTO_FIXTURES = frozenset({"aws", "endpoint"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if MOTO_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.moto)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_do_not_start_moto(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the `moto` tier, starting moto is an error: mark the test instead."""
+    if request.node.get_closest_marker("moto") is not None:
+        return
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise RuntimeError(f"{request.node.nodeid} starts moto: mark it `@pytest.mark.moto`")
+
+    for cls in (MockAWS, ThreadedMotoServer, throttle.Server):
+        monkeypatch.setattr(cls, "start" if cls is not throttle.Server else "__enter__", refuse)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _botocore_models_once() -> Iterator[None]:
+    """Each test's new boto3 sessions reuse the models parsed by the first (0.3 s a session otherwise)."""
+    with botocore_models.built_once():
+        yield
 
 _SESSION = boto3.session.Session()
 """The tests' own boto3 session: it keeps its parsed service models across tests (mock_aws resets
@@ -49,62 +87,24 @@ def account(aws: Any) -> sandbox.Account:
     return sandbox.build_account(aws, ami=sandbox.moto_ami())
 
 
-class CallCounter:
-    """Counts EC2 API calls by operation with botocore's event hooks (before-call)."""
-
-    def __init__(self) -> None:
-        self.calls: dict[str, int] = {}
-
-    def __call__(self, model: Any, **_: Any) -> None:
-        self.calls[model.name] = self.calls.get(model.name, 0) + 1
-
-    def reads(self) -> int:
-        return sum(n for op, n in self.calls.items() if not op.startswith(("Create", "Delete", "Modify")))
-
-    def total(self) -> int:
-        return sum(self.calls.values())
-
-
 @pytest.fixture
 def counter(aws: Any) -> CallCounter:
-    count = CallCounter()
-    home = Place("us-east-1")
-    app.CONTAINER.clients.ec2(home).meta.events.register("before-call", count)
-    app.CONTAINER.clients.elbv2(home).meta.events.register("before-call", count)
-    return count
+    place = Place("us-east-1")
+    return CallCounter().attach(app.CONTAINER.clients.ec2(place), app.CONTAINER.clients.elbv2(place))
 
 
 @pytest.fixture
 def logged() -> Iterator[list[logging.LogRecord]]:
     """The handler's structured log records (its logger does not propagate to the root)."""
-    records: list[logging.LogRecord] = []
-
-    class Collect(logging.Handler):
-        def emit(self, rec: logging.LogRecord) -> None:
-            records.append(rec)
-
-    handler = Collect(level=logging.DEBUG)
-    logger = logging.getLogger("traffic_mirror")
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
-
-
-def decisions(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
-    """The `decision` log lines' fields."""
-    return [vars(r) for r in records if r.getMessage() == "decision"]
+    with logs.captured() as records:
+        yield records
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     """One moto server for the module, on a free loopback port."""
-    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    srv.start()
-    host, port = srv.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        srv.stop()
+    with moto_server.serve() as url:
+        yield url
 
 
 @pytest.fixture
@@ -112,8 +112,7 @@ def endpoint(server: str) -> Iterator[str]:
     """An empty account under AWS's traffic-mirroring rules, and no cached clients or inventory."""
 
     def reset() -> None:
-        request = urllib.request.Request(f"{server}/moto-api/reset", method="POST")
-        urllib.request.urlopen(request, timeout=5).close()
+        moto_server.reset(server)
         app.CONTAINER.reset()
 
     reset()

@@ -13,12 +13,13 @@ import pytest
 from traffic_mirror.handler import app
 
 from benchmarks import baseline, bench_handler
-from tests.conftest import CallCounter
 from testsupport import sandbox
+from testsupport.calls import CallCounter
+from testsupport.event_builders import run_instances_record, wrap
 
 
 def event(instances: list[dict[str, Any]], event_id: str) -> dict[str, Any]:
-    return sandbox.wrap(sandbox.run_instances_record(instances, event_id=event_id))
+    return wrap(run_instances_record(instances, event_id=event_id))
 
 
 def sessions_of(ec2: Any, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -140,6 +141,7 @@ def test_naive_reads_grow_with_instances_ours_do_not(
 ROW = re.compile(r"^\| (\d+ x \d+) \| (\d+) / (\d+) / (\d+) \| (\d+) / (\d+) / (\d+) \|", re.MULTILINE)
 
 
+@pytest.mark.moto
 def test_benchmark_quick_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     modules = {name: sys.modules[name] for name in ("traffic_mirror.handler.app", "traffic_mirror.handler.clients", "benchmarks.baseline")}
     assert bench_handler.main(["--quick", "--latency-ms", "0"]) == 0

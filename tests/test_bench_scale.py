@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 from botocore.retries.standard import RetryContext, ThrottledRetryableChecker
 
 from benchmarks import bench_scale
-from testsupport import sandbox, throttle
+from benchmarks.scale.account import setup_client
+from testsupport import moto_server, sandbox, throttle
 
 
 @pytest.fixture
@@ -20,12 +21,13 @@ def server() -> Any:
     clock = throttle.SimClock()
     rates = throttle.Rates(describe_burst=100, describe_rate=100, mutate_burst=1, mutate_rate=0.001)
     with throttle.Server(rates, clock) as srv, sandbox.aws_rules():
-        bench_scale._reset_moto(srv.url)
+        moto_server.reset(srv.url)
         yield srv
 
 
+@pytest.mark.moto
 def test_throttled_call_never_reaches_moto_and_botocore_sees_throttling(server: Any) -> None:
-    setup = bench_scale._setup_client(server.url)
+    setup = setup_client(server.url)
     account = sandbox.build_account(setup)
     instances = sandbox.launch(setup, account, account.subnets["us-east-1a"], count=2)
     enis = [i["NetworkInterfaces"][0]["NetworkInterfaceId"] for i in instances]
@@ -35,7 +37,7 @@ def test_throttled_call_never_reaches_moto_and_botocore_sees_throttling(server: 
         endpoint_url=server.url,
         config=Config(retries={"mode": "standard", "total_max_attempts": 2}),
     )
-    params = {
+    params: dict[str, Any] = {
         "TrafficMirrorTargetId": account.targets["sensor-us-east-1a-0"],
         "TrafficMirrorFilterId": account.filters["default"],
         "SessionNumber": 1,
@@ -68,6 +70,7 @@ def test_token_bucket_refills_at_its_rate_and_on_skipped_time() -> None:
     assert not bucket.take()
 
 
+@pytest.mark.moto
 def test_quick_run_mirrors_every_eni_exactly_once() -> None:
     options = bench_scale.parse_args(["--quick", "--only", "queue,sweep"])
     runs, _ = bench_scale.run_all(options, out=lambda _: None)

@@ -38,8 +38,12 @@ from moto.events.models import EventPattern
 from traffic_mirror.components import TrafficMirrorAutomation, packaging
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY
 
-from testsupport import sandbox
+from testsupport import modules, sandbox
+from testsupport.event_builders import load_record, run_instances_record
+from testsupport.lambda_context import LambdaContext
 from testsupport.pulumi_mocks import ACCOUNT, Registered, Run, run_program
+
+pytestmark = pytest.mark.moto
 
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 REGION = "us-east-1"
@@ -146,7 +150,7 @@ def replay(run: Run, zip_bytes: bytes, regions: list[str] = REGIONS) -> Deployed
     # The trail and its bucket, in the home region.
     (bucket,) = run.of_type("aws:s3/bucket:Bucket")
     name = bucket.outputs["bucket"]
-    s3 = boto3.client("s3", region_name=bucket.region)
+    s3: Any = boto3.client("s3", region_name=bucket.region)
     s3.create_bucket(Bucket=name)
     (public,) = run.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
     s3.put_public_access_block(
@@ -259,7 +263,7 @@ def _replay_mirroring(run: Run, region: str) -> dict[str, str]:
 
 
 def _replay_region(run: Run, region: str, zip_bytes: bytes, ids: dict[str, str]) -> tuple[str, str, str]:
-    sqs = boto3.client("sqs", region_name=region)
+    sqs: Any = boto3.client("sqs", region_name=region)
     events = boto3.client("events", region_name=region)
     lambda_ = boto3.client("lambda", region_name=region)
     logs = boto3.client("logs", region_name=region)
@@ -398,15 +402,6 @@ def _replay_region(run: Run, region: str, zip_bytes: bytes, ids: dict[str, str])
 # --- the handler, from the built archive -------------------------------------------------------------
 
 
-class LambdaContext:
-    def __init__(self, function_name: str) -> None:
-        self.function_name = function_name
-        self.aws_request_id = "test-request"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
-
-
 @pytest.fixture
 def archived_handler(
     deployed: Deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -437,28 +432,25 @@ def load_archived_handler(
     monkeypatch.setenv("AWS_LAMBDA_LOG_LEVEL", fn.inputs["loggingConfig"]["applicationLogLevel"])
 
     # As Lambda does: the archive's `handler` package, top-level, from the task directory.
-    saved = {k: v for k, v in sys.modules.items() if k == "handler" or k.startswith("handler.")}
-    for key in saved:
-        del sys.modules[key]
-    sys.path.insert(0, str(task))
-    try:
-        app = importlib.import_module("handler.app")
-        assert Path(app.__file__ or "").resolve().is_relative_to(task.resolve()), app.__file__
-        actions: list[str] = []
-        home = app.Place(REGION)
-        for client in (app.CONTAINER.clients.ec2(home), app.CONTAINER.clients.elbv2(home)):
-            prefix = client.meta.service_model.signing_name
+    archived = modules.in_package("handler")
+    with modules.preserved(archived):
+        modules.purge(archived)
+        sys.path.insert(0, str(task))
+        try:
+            app = importlib.import_module("handler.app")
+            assert Path(app.__file__ or "").resolve().is_relative_to(task.resolve()), app.__file__
+            actions: list[str] = []
+            home = app.Place(REGION)
+            for client in (app.CONTAINER.clients.ec2(home), app.CONTAINER.clients.elbv2(home)):
+                prefix = client.meta.service_model.signing_name
 
-            def record(model: Any, _prefix: str = prefix, **_: Any) -> None:
-                actions.append(f"{_prefix}:{model.name}")
+                def record(model: Any, _prefix: str = prefix, **_: Any) -> None:
+                    actions.append(f"{_prefix}:{model.name}")
 
-            client.meta.events.register("before-call", record)
-        yield app, actions
-    finally:
-        sys.path.remove(str(task))
-        for key in [k for k in sys.modules if k == "handler" or k.startswith("handler.")]:
-            del sys.modules[key]
-        sys.modules.update(saved)
+                client.meta.events.register("before-call", record)
+            yield app, actions
+        finally:
+            sys.path.remove(str(task))
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -478,7 +470,7 @@ def put_cloudtrail_event(record: dict[str, Any], region: str = REGION) -> None:
 
 
 def receive(url: str, region: str = REGION) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs", region_name=region)
+    sqs: Any = boto3.client("sqs", region_name=region)
     messages: list[dict[str, Any]] = []
     while True:
         batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
@@ -515,7 +507,7 @@ def deliver(app: ModuleType, deployed: Deployed, messages: list[dict[str, Any]])
     sqs = boto3.client("sqs", region_name=REGION)
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     result: dict[str, Any] = app.lambda_handler(
-        as_sqs_batch(messages, arn), LambdaContext(deployed.function_names[REGION])
+        as_sqs_batch(messages, arn), LambdaContext(function_name=deployed.function_names[REGION])
     )
     failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
     for message in messages:
@@ -530,7 +522,7 @@ def sessions_by_eni(ec2: Any) -> dict[str, dict[str, Any]]:
 
 def tags_record(instance_id: str, key: str, value: str, name: str = "CreateTags") -> dict[str, Any]:
     """A CreateTags CloudTrail record, shaped like the RunInstances one (same identity and envelope)."""
-    record = sandbox.load_record(EVENTS_FILE)
+    record = load_record(EVENTS_FILE)
     record.update(
         eventName=name,
         eventID=f"{name}-{instance_id}-{key}",
@@ -576,7 +568,7 @@ def test_replayed_deployment_is_what_was_registered(deployed: Deployed) -> None:
         assert config["Handler"] == "handler.app.lambda_handler"
         assert config["Architectures"] == ["arm64"]
         assert config["Role"] == deployed.role_arn
-        sqs = boto3.client("sqs", region_name=region)
+        sqs: Any = boto3.client("sqs", region_name=region)
         attributes = sqs.get_queue_attributes(QueueUrl=deployed.queue_urls[region], AttributeNames=["All"])[
             "Attributes"
         ]
@@ -606,14 +598,14 @@ def test_run_instances_event_reaches_the_queue_and_the_archived_handler_mirrors_
     #    Invocation's input, as Lambda would receive it) covers it.
     (existing,) = sandbox.launch(ec2, account, subnet, "m5.large", {"Name": "before-deploy"})
     invocation = initial_sweep(deployed.run, REGION)
-    app.lambda_handler(json.loads(invocation.inputs["input"]), LambdaContext(deployed.function_names[REGION]))
+    app.lambda_handler(json.loads(invocation.inputs["input"]), LambdaContext(function_name=deployed.function_names[REGION]))
     existing_eni = existing["NetworkInterfaces"][0]["NetworkInterfaceId"]
     assert existing_eni in sessions_by_eni(ec2)
 
     # 2. A launch after the deploy: the real-shaped RunInstances record, through EventBridge.
     (instance,) = sandbox.launch(ec2, account, subnet, "m5.large", {"Name": "web-1"})
     eni = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
-    record = sandbox.run_instances_record([instance], template=EVENTS_FILE, event_id="launch-web-1")
+    record = run_instances_record([instance], template=EVENTS_FILE, event_id="launch-web-1")
     assert record["responseElements"]["instancesSet"]["items"][0]["networkInterfaceSet"]["items"][0][
         "networkInterfaceId"
     ] == eni
@@ -652,7 +644,7 @@ def test_run_instances_event_reaches_the_queue_and_the_archived_handler_mirrors_
     assert existing_eni in sessions_by_eni(ec2), "other sessions are left alone"
 
     # 4. State changes: "running" is delivered, other states are not.
-    state = sandbox.load_record("EC2InstanceStateChangeNotification__awsdocs-amazon-eventbridge-user-guide__1.json")
+    state = load_record("EC2InstanceStateChangeNotification__awsdocs-amazon-eventbridge-user-guide__1.json")
     events = boto3.client("events", region_name=REGION)
     for value in ("pending", "running"):
         detail = {**state["detail"], "instance-id": instance["InstanceId"], "state": value}
@@ -671,7 +663,7 @@ def test_run_instances_event_reaches_the_queue_and_the_archived_handler_mirrors_
 
 def test_events_stay_in_their_region(deployed: Deployed) -> None:
     """A launch in eu-west-1 reaches eu-west-1's queue only: each region's rules are its own."""
-    record = sandbox.load_record(EVENTS_FILE)
+    record = load_record(EVENTS_FILE)
     record["awsRegion"] = "eu-west-1"
     put_cloudtrail_event(record, region="eu-west-1")
     assert len(receive(deployed.queue_urls["eu-west-1"], "eu-west-1")) == 1
@@ -692,8 +684,6 @@ def test_from_an_empty_account_sensors_as_code_mirror_and_destroy_releases_only_
     `pulumi destroy`'s hook removes exactly the managed sessions: a foreign one stays."""
     from moto.elbv2 import models as elbv2_models
 
-    from tests.test_coverage import OneImage
-
     # moto names every load balancer `loadbalancer/app/...`; AWS names a Network Load Balancer `net/`.
     moto_arn = elbv2_models.make_arn_for_load_balancer
     monkeypatch.setattr(
@@ -708,7 +698,7 @@ def test_from_an_empty_account_sensors_as_code_mirror_and_destroy_releases_only_
             )["Subnet"]["SubnetId"]
             for index, suffix in enumerate("ab")
         }
-        ami = OneImage(ec2).describe_images()["Images"][0]["ImageId"]
+        ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]  # the small catalogue
         account = sandbox.Account(REGION, vpc, subnets, ami=ami)
         (sensor,) = sandbox.launch(ec2, account, subnets[f"{REGION}a"], "c5.xlarge", {"Name": "sensor"})
         sensor_eni = sensor["NetworkInterfaces"][0]["NetworkInterfaceId"]
@@ -742,7 +732,7 @@ def test_from_an_empty_account_sensors_as_code_mirror_and_destroy_releases_only_
         ]
         enis = [i["NetworkInterfaces"][0]["NetworkInterfaceId"] for i in web]
         with load_archived_handler(deployed, tmp_path, monkeypatch) as (app, actions):
-            context = LambdaContext(deployed.function_names[REGION])
+            context = LambdaContext(function_name=deployed.function_names[REGION])
             app.lambda_handler(json.loads(initial_sweep(program, REGION).inputs["input"]), context)
             mirrored = sessions_by_eni(ec2)
             assert set(mirrored) == set(enis), "both instances mirrored; the sensor ENI is not a source"

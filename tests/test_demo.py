@@ -8,17 +8,21 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 from traffic_mirror import cli
 
 from scripts import demo
+from testsupport import environment
+
+pytestmark = pytest.mark.moto
 
 ROOT = Path(__file__).resolve().parent.parent
 README_URL = f"http://127.0.0.1:{demo.PLAYGROUND_PORT}"
 
 
 def test_demo_runs_end_to_end_and_cleans_up() -> None:
-    env_before = {k: os.environ.get(k) for k in (*demo.FAKE_ENV, *demo.DROPPED_ENV)}
+    env_before = {k: os.environ.get(k) for k in (*environment.FAKE_CREDENTIALS, *environment.DROPPED)}
     out = io.StringIO()
     started = time.monotonic()
     assert demo.main(Console(file=out, width=80, color_system=None, soft_wrap=True)) == 0

@@ -1,7 +1,6 @@
 """RunInstances end to end under moto: every ENI of every instance mirrored once, never twice."""
 
-import importlib
-import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -9,7 +8,8 @@ from traffic_mirror.handler import app, inventory
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY
 
 from tests.conftest import home
-from testsupport import sandbox
+from testsupport import modules, sandbox
+from testsupport.event_builders import run_instances_record, wrap
 
 
 def sessions(ec2: Any) -> list[dict[str, Any]]:
@@ -30,7 +30,7 @@ def enis(instances: list[dict[str, Any]]) -> set[str]:
 def test_one_instance_one_eni_gets_one_session(aws: Any, account: sandbox.Account) -> None:
     subnet = account.subnets["us-east-1a"]
     instances = sandbox.launch(aws, account, subnet, "m5.large", {"Name": "web-1"})
-    result = app.handle(sandbox.wrap(sandbox.run_instances_record(instances)))
+    result = app.handle(wrap(run_instances_record(instances)))
     assert result["counts"]["Created"] == 1
     (session,) = sessions(aws)
     eni = instances[0]["NetworkInterfaces"][0]["NetworkInterfaceId"]
@@ -48,7 +48,7 @@ def test_multi_instance_multi_eni_event(aws: Any, account: sandbox.Account) -> N
     instances = sandbox.launch(aws, account, subnet_a, count=3, extra_enis=1) + sandbox.launch(
         aws, account, subnet_b, count=2
     )
-    app.handle(sandbox.wrap(sandbox.run_instances_record(instances)))
+    app.handle(wrap(run_instances_record(instances)))
     found = by_eni(aws)
     assert set(found) == enis(instances)
     assert all(len(v) == 1 for v in found.values())
@@ -61,15 +61,23 @@ def test_multi_instance_multi_eni_event(aws: Any, account: sandbox.Account) -> N
             )
 
 
-def test_redelivery_three_times_and_to_a_cold_module(aws: Any, account: sandbox.Account) -> None:
+@pytest.fixture
+def cold_modules() -> Iterator[None]:
+    """The test imports the handler anew; later tests get the original modules back."""
+    with modules.preserved():
+        yield
+
+
+def test_redelivery_three_times_and_to_a_cold_module(
+    aws: Any, account: sandbox.Account, cold_modules: None
+) -> None:
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=2, extra_enis=1)
-    event = sandbox.wrap(sandbox.run_instances_record(instances))
+    event = wrap(run_instances_record(instances))
     for _ in range(3):
         app.handle(event)
     # A cold container: fresh modules, no caches, same event.
-    for name in [m for m in sys.modules if m == "traffic_mirror.handler" or m.startswith("traffic_mirror.handler.")]:
-        del sys.modules[name]
-    cold = importlib.import_module("traffic_mirror.handler.app")
+    cold = modules.fresh_handler()
+    assert cold is not app and cold.CONTAINER is not app.CONTAINER
     cold.handle(event)
     found = by_eni(aws)
     assert set(found) == enis(instances)
@@ -82,10 +90,10 @@ def test_client_token_alone_prevents_duplicates(aws: Any, account: sandbox.Accou
     from traffic_mirror.handler.settings import Settings
 
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"])
-    record = sandbox.run_instances_record(instances)
+    record = run_instances_record(instances)
     from traffic_mirror.handler.events import Change, parse
 
-    change = parse(sandbox.wrap(record), Settings())
+    change = parse(wrap(record), Settings())
     assert isinstance(change, Change)
     ctx = home()
     decisions = planner.plan(change.sources, {}, inventory.inventory(ctx), Settings())
@@ -102,7 +110,7 @@ def test_reads_per_event_do_not_grow_with_instances(
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=n)
     inventory.inventory(home())  # warm
     counter.calls.clear()
-    app.handle(sandbox.wrap(sandbox.run_instances_record(instances, event_id=f"warm-{n}")))
+    app.handle(wrap(run_instances_record(instances, event_id=f"warm-{n}")))
     assert counter.reads() == 2, counter.calls  # tags + sessions, whatever n
     assert counter.calls.get("CreateTrafficMirrorSession") == n
 
@@ -110,5 +118,5 @@ def test_reads_per_event_do_not_grow_with_instances(
 def test_cold_reads_are_a_constant(aws: Any, account: sandbox.Account, counter: Any) -> None:
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=7)
     counter.calls.clear()
-    app.handle(sandbox.wrap(sandbox.run_instances_record(instances)))
+    app.handle(wrap(run_instances_record(instances)))
     assert counter.reads() == 5, counter.calls  # targets, filters, target ENIs, tags, sessions

@@ -10,21 +10,21 @@ import pytest
 from traffic_mirror.handler.events import Change, Skip, parse, tags_of
 from traffic_mirror.handler.settings import Settings
 
-from testsupport import sandbox
+from testsupport.event_builders import EVENTS_DIR, load_record, scheduled, state_change, wrap
 
-EVENTS = sorted(p for p in sandbox.EVENTS_DIR.glob("*.json"))
+EVENTS = sorted(p for p in EVENTS_DIR.glob("*.json"))
 ROLE_ARN = "arn:aws:iam::123456789012:role/mirror-automation"
 FUNCTION = "mirror-automation-fn"
 SETTINGS = Settings(role_arn=ROLE_ARN, function_name=FUNCTION)
 
 
 def record(name: str) -> dict[str, Any]:
-    return sandbox.load_record(name)
+    return load_record(name)
 
 
 def envelope(data: dict[str, Any]) -> dict[str, Any]:
     """EventBridge files as they are; bare CloudTrail records wrapped as EventBridge delivers them."""
-    return data if "detail" in data else sandbox.wrap(data)
+    return data if "detail" in data else wrap(data)
 
 
 def cloudtrail(
@@ -48,7 +48,7 @@ def cloudtrail(
     }
     if error:
         rec["errorCode"] = error
-    return sandbox.wrap(rec)
+    return wrap(rec)
 
 
 def instances_set(*ids: str) -> dict[str, Any]:
@@ -120,7 +120,7 @@ def test_every_tag_set_shape(tag_set: Any, expected: dict[str, str]) -> None:
         item.pop("tagSet", None)
     else:
         item["tagSet"] = tag_set
-    parsed = change(sandbox.wrap(rec))
+    parsed = change(wrap(rec))
     assert parsed.kind == "launch"
     (source,) = parsed.sources
     assert dict(source.instance_tags) == expected
@@ -140,7 +140,7 @@ def test_private_ip_addresses_set_with_item_and_full_source() -> None:
     rec = record("RunInstances__elastic-integrations__1.json")
     eni = rec["responseElements"]["instancesSet"]["items"][0]["networkInterfaceSet"]["items"][0]
     assert "item" in eni["privateIpAddressesSet"]
-    parsed = change(sandbox.wrap(rec))
+    parsed = change(wrap(rec))
     (source,) = parsed.sources
     assert (source.eni_id, source.subnet_id, source.vpc_id) == (
         "eni-043138569d4a31e90",
@@ -158,7 +158,7 @@ def test_legacy_eni_shape_takes_eni_level_az() -> None:
     """2015 record: ENI carries its own availabilityZone; attachment.instanceId is a number string."""
     rec = record("RunInstances__GorillaStack-auto-tag__1.json")
     rec["responseElements"]["instancesSet"]["items"][0].pop("placement")
-    parsed = change(sandbox.wrap(rec))
+    parsed = change(wrap(rec))
     (source,) = parsed.sources
     assert source.az == "ap-northeast-1a"
     assert source.instance_id == "i-e38a6646"
@@ -168,13 +168,13 @@ def test_incomplete_eni_data_is_described_not_guessed() -> None:
     rec = record("RunInstances__Cloudryer-cloudryer-cli__2.json")
     item = rec["responseElements"]["instancesSet"]["items"][0]
     item.pop("networkInterfaceSet")
-    parsed = change(sandbox.wrap(rec))
+    parsed = change(wrap(rec))
     assert parsed.sources == ()
     assert parsed.instance_ids == ("i-075ea41997e5fd321",)
 
 
 def test_two_instances_in_one_record() -> None:
-    parsed = change(sandbox.wrap(record("RunInstances__cloud-custodian-cloud-custodian__1.json")))
+    parsed = change(wrap(record("RunInstances__cloud-custodian-cloud-custodian__1.json")))
     assert {s.instance_id for s in parsed.sources} == {"i-784cdacd", "i-7b4cdace"}
     assert len({s.eni_id for s in parsed.sources}) == 2
 
@@ -193,7 +193,7 @@ def test_two_instances_in_one_record() -> None:
 def test_failed_and_dry_run_records_are_rejected(name: str) -> None:
     rec = record(name)
     assert rec.get("errorCode") and rec.get("responseElements") is None
-    result = skip(sandbox.wrap(rec))
+    result = skip(wrap(rec))
     assert result.status == "rejected"
     assert "nothing was changed" in result.reason
     if "DryRun" in rec["errorCode"]:
@@ -201,7 +201,7 @@ def test_failed_and_dry_run_records_are_rejected(name: str) -> None:
 
 
 def test_failed_call_with_fake_region_still_rejected_cleanly() -> None:
-    result = skip(sandbox.wrap(record("RunInstances__DataDog-stratus-red-team__1.json")))
+    result = skip(wrap(record("RunInstances__DataDog-stratus-red-team__1.json")))
     assert result.status == "rejected"
 
 
@@ -221,7 +221,7 @@ def test_other_event_names_are_rejected(name: Any) -> None:
 
 
 def test_create_traffic_mirror_session_is_not_ours_to_handle() -> None:
-    result = skip(sandbox.wrap(record("CreateTrafficMirrorSession__elastic-integrations__1.json")))
+    result = skip(wrap(record("CreateTrafficMirrorSession__elastic-integrations__1.json")))
     assert result.status == "rejected"
 
 
@@ -264,7 +264,7 @@ def test_run_instances_without_usable_instances_is_rejected(response: Any) -> No
 
 
 def test_odd_instance_id_from_a_real_record_is_rejected() -> None:
-    data = json.loads((sandbox.EVENTS_DIR / "EventBridge-RunInstances__vikyol-aws-tags__1.json").read_text())
+    data = json.loads((EVENTS_DIR / "EventBridge-RunInstances__vikyol-aws-tags__1.json").read_text())
     result = skip(data)
     assert result.status == "rejected"
     assert "i-0cd10d631e4be6§122" in result.reason
@@ -275,7 +275,7 @@ def test_odd_ids_are_partially_rejected() -> None:
     rec = record("RunInstances__cloud-custodian-cloud-custodian__1.json")
     items = rec["responseElements"]["instancesSet"]["items"]
     items[1]["instanceId"] = "i-0cd10d631e4be6§122"
-    parsed = change(sandbox.wrap(rec))
+    parsed = change(wrap(rec))
     assert {s.instance_id for s in parsed.sources} == {"i-784cdacd"}
     assert parsed.rejected == ("malformed instance id 'i-0cd10d631e4be6§122'",)
 
@@ -284,7 +284,7 @@ def test_odd_eni_id_sends_the_instance_to_be_described() -> None:
     rec = record("RunInstances__Cloudryer-cloudryer-cli__2.json")
     eni = rec["responseElements"]["instancesSet"]["items"][0]["networkInterfaceSet"]["items"][0]
     eni["networkInterfaceId"] = "eni-03e4999e8050000§"
-    parsed = change(sandbox.wrap(rec))
+    parsed = change(wrap(rec))
     assert parsed.sources == ()
     assert parsed.instance_ids == ("i-075ea41997e5fd321",)
 
@@ -323,7 +323,8 @@ def test_no_shape_makes_parse_raise(path: Path) -> None:
     """Every node of every real record replaced by None, "", [], {}, 0 or a list: never an exception."""
     event = envelope(json.loads(path.read_text()))
     for where in _mutations(event):
-        for junk in (None, "", [], {}, 0, ["x"]):
+        junks: tuple[Any, ...] = (None, "", [], {}, 0, ["x"])
+        for junk in junks:
             result = parse(_replace(event, where, junk), SETTINGS)
             assert isinstance(result, Change | Skip)
 
@@ -343,7 +344,7 @@ def test_every_real_record_parses_to_a_change_or_skip(path: Path) -> None:
 
 
 def test_start_instances_real_record_names_both_instances() -> None:
-    parsed = change(sandbox.wrap(record("StartInstances__panther-labs-panther-analysis__1.json")))
+    parsed = change(wrap(record("StartInstances__panther-labs-panther-analysis__1.json")))
     assert parsed.kind == "instances"
     assert set(parsed.instance_ids) == {"i-EXAMPLEaff4840c22", "i-EXAMPLE56126103cb"}
     assert parsed.sources == ()
@@ -352,7 +353,7 @@ def test_start_instances_real_record_names_both_instances() -> None:
 def test_start_instances_without_event_id_uses_envelope_id() -> None:
     rec = record("StartInstances__awsdocs-aws-cloudtrail-user-guide__1.json")
     assert "eventID" not in rec
-    parsed = change(sandbox.wrap(rec, event_id="envelope-7"))
+    parsed = change(wrap(rec, event_id="envelope-7"))
     assert parsed.event_id == "envelope-7"
     assert parsed.region == "us-east-2"
 
@@ -368,7 +369,7 @@ def test_stop_instances_follows_release_on_stop() -> None:
 
 
 def test_attach_network_interface_real_record() -> None:
-    parsed = change(sandbox.wrap(record("AttachNetworkInterface__Cloudryer-cloudryer-cli__1.json")))
+    parsed = change(wrap(record("AttachNetworkInterface__Cloudryer-cloudryer-cli__1.json")))
     assert parsed.kind == "enis"
     assert parsed.eni_ids == ("eni-0a9c4b60624c0e41d",)
     bad = cloudtrail("AttachNetworkInterface", {"networkInterfaceId": "eni-§"}, {})
@@ -382,10 +383,10 @@ def test_detach_network_interface_follows_release_on_stop() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", sorted(sandbox.EVENTS_DIR.glob("TerminateInstances__*.json")), ids=lambda p: p.name
+    "path", sorted(EVENTS_DIR.glob("TerminateInstances__*.json")), ids=lambda p: p.name
 )
 def test_terminate_instances_is_ignored(path: Path) -> None:
-    result = skip(sandbox.wrap(json.loads(path.read_text())))
+    result = skip(wrap(json.loads(path.read_text())))
     assert result.status == "ignored"
 
 
@@ -454,40 +455,28 @@ def test_delete_tags_with_and_without_keys() -> None:
     assert every_tag.instance_ids == ("i-0123456789abcdef0",)
 
 
-def state_change(instance_id: str, state: str) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": "sc-1",
-        "detail-type": "EC2 Instance State-change Notification",
-        "source": "aws.ec2",
-        "region": "us-east-1",
-        "resources": [f"arn:aws:ec2:us-east-1:123456789012:instance/{instance_id}"],
-        "detail": {"instance-id": instance_id, "state": state},
-    }
-
-
 def test_state_changes() -> None:
-    running = change(state_change("i-0389a92bd5b886c39", "running"))
+    running = change(state_change("i-0389a92bd5b886c39", "running", "sc-1"))
     assert (running.kind, running.instance_ids) == ("instances", ("i-0389a92bd5b886c39",))
     for state in ("pending", "stopping", "shutting-down", "terminated"):
-        assert skip(state_change("i-0389a92bd5b886c39", state)).status == "ignored"
-    assert skip(state_change("i-0389a92bd5b886c39", "stopped")).status == "ignored"
-    stopped = change(state_change("i-0389a92bd5b886c39", "stopped"), Settings(release_on_stop=True))
+        assert skip(state_change("i-0389a92bd5b886c39", state, "sc-1")).status == "ignored"
+    assert skip(state_change("i-0389a92bd5b886c39", "stopped", "sc-1")).status == "ignored"
+    stopped = change(state_change("i-0389a92bd5b886c39", "stopped", "sc-1"), Settings(release_on_stop=True))
     assert stopped.kind == "release-instances"
-    assert skip(state_change("i-§", "running")).status == "rejected"
+    assert skip(state_change("i-§", "running", "sc-1")).status == "rejected"
 
 
 def test_real_state_change_records() -> None:
     running = json.loads(
         (
-            sandbox.EVENTS_DIR / "EC2InstanceStateChangeNotification__gtz4all-gtz4all.github.io__1.json"
+            EVENTS_DIR / "EC2InstanceStateChangeNotification__gtz4all-gtz4all.github.io__1.json"
         ).read_text()
     )
     assert change(running).instance_ids == ("i-0389a92bd5b886c39",)
     # AWS documentation sample: "terminated" with a stray space before the id. Nothing to do either way.
     doc = json.loads(
         (
-            sandbox.EVENTS_DIR
+            EVENTS_DIR
             / "EC2InstanceStateChangeNotification__awsdocs-amazon-eventbridge-user-guide__1.json"
         ).read_text()
     )
@@ -497,17 +486,7 @@ def test_real_state_change_records() -> None:
 
 
 def test_scheduled_event_is_a_sweep() -> None:
-    event = {
-        "version": "0",
-        "id": "sched-1",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": "2026-11-27T12:00:00Z",
-        "region": "eu-west-1",
-        "resources": ["arn:aws:events:eu-west-1:123456789012:rule/mirror-sweep"],
-        "detail": {},
-    }
+    event = scheduled("sched-1", "eu-west-1", "mirror-sweep")
     parsed = change(event)
     assert (parsed.kind, parsed.region, parsed.event_id) == ("sweep", "eu-west-1", "sched-1")
     # The schedule is the backstop for deleted targets and filters: it never trusts the cache.

@@ -29,6 +29,7 @@ from traffic_mirror.handler import app, events
 from traffic_mirror.handler.settings import Settings
 
 from testsupport import sandbox
+from testsupport.event_builders import EVENTS_DIR, load_record, run_instances_record, wrap
 
 settings.register_profile(
     "ci", max_examples=60, derandomize=True, deadline=None, database=None, print_blob=True
@@ -39,7 +40,7 @@ settings.load_profile(PROFILE)
 SCALE = 1 if PROFILE == "ci" else 10
 """The moto-backed properties run fewer examples than the pure parsing one."""
 
-RECORDS = [(p.name, json.loads(p.read_text())) for p in sorted(sandbox.EVENTS_DIR.glob("*.json"))]
+RECORDS = [(p.name, json.loads(p.read_text())) for p in sorted(EVENTS_DIR.glob("*.json"))]
 LAUNCH_TEMPLATES = (
     "RunInstances__elastic-integrations__1.json",
     "RunInstances__zalando-stups-fullstop__1.json",
@@ -142,7 +143,7 @@ def mutated_events(draw: st.DrawFn, records: Sequence[tuple[str, Any]] = RECORDS
     _, record = draw(st.sampled_from(records))
     event: Any = copy.deepcopy(record)
     if "detail" not in event and draw(st.booleans()):
-        event = sandbox.wrap(event)
+        event = wrap(event)
     for _ in range(draw(st.integers(0, 4))):
         path = draw(st.sampled_from(list(_paths(event))))
         op = draw(st.sampled_from(["delete", "retype", "deep", "string", "surrogate", "id"]))
@@ -231,9 +232,9 @@ def test_any_direct_event_never_escapes_the_handler(aws: Any, account: sandbox.A
     """Under moto with AWS's rules: a world with sensors, a filter and instances; the real records
     mutated, and the same shapes carrying this world's ids (so mutations reach the writes)."""
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=2)
-    ours = [("moto", sandbox.run_instances_record(instances, template=name)) for name in LAUNCH_TEMPLATES]
+    ours = [("moto", run_instances_record(instances, template=name)) for name in LAUNCH_TEMPLATES]
 
-    known = sandbox.wrap({**ours[0][1], "eventID": "launch-\udc80"})  # issue 11, defect 5
+    known = wrap({**ours[0][1], "eventID": "launch-\udc80"})  # issue 11, defect 5
 
     @settings(
         max_examples=40 * SCALE, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -254,11 +255,11 @@ def test_poison_messages_never_fail_their_neighbours(aws: Any, account: sandbox.
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=2)
     instances += sandbox.launch(aws, account, account.subnets["us-east-1b"], count=2)
     good = [
-        json.dumps(sandbox.wrap(sandbox.run_instances_record([inst], event_id=f"launch-{n}")))
+        json.dumps(wrap(run_instances_record([inst], event_id=f"launch-{n}")))
         for n, inst in enumerate(instances)
     ]
     good.append(
-        json.dumps(sandbox.wrap(sandbox.load_record("TerminateInstances__elastic-integrations__1.json")))
+        json.dumps(wrap(load_record("TerminateInstances__elastic-integrations__1.json")))
     )
     enis = {e["NetworkInterfaceId"] for i in instances for e in i["NetworkInterfaces"]}
 

@@ -18,6 +18,7 @@ from traffic_mirror.handler import app
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
 from testsupport import sandbox
+from testsupport.event_builders import load_record, run_instances_record, wrap
 
 REGION = "us-east-1"
 HUB = "123456789012"  # moto's default account: the handler's own credentials
@@ -82,7 +83,7 @@ class World:
         return sandbox.launch(ec2, built, built.subnets[az], count=count)
 
     def event(self, account: str, instances: list[dict[str, Any]], event_id: str) -> dict[str, Any]:
-        return sandbox.wrap(sandbox.run_instances_record(instances, event_id=event_id), account=account)
+        return wrap(run_instances_record(instances, event_id=event_id), account=account)
 
     def sessions(self, account: str, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Sessions on these instances' ENIs (the world is shared by the module's tests)."""
@@ -166,14 +167,14 @@ def test_a_deleted_session_in_a_member_is_restored(world: World) -> None:
     (session,) = world.sessions(MEMBER_A, [instance])
     ec2 = world.members[MEMBER_A][0]
     ec2.delete_traffic_mirror_session(TrafficMirrorSessionId=session["TrafficMirrorSessionId"])
-    record = sandbox.load_record("RunInstances__elastic-integrations__1.json")
+    record = load_record("RunInstances__elastic-integrations__1.json")
     record.update(
         eventName="DeleteTrafficMirrorSession",
         eventID="delete-1",
         requestParameters={"DeleteTrafficMirrorSessionRequest": {"TrafficMirrorSessionId": "x"}},
         responseElements=None,
     )
-    result = handle(sandbox.wrap(record, account=MEMBER_A))
+    result = handle(wrap(record, account=MEMBER_A))
     assert result["counts"]["Created"] >= 1, result
     (restored,) = world.sessions(MEMBER_A, [instance])
     assert restored["TrafficMirrorSessionId"] != session["TrafficMirrorSessionId"]
@@ -230,7 +231,7 @@ def roles_refused_in(*accounts: str) -> Iterator[None]:
             raise STSClientError("AccessDenied", f"not authorized to assume {kwargs.get('role_arn')}")
         return original(self, **kwargs)
 
-    STSBackend.assume_role = assume_role  # type: ignore[method-assign]
+    STSBackend.assume_role = assume_role  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
@@ -256,7 +257,7 @@ def test_one_assume_role_per_account_and_container(world: World) -> None:
         calls.append(kwargs["role_arn"])
         return original(self, **kwargs)
 
-    STSBackend.assume_role = counting  # type: ignore[method-assign]
+    STSBackend.assume_role = counting  # type: ignore[method-assign,assignment]
     try:
         for n in range(3):
             (instance,) = world.launch(MEMBER_A)

@@ -40,6 +40,7 @@ from traffic_mirror.handler import settings as handler_settings
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY
 
 from testsupport import sandbox
+from testsupport.event_builders import run_instances_record
 from testsupport.pulumi_mocks import ACCOUNT as HUB
 from testsupport.pulumi_mocks import ORGANIZATION_ID as MOCK_ORGANIZATION_ID
 from testsupport.pulumi_mocks import Run, run_program
@@ -272,7 +273,7 @@ def launch_event(world: World, session: boto3.Session) -> tuple[str, list[dict[s
     """Launch in the member account and put its CloudTrail event on the member's own bus."""
     ec2 = session.client("ec2")
     instances = sandbox.launch(ec2, world.account, world.account.subnets[f"{REGION}a"], "m5.large", {"Name": "web-1"})
-    record = sandbox.run_instances_record(instances, event_id="member-launch-1")
+    record = run_instances_record(instances, event_id="member-launch-1")
     record["recipientAccountId"] = world.member
     entry = {"Source": "aws.ec2", "DetailType": "AWS API Call via CloudTrail", "Detail": json.dumps(record)}
     result = session.client("events").put_events(Entries=[entry])
@@ -330,7 +331,7 @@ def test_the_hubs_bus_refuses_accounts_outside_the_organization(world: World, pr
         Parameters=_parameters({**template["parameters"], member_template.CREATE_FILTER: "false"}),
         Capabilities=["CAPABILITY_NAMED_IAM"],
     )
-    record = sandbox.run_instances_record([], event_id="outsider-1")
+    record = run_instances_record([], event_id="outsider-1")
     entry = {"Source": "aws.ec2", "DetailType": "AWS API Call via CloudTrail", "Detail": json.dumps(record)}
     outsider.client("events").put_events(Entries=[entry])
     assert receive(world) == []

@@ -9,16 +9,9 @@ from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
 from tests.conftest import home
 from testsupport import sandbox
+from testsupport.event_builders import run_instances_record, scheduled, wrap
 
-SCHEDULED = {
-    "version": "0",
-    "id": "tick-1",
-    "detail-type": "Scheduled Event",
-    "source": "aws.events",
-    "region": "us-east-1",
-    "resources": ["arn:aws:events:us-east-1:123456789012:rule/mirror-sweep-us-east-1"],
-    "detail": {},
-}
+SCHEDULED = scheduled("tick-1", rule="mirror-sweep-us-east-1")
 
 
 def plan_from_a_stale_read(change: Change) -> list[Any]:
@@ -37,11 +30,11 @@ def test_a_lost_session_number_race_is_settled_in_the_same_invocation(
     """Plan from a stale read (no sessions) while our session already exists: the create loses the
     number, the ENI is read again, and it is reported mirrored, not a retryable failure."""
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=2)
-    event = sandbox.wrap(sandbox.run_instances_record(instances))
+    event = wrap(run_instances_record(instances))
     app.handle(event)  # the other writer wins
     winner = {s["NetworkInterfaceId"]: s["TrafficMirrorSessionId"] for s in sessions(aws)}
     change = parse(
-        sandbox.wrap(sandbox.run_instances_record(instances, event_id="state-change-1")), Settings()
+        wrap(run_instances_record(instances, event_id="state-change-1")), Settings()
     )
     assert isinstance(change, Change)
     counter.calls.clear()
@@ -55,7 +48,7 @@ def test_a_lost_session_number_race_is_settled_in_the_same_invocation(
 def test_a_race_with_a_foreign_session_takes_the_next_number(aws: Any, account: sandbox.Account) -> None:
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"])
     eni = instances[0]["NetworkInterfaces"][0]["NetworkInterfaceId"]
-    change = parse(sandbox.wrap(sandbox.run_instances_record(instances)), Settings())
+    change = parse(wrap(run_instances_record(instances)), Settings())
     assert isinstance(change, Change)
     aws.create_traffic_mirror_session(  # someone else, between our read and our write
         NetworkInterfaceId=eni,
@@ -107,7 +100,7 @@ def test_scheduled_sweep_leaves_just_attached_enis_to_their_events(
 
 def test_grace_never_releases_young_enis_sessions(aws: Any, account: sandbox.Account) -> None:
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"])
-    app.handle(sandbox.wrap(sandbox.run_instances_record(instances)))
+    app.handle(wrap(run_instances_record(instances)))
     assert len(sessions(aws)) == 1
     releasing = dataclasses.replace(Settings(), sweep_grace_seconds=120, release_on_stop=True)
     result = app.handle(SCHEDULED, settings=releasing)

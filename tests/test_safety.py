@@ -25,6 +25,7 @@ from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 from benchmarks.fault_campaign import Context, _compressed_waits
 from tests import conftest
 from testsupport import faults, sandbox
+from testsupport.event_builders import run_instances_record, wrap
 from testsupport.pulumi_mocks import Run
 
 REGION = "us-east-1"
@@ -36,7 +37,7 @@ def sessions(ec2: Any) -> list[dict[str, Any]]:
 
 
 def launch_event(instances: list[dict[str, Any]], event_id: str, **envelope: Any) -> dict[str, Any]:
-    return {**sandbox.wrap(sandbox.run_instances_record(instances, event_id=event_id)), **envelope}
+    return {**wrap(run_instances_record(instances, event_id=event_id)), **envelope}
 
 
 def sqs(*bodies: Any) -> dict[str, Any]:
@@ -196,9 +197,9 @@ def test_3_a_record_that_disagrees_with_ec2_never_changes_a_session(
     app.handle(launch_event(instances, "launch-1"))
     before = sessions(aws)
     assert len(before) == 1
-    record = sandbox.run_instances_record(instances, event_id="replayed-1")
+    record = run_instances_record(instances, event_id="replayed-1")
     record["responseElements"]["instancesSet"]["items"][0].update(garble)
-    app.handle(sandbox.wrap(record))
+    app.handle(wrap(record))
     assert [(s["TrafficMirrorSessionId"], s["TrafficMirrorTargetId"]) for s in sessions(aws)] == [
         (s["TrafficMirrorSessionId"], s["TrafficMirrorTargetId"]) for s in before
     ]

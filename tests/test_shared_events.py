@@ -18,11 +18,12 @@ from traffic_mirror.handler import app, support
 from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY
 
-from tests.conftest import CallCounter, decisions
-from tests.test_coverage import quick_account
 from testsupport import sandbox
+from testsupport.calls import CallCounter
+from testsupport.event_builders import DEFAULT_ACCOUNT, EVENTS_DIR, run_instances_record, wrap
+from testsupport.logs import decisions
 
-EVENTS = sorted(sandbox.EVENTS_DIR.glob("*.json"))
+EVENTS = sorted(EVENTS_DIR.glob("*.json"))
 REGIONS = frozenset(boto3.session.Session().get_available_regions("ec2"))
 FALLBACK_REGION = "us-east-1"
 WRITES = ("Create", "Modify", "Delete")
@@ -38,7 +39,7 @@ def named(prefix: str) -> list[Path]:
 
 def envelope(data: dict[str, Any]) -> dict[str, Any]:
     """EventBridge files as they are, bare CloudTrail records wrapped as EventBridge delivers them."""
-    return data if "detail" in data else sandbox.wrap(data)
+    return data if "detail" in data else wrap(data)
 
 
 def detail(event: dict[str, Any]) -> dict[str, Any]:
@@ -55,9 +56,9 @@ class Replay:
 
     def __init__(self, region: str) -> None:
         self.region = region if region in REGIONS else FALLBACK_REGION
-        self.ec2 = boto3.client("ec2", region_name=self.region)
+        self.ec2: Any = boto3.client("ec2", region_name=self.region)
         zones = [z["ZoneName"] for z in self.ec2.describe_availability_zones()["AvailabilityZones"]][:2]
-        self.account = quick_account(self.ec2, self.region, tuple(z[len(self.region) :] for z in zones))
+        self.account = sandbox.build_account(self.ec2, self.region, tuple(z[len(self.region) :] for z in zones))
         self.counter = CallCounter()
         app.CONTAINER.clients.ec2(Place(self.region)).meta.events.register("before-call", self.counter)
 
@@ -85,12 +86,12 @@ def region_of(event: dict[str, Any]) -> str:
 def set_region(event: dict[str, Any], region: str) -> None:
     """Replay the record in the test's region and account (the handler rejects other accounts')."""
     event["region"] = region
-    event["account"] = sandbox.DEFAULT_ACCOUNT
+    event["account"] = DEFAULT_ACCOUNT
     if isinstance(event.get("detail"), dict):
         if "awsRegion" in event["detail"]:
             event["detail"]["awsRegion"] = region
         if "recipientAccountId" in event["detail"]:
-            event["detail"]["recipientAccountId"] = sandbox.DEFAULT_ACCOUNT
+            event["detail"]["recipientAccountId"] = DEFAULT_ACCOUNT
 
 
 def primary_first(instance: dict[str, Any]) -> list[dict[str, Any]]:
@@ -242,7 +243,7 @@ def test_run_instances_replayed_with_moto_ids(aws: Any, path: Path, logged: list
 
 def test_the_swap_keeps_every_other_key() -> None:
     """The swapper itself: only ids change, every other key and value of the record stays."""
-    path = sandbox.EVENTS_DIR / "RunInstances__GorillaStack-auto-tag__1.json"
+    path = EVENTS_DIR / "RunInstances__GorillaStack-auto-tag__1.json"
     original = envelope(load(path))
 
     class Fake:
@@ -326,7 +327,7 @@ def test_terminate_instances_replayed_with_moto_ids(aws: Any, path: Path) -> Non
     replay = Replay(region_of(original))
     old_ids = instance_ids_in(original["detail"])
     instances = [replay.launch() for _ in old_ids]
-    app.handle(sandbox.wrap(sandbox.run_instances_record(instances, event_id="launch-before-terminate")))
+    app.handle(wrap(run_instances_record(instances, event_id="launch-before-terminate")))
     mirrored = replay.sessions()
     assert len(mirrored) == len(old_ids)
     replay.ec2.terminate_instances(InstanceIds=[i["InstanceId"] for i in instances])

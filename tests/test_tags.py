@@ -12,9 +12,9 @@ from traffic_mirror.handler.model import Source
 from traffic_mirror.handler.planner import tag_intent
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
-from tests.conftest import CallCounter
-from tests.test_coverage import quick_account
 from testsupport import sandbox
+from testsupport.calls import CallCounter
+from testsupport.event_builders import run_instances_record, scheduled, wrap
 
 REGION = "us-east-1"
 FALSE_LIKE = ["false", "off", "no", "0", "disabled", "FALSE", "Off", " No ", "DISABLED"]
@@ -110,7 +110,7 @@ def secondary(instance: dict[str, Any]) -> str:
 
 
 def launch_event(instances: list[dict[str, Any]], event_id: str = "launch-1") -> dict[str, Any]:
-    return sandbox.wrap(sandbox.run_instances_record(instances, event_id=event_id))
+    return wrap(run_instances_record(instances, event_id=event_id))
 
 
 def tag_event(name: str, resources: list[str], tags: dict[str, str | None], event_id: str) -> dict[str, Any]:
@@ -144,7 +144,7 @@ def tag_event(name: str, resources: list[str], tags: dict[str, str | None], even
         "recipientAccountId": "123456789012",
         "eventCategory": "Management",
     }
-    return sandbox.wrap(record)
+    return wrap(record)
 
 
 def tag(ec2: Any, resource: str, value: str, key: str = "Mirror") -> dict[str, Any]:
@@ -173,18 +173,6 @@ def tag_mirror_resource(resource: str, value: str, key: str = "Mirror") -> dict[
     return tag_event("CreateTags", [aws_id], {key: value}, f"tag-{resource}-{value}")
 
 
-def scheduled(event_id: str) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": event_id,
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "region": REGION,
-        "resources": [],
-        "detail": {},
-    }
-
-
 def foreign_session(ec2: Any, eni: str, target: str, filter_id: str, number: int = 7) -> str:
     created = ec2.create_traffic_mirror_session(
         NetworkInterfaceId=eni,
@@ -201,12 +189,6 @@ def add_filter(ec2: Any, account: sandbox.Account, name: str, tags: dict[str, st
     created = ec2.create_traffic_mirror_filter(Description=name, TagSpecifications=spec)
     account.filters[name] = created["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
     return str(account.filters[name])
-
-
-@pytest.fixture
-def account(aws: Any) -> sandbox.Account:
-    """conftest's account, built without listing every moto image."""
-    return quick_account(aws)
 
 
 @pytest.fixture
@@ -388,7 +370,7 @@ def test_route_change_modifies_the_session_in_place(
 def test_newly_in_scope_gets_mirrored_at_once(aws: Any, account: sandbox.Account, on: str) -> None:
     (instance,) = sandbox.launch(aws, account, account.subnets["us-east-1b"], extra_enis=1)
     app.handle(launch_event([instance]), settings=TAGGED)
-    app.handle(scheduled("sched-1"), settings=TAGGED)
+    app.handle(scheduled("sched-1", rule=None), settings=TAGGED)
     assert sessions(aws) == []
     resource = instance["InstanceId"] if on == "instance" else secondary(instance)
     result = app.handle(tag(aws, resource, "true"), settings=TAGGED)

@@ -9,7 +9,6 @@ from traffic_mirror.handler import app, report
 from traffic_mirror.handler.events import RELEASE_REGION, TEARDOWN_SOURCE, Change, Skip, parse
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
-from tests.test_coverage import quick_account
 from testsupport import sandbox
 
 REGION = "us-east-1"
@@ -66,7 +65,7 @@ def _session(ec2: Any, eni: str, target: str, filter_id: str, number: int, manag
 
 
 def test_release_deletes_exactly_the_managed_sessions(aws: Any) -> None:
-    account = quick_account(aws)
+    account = sandbox.build_account(aws)
     subnet = account.subnets[f"{REGION}a"]
     target, filter_id = account.targets[f"sensor-{REGION}a-0"], account.filters["default"]
     instances = sandbox.launch(aws, account, subnet, "m5.large", count=3)
@@ -92,7 +91,7 @@ def test_release_deletes_exactly_the_managed_sessions(aws: Any) -> None:
 
 
 def test_release_in_dry_run_writes_nothing(aws: Any) -> None:
-    account = quick_account(aws)
+    account = sandbox.build_account(aws)
     sandbox.launch(aws, account, account.subnets[f"{REGION}a"], "m5.large")
     app.handle({"id": "s", "source": "aws.events", "detail-type": "Scheduled Event", "region": REGION,
                 "resources": [], "detail": {}}, settings=SETTINGS)  # fmt: skip
@@ -104,7 +103,7 @@ def test_release_in_dry_run_writes_nothing(aws: Any) -> None:
 def test_sweep_publishes_coverage_as_emf(
     aws: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], logged: list[logging.LogRecord]
 ) -> None:
-    account = quick_account(aws)
+    account = sandbox.build_account(aws)
     sandbox.launch(aws, account, account.subnets[f"{REGION}a"], "m5.large", count=2)
     sandbox.launch(aws, account, account.subnets[f"{REGION}b"], "m5.large", {"Mirror": "off"})
     sandbox.launch(aws, account, account.subnets[f"{REGION}b"], "m5.large", {"Mirror": "pci"})  # no pci sensor

@@ -250,7 +250,7 @@ def run_program(
         real_export = pulumi.export
 
         def program() -> None:
-            pulumi.export = lambda name, value: exports.__setitem__(name, value)  # type: ignore[assignment]
+            pulumi.export = lambda name, value: exports.__setitem__(name, value)
             try:
                 holder["result"] = build()
             finally:

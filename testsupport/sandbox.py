@@ -8,18 +8,14 @@ mode alike (the patch lives in the backend, behind the HTTP layer).
 
 import contextlib
 import copy
-import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.traffic_mirrors import TrafficMirrorsBackend
 
-EVENTS_DIR = Path(__file__).resolve().parent.parent / "tests" / "events"
-"""Real CloudTrail records (a copy of ../shared/events, provenance in SOURCES.md there)."""
 REFUSED_FAMILIES = frozenset({"t2", "m6i", "c6i", "r6i", "m7i", "m8i-flex", "t1", "m3"})
 """Families the fake API refuses (NetworkInterfaceNotSupported). m8i-flex is not in the
 handler's support table, so it exercises 'the API's refusal is final'."""
@@ -304,79 +300,6 @@ def launch(
             )
     ids = [i["InstanceId"] for i in instances]
     return [i for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]]
-
-
-# --- events ------------------------------------------------------------------------------
-
-
-def load_record(name: str) -> dict[str, Any]:
-    return dict(json.loads((EVENTS_DIR / name).read_text()))
-
-
-DEFAULT_ACCOUNT = "123456789012"
-"""moto's account: the one a test's own credentials (and the handler's) act in."""
-
-
-def wrap(
-    record: Mapping[str, Any],
-    region: str | None = None,
-    event_id: str | None = None,
-    account: str = DEFAULT_ACCOUNT,
-) -> dict[str, Any]:
-    """What EventBridge delivers for a CloudTrail record, which happened in `account`.
-
-    Real records come from other people's accounts: like their ids, the account is swapped for
-    the test's, else the handler rightly rejects them as another account's events.
-    """
-    if "detail" in record:
-        return dict(record)
-    return {
-        "version": "0",
-        "id": event_id or str(record.get("eventID", "00000000-0000-0000-0000-000000000000")),
-        "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws.ec2",
-        "account": account,
-        "time": "2026-11-27T12:00:00Z",
-        "region": region or str(record.get("awsRegion", "us-east-1")),
-        "resources": [],
-        "detail": {**record, "recipientAccountId": account},
-    }
-
-
-def run_instances_record(
-    instances: Sequence[Mapping[str, Any]],
-    template: str = "RunInstances__elastic-integrations__1.json",
-    event_id: str = "launch-1",
-) -> dict[str, Any]:
-    """A real RunInstances record's shape with moto's instances swapped in (all ENIs of each)."""
-    record = load_record(template)
-    item_template = record["responseElements"]["instancesSet"]["items"][0]
-    eni_template = item_template["networkInterfaceSet"]["items"][0]
-    items = []
-    for inst in instances:
-        item = copy.deepcopy(item_template)
-        item.update(
-            instanceId=inst["InstanceId"],
-            instanceType=inst["InstanceType"],
-            subnetId=inst["SubnetId"],
-            vpcId=inst["VpcId"],
-        )
-        item["placement"]["availabilityZone"] = inst["Placement"]["AvailabilityZone"]
-        tags = inst.get("Tags") or []
-        item["tagSet"] = {"items": [{"key": t["Key"], "value": t["Value"]} for t in tags]} if tags else {}
-        enis = []
-        for eni in inst["NetworkInterfaces"]:
-            entry = copy.deepcopy(eni_template)
-            entry.update(
-                networkInterfaceId=eni["NetworkInterfaceId"], subnetId=eni["SubnetId"], vpcId=eni["VpcId"]
-            )
-            enis.append(entry)
-        item["networkInterfaceSet"] = {"items": enis}
-        items.append(item)
-    record["responseElements"]["instancesSet"]["items"] = items
-    record["eventID"] = event_id
-    record["awsRegion"] = instances[0]["Placement"]["AvailabilityZone"][:-1] if instances else "us-east-1"
-    return record
 
 
 def launch_sample_workloads(ec2: Any, account: Account) -> None:

@@ -110,7 +110,7 @@ class Stats:
     throttled: Counter[str] = field(default_factory=Counter)
     last_pass: dict[str, float] = field(default_factory=dict)
     first_pass: dict[str, float] = field(default_factory=dict)
-    moto_seconds: Counter[str] = field(default_factory=Counter)
+    moto_seconds: dict[str, float] = field(default_factory=dict)
     """Time moto spent answering each action (the stand-in for EC2's own latency, plus `latency`)."""
     write_times: list[float] = field(default_factory=list)
     """When each mutating call passed (SimClock seconds)."""
@@ -201,7 +201,7 @@ class ThrottledApp:
             stats.passed[action] += 1
             stats.last_pass[action] = now
             stats.first_pass.setdefault(action, now)
-            stats.moto_seconds[action] += seconds
+            stats.moto_seconds[action] = stats.moto_seconds.get(action, 0.0) + seconds
             if is_mutating(action):
                 stats.write_times.append(now)
         return result
@@ -242,8 +242,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._server.host}:{self._server.port}"
 
     def __enter__(self) -> "Server":
         self._thread.start()

@@ -1,0 +1,21 @@
+"""The deployed pipeline's numbers the scale benchmark simulates (one place, read by every part)."""
+
+
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+# The deployed configuration (components/regional.py, components/config.py defaults).
+FUNCTION_TIMEOUT = 300.0
+VISIBILITY_TIMEOUT = FUNCTION_TIMEOUT + 30.0
+MAX_RECEIVES = 5
+BATCH_SIZE = 10
+BATCH_WINDOW = 1.0
+MAX_CONCURRENCY = 2
+SWEEP_INTERVAL = 300.0
+# Lambda's asynchronous invocation: two retries, about one and two minutes after the failure.
+ASYNC_RETRY_DELAYS = (60.0, 120.0)
+TARGET_RATIO = 1.5
+"""Done when: the deployed pipeline's makespan is within 1.5x of the bucket bound."""
+SOURCES_PER_LARGE_SENSOR = 100
+DEFAULT_MARGIN = 15.0
+"""MIRROR_DEADLINE_MARGIN_SECONDS's default (handler/settings.py)."""

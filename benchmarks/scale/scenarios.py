@@ -1,0 +1,165 @@
+"""The scenarios: one account, one pipeline, one `Run` each."""
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmarks.scale.account import (
+    coverage,
+    enis_of,
+    launch_in_batches,
+    scale_account,
+    setup_client,
+)
+from benchmarks.scale.constants import (
+    DEFAULT_MARGIN,
+    FUNCTION_TIMEOUT,
+    MAX_CONCURRENCY,
+    REGION,
+    SWEEP_INTERVAL,
+)
+from benchmarks.scale.containers import Pool
+from benchmarks.scale.runs import Run
+from benchmarks.scale.sources import DirectModel, QueueModel, SweepModel, simulate
+from testsupport import environment, moto_server, throttle
+from testsupport.event_builders import run_instances_record, state_change, wrap
+
+
+@dataclass
+class Options:
+    rates: throttle.Rates
+    events: int = 20
+    per_event: int = 10
+    sweep_enis: int = 1000
+    sweep_budget: float = 30.0
+    sweep_interval: float = SWEEP_INTERVAL
+    max_sweeps: int = 40
+    sweep_at: float = 2.0
+    state_changes: bool = False
+    state_change_window: tuple[float, float] = (5.0, 20.0)
+    runinstances_at: float = 0.0
+    direct_concurrency: int = 20
+    latency: float = 0.05
+    handler_env: dict[str, str] = field(default_factory=dict)
+    retries: dict[str, Any] = field(default_factory=dict)
+    experiments: tuple[str, ...] = ()
+    scenarios: tuple[str, ...] = ("queue", "queue+state", "queue+sweep", "direct", "naive", "sweep")
+    quick: bool = False
+
+
+def _env(url: str, extra: dict[str, str]) -> dict[str, str]:
+    return {
+        **environment.FAKE_CREDENTIALS,
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_REGION": REGION,
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "AWS_ENDPOINT_URL": url,
+        "LOG_LEVEL": "INFO",
+        "MIRROR_SWEEP_GRACE_SECONDS": "60",  # as the component deploys it
+        **extra,
+    }
+
+
+class Bench:
+    def __init__(self, server: throttle.Server, clock: throttle.SimClock, options: Options) -> None:
+        self.server, self.clock, self.options = server, clock, options
+
+    def _fresh(self) -> Any:
+        moto_server.reset(self.server.url)
+        return setup_client(self.server.url)
+
+    def _count(self, run: Run) -> None:
+        """Full buckets and zero counters before the containers start: their INIT-phase calls
+        (the handler prefetches its inventory at cold start) count, as on Lambda, where INIT
+        runs when the first event arrives. INIT itself is not timed (`_start` comes after)."""
+        self.server.app.reset(self.options.rates)
+        run.rates = self.options.rates
+
+    def _start(self, run: Run) -> None:
+        self.clock.start()
+
+    def _finish(self, run: Run, ec2: Any, expected: set[str]) -> Run:
+        run.stats = self.server.app.stats
+        run.duplicates, run.unmirrored, run.strays = coverage(ec2, expected)
+        return run
+
+    def burst(self, name: str, design: str, handler: str) -> Run:
+        opts = self.options
+        ec2 = self._fresh()
+        total = opts.events * opts.per_event
+        account = scale_account(ec2, total)
+        events: list[dict[str, Any]] = []
+        arrivals: list[float] = []
+        expected: set[str] = set()
+        rng = random.Random(7)
+        for index, instances in enumerate(launch_in_batches(ec2, account, total, opts.per_event)):
+            expected |= enis_of(instances)
+            record = run_instances_record(instances, event_id=f"{uuid.uuid4()}")
+            events.append(wrap(record, event_id=f"evt-{index}"))
+            arrivals.append(opts.runinstances_at)
+            if opts.state_changes or design == "queue+state":
+                for instance in instances:
+                    events.append(state_change(instance["InstanceId"]))
+                    arrivals.append(rng.uniform(*opts.state_change_window))
+        order = sorted(range(len(events)), key=lambda i: (arrivals[i], rng.random()))
+        events, arrivals = [events[i] for i in order], [arrivals[i] for i in order]
+        env = _env(self.server.url, opts.handler_env)
+        size = MAX_CONCURRENCY if design.startswith("queue") else min(opts.direct_concurrency, len(events))
+        run = Run(name, design, handler, enis=len(expected), containers=size)
+        self._count(run)
+        pools = [Pool(handler, size, env, opts.retries, opts.experiments)]
+        try:
+            model: Any = (
+                QueueModel(events, arrivals=arrivals)
+                if design.startswith("queue")
+                else DirectModel(events, concurrency=size, arrivals=arrivals)
+            )
+            parts = [(model, pools[0])]
+            if design == "queue+sweep":
+                # The schedule's sweep is an asynchronous invocation of its own (not capped by the
+                # event source mapping), with the deployed timeout.
+                pools.append(Pool(handler, 1, env, opts.retries, opts.experiments))
+                run.containers += 1
+                sweep = SweepModel(
+                    FUNCTION_TIMEOUT,
+                    SWEEP_INTERVAL,
+                    1,
+                    lambda: coverage(ec2, expected)[:2],
+                    lambda: self.server.app.stats,
+                    first=opts.sweep_at,
+                )
+                parts.append((sweep, pools[1]))
+            self._start(run)
+            simulate(parts, self.clock, run)
+        finally:
+            for pool in pools:
+                pool.close()
+        return self._finish(run, ec2, expected)
+
+    def sweep(self) -> Run:
+        opts = self.options
+        ec2 = self._fresh()
+        account = scale_account(ec2, opts.sweep_enis)
+        expected: set[str] = set()
+        for instances in launch_in_batches(ec2, account, opts.sweep_enis, 100):
+            expected |= enis_of(instances)
+        run = Run("ours, scheduled sweep", "sweep", "ours", enis=len(expected), containers=2)
+        run.margin = float(opts.handler_env.get("MIRROR_DEADLINE_MARGIN_SECONDS", DEFAULT_MARGIN))
+        self._count(run)
+        # These instances stand for ones that existed long before the sweep, so no grace period.
+        sweep_env = {"MIRROR_SWEEP_GRACE_SECONDS": "0", **opts.handler_env}
+        pool = Pool("ours", 2, _env(self.server.url, sweep_env), opts.retries, opts.experiments)
+        try:
+            model = SweepModel(
+                opts.sweep_budget,
+                opts.sweep_interval,
+                opts.max_sweeps,
+                lambda: coverage(ec2, expected)[:2],
+                lambda: self.server.app.stats,
+            )
+            self._start(run)
+            simulate([(model, pool)], self.clock, run)
+        finally:
+            pool.close()
+        return self._finish(run, ec2, expected)
