@@ -10,6 +10,7 @@ Everything else is the unit tier, which `make check` runs alone (`-m "not moto"`
 moto fails the test, so a missing mark cannot slow the edit loop unnoticed.
 """
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -44,17 +45,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.moto)
 
 
-@pytest.fixture(autouse=True)
-def _unit_tests_do_not_start_moto(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Outside the `moto` tier, starting moto is an error: mark the test instead."""
-    if request.node.get_closest_marker("moto") is not None:
-        return
+@contextlib.contextmanager
+def _moto_refused(nodeid: str) -> Iterator[None]:
+    """Starting moto, in-process or as a server, raises for the block."""
 
     def refuse(*_: Any, **__: Any) -> None:
-        raise RuntimeError(f"{request.node.nodeid} starts moto: mark it `@pytest.mark.moto`")
+        raise RuntimeError(f"{nodeid} starts moto: mark it `@pytest.mark.moto`")
 
-    for cls in (MockAWS, ThreadedMotoServer, throttle.Server):
-        monkeypatch.setattr(cls, "start" if cls is not throttle.Server else "__enter__", refuse)
+    patched = [(MockAWS, "start"), (ThreadedMotoServer, "start"), (throttle.Server, "__enter__")]
+    saved = [(cls, name, cls.__dict__[name]) for cls, name in patched]
+    for cls, name in patched:
+        setattr(cls, name, refuse)
+    try:
+        yield
+    finally:
+        for cls, name, original in saved:
+            setattr(cls, name, original)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Outside the `moto` tier, starting moto is an error (fixtures of any scope included): mark
+    the test instead, so the unit tier stays fast."""
+    if item.get_closest_marker("moto") is not None:
+        yield
+        return
+    with _moto_refused(item.nodeid):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

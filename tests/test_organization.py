@@ -20,6 +20,8 @@ from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 from testsupport import sandbox
 from testsupport.event_builders import load_record, run_instances_record, wrap
 
+pytestmark = pytest.mark.moto
+
 REGION = "us-east-1"
 HUB = "123456789012"  # moto's default account: the handler's own credentials
 MEMBER_A, MEMBER_B = "111111111111", "222222222222"
