@@ -27,10 +27,11 @@ demo: $(STAMP)
 playground: $(STAMP)
 	$(BIN)/python -m scripts.demo --keep
 
+# The whole suite on every core (pytest-xdist): its moto tests are CPU-bound and independent.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 # Lint, types and the unit tier (no moto): seconds, for the edit loop. `make test` before pushing.
 check: $(STAMP)
