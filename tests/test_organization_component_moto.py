@@ -45,6 +45,8 @@ from testsupport.pulumi_mocks import ACCOUNT as HUB
 from testsupport.pulumi_mocks import ORGANIZATION_ID as MOCK_ORGANIZATION_ID
 from testsupport.pulumi_mocks import Run, run_program
 
+pytestmark = pytest.mark.moto
+
 REGION = "us-east-1"
 UNITS = ["ou-ab12-11111111"]
 
