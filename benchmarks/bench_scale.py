@@ -113,6 +113,8 @@ def run_all(options: Options, out: Callable[[str], None] = print) -> tuple[list[
                 out("(benchmarks.baseline is not there yet: the naive baseline is skipped)")
         if "sweep" in options.scenarios:
             plan.append(("sweep", bench.sweep))
+        if "accounts" in options.scenarios:
+            plan.append(("accounts", bench.accounts))
         for label, scenario in plan:
             started = time.monotonic()
             run = scenario()
@@ -149,8 +151,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--latency", type=float, default=0.05, help="EC2's own latency per call, seconds")
     parser.add_argument(
         "--only",
-        default="queue,queue+state,queue+sweep,direct,naive,sweep",
-        help="comma-separated: queue, queue+state, queue+sweep, direct, naive, sweep",
+        default="queue,queue+state,queue+sweep,direct,naive,sweep,accounts",
+        help="comma-separated: queue, queue+state, queue+sweep, direct, naive, sweep, accounts",
+    )
+    parser.add_argument(
+        "--accounts", type=int, default=5, help="accounts: the burst in each of this many member accounts at once"
     )
     parser.add_argument(
         "--sweep-at", type=float, default=2.0, help="queue+sweep: when the schedule's sweep starts"
@@ -204,6 +209,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         retries=retries,
         experiments=tuple(args.experiment),
         scenarios=tuple(s.strip() for s in args.only.split(",") if s.strip()),
+        accounts=args.accounts,
     )
     if args.quick:
         options = quick(options)
@@ -215,6 +221,7 @@ def quick(options: Options) -> Options:
     """Tiny sizes and small buckets: every mechanism runs (throttling included) in well under a minute."""
     options.rates = throttle.Rates(describe_burst=40, describe_rate=40, mutate_burst=4, mutate_rate=8)
     options.events, options.per_event = 4, 3
+    options.accounts = 2
     options.sweep_enis, options.sweep_budget = 40, 5.0
     options.handler_env = {"MIRROR_DEADLINE_MARGIN_SECONDS": "3", **options.handler_env}
     options.latency = 0.01

@@ -18,7 +18,7 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     tag_key: NotRequired[str | None]
     """Instance/ENI tag key the handler reads (opt in with scope=tagged, opt out with value false, any other value routes to sensors tagged the same). Default Mirror."""
     filter_id: NotRequired[str | None]
-    """Traffic mirror filter (tmf-...) for new sessions. Unset: the handler picks the region's filter."""
+    """Traffic mirror filter (tmf-...) for new sessions in this account (a member account's filter is chosen among its own). Unset: the handler picks the region's filter."""
     scope: NotRequired[str | None]
     """all: every ENI not opted out is mirrored; tagged: only ENIs/instances tagged with the tag key. Allowed: one of all, tagged. Default all."""
     session_number: NotRequired[int | None]

@@ -108,4 +108,9 @@ class Context:
         """The same region in another account (None: our own), through the member role."""
         role = self.settings.member_role_name if account else None
         place = dataclasses.replace(self.place, account=account, role=role)
+        if account:
+            # Filters cannot be shared: MIRROR_FILTER_ID names one of the handler's own account; a
+            # member's filter is chosen by the usual rules among the member's own filters.
+            settings = dataclasses.replace(self.settings, filter_id=None)
+            return dataclasses.replace(self, place=place, settings=settings, remaining=remaining or self.remaining)
         return dataclasses.replace(self, place=place, remaining=remaining or self.remaining)

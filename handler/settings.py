@@ -196,7 +196,8 @@ class Settings:
     )
     filter_id: str | None = setting(
         None,
-        "Traffic mirror filter (tmf-...) for new sessions. Unset: the handler picks the region's filter.",
+        "Traffic mirror filter (tmf-...) for new sessions in this account (a member account's filter is "
+        "chosen among its own). Unset: the handler picks the region's filter.",
         pattern=r"(tmf|traf-mir-fil)-[0-9a-zA-Z]+",  # the second prefix is moto's
         like="a traffic mirror filter id like tmf-0123456789abcdef0",
         cli=True,

@@ -213,9 +213,6 @@ def test_3_an_event_from_another_source_is_rejected(aws: Any, account: sandbox.A
     assert result["counts"]["Rejected"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11 defect 3: the event queue's policy has no deny (TLS, senders)"
-)
 def test_3_the_event_queue_denies_non_tls_and_other_senders(deployed: Run) -> None:
     for policy in deployed.of_type("aws:sqs/queuePolicy:QueuePolicy"):
         denies = [s for s in _statements(policy.json_input("policy")) if s["Effect"] == "Deny"]
@@ -288,7 +285,6 @@ def test_6_a_permanent_refusal_is_counted_and_logged_with_its_reason(
     assert len(reasons) == 4 and all("UnauthorizedOperation" in r for r in reasons)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 6: nothing alarms on the Failed metric")
 def test_6_failed_enis_raise_an_alarm(deployed: Run) -> None:
     alarms = deployed.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
     on_failed = [
@@ -401,9 +397,6 @@ def test_10_settings_reject_an_unknown_log_level() -> None:
 # --- 11. a second filter halts the automation --------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11 defect 11: the default deployment relies on the only unrouted filter"
-)
 def test_11_the_default_deployment_names_its_filter(deployed: Run) -> None:
     for function in deployed.of_type("aws:lambda/function:Function"):
         variables = function.inputs["environment"]["variables"]
@@ -441,16 +434,12 @@ def test_12_creating_a_session_requires_the_managed_by_request_tag(deployed: Run
     )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 12: the trust policy has no aws:SourceArn")
 def test_12_the_trust_policy_names_the_functions(deployed: Run) -> None:
     (role,) = deployed.of_type("aws:iam/role:Role")
     (statement,) = role.json_input("assumeRolePolicy")["Statement"]
     assert "aws:SourceArn" in json.dumps(statement["Condition"])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11 defect 12: the scheduled invocation keeps Lambda's async retries"
-)
 def test_12_the_sweep_function_has_no_async_retries_and_reserved_concurrency(deployed: Run) -> None:
     configs = deployed.of_type("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")
     functions = deployed.of_type("aws:lambda/function:Function")

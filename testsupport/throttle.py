@@ -128,6 +128,19 @@ def throttle_response(action: str) -> tuple[str, list[tuple[str, str]], bytes]:
     return "503 Service Unavailable", headers, body
 
 
+def _account(environ: dict[str, Any]) -> str:
+    """The account the request acts in: moto's mapping of the signing access key (assumed roles
+    get their role's account), so each account has its own buckets, as on EC2."""
+    auth = str(environ.get("HTTP_AUTHORIZATION", ""))
+    try:
+        access_key = auth.split("Credential=")[1].split("/")[0]
+    except IndexError:
+        return ""
+    from moto.iam.models import get_account_id_from
+
+    return str(get_account_id_from(access_key))
+
+
 def _service(environ: dict[str, Any]) -> str:
     """The SigV4 credential scope's service (`ec2`, `elasticloadbalancing`, ...)."""
     auth = str(environ.get("HTTP_AUTHORIZATION", ""))
@@ -152,7 +165,7 @@ class ThrottledApp:
         self.clock = clock
         self.latency = latency
         self._rates = rates
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._lock = threading.Lock()
         self._moto_lock = threading.Lock() if serialize else None
         self.stats = Stats()
@@ -169,12 +182,13 @@ class ThrottledApp:
     def rates(self) -> Rates:
         return self._rates
 
-    def _bucket(self, action: str) -> TokenBucket:
+    def _bucket(self, account: str, action: str) -> TokenBucket:
+        """One bucket per account and action (EC2 throttles per account and region)."""
         with self._lock:
-            bucket = self._buckets.get(action)
+            bucket = self._buckets.get((account, action))
             if bucket is None:
                 capacity, rate = self._rates.for_action(action)
-                bucket = self._buckets[action] = TokenBucket(capacity, rate, self.clock.now)
+                bucket = self._buckets[(account, action)] = TokenBucket(capacity, rate, self.clock.now)
             return bucket
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -187,7 +201,7 @@ class ThrottledApp:
         with self._lock:
             stats = self.stats
             stats.calls[action] += 1
-        if not self._bucket(action).take():
+        if not self._bucket(_account(environ), action).take():
             with self._lock:
                 stats.throttled[action] += 1
             status, headers, payload = throttle_response(action)

@@ -14,6 +14,25 @@ def setup_client(url: str) -> Any:
     return throttle.bypass(boto3.client("ec2", region_name=REGION, endpoint_url=url))
 
 
+def member_client(url: str, account: str) -> Any:
+    """An EC2 client acting in `account` (moto routes assumed-role credentials to the role's account)."""
+    import boto3
+
+    sts = throttle.bypass(boto3.client("sts", region_name=REGION, endpoint_url=url))
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/bench-setup", RoleSessionName="setup")[
+        "Credentials"
+    ]
+    ec2 = boto3.client(
+        "ec2",
+        region_name=REGION,
+        endpoint_url=url,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    return throttle.bypass(ec2)
+
+
 def scale_account(ec2: Any, enis: int) -> Any:
     """A VPC over two AZs with large sensors (100 sources each) for `enis` sources, at most 2/3 full.
 

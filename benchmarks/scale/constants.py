@@ -16,6 +16,8 @@ SWEEP_INTERVAL = 300.0
 ASYNC_RETRY_DELAYS = (60.0, 120.0)
 TARGET_RATIO = 1.5
 """Done when: the deployed pipeline's makespan is within 1.5x of the bucket bound."""
+ACCOUNTS_TARGET_RATIO = 1.3
+"""Done when: a burst in several accounts at once stays within 1.3x of one account's bound."""
 SOURCES_PER_LARGE_SENSOR = 100
 DEFAULT_MARGIN = 15.0
 """MIRROR_DEADLINE_MARGIN_SECONDS's default (handler/settings.py)."""

@@ -29,6 +29,8 @@ class Run:
     notes: list[str] = field(default_factory=list)
     sweeps: list[dict[str, Any]] = field(default_factory=list)
     margin: float = 15.0
+    accounts: int = 1
+    """Accounts the ENIs are spread over evenly (each with its own token buckets)."""
 
     @property
     def errors(self) -> int:
@@ -41,9 +43,10 @@ class Run:
     def bound(self) -> float:
         """Token-bucket bound: each action's successful calls beyond its burst, at its refill rate."""
         rates = self.rates
-        creates = max(0.0, self.enis - rates.mutate_burst) / rates.mutate_rate
+        per = self.accounts  # every account has its own buckets: the bound is one account's
+        creates = max(0.0, self.enis / per - rates.mutate_burst) / rates.mutate_rate
         others = [
-            max(0.0, n - rates.for_action(a)[0]) / rates.for_action(a)[1]
+            max(0.0, n / per - rates.for_action(a)[0]) / rates.for_action(a)[1]
             for a, n in self.stats.passed.items()
             if a != "CreateTrafficMirrorSession"
         ]

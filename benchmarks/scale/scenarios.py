@@ -9,6 +9,7 @@ from benchmarks.scale.account import (
     coverage,
     enis_of,
     launch_in_batches,
+    member_client,
     scale_account,
     setup_client,
 )
@@ -44,8 +45,10 @@ class Options:
     handler_env: dict[str, str] = field(default_factory=dict)
     retries: dict[str, Any] = field(default_factory=dict)
     experiments: tuple[str, ...] = ()
-    scenarios: tuple[str, ...] = ("queue", "queue+state", "queue+sweep", "direct", "naive", "sweep")
+    scenarios: tuple[str, ...] = ("queue", "queue+state", "queue+sweep", "direct", "naive", "sweep", "accounts")
     quick: bool = False
+    accounts: int = 5
+    """The `accounts` scenario: the same burst in each of this many member accounts at once."""
 
 
 def _env(url: str, extra: dict[str, str]) -> dict[str, str]:
@@ -136,6 +139,47 @@ class Bench:
             for pool in pools:
                 pool.close()
         return self._finish(run, ec2, expected)
+
+    def accounts(self) -> Run:
+        """The burst in each of several member accounts at once, through the hub's deployed queue.
+
+        Every account has its own token buckets (testsupport/throttle.py keys them by the caller's
+        account); the hub's handler assumes its member role in each (one AssumeRole per account and
+        container). With isolation the makespan stays near one account's bound, not N times it.
+        """
+        opts = self.options
+        moto_server.reset(self.server.url)
+        per_account = opts.events * opts.per_event
+        members = [f"{100000000000 + k + 1}" for k in range(opts.accounts)]
+        events: list[dict[str, Any]] = []
+        clients: dict[str, Any] = {}
+        expected: dict[str, set[str]] = {m: set() for m in members}
+        for member in members:
+            ec2 = clients[member] = member_client(self.server.url, member)
+            account = scale_account(ec2, per_account)
+            for index, instances in enumerate(launch_in_batches(ec2, account, per_account, opts.per_event)):
+                expected[member] |= enis_of(instances)
+                record = run_instances_record(instances, event_id=f"{uuid.uuid4()}")
+                events.append(wrap(record, event_id=f"evt-{member}-{index}", account=member))
+        random.Random(7).shuffle(events)
+        env = _env(self.server.url, {**opts.handler_env, "MIRROR_ACCOUNTS": ",".join(members)})
+        total = sum(len(e) for e in expected.values())
+        name = f"ours, {opts.accounts} accounts x {per_account} ENIs, SQS queue"
+        run = Run(name, "queue", "ours", enis=total, containers=MAX_CONCURRENCY, accounts=opts.accounts)
+        self._count(run)
+        pool = Pool("ours", MAX_CONCURRENCY, env, opts.retries, opts.experiments)
+        try:
+            self._start(run)
+            simulate([(QueueModel(events, arrivals=[opts.runinstances_at] * len(events)), pool)], self.clock, run)
+        finally:
+            pool.close()
+        run.stats = self.server.app.stats
+        for member in members:
+            duplicates, unmirrored, strays = coverage(clients[member], expected[member])
+            run.duplicates += duplicates
+            run.unmirrored += unmirrored
+            run.strays += strays
+        return run
 
     def sweep(self) -> Run:
         opts = self.options
