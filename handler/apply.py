@@ -28,10 +28,13 @@ FINAL_ERRORS = frozenset(
         "InvalidNetworkInterfaceId.NotFound",
         "InvalidNetworkInterfaceID.Malformed",
         "TrafficMirrorSessionLimitExceeded",
-        "UnauthorizedOperation",
         "DryRunOperation",
     }
 )
+# A permission problem: an operator fixes it (the role's policy, an SCP, a tag condition), not a
+# verdict on the ENI. Retryable, so the SQS message is redelivered and lands in the dead-letter
+# queue, the sweep fails, and the alarms show it; logged at ERROR with AWS's message.
+PERMISSION_ERRORS = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "AuthFailure"})
 # Our picture of targets and filters is stale: drop the cache; the retry plans again.
 STALE_ERRORS = frozenset(
     {
@@ -71,7 +74,7 @@ def _error_code(error: Exception) -> str:
 def _is_retryable(code: str, error: Exception) -> bool:
     if code in FINAL_ERRORS:
         return False
-    if code in STALE_ERRORS or code == TARGET_FULL:
+    if code in STALE_ERRORS or code == TARGET_FULL or code in PERMISSION_ERRORS:
         return True
     if isinstance(error, BotoCoreError):  # connection and timeout errors
         return True
@@ -173,14 +176,13 @@ def apply_all(
 ) -> list[Result]:
     """Run every decision, at most MIRROR_MAX_WORKERS at once; stop starting work near the deadline.
 
-    Work not started before `remaining_seconds()` drops under MIRROR_DEADLINE_MARGIN_SECONDS is
-    `deferred` (retryable): the next sweep or the event's retry finishes it.
+    Work not started before the time left drops under the margin (`Context.margin`: the setting,
+    or a quarter of a shorter budget) is `deferred` (retryable): the next sweep or the event's
+    retry finishes it.
     """
 
-    remaining, margin = ctx.remaining, ctx.settings.deadline_margin_seconds
-
     def work(decision: Decision) -> Result:
-        if decision.actions and remaining and remaining() < margin:
+        if decision.actions and ctx.too_late():
             return Result(decision, "deferred", "deadline near: left for the next run", retryable=True)
         result = apply_one(decision, ctx)
         if on_done:
