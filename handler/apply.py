@@ -5,6 +5,7 @@ that ENI; throttling (after botocore's own retries), server errors and stale-inv
 are `retryable`, so the invocation fails only for what is left and Lambda or SQS retries it.
 """
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import inventory
 from .context import Context
 from .model import Action, Decision
+from .planner import CONFIG_PROBLEMS
 from .settings import MANAGED_TAG_KEY
 
 Status = Literal["created", "modified", "deleted", "mirrored", "skipped", "failed", "planned", "deferred"]
@@ -63,6 +65,12 @@ class Result:
     error_code: str = ""
     account: str = ""
     """The account the ENI is in, when a sweep covered several ("" = the invocation's own)."""
+
+
+def problem_counts(results: Sequence["Result"]) -> dict[str, int]:
+    """In-scope ENIs left unmirrored, by `Decision.problem` kind (configuration problems first)."""
+    found = Counter(r.decision.problem for r in results if r.decision.problem and r.status == "skipped")
+    return dict(sorted(found.items(), key=lambda kv: (kv[0] not in CONFIG_PROBLEMS, kv[0])))
 
 
 def _error_code(error: Exception) -> str:

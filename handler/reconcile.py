@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import inventory as inv
-from .apply import Result, apply_all, conflicted
+from .apply import Result, apply_all, conflicted, problem_counts
 from .context import FLEET_WORKERS, Context
 from .events import Change
 from .model import Action, Decision, Inventory, Session, Source
@@ -32,6 +32,10 @@ class Outcome:
 
     results: list[Result]
     owners: dict[str, set[int]] = field(default_factory=dict)
+
+    def problems(self) -> dict[str, int]:
+        """In-scope ENIs left unmirrored, by problem kind (configuration problems first)."""
+        return problem_counts(self.results)
 
     def failed_changes(self) -> set[int]:
         failed: set[int] = set()

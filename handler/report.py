@@ -11,12 +11,12 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .apply import PERMISSION_ERRORS, Result
+from .apply import PERMISSION_ERRORS, Result, problem_counts
 from .events import Change, Skip
 from .inventory import ReadFailure
 from .planner import CONFIG_PROBLEMS, PROBLEMS
@@ -153,10 +153,9 @@ def read_failed(region: str, changes: Iterable[Change], error: BaseException) ->
     )
 
 
-def problems(results: Iterable[Result]) -> dict[str, int]:
+def problems(results: Sequence[Result]) -> dict[str, int]:
     """In-scope ENIs left unmirrored, by `Decision.problem` kind (configuration problems first)."""
-    found = Counter(r.decision.problem for r in results if r.decision.problem and r.status == "skipped")
-    return dict(sorted(found.items(), key=lambda kv: (kv[0] not in CONFIG_PROBLEMS, kv[0])))
+    return problem_counts(results)
 
 
 def counts(results: Iterable[Result], skips: Iterable[Skip]) -> Counter[str]:
