@@ -513,7 +513,7 @@ def test_sweep_with_a_short_deadline_stops_in_time_and_the_next_finishes(
 ) -> None:
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=20)
     instances += sandbox.launch(aws, account, account.subnets["us-east-1b"], count=10)
-    clock = WriteClock(start=Settings().deadline_margin_seconds + 15)  # margin 7.5 s: room for ~22 writes
+    clock = WriteClock(start=Settings().deadline_margin_seconds + 15)  # margin 15 s: room for ~15 writes
     first = app.handle(scheduled("sched-1"), clock)  # no exception: the next sweep continues
     clock.close()
     created, deferred = first["counts"]["Created"], first["counts"]["Deferred"]
@@ -530,7 +530,7 @@ def test_a_budget_below_the_margin_setting_still_makes_progress(aws: Any, accoun
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=12)
     done = 0
     for tick in range(12):
-        clock = WriteClock(start=10.0, per_write=1.0)  # margin: a quarter of 10 s
+        clock = WriteClock(start=10.0, per_write=1.0)  # margin: half of 10 s
         done += app.handle(scheduled(f"short-{tick}"), clock)["counts"]["Created"]
         clock.close()
         if done == 12:
