@@ -185,7 +185,7 @@ def apply_all(
     """Run every decision, at most MIRROR_MAX_WORKERS at once; stop starting work near the deadline.
 
     Work not started before the time left drops under the margin (`Context.margin`: the setting,
-    or half a shorter budget) is `deferred` (retryable): the next sweep or the event's
+    or 60% of a shorter budget) is `deferred` (retryable): the next sweep or the event's
     retry finishes it.
     """
 

@@ -21,7 +21,7 @@ FLEET_WORKERS = 8
 """Accounts a multi-account sweep covers at once (each with its own clients and rate limiters)."""
 FULL_TARGET_SECONDS = 900.0
 """How long a target that refused a source is passed over for new sessions."""
-MARGIN_FRACTION = 0.5
+MARGIN_FRACTION = 0.6
 """The deadline margin is at most this share of the invocation's budget (see `Context.margin`)."""
 
 
@@ -81,7 +81,7 @@ class Container:
 def deadline_margin(settings: Settings, budget: float | None) -> float:
     """Seconds kept free at the end of an invocation: no write and no round of reads starts later.
 
-    MIRROR_DEADLINE_MARGIN_SECONDS, or half the invocation's budget when that is smaller:
+    MIRROR_DEADLINE_MARGIN_SECONDS, or 60% of the invocation's budget when that is smaller:
     with a budget below the setting, a sweep would otherwise never write anything.
     """
     setting = settings.deadline_margin_seconds

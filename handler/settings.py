@@ -234,7 +234,7 @@ class Settings:
     deadline_margin_seconds: float = setting(
         15.0,
         "Time kept free before the invocation's deadline: no write or round of reads starts later"
-        " (at most half the invocation's budget, so short invocations still make progress).",
+        " (at most 60% of the invocation's budget, so short invocations still make progress).",
         lo=1,
         hi=600,
     )
