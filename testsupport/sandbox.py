@@ -18,8 +18,6 @@ from typing import Any
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.traffic_mirrors import TrafficMirrorsBackend
 
-MOTO_ACCOUNT = "123456789012"
-"""moto's default account: records about moto's instances say they happened there."""
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "tests" / "events"
 """Real CloudTrail records (a copy of ../shared/events, provenance in SOURCES.md there)."""
 REFUSED_FAMILIES = frozenset({"t2", "m6i", "c6i", "r6i", "m7i", "m8i-flex", "t1", "m3"})
@@ -377,7 +375,6 @@ def run_instances_record(
         items.append(item)
     record["responseElements"]["instancesSet"]["items"] = items
     record["eventID"] = event_id
-    record["recipientAccountId"] = MOTO_ACCOUNT  # moto's instances live in moto's account
     record["awsRegion"] = instances[0]["Placement"]["AvailabilityZone"][:-1] if instances else "us-east-1"
     return record
 
