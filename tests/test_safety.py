@@ -131,7 +131,6 @@ def _other_vpc(ec2: Any, account: sandbox.Account, az: str = "us-east-1a") -> li
     return sandbox.launch(ec2, account, subnet)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 1: an untagged target in another VPC receives copies")
 def test_1_an_untagged_target_never_serves_another_vpc(aws: Any, account: sandbox.Account) -> None:
     instances = _other_vpc(aws, account)  # no sensor in its VPC; the AZ's sensor is in another VPC
     app.handle(launch_event(instances, "launch-1"))
@@ -154,27 +153,15 @@ def test_1_a_target_tagged_with_the_tag_key_serves_other_vpcs(aws: Any, account:
 
 @pytest.mark.parametrize(
     "action",
-    [
-        pytest.param(
-            "DescribeTrafficMirrorTargets",
-            marks=pytest.mark.xfail(
-                strict=True, reason="issue 11 defect 2: empty targets read deletes every session"
-            ),
-        ),
-        pytest.param(
-            "DescribeNetworkInterfaces",
-            marks=pytest.mark.xfail(
-                strict=True, reason="issue 11 defect 2: empty ENIs read deletes every session"
-            ),
-        ),
-    ],
+    ["DescribeTrafficMirrorTargets", "DescribeNetworkInterfaces"],
 )
 def test_2_an_empty_read_during_a_sweep_deletes_nothing(faulty: Faulty, action: str) -> None:
     faulty.handle(sweep_event("tick-1"))
     before = mirrored(faulty)
     assert len(before) == 4
     faulty.server.app.force("empty", [action])  # for the whole sweep: its re-read is empty too
-    faulty.handle(sweep_event("tick-2"))
+    with contextlib.suppress(app.RetryableFailure):  # a failed read: retryable, never an order to delete
+        faulty.handle(sweep_event("tick-2"))
     assert mirrored(faulty) == before
 
 
@@ -188,7 +175,6 @@ def test_2_an_empty_read_during_a_sweep_deletes_nothing(faulty: Faulty, action: 
         pytest.param({"placement": {"availabilityZone": "us-east-1b"}}, id="availability-zone"),
     ],
 )
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 3: a garbled RunInstances record changes our session")
 def test_3_a_record_that_disagrees_with_ec2_never_changes_a_session(
     aws: Any, account: sandbox.Account, garble: dict[str, Any]
 ) -> None:
@@ -204,7 +190,6 @@ def test_3_a_record_that_disagrees_with_ec2_never_changes_a_session(
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 3: the envelope's source is not checked")
 def test_3_an_event_from_another_source_is_rejected(aws: Any, account: sandbox.Account) -> None:
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"])
     result = app.handle(launch_event(instances, "forged-1", source="attacker.app"))
@@ -212,9 +197,6 @@ def test_3_an_event_from_another_source_is_rejected(aws: Any, account: sandbox.A
     assert result["counts"]["Rejected"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11 defect 3: the event queue's policy has no deny (TLS, senders)"
-)
 def test_3_the_event_queue_denies_non_tls_and_other_senders(deployed: Run) -> None:
     for policy in deployed.of_type("aws:sqs/queuePolicy:QueuePolicy"):
         denies = [s for s in _statements(policy.json_input("policy")) if s["Effect"] == "Deny"]
@@ -226,9 +208,6 @@ def test_3_the_event_queue_denies_non_tls_and_other_senders(deployed: Run) -> No
 # --- 4. one broken target stops the region ------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11 defect 4: LoadBalancerNotFound from one NLB target stops the region"
-)
 def test_4_a_target_whose_load_balancer_is_gone_fails_alone(aws: Any, account: sandbox.Account) -> None:
     elbv2 = conftest._SESSION.client("elbv2", region_name=REGION)
     nlb = elbv2.create_load_balancer(Name="gone", Subnets=list(account.subnets.values()), Type="network")[
@@ -287,7 +266,6 @@ def test_6_a_permanent_refusal_is_counted_and_logged_with_its_reason(
     assert len(reasons) == 4 and all("UnauthorizedOperation" in r for r in reasons)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 6: nothing alarms on the Failed metric")
 def test_6_failed_enis_raise_an_alarm(deployed: Run) -> None:
     alarms = deployed.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
     on_failed = [
@@ -327,7 +305,6 @@ def test_7_a_failed_read_fails_the_messages_not_the_batch(faulty: Faulty) -> Non
 # --- 8. deadlines ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 8: a budget below the margin writes nothing, forever")
 def test_8_a_short_budget_still_makes_progress(aws: Any, account: sandbox.Account) -> None:
     sandbox.launch(aws, account, account.subnets["us-east-1a"], count=3)
     result = app.handle(sweep_event(), Context(10.0))  # MIRROR_DEADLINE_MARGIN_SECONDS is 15
@@ -358,7 +335,6 @@ _DESCRIBES = ("DescribeTrafficMirrorTargets", "DescribeTrafficMirrorFilters", "D
         pytest.param(sweep_event(None), id="scheduled-without-id"),
     ],
 )
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 9: a fixed trigger id reuses ClientTokens")
 def test_9_a_rerun_after_a_deleted_session_creates_it_again(
     aws: Any, account: sandbox.Account, event: dict[str, Any]
 ) -> None:
@@ -400,9 +376,6 @@ def test_10_settings_reject_an_unknown_log_level() -> None:
 # --- 11. a second filter halts the automation --------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11 defect 11: the default deployment relies on the only unrouted filter"
-)
 def test_11_the_default_deployment_names_its_filter(deployed: Run) -> None:
     for function in deployed.of_type("aws:lambda/function:Function"):
         variables = function.inputs["environment"]["variables"]
@@ -440,16 +413,12 @@ def test_12_creating_a_session_requires_the_managed_by_request_tag(deployed: Run
     )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 12: the trust policy has no aws:SourceArn")
 def test_12_the_trust_policy_names_the_functions(deployed: Run) -> None:
     (role,) = deployed.of_type("aws:iam/role:Role")
     (statement,) = role.json_input("assumeRolePolicy")["Statement"]
     assert "aws:SourceArn" in json.dumps(statement["Condition"])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11 defect 12: the scheduled invocation keeps Lambda's async retries"
-)
 def test_12_the_sweep_function_has_no_async_retries_and_reserved_concurrency(deployed: Run) -> None:
     configs = deployed.of_type("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")
     functions = deployed.of_type("aws:lambda/function:Function")
