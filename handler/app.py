@@ -62,16 +62,12 @@ def _unwrap(event: Any) -> list[tuple[str | None, Any]]:
 def _usable(raw: Any, parse_json: bool = False) -> Any:
     """The event (an SQS body parsed as JSON), or a string saying why it is unusable (parse
     rejects strings): one poison message is rejected alone, here, never its neighbours.
-
-    Lone surrogates (JSON's `\\ud800`) cannot be encoded, hashed or sent to AWS: such an event is
-    rejected whole rather than failing later in a hash or in botocore.
+    (Lone surrogates in ids are made encodable by `events.parse`.)
     """
     try:
-        event = json.loads(raw) if parse_json else raw
-        json.dumps(event, ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError, RecursionError) as error:  # not JSON, nested too deep, surrogates
+        return json.loads(raw) if parse_json else raw
+    except (TypeError, ValueError, RecursionError) as error:  # not JSON, or nested too deep to parse
         return f"unusable event ({type(error).__name__}): {str(raw)[:80]!a}"
-    return event
 
 
 @functools.cache
