@@ -38,7 +38,7 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     max_workers: NotRequired[int | None]
     """Writes (create/modify/delete) in flight at once per invocation. Allowed: between 1 and 64. Default 8."""
     deadline_margin_seconds: NotRequired[float | None]
-    """Time kept free before the invocation's deadline: no write starts later. Allowed: between 1 and 600. Default 15."""
+    """Time kept free before the invocation's deadline: no write or round of reads starts later (at most 60% of the invocation's budget, so short invocations still make progress). Allowed: between 1 and 600. Default 15."""
     sweep_grace_seconds: NotRequired[float | None]
     """The scheduled sweep leaves ENIs attached less than this many seconds ago to their own events. Allowed: between 0 and 3600. Default 60."""
     accounts: NotRequired[str | None]

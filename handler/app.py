@@ -6,16 +6,21 @@ remain, so that Lambda's retry finishes the job; for SQS batches it reports the 
 messages instead (`batchItemFailures`), and only those are retried.
 """
 
+import dataclasses
+import functools
 import json
 import os
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import boto3
 
 from . import accounts, inventory
 from . import settings as settings_module
 from .clients import Place
-from .context import Container, Context
+from .context import Container, Context, deadline_margin
 
 SETTINGS = settings_module.load()
 """Validated once per container: a bad variable fails the cold start with a clear message."""
@@ -34,7 +39,7 @@ if IN_LAMBDA:
 
 from . import reconcile, report  # noqa: E402
 from .apply import Result  # noqa: E402
-from .events import Change, Skip, parse  # noqa: E402
+from .events import Change, Home, Skip, parse  # noqa: E402
 
 report.configure(SETTINGS.log_level)
 
@@ -49,13 +54,53 @@ def _unwrap(event: Any) -> list[tuple[str | None, Any]]:
     if isinstance(records, list) and records and all(isinstance(r, Mapping) and "body" in r for r in records):
         pairs: list[tuple[str | None, Any]] = []
         for record in records:
-            try:
-                body = json.loads(record["body"])
-            except (TypeError, ValueError, RecursionError):  # not JSON, or nested too deep to parse
-                body = f"unparsable SQS body: {str(record['body'])[:80]!r}"
-            pairs.append((str(record.get("messageId", "")), body))
+            pairs.append((str(record.get("messageId", "")), _usable(record["body"], parse_json=True)))
         return pairs
-    return [(None, event)]
+    return [(None, _usable(event))]
+
+
+def _usable(raw: Any, parse_json: bool = False) -> Any:
+    """The event (an SQS body parsed as JSON), or a string saying why it is unusable (parse
+    rejects strings): one poison message is rejected alone, here, never its neighbours.
+    (Lone surrogates in ids are made encodable by `events.parse`.)
+    """
+    try:
+        return json.loads(raw) if parse_json else raw
+    except (TypeError, ValueError, RecursionError) as error:  # not JSON, or nested too deep to parse
+        return f"unusable event ({type(error).__name__}): {str(raw)[:80]!a}"
+
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region botocore has an EC2 endpoint for, in every partition (an unknown one is rejected)."""
+    session = boto3.session.Session()
+    return frozenset(
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("ec2", partition_name=partition)
+    )
+
+
+def home_of(context: Any) -> Home:
+    """The function's own region: AWS_REGION in Lambda, else the function ARN's, else any known one."""
+    arn = str(getattr(context, "invoked_function_arn", "") or "")
+    parts = arn.split(":")  # arn:aws:lambda:REGION:ACCOUNT:function:NAME
+    region = os.environ.get("AWS_REGION") if IN_LAMBDA else (parts[3] if len(parts) > 5 else None)
+    return Home(frozenset({region}) if region else None, known_regions())
+
+
+def request_id(context: Any) -> str:
+    """Lambda's id of this invocation (a fresh one outside Lambda)."""
+    return str(getattr(context, "aws_request_id", "") or uuid.uuid4())
+
+
+def _per_run(change: Change, invocation: str) -> Change:
+    """Ids that repeat across runs (fixed post-deploy id, none at all) get the request id mixed in,
+    so their ClientTokens are new each run; CloudTrail's eventID stays as it is (redeliveries of one
+    API call keep their tokens, and stay idempotent)."""
+    if change.trigger_unique:
+        return change
+    return dataclasses.replace(change, event_id=f"{change.event_id}/{invocation}")
 
 
 def _remaining(context: Any) -> Callable[[], float]:
@@ -79,13 +124,21 @@ def handle(
     container = container or CONTAINER
     calls_before = container.clients.calls_snapshot()
     remaining = _remaining(context)
+    budget = remaining()
+    # Requests (and retry waits) stop at half the margin: a round of reads or a write started
+    # just before the margin still has time to finish.
+    container.clients.new_invocation(remaining, deadline_margin(settings, budget) / 2)
+    where = home_of(context)
+    invocation = request_id(context)
     pairs = _unwrap(event)
-    parsed: list[tuple[str | None, Change | Skip]] = [(mid, parse(body, settings)) for mid, body in pairs]
+    parsed: list[tuple[str | None, Change | Skip]] = [
+        (mid, parse(body, settings, where)) for mid, body in pairs
+    ]
     skips = [p for _, p in parsed if isinstance(p, Skip)]
     for skip in skips:
         report.skipped_event(skip)
 
-    home = Context(Place(_home_region(parsed), None, endpoint), settings, container, remaining)
+    home = Context(Place(_home_region(parsed), None, endpoint), settings, container, remaining, budget)
     own = accounts.own_account(home, context) if any(isinstance(p, Change) for _, p in parsed) else ""
     groups: dict[tuple[str, str], list[tuple[str | None, Change]]] = {}
     for mid, item in parsed:
@@ -99,12 +152,12 @@ def handle(
             report.skipped_event(skip)
             skips.append(skip)
             continue
-        groups.setdefault((account, item.region), []).append((mid, item))
+        groups.setdefault((account, item.region), []).append((mid, _per_run(item, invocation)))
 
     def run(key: tuple[str, str]) -> tuple[tuple[str, str], reconcile.Outcome]:
         account, region = key
         batch = [c for _, c in groups[key]]
-        ctx = Context(Place(region, None, endpoint), settings, container, remaining)
+        ctx = Context(Place(region, None, endpoint), settings, container, remaining, budget)
         started = time.monotonic()
         outcome = _reconcile(batch, ctx.at(None if account == own else account), own)
         if any(c.kind == "sweep" for c in batch) and not any(c.kind == "release-region" for c in batch):
@@ -132,6 +185,7 @@ def handle(
                 retry_needed = True
 
     tally = report.counts(all_results, skips)
+    problems = report.problems(all_results)
     calls = container.clients.calls_snapshot() - calls_before
     report.summary(
         tally,
@@ -139,6 +193,7 @@ def handle(
         calls,
         events=len(pairs),
         failed_messages=len(failed_messages),
+        problems=problems,
     )
     if pairs and pairs[0][0] is not None:
         return {"batchItemFailures": [{"itemIdentifier": mid} for mid in sorted(failed_messages)]}
@@ -146,7 +201,7 @@ def handle(
         raise RetryableFailure(
             f"{tally['Failed'] + tally['Deferred']} ENI(s) left for a retry; see the decision lines"
         )
-    return {"counts": dict(tally)}
+    return {"counts": dict(tally), "problems": problems}
 
 
 def _only_deferred(results: Sequence[Result]) -> bool:
@@ -161,7 +216,12 @@ def _home_region(parsed: Sequence[tuple[str | None, Change | Skip]]) -> str:
 
 
 def _reconcile(batch: Sequence[Change], ctx: Context, own: str) -> reconcile.Outcome:
-    """One account's and region's share of the batch; a failure here fails only its messages."""
+    """One account's and region's share of the batch; a failure here fails only its messages.
+
+    A failure all its changes share (AWS unwell, an implausible read, the deadline) fails them
+    all; any other (one change's data breaking the code) is retried change by change, so a poison
+    change fails alone, never its neighbours.
+    """
     try:
         if any(c.kind == "release-region" for c in batch):
             # Teardown: nothing else in the batch matters any more (the hook is invoked on its own),
@@ -183,8 +243,22 @@ def _reconcile(batch: Sequence[Change], ctx: Context, own: str) -> reconcile.Out
             outcome.owners = {r.decision.eni_id: set(range(len(batch))) for r in outcome.results}
         return outcome
     except Exception as error:  # a role that cannot be assumed, a read that failed: this group only
+        if len(batch) > 1 and not inventory.shared_failure(error):
+            return _one_by_one(batch, ctx, own)
         where = f"account {ctx.place.account or own} in {ctx.region}"
+        report.read_failed(ctx.region, batch, error)
         return reconcile.failed(f"cannot handle {where}: {type(error).__name__}: {error}", len(batch))
+
+
+def _one_by_one(batch: Sequence[Change], ctx: Context, own: str) -> reconcile.Outcome:
+    """Each change on its own (its owners renumbered into the batch)."""
+    merged = reconcile.Outcome([])
+    for index, change in enumerate(batch):
+        alone = _reconcile([change], ctx, own)
+        merged.results.extend(alone.results)
+        for eni, owners in alone.owners.items():
+            merged.owners.setdefault(eni, set()).update(index for _ in owners)
+    return merged
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:

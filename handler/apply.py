@@ -5,6 +5,7 @@ that ENI; throttling (after botocore's own retries), server errors and stale-inv
 are `retryable`, so the invocation fails only for what is left and Lambda or SQS retries it.
 """
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import inventory
 from .context import Context
 from .model import Action, Decision
+from .planner import CONFIG_PROBLEMS
 from .settings import MANAGED_TAG_KEY
 
 Status = Literal["created", "modified", "deleted", "mirrored", "skipped", "failed", "planned", "deferred"]
@@ -28,10 +30,13 @@ FINAL_ERRORS = frozenset(
         "InvalidNetworkInterfaceId.NotFound",
         "InvalidNetworkInterfaceID.Malformed",
         "TrafficMirrorSessionLimitExceeded",
-        "UnauthorizedOperation",
         "DryRunOperation",
     }
 )
+# A permission problem: an operator fixes it (the role's policy, an SCP, a tag condition), not a
+# verdict on the ENI. Retryable, so the SQS message is redelivered and lands in the dead-letter
+# queue, the sweep fails, and the alarms show it; logged at ERROR with AWS's message.
+PERMISSION_ERRORS = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "AuthFailure"})
 # Our picture of targets and filters is stale: drop the cache; the retry plans again.
 STALE_ERRORS = frozenset(
     {
@@ -62,6 +67,12 @@ class Result:
     """The account the ENI is in, when a sweep covered several ("" = the invocation's own)."""
 
 
+def problem_counts(results: Sequence["Result"]) -> dict[str, int]:
+    """In-scope ENIs left unmirrored, by `Decision.problem` kind (configuration problems first)."""
+    found = Counter(r.decision.problem for r in results if r.decision.problem and r.status == "skipped")
+    return dict(sorted(found.items(), key=lambda kv: (kv[0] not in CONFIG_PROBLEMS, kv[0])))
+
+
 def _error_code(error: Exception) -> str:
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Code", "ClientError"))
@@ -71,7 +82,7 @@ def _error_code(error: Exception) -> str:
 def _is_retryable(code: str, error: Exception) -> bool:
     if code in FINAL_ERRORS:
         return False
-    if code in STALE_ERRORS or code == TARGET_FULL:
+    if code in STALE_ERRORS or code == TARGET_FULL or code in PERMISSION_ERRORS:
         return True
     if isinstance(error, BotoCoreError):  # connection and timeout errors
         return True
@@ -173,14 +184,13 @@ def apply_all(
 ) -> list[Result]:
     """Run every decision, at most MIRROR_MAX_WORKERS at once; stop starting work near the deadline.
 
-    Work not started before `remaining_seconds()` drops under MIRROR_DEADLINE_MARGIN_SECONDS is
-    `deferred` (retryable): the next sweep or the event's retry finishes it.
+    Work not started before the time left drops under the margin (`Context.margin`: the setting,
+    or 60% of a shorter budget) is `deferred` (retryable): the next sweep or the event's
+    retry finishes it.
     """
 
-    remaining, margin = ctx.remaining, ctx.settings.deadline_margin_seconds
-
     def work(decision: Decision) -> Result:
-        if decision.actions and remaining and remaining() < margin:
+        if decision.actions and ctx.too_late():
             return Result(decision, "deferred", "deadline near: left for the next run", retryable=True)
         result = apply_one(decision, ctx)
         if on_done:

@@ -4,6 +4,16 @@ Retries are botocore's own (adaptive mode: client-side rate limiting that backs 
 throttles), never a hand-written loop. Timeouts are short because EC2 answers in well under a
 second; a hung connection should fail over to a retry, not eat the invocation.
 
+Two things botocore does not know about a Lambda container are added to its standard retry
+handler, built from botocore's own parts (`_install_retries`):
+- its retry quota (500 units; a retried error costs 5-14, a success gives 1 back) is per
+  client, so in a container that lives for hours it drains under a bad spell and then nothing
+  is retried any more. Each client gets a quota the container owns, and `new_invocation`
+  refills it: every invocation starts with botocore's full budget, the clients (and their
+  connections) stay;
+- the invocation's deadline: no request is sent, and no retry waits, past `deadline_reserve`
+  seconds before the end; the call raises `DeadlinePassed` (retryable) instead.
+
 Another account is reached through its member role: botocore's assume-role credential fetcher
 with deferred refreshable credentials, so one AssumeRole per account and container, refreshed
 by botocore before the credentials expire. Each account has its own clients, and so its own
@@ -13,6 +23,7 @@ not slow another.
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +31,8 @@ import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+from botocore.exceptions import BotoCoreError
+from botocore.retries import quota, standard
 
 from .model import MEMBER_SESSION_NAME
 
@@ -38,6 +51,71 @@ RETRY_CONFIG = Config(
     max_pool_connections=32,
     user_agent_extra=USER_AGENT,
 )
+
+
+class DeadlinePassed(BotoCoreError):
+    """Too close to the invocation's deadline to send a request or wait for a retry."""
+
+    fmt = "{reason}"
+
+
+TimeLeft = Callable[[], float | None]
+"""Seconds the request may still use (None: no deadline)."""
+
+
+class DeadlineBackoff(standard.ExponentialBackoff):
+    """botocore's exponential backoff, refusing a wait that would end past the deadline."""
+
+    def __init__(self, time_left: TimeLeft, service_name: str, detector: Any) -> None:
+        super().__init__(service_name=service_name, throttling_detector=detector)
+        self._time_left = time_left
+
+    def delay_amount(self, context: Any) -> float:
+        delay = float(super().delay_amount(context))
+        left = self._time_left()
+        if left is not None and delay >= left:
+            raise DeadlinePassed(reason=f"a retry in {delay:.2f} s would pass the deadline ({left:.2f} s left)")
+        return delay
+
+
+def _install_retries(client: Any, time_left: TimeLeft) -> quota.RetryQuota:
+    """botocore's standard retry handler with a quota we own and a deadline-aware backoff.
+
+    The same parts as `botocore.retries.standard.register_retry_handler`, in place of the one the
+    client was made with (same unique id); adaptive mode's rate limiter is untouched.
+    """
+    service = client.meta.service_model.service_id.hyphenize()
+    adapter = standard.RetryEventAdapter()
+    detector = standard.ThrottlingErrorDetector(adapter)
+    budget = quota.RetryQuota()
+    checker = standard.RetryQuotaChecker(budget, detector)
+    max_attempts = client.meta.config.retries.get("total_max_attempts")
+    conditions = (
+        standard.StandardRetryConditions(max_attempts=max_attempts)
+        if max_attempts is not None
+        else standard.StandardRetryConditions()
+    )
+    handler = standard.RetryHandler(
+        retry_policy=standard.RetryPolicy(
+            retry_checker=conditions, retry_backoff=DeadlineBackoff(time_left, service, detector)
+        ),
+        retry_event_adapter=adapter,
+        retry_quota=checker,  # type: ignore[arg-type]  # botocore passes the checker too (the stubs say quota)
+        service_name=service,
+    )
+    unique_id = f"retry-config-{service}"
+    client.meta.events.unregister(f"needs-retry.{service}", unique_id=unique_id)
+    client.meta.events.register(f"needs-retry.{service}", handler.needs_retry, unique_id=unique_id)
+    # botocore's own quota keeps getting its refunds; nothing reads it any more.
+    client.meta.events.register(f"after-call.{service}", checker.release_retry_quota)
+
+    def refuse_late(**_: Any) -> None:
+        left = time_left()
+        if left is not None and left <= 0:
+            raise DeadlinePassed(reason="the invocation's deadline is too near to send a request")
+
+    client.meta.events.register(f"before-send.{service}", refuse_late)
+    return budget
 
 
 @dataclass(frozen=True)
@@ -65,7 +143,23 @@ class Clients:
         self._clients: dict[tuple[str, Place], Any] = {}
         self._paginators: dict[tuple[Place, str], Any] = {}
         self._sessions: dict[tuple[str, str], boto3.session.Session] = {}
+        self._budgets: list[quota.RetryQuota] = []
+        self._deadline: Callable[[], float] | None = None
         self.calls: Counter[str] = Counter()
+
+    def new_invocation(self, remaining: Callable[[], float] | None = None, reserve: float = 0.0) -> None:
+        """A new invocation: every client's retry quota back to full; requests stop `reserve`
+        seconds before `remaining()` reaches 0 (None: no deadline)."""
+        with self._lock:
+            budgets = list(self._budgets)
+            self._deadline = None if remaining is None else (lambda: remaining() - reserve)
+        for budget in budgets:
+            budget.release(quota.RetryQuota.INITIAL_CAPACITY)
+
+    def time_left(self) -> float | None:
+        """Seconds requests may still be sent in this invocation (None: no deadline)."""
+        deadline = self._deadline
+        return None if deadline is None else deadline()
 
     def _count(self, model: Any, **_: Any) -> None:
         with self._lock:
@@ -120,8 +214,14 @@ class Clients:
             service, region_name=place.region, endpoint_url=place.endpoint, config=self.config
         )
         client.meta.events.register("before-call", self._count)
+        budget = _install_retries(client, self.time_left)
         with self._lock:
-            return self._clients.setdefault(key, client)
+            found = self._clients.get(key)
+            if found is not None:
+                return found
+            self._budgets.append(budget)
+            self._clients[key] = client
+            return client
 
     def ec2(self, place: Place) -> "EC2Client":
         return self.client("ec2", place)
@@ -146,6 +246,7 @@ class Clients:
             self._clients.clear()
             self._paginators.clear()
             self._sessions.clear()
+            self._budgets.clear()
             self._session = None
 
     def warm(self, place: Place) -> None:

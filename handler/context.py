@@ -21,6 +21,8 @@ FLEET_WORKERS = 8
 """Accounts a multi-account sweep covers at once (each with its own clients and rate limiters)."""
 FULL_TARGET_SECONDS = 900.0
 """How long a target that refused a source is passed over for new sessions."""
+MARGIN_FRACTION = 0.6
+"""The deadline margin is at most this share of the invocation's budget (see `Context.margin`)."""
 
 
 class Container:
@@ -76,6 +78,16 @@ class Container:
             self.sweep_cursor = 0
 
 
+def deadline_margin(settings: Settings, budget: float | None) -> float:
+    """Seconds kept free at the end of an invocation: no write and no round of reads starts later.
+
+    MIRROR_DEADLINE_MARGIN_SECONDS, or 60% of the invocation's budget when that is smaller:
+    with a budget below the setting, a sweep would otherwise never write anything.
+    """
+    setting = settings.deadline_margin_seconds
+    return setting if budget is None else min(setting, MARGIN_FRACTION * max(budget, 0.0))
+
+
 @dataclass(frozen=True)
 class Context:
     """One invocation's work in one place."""
@@ -85,6 +97,17 @@ class Context:
     container: Container
     remaining: Callable[[], float] | None = None
     """Seconds left before the invocation's deadline (None: no deadline, as in the CLI)."""
+    budget: float | None = None
+    """Seconds the invocation had when it started (None: `remaining` at first use)."""
+
+    @property
+    def margin(self) -> float:
+        budget = self.budget if self.budget is not None else (self.remaining() if self.remaining else None)
+        return deadline_margin(self.settings, budget)
+
+    def too_late(self) -> bool:
+        """Inside the margin: start nothing new."""
+        return self.remaining is not None and self.remaining() < self.margin
 
     @property
     def region(self) -> str:

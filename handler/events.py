@@ -36,6 +36,36 @@ RELEASE_ON_DELETE = "release_on_delete"
 LIFECYCLE_KEY = "tf"
 """Where pulumi-aws's CRUD invocation puts `{"action": "create" | "update" | "delete", ...}`."""
 
+EC2_SOURCE = "aws.ec2"
+"""EventBridge's `source` for CloudTrail records of EC2 calls and EC2's state changes."""
+SCHEDULE_SOURCE = "aws.events"
+"""EventBridge's `source` for a schedule rule's ticks."""
+
+
+@dataclass(frozen=True)
+class Home:
+    """Where this function may act: only events for these regions count (accounts: `accounts.allowed`).
+
+    `regions` None: any region botocore knows is accepted (`known_regions`).
+    """
+
+    regions: frozenset[str] | None = None
+    known_regions: frozenset[str] = frozenset()
+    """Regions botocore has endpoints for; an unknown region never reaches botocore."""
+
+
+ANYWHERE = Home()
+"""No check of the region beyond its shape (tests and record replays)."""
+
+
+def _region_refused(region: str, home: Home) -> str | None:
+    """Why an event's region is not ours, or None."""
+    if home.regions is not None and region not in home.regions:
+        return f"region {region} is not this function's ({', '.join(sorted(home.regions))})"
+    if home.known_regions and region not in home.known_regions:
+        return f"unknown region {region!r}"
+    return None
+
 
 @dataclass(frozen=True)
 class Change:
@@ -49,6 +79,10 @@ class Change:
     instance_ids: tuple[str, ...] = ()
     eni_ids: tuple[str, ...] = ()
     refresh_inventory: bool = False
+    trigger_unique: bool = True
+    """The event id is unique per event (CloudTrail's eventID, EventBridge's id), so its
+    redeliveries share ClientTokens. False (sweeps from the schedule, after deploy or by hand):
+    the id can repeat across runs, and the invocation's request id is mixed in."""
     scheduled: bool = False
     """A tick of the sweep's schedule rule (its sweep leaves just-attached ENIs to their events)."""
     fleet: bool = False
@@ -271,9 +305,14 @@ def _cloudtrail(record: Mapping[str, Any], region: str, event_id: str, settings:
 _ACCOUNT = re.compile(r"^\d{12}$")
 
 
-def parse(event: Any, settings: Settings) -> Change | Skip:
-    """Turn one EventBridge event (or a bare CloudTrail record) into a Change or a Skip."""
-    parsed = _parse(event, settings)
+def parse(event: Any, settings: Settings, home: Home = ANYWHERE) -> Change | Skip:
+    """Turn one EventBridge event (or a bare CloudTrail record) into a Change or a Skip.
+
+    Only AWS's events are acted on: the envelope's `source` must match its detail-type, and its
+    region must be this function's (`home`); anything else is rejected, never looked at further
+    (which accounts are covered is the caller's check: `accounts.allowed`).
+    """
+    parsed = _checked(event, settings, home)
     if isinstance(parsed, Change) and isinstance(event, Mapping):
         detail = event.get("detail")
         record = detail if isinstance(detail, Mapping) else event
@@ -283,29 +322,51 @@ def parse(event: Any, settings: Settings) -> Change | Skip:
     return parsed
 
 
-def _parse(event: Any, settings: Settings) -> Change | Skip:
+def _checked(event: Any, settings: Settings, home: Home) -> Change | Skip:
     if not isinstance(event, Mapping):
         return Skip("rejected", f"event is a {type(event).__name__}, not an object")
     detail_type = _str(event.get("detail-type"))
     detail = event.get("detail")
     event_id = _event_id(event.get("id"))
+    source = _str(event.get("source"))
     if "eventName" in event and detail is None:
-        # A bare CloudTrail record (replayed by the CLI or a test).
-        detail, detail_type = event, CLOUDTRAIL
+        # A bare CloudTrail record (replayed by the CLI or a test, invoking the function directly).
+        detail, detail_type, source = event, CLOUDTRAIL, EC2_SOURCE
     record = detail if isinstance(detail, Mapping) else {}
+    name = _str(record.get("eventName"))
+    # Only AWS services can put events with an `aws.` source on a bus (PutEvents refuses them).
+    expected = SCHEDULE_SOURCE if detail_type == SCHEDULED else EC2_SOURCE
+    if detail_type in (SCHEDULED, STATE_CHANGE, CLOUDTRAIL) and source != expected:
+        return Skip("rejected", f"{detail_type} from source {source!r}, not {expected}", name, event_id)
     region = _str(event.get("region")) or _str(record.get("awsRegion"))
     if not _REGION.match(region):
-        return Skip("rejected", f"no usable region ({region!r})", _str(record.get("eventName")), event_id)
-    if detail_type == RELEASE_REGION and event.get("source") == TEARDOWN_SOURCE:
+        return Skip("rejected", f"no usable region ({region!r})", name, event_id)
+    refused = _region_refused(region, home)
+    if refused:
+        return Skip("rejected", refused, name, event_id)
+    if detail_type == RELEASE_REGION and source == TEARDOWN_SOURCE:
         return _release_region(event, region, event_id)
-    if detail_type == SCHEDULED and event.get("source") == "aws.events":
+    return _parse(event, settings, detail_type, record, region, event_id)
+
+
+def _parse(
+    event: Mapping[str, Any], settings: Settings, detail_type: str, record: Mapping[str, Any], region: str, event_id: str
+) -> Change | Skip:
+    if detail_type == SCHEDULED:
         # The backstop for deleted targets and filters: never plan it from a cached inventory.
         # A tick of the schedule rule names the rule in `resources`; an invocation by hand or the
         # one right after deploy does not, and is a full sweep without the grace period.
         scheduled = bool(event.get("resources"))
         name = SCHEDULED if scheduled else "Sweep"
         return Change(
-            "sweep", name, event_id or "scheduled", region, refresh_inventory=True, scheduled=scheduled, fleet=True
+            "sweep",
+            name,
+            event_id or "scheduled",
+            region,
+            refresh_inventory=True,
+            trigger_unique=False,
+            scheduled=scheduled,
+            fleet=True,
         )
     if detail_type == STATE_CHANGE:
         # AWS's own samples carry a stray space before the id (" i-1234567890abcdef0").

@@ -11,10 +11,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from . import accounts
 from .context import Context
 from .model import Inventory, MirrorFilter, Session, Source, Target, TargetKind
 from .planner import is_designated
+from .settings import MANAGED_TAG_KEY, Settings
 
 FILTER_VALUES_PER_CALL = 200
 NLB_ARNS_PER_CALL = 20
@@ -25,6 +28,45 @@ _TARGET_KINDS: Mapping[str, TargetKind] = {
     "network-load-balancer": "network-load-balancer",
     "gateway-load-balancer-endpoint": "gateway-load-balancer-endpoint",
 }
+
+
+NLB_GONE = "LoadBalancerNotFound"
+
+
+class ReadFailure(RuntimeError):
+    """EC2's answers cannot all be true (every target, filter or ENI gone at once while our
+    sessions use them; the deadline too near to read): never acted on, the events are retried."""
+
+
+def shared_failure(error: BaseException) -> bool:
+    """A failure every change of a batch shares (AWS unwell, an implausible read, the deadline):
+    retry them all. Anything else may come from one change's data and is tried change by change."""
+    if isinstance(error, ReadFailure | BotoCoreError):
+        return True
+    if isinstance(error, ClientError):
+        code = _code(error)
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400) or 400)
+        return status >= 500 or status == 429 or "throttl" in code.lower() or code == "RequestLimitExceeded"
+    return False
+
+
+def check_time(ctx: Context, what: str) -> None:
+    """Start a round of reads only outside the deadline margin: one that cannot finish helps nobody."""
+    if ctx.too_late():
+        raise ReadFailure(f"deadline near: {what} not started")
+
+
+def plausible(inventory: Inventory, sessions: Iterable[Session], settings: Settings) -> None:
+    """Raise ReadFailure when the inventory has lost every target or filter our sessions use.
+
+    A sensor fleet does not vanish between two reads; an empty answer (eventual consistency, a
+    permission hiccup, a paging bug) must not be read as an order to move or delete everything.
+    """
+    ours = [s for s in sessions if s.tags.get(MANAGED_TAG_KEY) == settings.managed_by]
+    if ours and not inventory.targets:
+        raise ReadFailure(f"no traffic mirror target found while {len(ours)} managed session(s) use targets")
+    if ours and not inventory.filters:
+        raise ReadFailure(f"no traffic mirror filter found while {len(ours)} managed session(s) use filters")
 
 
 def submit(ctx: Context, fn: Callable[..., T], *args: Any, **kwargs: Any) -> "Future[T]":
@@ -76,6 +118,7 @@ def _load_inventory(ctx: Context) -> Inventory:
         t["GatewayLoadBalancerEndpointId"] for t in raw_targets if t.get("GatewayLoadBalancerEndpointId")
     ]
 
+    check_time(ctx, "reading the sensors' ENIs, load balancers and endpoints")  # the second round
     enis_f = submit(
         _by_filter, ctx, "describe_network_interfaces", "NetworkInterfaces", "network-interface-id", eni_ids
     )
@@ -84,6 +127,8 @@ def _load_inventory(ctx: Context) -> Inventory:
     enis = {e["NetworkInterfaceId"]: e for e in enis_f.result()}
     nlbs, vpces = nlbs_f.result(), vpces_f.result()
     zone_ids = zones_f.result() if zones_f else {}
+    if eni_ids and not enis:
+        raise ReadFailure(f"none of the {len(set(eni_ids))} ENIs of ENI targets was found")
 
     targets: list[Target] = []
     for raw in raw_targets:
@@ -126,13 +171,34 @@ def _zone_ids(ctx: Context) -> dict[str, str]:
 
 
 def _describe_nlbs(ctx: Context, arns: Sequence[str]) -> dict[str, str]:
-    """NLB ARN -> VPC id. (elbv2 takes at most 20 ARNs per call.)"""
+    """NLB ARN -> VPC id (elbv2 takes at most 20 ARNs per call).
+
+    One deleted NLB makes the whole call fail (LoadBalancerNotFound): that chunk is then
+    described one ARN at a time, so only the targets whose NLB is gone drop out.
+    """
     found: dict[str, str] = {}
     for chunk in _chunks(arns, NLB_ARNS_PER_CALL):
-        pages = ctx.clients.elbv2(ctx.place).get_paginator("describe_load_balancers").paginate(LoadBalancerArns=chunk)
-        for page in pages:
-            found.update({lb["LoadBalancerArn"]: lb["VpcId"] for lb in page.get("LoadBalancers", [])})
+        try:
+            found.update(_nlb_chunk(ctx, chunk))
+        except ClientError as error:
+            if _code(error) != NLB_GONE:
+                raise
+            for arn in chunk if len(chunk) > 1 else ():
+                try:
+                    found.update(_nlb_chunk(ctx, [arn]))
+                except ClientError as single:
+                    if _code(single) != NLB_GONE:
+                        raise
     return found
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _nlb_chunk(ctx: Context, arns: Sequence[str]) -> dict[str, str]:
+    pages = ctx.clients.elbv2(ctx.place).get_paginator("describe_load_balancers").paginate(LoadBalancerArns=arns)
+    return {lb["LoadBalancerArn"]: lb["VpcId"] for page in pages for lb in page.get("LoadBalancers", [])}
 
 
 def _describe_gwlb_endpoints(ctx: Context, ids: Sequence[str]) -> dict[str, tuple[str, str | None, str | None]]:

@@ -138,6 +138,9 @@ class Decision:
     duplicates are removed)."""
     session_number: int | None = None
     """Number of the session created, kept or moved."""
+    tier: str | None = None
+    """Trust tier of the chosen target (one of `planner.TIERS`): in the source's own VPC, or
+    `designated-cross-vpc` (another VPC, a sensor the operator tagged)."""
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,22 @@ PROBLEMS: Mapping[str, str] = {
 CONFIG_PROBLEMS = frozenset({NO_FILTER, FILTER_MISSING, FILTER_AMBIGUOUS})
 """Problems an operator fixes in configuration (logged at ERROR)."""
 
+# Which trust tier a chosen target is in (`Decision.tier`): nearest first. A target in the
+# source's own VPC is trusted for it; a target in another VPC only when the operator designated
+# it as a sensor by tagging it with the tag key (`Mirror=true` or a route): whoever can create a
+# traffic mirror target in some VPC must not receive copies of everyone's traffic.
+SAME_SUBNET = "same-subnet"
+SAME_VPC_AZ = "same-vpc-az"
+SAME_VPC = "same-vpc"
+DESIGNATED = "designated-cross-vpc"
+TIERS: Mapping[str, str] = {
+    SAME_SUBNET: "same subnet",
+    SAME_VPC_AZ: "same VPC and AZ",
+    SAME_VPC: "same VPC, another AZ",
+    DESIGNATED: "cross-VPC: another VPC, same AZ, to a sensor designated by tag",
+}
+_TIER_ORDER = {tier: rank for rank, tier in enumerate(TIERS)}
+
 
 @dataclass(frozen=True)
 class Intent:
@@ -114,25 +130,25 @@ def is_managed(session: Session, settings: Settings) -> bool:
     return session.tags.get(MANAGED_TAG_KEY) == settings.managed_by
 
 
-def proximity(source: Source, target: Target) -> int | None:
-    """Lower is nearer; None = this target may not serve this source.
+def trust_tier(source: Source, target: Target, tag_key: str) -> str | None:
+    """How near and how trusted `target` is for `source` (a `TIERS` id); None = may not serve it.
 
-    0 same subnet, 1 same VPC and AZ (or an NLB in the VPC), 2 same VPC in another AZ
-    (Gateway Load Balancer endpoint only), 3 same AZ in another VPC (ENI target only).
+    ENI targets serve their AZ: their own VPC, or another VPC when designated. NLB targets serve
+    their VPC; Gateway Load Balancer endpoints serve their VPC, preferring their own AZ.
     """
     if target.kind == "network-interface":
         if not same_zone(source, target):
             return None
-        if target.subnet_id == source.subnet_id:
-            return 0
-        return 1 if target.vpc_id == source.vpc_id else 3
+        if target.vpc_id != source.vpc_id:
+            return DESIGNATED if is_designated(target.tags, tag_key) else None
+        return SAME_SUBNET if target.subnet_id == source.subnet_id else SAME_VPC_AZ
     if target.vpc_id != source.vpc_id:
         return None
     if target.kind == "network-load-balancer":
-        return 1
+        return SAME_VPC_AZ
     if target.subnet_id == source.subnet_id:
-        return 0
-    return 1 if same_zone(source, target) else 2
+        return SAME_SUBNET
+    return SAME_VPC_AZ if same_zone(source, target) else SAME_VPC
 
 
 def same_zone(source: Source, target: Target) -> bool:
@@ -175,9 +191,9 @@ def eligible_targets(
     for target in targets:
         if resource_route(target.tags, tag_key) != route:
             continue
-        tier = proximity(source, target)
+        tier = trust_tier(source, target, tag_key)
         if tier is not None:
-            rank = (target.target_id in full, tier, _spread_rank(source.eni_id, target.target_id))
+            rank = (target.target_id in full, _TIER_ORDER[tier], _spread_rank(source.eni_id, target.target_id))
             ranked.append((rank, target))
     ranked.sort(key=lambda item: item[0])
     return [target for _, target in ranked]
@@ -193,7 +209,10 @@ def choose_target(
     where = f"{source.az} / {source.vpc_id}"
     if route is not None:
         return None, f"no target tagged {tag_key}={route} can serve {where}; not mirrored elsewhere"
-    return None, f"no traffic mirror target without a route can serve {where}"
+    return None, (
+        f"no traffic mirror target without a route can serve {where} (one in its VPC, or one in"
+        f" another VPC of its AZ tagged {tag_key}=true)"
+    )
 
 
 @dataclass(frozen=True)
@@ -262,6 +281,7 @@ def _decide(
     problem: str | None = None,
     kept_session: str | None = None,
     session_number: int | None = None,
+    tier: str | None = None,
 ) -> Decision:
     return Decision(
         eni_id=source.eni_id,
@@ -278,7 +298,16 @@ def _decide(
         problem=problem,
         kept_session=kept_session,
         session_number=session_number,
+        tier=tier,
     )
+
+
+def _tier_words(source: Source, target: Target, tag_key: str) -> tuple[str | None, str]:
+    tier = trust_tier(source, target, tag_key)
+    words = TIERS.get(tier or "", "")
+    if tier == DESIGNATED:
+        words = f"cross-VPC: {target.vpc_id} serves {source.vpc_id} in {source.az} (designated by tag {tag_key})"
+    return tier, words
 
 
 def _deletes(eni_id: str, sessions: Iterable[Session]) -> tuple[Action, ...]:
@@ -341,7 +370,7 @@ def plan_source(
     target = candidates[0]
 
     if managed:
-        return _keep_or_move(source, managed, candidates, filter_id, intent)
+        return _keep_or_move(source, managed, candidates, filter_id, intent, settings.tag_key)
     if len(foreign) >= MAX_SESSIONS_PER_ENI:
         reason = (
             f"ENI already has {len(foreign)} sessions (AWS allows {MAX_SESSIONS_PER_ENI}), none of them ours"
@@ -362,12 +391,23 @@ def plan_source(
         description=description[:255],
         vni=vni_for(source) if settings.vni_per_vpc else None,
     )
-    reason = f"{intent.reason}; {target.kind} {target.target_id}; {filter_reason}; session number {number}"
-    return _decide(source, "create", reason, (create,), target.target_id, filter_id, session_number=number)
+    tier, tier_words = _tier_words(source, target, settings.tag_key)
+    reason = (
+        f"{intent.reason}; {target.kind} {target.target_id} ({tier_words}); {filter_reason};"
+        f" session number {number}"
+    )
+    return _decide(
+        source, "create", reason, (create,), target.target_id, filter_id, session_number=number, tier=tier
+    )
 
 
 def _keep_or_move(
-    source: Source, managed: Sequence[Session], candidates: Sequence[Target], filter_id: str, intent: Intent
+    source: Source,
+    managed: Sequence[Session],
+    candidates: Sequence[Target],
+    filter_id: str,
+    intent: Intent,
+    tag_key: str,
 ) -> Decision:
     """Our session stays while its target still qualifies (no churn for a closer sensor).
 
@@ -376,10 +416,12 @@ def _keep_or_move(
     """
     keep, extras = managed[0], managed[1:]
     deletes = _deletes(source.eni_id, extras)
-    target_ok = keep.target_id in {t.target_id for t in candidates}
+    by_id = {t.target_id: t for t in candidates}
+    target_ok = keep.target_id in by_id
     filter_ok = keep.filter_id == filter_id
     if target_ok and filter_ok:
-        reason = f"already mirrored by {keep.session_id}"
+        tier, tier_words = _tier_words(source, by_id[keep.target_id], tag_key)
+        reason = f"already mirrored by {keep.session_id} ({tier_words})"
         if deletes:
             reason += f"; {len(deletes)} duplicate managed session(s) removed"
         return _decide(
@@ -391,11 +433,13 @@ def _keep_or_move(
             keep.filter_id,
             kept_session=keep.session_id,
             session_number=keep.number,
+            tier=tier,
         )
     new_target = keep.target_id if target_ok else candidates[0].target_id
+    tier, tier_words = _tier_words(source, by_id[new_target], tag_key)
     why = []
     if not target_ok:
-        why.append(f"target {keep.target_id} -> {new_target} ({intent.reason})")
+        why.append(f"target {keep.target_id} -> {new_target} ({intent.reason}; {tier_words})")
     if not filter_ok:
         why.append(f"filter {keep.filter_id} -> {filter_id}")
     modify = Action(
@@ -406,7 +450,14 @@ def _keep_or_move(
         filter_id=None if filter_ok else filter_id,
     )
     return _decide(
-        source, "modify", "; ".join(why), (modify, *deletes), new_target, filter_id, session_number=keep.number
+        source,
+        "modify",
+        "; ".join(why),
+        (modify, *deletes),
+        new_target,
+        filter_id,
+        session_number=keep.number,
+        tier=tier,
     )
 
 

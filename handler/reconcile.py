@@ -10,12 +10,12 @@ Two entry points share one path (`_plan_and_apply`):
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import inventory as inv
-from .apply import Result, apply_all, conflicted
+from .apply import Result, apply_all, conflicted, problem_counts
 from .context import FLEET_WORKERS, Context
 from .events import Change
 from .model import Action, Decision, Inventory, Session, Source
@@ -23,6 +23,7 @@ from .planner import RELEASED, is_managed, plan, plan_orphans
 from .settings import Settings
 
 GONE_STATES = frozenset({"shutting-down", "terminated"})
+STOPPED_STATES = frozenset({"stopping", "stopped"})
 
 
 @dataclass
@@ -31,6 +32,10 @@ class Outcome:
 
     results: list[Result]
     owners: dict[str, set[int]] = field(default_factory=dict)
+
+    def problems(self) -> dict[str, int]:
+        """In-scope ENIs left unmirrored, by problem kind (configuration problems first)."""
+        return problem_counts(self.results)
 
     def failed_changes(self) -> set[int]:
         failed: set[int] = set()
@@ -64,7 +69,7 @@ def _plan_and_apply(
     orphans: bool = False,
     orphans_known: Sequence[Source] = (),
 ) -> list[Result]:
-    """Plan every source against its sessions, apply, and settle lost races.
+    """Plan every source against its sessions, confirm what would destroy, apply, settle races.
 
     `orphans_known` are ENIs that exist but are left out of this plan (the sweep's grace): their
     managed sessions are not orphans.
@@ -73,6 +78,7 @@ def _plan_and_apply(
     if _stale(inventory, sessions, settings):
         inventory = inv.inventory(ctx, refresh=True)
     sources, release_sources = _located(sources, ctx, inventory), _located(release_sources, ctx, inventory)
+    inv.plausible(inventory, sessions, settings)
     by_eni = inv.group_by_eni(sessions)
     learned = ctx.learned()
     decisions = [
@@ -83,8 +89,98 @@ def _plan_and_apply(
     if orphans:
         known = frozenset(s.eni_id for s in (*sources, *orphans_known))
         decisions.extend(plan_orphans(sessions, known, settings))
+    triggers = {s.eni_id: s.trigger for s in (*sources, *release_sources)}
+    decisions, unconfirmed = _confirm(ctx, decisions, triggers)
     results = apply_all(decisions, ctx, on_done)
-    return _settle_conflicts(results, ctx, inventory, sources, on_done)
+    if on_done:
+        for result in unconfirmed:
+            on_done(result)
+    return [*_settle_conflicts(results, ctx, inventory, sources, on_done), *unconfirmed]
+
+
+def destroys(decision: Decision) -> bool:
+    """The decision deletes or moves a session (what one read or one event must never decide)."""
+    return any(a.kind in ("delete", "modify") for a in decision.actions)
+
+
+def _confirm(
+    ctx: Context, decisions: Sequence[Decision], triggers: Mapping[str, str]
+) -> tuple[list[Decision], list[Result]]:
+    """Deletes and moves stand only when a second read of EC2, made now, agrees.
+
+    The first plan may rest on event data (a RunInstances record's AZ or instance type), on a
+    cached inventory, or on one bad answer. The ENIs it would delete or move from are read again
+    by id (ENI, instance, sessions) with a fresh inventory and planned again: the same writes are
+    made; a plan that no longer destroys wins (EC2's own data says no harm); any other
+    disagreement is deferred (retryable) instead of acted on.
+    """
+    doubtful = {d.eni_id: d for d in decisions if destroys(d)}
+    if not doubtful:
+        return list(decisions), []
+    settings = ctx.settings
+    inv.check_time(ctx, "the reads confirming deletes and moves")
+    eni_ids = sorted(doubtful)
+    inventory_f = inv.submit(ctx, inv.inventory, refresh=True)
+    sessions_f = inv.submit(ctx, inv.sessions_for, eni_ids)
+    enis = inv.describe_enis(ctx, "network-interface-id", eni_ids)
+    attached = {e["NetworkInterfaceId"]: (e.get("Attachment") or {}).get("InstanceId") for e in enis}
+    instance_ids = sorted({i for i in attached.values() if i})
+    instances = inv.describe_instances(ctx, instance_ids) if instance_ids else []
+    _check_enis_listed(instances, enis, frozenset(eni_ids))
+    sessions = sessions_f.result()
+    inventory = inventory_f.result()
+    inv.plausible(inventory, sessions, settings)
+
+    state = {i["InstanceId"]: (i.get("State") or {}).get("Name", "") for i in instances}
+    found = _located(
+        [
+            dataclasses.replace(s, trigger=triggers.get(s.eni_id, s.trigger))
+            for s in inv.sources_of_instances(instances, inv.eni_tag_map(enis), "confirm")
+            if s.eni_id in doubtful
+        ],
+        ctx,
+        inventory,
+    )
+    releasing = [s for s in found if settings.release_on_stop and state.get(s.instance_id) in STOPPED_STATES]
+    live = [s for s in found if s not in releasing and state.get(s.instance_id) in _states(settings)]
+    by_eni = inv.group_by_eni(sessions)
+    learned = ctx.learned()
+    again = {
+        d.eni_id: d
+        for d in (
+            *plan(live, by_eni, inventory, settings, learned=learned),
+            *plan(releasing, by_eni, inventory, settings, release=True, learned=learned),
+            *plan_orphans(sessions, frozenset(s.eni_id for s in found), settings),
+        )
+    }
+    kept = [d for d in decisions if d.eni_id not in doubtful]
+    unconfirmed: list[Result] = []
+    for eni_id, first in doubtful.items():
+        second = again.get(eni_id)
+        if second is not None and (second.actions == first.actions or not destroys(second)):
+            kept.append(second)
+            continue
+        if second is None:
+            second = _skip(eni_id, first.instance_id, "not found by a second read")
+        why = f"a second read disagrees ({first.outcome}: {first.reason} / {second.outcome}: {second.reason})"
+        unconfirmed.append(Result(second, "deferred", f"{why}; nothing deleted or moved", retryable=True))
+    return kept, unconfirmed
+
+
+def _check_enis_listed(
+    instances: Iterable[Mapping[str, Any]], enis: Iterable[Mapping[str, Any]], asked: frozenset[str] | None = None
+) -> None:
+    """Every ENI a described instance lists must be in the ENI answer (it carries the ENI's tags).
+
+    An answer missing some would silently drop ENI-level tags (an opt-out, a route) and move
+    sessions; it is a failed read instead. `asked`: only these ENIs were asked for.
+    """
+    seen = {e["NetworkInterfaceId"] for e in enis}
+    for instance in instances:
+        for eni in instance.get("NetworkInterfaces", []):
+            eni_id = eni.get("NetworkInterfaceId")
+            if eni_id and (asked is None or eni_id in asked) and eni_id not in seen:
+                raise inv.ReadFailure(f"{instance.get('InstanceId')} lists {eni_id}, which the ENI read lacks")
 
 
 def _located(sources: Sequence[Source], ctx: Context, inventory: Inventory) -> list[Source]:
@@ -141,6 +237,7 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
     keys = [ctx.settings.tag_key, "Name"]
     known_enis = sorted({s.eni_id for s in launch} | set(by_eni))
     # Round 1: everything that needs only what the events say, concurrently.
+    inv.check_time(ctx, "the event's reads")
     inventory_f = inv.submit(ctx, inv.inventory)
     launch_ids = sorted({s.instance_id for s in launch} | {s.eni_id for s in launch})
     tags_f = inv.submit(ctx, inv.current_tags, launch_ids, keys) if launch else None
@@ -165,6 +262,7 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
     for eni_id in sorted(set(by_eni) - {e["NetworkInterfaceId"] for e in named_enis}):
         extra.append(_skip(eni_id, "", "ENI not found (deleted?)"))
 
+    _check_enis_listed([instances[i] for i in by_instance if i in instances], their_enis)
     # Round 2 (only when events named ENIs or instances): their instances, and their sessions.
     more_instances = sorted(set(attached_to.values()) - set(instances))
     more_f = inv.submit(ctx, inv.describe_instances, more_instances) if more_instances else None
@@ -219,6 +317,7 @@ def read_region(
     ctx: Context, *, refresh: bool = False, trigger: str = "sweep"
 ) -> tuple[Inventory, list[Source], list[Session]]:
     """The whole region in four concurrent paginated reads: calls grow with pages, not ENIs."""
+    inv.check_time(ctx, "the sweep's reads")
     inventory_f = inv.submit(ctx, inv.inventory, refresh=refresh)
     instances_f = inv.submit(ctx, inv.describe_instances, (), _states(ctx.settings))
     tagged_f = inv.submit(ctx, inv.describe_enis, "tag-key", [ctx.settings.tag_key])

@@ -11,12 +11,15 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .apply import Result
-from .events import Skip
-from .planner import CONFIG_PROBLEMS
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .apply import PERMISSION_ERRORS, Result, problem_counts
+from .events import Change, Skip
+from .inventory import ReadFailure
+from .planner import CONFIG_PROBLEMS, PROBLEMS
 
 LOGGER_NAME = "traffic_mirror"
 METRIC_NAMESPACE = "TrafficMirrorAutomation"
@@ -31,7 +34,14 @@ METRICS = (
     "Planned",
     "Rejected",
     "Ignored",
+    "ReadFailures",
+    "ConfigProblems",
 )
+"""EMF metrics of every invocation. `Failed`: ENIs whose write failed (permanent refusals and
+permission errors included, each logged at ERROR with AWS's reason); `ReadFailures`: groups of
+events left for a retry because a read failed or was implausible (nothing was decided on it);
+`ConfigProblems`: in-scope ENIs left unmirrored by a configuration problem (by kind in the
+summary line's `problems`)."""
 _STATUS_METRIC = {
     "created": "Created",
     "modified": "Modified",
@@ -104,8 +114,11 @@ def decision(result: Result, region: str, event_name: str, account: str = "") ->
         "error_code": result.error_code or None,
         "problem": d.problem,
         "out_of_scope": d.out_of_scope,
+        "tier": d.tier,
     }
     level = logging.WARNING if result.status == "failed" else logging.INFO
+    if result.status == "failed" and (not result.retryable or result.error_code in PERMISSION_ERRORS):
+        level = logging.ERROR  # retrying cannot fix it: an operator must look
     if result.status == "skipped" and d.problem in CONFIG_PROBLEMS:
         level = logging.ERROR
     log.log(level, "decision", extra={k: v for k, v in fields.items() if v is not None})
@@ -125,10 +138,34 @@ def skipped_event(skip: Skip) -> None:
     )
 
 
+def read_failed(region: str, changes: Iterable[Change], error: BaseException) -> None:
+    """A read failed or was implausible: nothing was decided on it, the events are retried."""
+    log.error(
+        "read failed",
+        exc_info=not isinstance(error, ClientError | BotoCoreError | ReadFailure),  # a bug: its traceback
+        extra={
+            "region": region,
+            "outcome": "retry",
+            "reason": f"{type(error).__name__}: {error}",
+            "events": sorted({c.event_name for c in changes}),
+            "event_ids": sorted({c.event_id for c in changes})[:10],
+        },
+    )
+
+
+def problems(results: Sequence[Result]) -> dict[str, int]:
+    """In-scope ENIs left unmirrored, by `Decision.problem` kind (configuration problems first)."""
+    return problem_counts(results)
+
+
 def counts(results: Iterable[Result], skips: Iterable[Skip]) -> Counter[str]:
     tally: Counter[str] = Counter({name: 0 for name in METRICS})
     for result in results:
         tally[_STATUS_METRIC[result.status]] += 1
+        if result.status == "failed" and not result.decision.eni_id:
+            tally["ReadFailures"] += 1  # work that could not start (`reconcile.failed`)
+        if result.status == "skipped" and result.decision.problem in CONFIG_PROBLEMS:
+            tally["ConfigProblems"] += 1
     for skip in skips:
         tally["Rejected" if skip.status == "rejected" else "Ignored"] += 1
     return tally
@@ -205,7 +242,17 @@ def _emit(metrics: Mapping[str, tuple[float, str]], function: str) -> None:
 
 
 def summary(tally: Mapping[str, int], duration_ms: float, api_calls: Mapping[str, int], **extra: Any) -> None:
-    """The summary log line plus the EMF metrics line."""
+    """The summary log line plus the EMF metrics line.
+
+    Configuration problems make it an ERROR line ("configuration problem"), with the counts by
+    kind: one filter too many must not look like a quiet run of skips.
+    """
+    found = {k: v for k, v in (extra.get("problems") or {}).items() if k in CONFIG_PROBLEMS}
+    if found:
+        log.error(
+            "configuration problem",
+            extra={"problems": found, "reason": "; ".join(f"{n} ENI(s): {PROBLEMS[k]}" for k, n in found.items())},
+        )
     log.info(
         "summary",
         extra={

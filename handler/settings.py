@@ -233,7 +233,11 @@ class Settings:
     )
     max_workers: int = setting(8, "Writes (create/modify/delete) in flight at once per invocation.", lo=1, hi=64)
     deadline_margin_seconds: float = setting(
-        15.0, "Time kept free before the invocation's deadline: no write starts later.", lo=1, hi=600
+        15.0,
+        "Time kept free before the invocation's deadline: no write or round of reads starts later"
+        " (at most 60% of the invocation's budget, so short invocations still make progress).",
+        lo=1,
+        hi=600,
     )
     sweep_grace_seconds: float = setting(
         0.0,

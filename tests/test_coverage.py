@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import logging
+import threading
 from collections import Counter
 from typing import Any
 
@@ -10,9 +11,10 @@ import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 from traffic_mirror.handler import app
+from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
-from testsupport import lambda_context, sandbox
+from testsupport import sandbox
 from testsupport.calls import CallCounter
 from testsupport.event_builders import load_record, run_instances_record, scheduled, state_change, wrap
 from testsupport.logs import decisions
@@ -429,28 +431,78 @@ def test_a_sensor_eni_is_never_mirrored(
     assert all(d["outcome"] == "skipped" for d in sensor_decisions), sensor_decisions
 
 
+class WriteClock:
+    """A Lambda context whose clock moves only with writes: each create takes `per_write` seconds.
+
+    (Reads take no time here, so what the test sees is the deadline logic alone.)
+    """
+
+    def __init__(self, start: float, per_write: float = 1.0) -> None:
+        self.left, self.per_write = start, per_write
+        self.lock = threading.Lock()
+        ec2 = app.CONTAINER.clients.ec2(Place(REGION))
+        ec2.meta.events.register("before-call.ec2.CreateTrafficMirrorSession", self._tick)
+        self.ec2 = ec2
+
+    def _tick(self, **_: Any) -> None:
+        with self.lock:
+            self.left -= self.per_write
+
+    def get_remaining_time_in_millis(self) -> int:
+        with self.lock:
+            return int(self.left * 1000)
+
+    def close(self) -> None:
+        self.ec2.meta.events.unregister("before-call.ec2.CreateTrafficMirrorSession", self._tick)
+
+
 def test_sweep_with_a_short_deadline_stops_in_time_and_the_next_finishes(
     aws: Any, account: sandbox.Account, counter: CallCounter
 ) -> None:
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=20)
     instances += sandbox.launch(aws, account, account.subnets["us-east-1b"], count=10)
-    margin = Settings().deadline_margin_seconds
-    context = lambda_context.shrinking(start=margin + 9)  # room for 10 writes, then the margin is reached
-    first = app.handle(scheduled("sched-1"), context)  # no exception: the next sweep continues
-    assert first["counts"]["Created"] == 10
-    assert first["counts"]["Deferred"] == 20
-    assert counter.calls.get("CreateTrafficMirrorSession") == 10
-    second = app.handle(scheduled("sched-2"), lambda_context.shrinking(start=900, step=0))
-    assert second["counts"]["Created"] == 20 and second["counts"]["AlreadyMirrored"] == 10
+    clock = WriteClock(start=Settings().deadline_margin_seconds + 15)  # margin 15 s: room for ~15 writes
+    first = app.handle(scheduled("sched-1"), clock)  # no exception: the next sweep continues
+    clock.close()
+    created, deferred = first["counts"]["Created"], first["counts"]["Deferred"]
+    assert 0 < created < 30 and created + deferred == 30
+    assert counter.calls.get("CreateTrafficMirrorSession") == created
+    second = app.handle(scheduled("sched-2"), WriteClock(start=900, per_write=0))
+    assert second["counts"]["Created"] == deferred and second["counts"]["AlreadyMirrored"] == created
     found = by_eni(aws)
     assert set(found) == enis_of(instances) and all(len(v) == 1 for v in found.values())
+
+
+def test_a_budget_below_the_margin_setting_still_makes_progress(aws: Any, account: sandbox.Account) -> None:
+    """Issue 11 defect 8: with 10 s left and a 15 s margin setting, sweeps used to write nothing, forever."""
+    instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=12)
+    done = 0
+    for tick in range(12):
+        clock = WriteClock(start=10.0, per_write=1.0)  # margin: 60% of 10 s
+        done += app.handle(scheduled(f"short-{tick}"), clock)["counts"]["Created"]
+        clock.close()
+        if done == 12:
+            break
+    assert done == 12 and tick < 6
+    assert set(by_eni(aws)) == enis_of(instances)
+
+
+class LateContext:
+    """An invocation that had `budget` seconds and now has `left` (its reads took the rest)."""
+
+    def __init__(self, budget: float, left: float) -> None:
+        self.answers = [budget]
+        self.left = left
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.answers.pop() if self.answers else self.left) * 1000)
 
 
 def test_a_deferred_event_is_retried(aws: Any, account: sandbox.Account) -> None:
     """Not a sweep: an event that ran out of time raises, so Lambda retries it."""
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=3)
     with pytest.raises(app.RetryableFailure):
-        app.handle(launch_event(instances, "launch-late"), lambda_context.shrinking(start=1))
+        app.handle(launch_event(instances, "launch-late"), LateContext(budget=100, left=10))
     assert sessions(aws) == []
     assert app.handle(launch_event(instances, "launch-late"))["counts"]["Created"] == 3
 

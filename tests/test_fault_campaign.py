@@ -33,11 +33,6 @@ def test_twenty_percent(figures: Any) -> None:
     check(figures[0.2])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 defect 2: a bad read (an empty or partial answer about the sensors) deletes "
-    "managed sessions",
-)
 def test_fifty_percent(figures: Any) -> None:
     check(figures[0.5])
 

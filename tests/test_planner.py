@@ -141,14 +141,66 @@ def test_eni_targets_only_serve_their_az() -> None:
     assert "us-east-1a" in reason and "vpc-1" in reason
 
 
-def test_preference_same_subnet_then_vpc_then_az_in_another_vpc() -> None:
+def test_preference_same_subnet_then_vpc_then_a_designated_sensor_in_another_vpc() -> None:
     same_subnet = eni_target("tmt-1")
     same_vpc = eni_target("tmt-2", subnet="subnet-a2")
-    other_vpc = eni_target("tmt-3", subnet="subnet-x", vpc="vpc-2")
+    other_vpc = eni_target("tmt-3", subnet="subnet-x", vpc="vpc-2", Mirror="true")
     for order in itertools.permutations([same_subnet, same_vpc, other_vpc]):
         ranked = planner.eligible_targets(source(), None, list(order), "Mirror")
         assert [t.target_id for t in ranked] == ["tmt-1", "tmt-2", "tmt-3"]
     assert planner.choose_target(source(), None, [other_vpc], "Mirror")[0] == other_vpc
+
+
+# --- trust model (issue 11, defect 1) ------------------------------------------------------
+
+
+def test_an_untagged_target_in_another_vpc_receives_nothing() -> None:
+    """Whoever can create a target in some VPC must not get copies of its neighbours' traffic."""
+    stranger = eni_target("tmt-x", subnet="subnet-x", vpc="vpc-2")
+    decision = planner.plan_source(source(), [], inventory([stranger]), SETTINGS)
+    assert decision.outcome == "skipped" and decision.problem == planner.NO_TARGET
+    assert "Mirror=true" in decision.reason  # says how to designate one
+    disabled = eni_target("tmt-off", subnet="subnet-x", vpc="vpc-2", Mirror="off")
+    assert planner.plan_source(source(), [], inventory([disabled]), SETTINGS).problem == planner.NO_TARGET
+
+
+@pytest.mark.parametrize("value", ["true", "TRUE", "default", "", "yes"])
+def test_a_designated_sensor_serves_other_vpcs_of_its_az_and_says_cross_vpc(value: str) -> None:
+    sensor = eni_target("tmt-d", subnet="subnet-x", vpc="vpc-2", Mirror=value)
+    decision = planner.plan_source(source(), [], inventory([sensor]), SETTINGS)
+    assert decision.outcome == "create" and decision.target_id == "tmt-d"
+    assert decision.tier == planner.DESIGNATED and "cross-VPC" in decision.reason
+    other_az = source(az="us-east-1b", subnet_id="subnet-b1")
+    assert planner.plan_source(other_az, [], inventory([sensor]), SETTINGS).problem == planner.NO_TARGET
+
+
+def test_tiers_of_own_vpc_targets() -> None:
+    cases = [
+        (eni_target("tmt-1"), planner.SAME_SUBNET),
+        (eni_target("tmt-2", subnet="subnet-a2"), planner.SAME_VPC_AZ),
+        (nlb("tmt-n"), planner.SAME_VPC_AZ),
+        (gwlbe("tmt-g", "subnet-b9", "us-east-1b"), planner.SAME_VPC),
+    ]
+    for target, tier in cases:
+        decision = planner.plan_source(source(), [], inventory([target]), SETTINGS)
+        assert (decision.target_id, decision.tier) == (target.target_id, tier)
+        assert "cross-VPC" not in decision.reason
+
+
+def test_routed_sensors_keep_serving_other_vpcs_of_their_az() -> None:
+    pci = eni_target("tmt-pci", subnet="subnet-x", vpc="vpc-2", Mirror="pci")
+    routed = source(instance_tags={"Mirror": "pci"})
+    decision = planner.plan_source(routed, [], inventory([pci]), SETTINGS)
+    assert decision.target_id == "tmt-pci" and decision.tier == planner.DESIGNATED
+
+
+def test_a_session_on_an_untrusted_cross_vpc_target_moves_home() -> None:
+    stranger = eni_target("tmt-x", subnet="subnet-x", vpc="vpc-2")
+    own = eni_target("tmt-own", subnet="subnet-a2")
+    ours = session("tms-1", "eni-0000000000000001", "tmt-x", 1, managed=True)
+    decision = planner.plan_source(source(), [ours], inventory([stranger, own]), SETTINGS)
+    assert decision.outcome == "modify" and decision.target_id == "tmt-own"
+    assert decision.tier == planner.SAME_VPC_AZ
 
 
 def test_nlb_serves_its_vpc_in_any_az() -> None:
@@ -386,7 +438,7 @@ def test_orphans_only_released_with_the_setting() -> None:
 
 def test_full_targets_only_lose_new_sessions() -> None:
     """A target that refused a source: new ENIs go elsewhere, its sessions stay where they are."""
-    near, far = eni_target("tmt-near"), eni_target("tmt-far", subnet="subnet-x", vpc="vpc-2")
+    near, far = eni_target("tmt-near"), eni_target("tmt-far", subnet="subnet-x")
     inv = inventory([near, far])
     full = frozenset({"tmt-near"})
     new = planner.plan_source(source(), [], inv, SETTINGS, learned=Learned(full_targets=full))
