@@ -69,7 +69,8 @@ class Run:
         """The head of one account's section (only when several accounts were asked for)."""
         if index:
             render.blank(self.console)
-        render.line(self.console, f"=== Account {account} ({index + 1} of {len(self.accounts)}) ===", style="bold")
+        title = f"=== Account {account} ({index + 1} of {len(self.accounts)}) ==="
+        render.line(self.console, title, style="bold")
 
     def unreadable(self, account: str, error: Exception) -> str:
         """One line on stderr for an account that could not be read; the other accounts still run."""

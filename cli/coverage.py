@@ -19,7 +19,7 @@ from . import reasons
 from .cost import Estimate
 
 JSON_SCHEMA_VERSION = 3
-"""3: `by_az` entries gain `az_id`; with --account/--accounts, a total and one report per account."""
+"""3: with --account/--accounts, a total and one report per account; `by_az` entries there gain `az_id`."""
 OUT_OF_SCOPE_CATEGORIES = tuple(planner.OUT_OF_SCOPE)
 """The stable keys of the JSON report's `out_of_scope` counts."""
 
@@ -189,7 +189,7 @@ def percent(mirrored: int, in_scope: int) -> float:
 
 
 def _group_json(name: str, group: Group) -> dict[str, Any]:
-    ids = {"az_id": group.az_id or None} if name == "az" else {}
+    ids = {"az_id": group.az_id} if group.az_id else {}  # known when accounts are compared
     return {
         name: group.key,
         **ids,
