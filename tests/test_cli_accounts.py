@@ -18,12 +18,16 @@ from rich.console import Console
 from traffic_mirror import cli
 from traffic_mirror.cli import aws, exits
 
-from testsupport import sandbox
 from tests.test_organization import HUB, MEMBER_A, MEMBER_B, REGION, World, roles_refused_in
+from testsupport import sandbox
+
+pytestmark = pytest.mark.moto
 
 BOTH = f"{MEMBER_A},{MEMBER_B}"
 
 
+LAUNCHED: dict[str, list[dict[str, Any]]] = {}
+"""The workload instances of each member, launched with the world."""
 SESSION = boto3.session.Session()
 """One session for every run: parsing EC2's model again costs about a second per run."""
 
@@ -32,10 +36,8 @@ SESSION = boto3.session.Session()
 def world() -> Iterator[World]:
     with mock_aws(), sandbox.aws_rules(), mock.patch.object(aws, "session", lambda _profile: SESSION):
         built = World()
-        built.launched = {  # type: ignore[attr-defined]
-            MEMBER_A: built.launch(MEMBER_A, "us-east-1a", count=2),
-            MEMBER_B: built.launch(MEMBER_B, "us-east-1b"),
-        }
+        LAUNCHED[MEMBER_A] = built.launch(MEMBER_A, "us-east-1a", count=2)
+        LAUNCHED[MEMBER_B] = built.launch(MEMBER_B, "us-east-1b")
         yield built
 
 
@@ -50,8 +52,7 @@ def run(*argv: str) -> tuple[int, str, str]:
 
 
 def enis(world: World, account: str) -> list[str]:
-    launched = world.launched[account]  # type: ignore[attr-defined]
-    return [e["NetworkInterfaceId"] for i in launched for e in i["NetworkInterfaces"]]
+    return [e["NetworkInterfaceId"] for i in LAUNCHED[account] for e in i["NetworkInterfaces"]]
 
 
 def coverage_json(*argv: str) -> tuple[int, dict[str, Any], str]:
