@@ -94,6 +94,8 @@ def render_total(console: Console, total: Total, minimum: float | None) -> None:
     render.columns(console, "By account", rows, right=(1, 2, 3))
     render.blank(console)
     accounts = render.plural(len(total.reports), "account")
+    if total.unreadable:
+        accounts += f" ({len(total.unreadable)} not read)"
     if total.empty:
         text = f"Total in {total.region} over {accounts}: nothing in scope (0 ENIs to mirror)"
     else:
@@ -111,7 +113,7 @@ def run(r: Run, output: str, minimum: float | None, fail_if_empty: bool) -> int:
         return run_accounts(r, output, minimum, fail_if_empty)
     snapshot = read(r)
     report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids)
-    cost = estimate(snapshot.decisions, snapshot.targets)
+    cost = estimate(snapshot.decisions, snapshot.targets, snapshot.zone_ids)
     if output == "json":
         payload = report.to_json(r.account, r.generated_at, cost)
         r.console.out(json.dumps(payload, indent=2), highlight=False)
@@ -142,7 +144,7 @@ def run_accounts(r: Run, output: str, minimum: float | None, fail_if_empty: bool
             unreadable.append((one.account, r.unreadable(one.account, error)))
             continue
         report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids)
-        cost = estimate(snapshot.decisions, snapshot.targets)
+        cost = estimate(snapshot.decisions, snapshot.targets, snapshot.zone_ids)
         reports.append((one.account, report))
         if output == "json":
             documents.append(report.to_json(one.account, r.generated_at, cost))

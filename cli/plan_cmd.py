@@ -65,7 +65,7 @@ def render_plan(console: Console, run_stamp: str, region: str, snapshot: Snapsho
     tally: Counter[str] = Counter(d.outcome for d in decisions)
     parts = [f"{tally[k]} {label}" for k, label in SUMMARY if tally[k]]
     render.line(console, f"{len(decisions)} ENI(s): {', '.join(parts) or 'nothing'}. Nothing was written.")
-    render.line(console, estimate(decisions, snapshot.targets).sentence())
+    render.line(console, estimate(decisions, snapshot.targets, snapshot.zone_ids).sentence())
 
 
 def run(r: Run) -> int:

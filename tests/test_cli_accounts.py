@@ -84,6 +84,9 @@ def test_coverage_per_account_with_a_total(world: World) -> None:
     ]
     assert {u["eni"] for u in by_account[MEMBER_A]["unmirrored"]} == set(enis(world, MEMBER_A))
     assert {u["action"] for u in by_account[MEMBER_A]["unmirrored"]} == {"create"}  # the hub's sensor
+    # That sensor is in the same zone (by id), though its AZ name in the hub is another.
+    assert by_account[MEMBER_A]["cost"]["mirrored_enis"] == 2
+    assert by_account[MEMBER_A]["cost"]["cross_az_enis"] == 0
 
     code, table, _ = run("coverage", "--accounts", BOTH)
     assert code == 0
