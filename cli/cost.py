@@ -63,12 +63,24 @@ def will_be_mirrored(decision: Decision) -> bool:
     return decision.outcome == "delete" and decision.target_id is not None
 
 
-def estimate(decisions: Sequence[Decision], targets: Mapping[str, Target]) -> Estimate:
-    """The monthly cost of the sessions this plan leaves in place; cross-AZ where the target's AZ is known."""
+def estimate(
+    decisions: Sequence[Decision], targets: Mapping[str, Target], zone_ids: Mapping[str, str] | None = None
+) -> Estimate:
+    """The monthly cost of the sessions this plan leaves in place; cross-AZ where the target's AZ is known.
+
+    `zone_ids` (AZ name -> id, known when accounts are compared): a hub sensor's AZ name is the hub's,
+    so the zones are compared by id.
+    """
+    zone_ids = zone_ids or {}
     mirrored = [d for d in decisions if will_be_mirrored(d)]
     cross = 0
     for d in mirrored:
         target = targets.get(d.target_id or "")
-        if target is not None and target.az and d.az and target.az != d.az:
+        if target is None or not d.az:
+            continue
+        zone = zone_ids.get(d.az)
+        if zone and target.az_id:
+            cross += target.az_id != zone
+        elif target.az and target.az != d.az:
             cross += 1
     return Estimate(len(mirrored), cross)

@@ -18,7 +18,8 @@ from traffic_mirror.handler.model import Decision
 from . import reasons
 from .cost import Estimate
 
-JSON_SCHEMA_VERSION = 2
+JSON_SCHEMA_VERSION = 3
+"""3: with --account/--accounts, a total and one report per account; `by_az` entries there gain `az_id`."""
 OUT_OF_SCOPE_CATEGORIES = tuple(planner.OUT_OF_SCOPE)
 """The stable keys of the JSON report's `out_of_scope` counts."""
 
@@ -56,10 +57,16 @@ class Group:
     key: str
     in_scope: int
     mirrored: int
+    az_id: str = ""
+    """For an AZ: its id (`use1-az1`), when known; names differ between accounts, ids do not."""
 
     @property
     def percent(self) -> float:
         return percent(self.mirrored, self.in_scope)
+
+    @property
+    def label(self) -> str:
+        return self.az_id or self.key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,9 +104,7 @@ class Coverage:
 
     def below(self, minimum: float | None) -> bool:
         """True when a `--min` is given and the exact (unrounded) coverage is under it."""
-        if minimum is None or self.in_scope == 0:
-            return False
-        return self.mirrored * 100.0 < minimum * self.in_scope
+        return below(self.mirrored, self.in_scope, minimum)
 
     def to_json(self, account: str, generated_at: str, cost: Estimate | None = None) -> dict[str, Any]:
         """The stable JSON schema of `coverage --format json` (README, "Coverage JSON").
@@ -125,23 +130,87 @@ class Coverage:
         return report
 
 
+@dataclasses.dataclass(frozen=True)
+class Total:
+    """Coverage over several accounts (`--account`/`--accounts`): what `--min` is checked against."""
+
+    region: str
+    reports: tuple[tuple[str, Coverage], ...]
+    """(account id, its coverage), in the order they were read."""
+    unreadable: tuple[tuple[str, str], ...] = ()
+    """(account id, why) for the accounts that could not be read (not counted)."""
+
+    @property
+    def in_scope(self) -> int:
+        return sum(r.in_scope for _, r in self.reports)
+
+    @property
+    def mirrored(self) -> int:
+        return sum(r.mirrored for _, r in self.reports)
+
+    @property
+    def percent(self) -> float:
+        return percent(self.mirrored, self.in_scope)
+
+    @property
+    def empty(self) -> bool:
+        return self.in_scope == 0
+
+    def below(self, minimum: float | None) -> bool:
+        return below(self.mirrored, self.in_scope, minimum)
+
+    def to_json(self, generated_at: str, accounts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """The multi-account document: the total, then each account's single-account report."""
+        return {
+            "schema_version": JSON_SCHEMA_VERSION,
+            "generated_at": generated_at,
+            "region": self.region,
+            "total": {
+                "accounts": len(self.reports),
+                "in_scope": self.in_scope,
+                "mirrored": self.mirrored,
+                "coverage_percent": round(self.percent, 2),
+            },
+            "accounts": list(accounts),
+            "failed_accounts": [{"account_id": a, "error": why} for a, why in self.unreadable],
+        }
+
+
+def below(mirrored: int, in_scope: int, minimum: float | None) -> bool:
+    """True when a `--min` is given and the exact (unrounded) share is under it."""
+    if minimum is None or in_scope == 0:
+        return False
+    return mirrored * 100.0 < minimum * in_scope
+
+
 def percent(mirrored: int, in_scope: int) -> float:
     """Nothing in scope counts as fully covered (there is nothing left to mirror); `empty` warns."""
     return 100.0 if in_scope == 0 else mirrored * 100.0 / in_scope
 
 
 def _group_json(name: str, group: Group) -> dict[str, Any]:
+    ids = {"az_id": group.az_id} if group.az_id else {}  # known when accounts are compared
     return {
         name: group.key,
+        **ids,
         "in_scope": group.in_scope,
         "mirrored": group.mirrored,
         "coverage_percent": round(group.percent, 2),
     }
 
 
-def coverage(region: str, decisions: Sequence[Decision], names: Mapping[str, str] | None = None) -> Coverage:
-    """The coverage model over one region's planner decisions; `names`: instance id -> Name tag."""
+def coverage(
+    region: str,
+    decisions: Sequence[Decision],
+    names: Mapping[str, str] | None = None,
+    zone_ids: Mapping[str, str] | None = None,
+) -> Coverage:
+    """The coverage model over one region's planner decisions.
+
+    `names`: instance id -> Name tag; `zone_ids`: AZ name -> AZ id (known when accounts are compared).
+    """
     names = names or {}
+    zone_ids = zone_ids or {}
     out: Counter[str] = Counter()
     totals: dict[str, Counter[str]] = {"vpc": Counter(), "az": Counter()}
     mirrored_in: dict[str, Counter[str]] = {"vpc": Counter(), "az": Counter()}
@@ -174,7 +243,10 @@ def coverage(region: str, decisions: Sequence[Decision], names: Mapping[str, str
             )
 
     def groups(kind: str) -> tuple[Group, ...]:
-        return tuple(Group(k, n, mirrored_in[kind][k]) for k, n in sorted(totals[kind].items()))
+        return tuple(
+            Group(k, n, mirrored_in[kind][k], zone_ids.get(k, "") if kind == "az" else "")
+            for k, n in sorted(totals[kind].items())
+        )
 
     return Coverage(
         region,

@@ -1,13 +1,15 @@
 """`coverage`: the share of in-scope ENIs mirrored, by VPC and AZ, why the rest are not, the cost."""
 
 import json
+from typing import Any
 
 from rich.console import Console
 
 from . import exits, reasons, render
+from .aws import AWS_ERRORS
 from .context import Run
 from .cost import Estimate, estimate
-from .coverage import Coverage, coverage
+from .coverage import Coverage, Total, coverage
 from .read import read
 
 
@@ -32,13 +34,14 @@ def render_coverage(
     render.line(console, headline(report), style=f"bold {colour}" if not report.empty else "bold yellow")
     if run_stamp:
         render.line(console, run_stamp, style="dim")
-    for title, groups in (("VPC", report.by_vpc), ("AZ", report.by_az)):
+    zones = "AZ ID" if any(g.az_id for g in report.by_az) else "AZ"
+    for title, groups in (("VPC", report.by_vpc), (zones, report.by_az)):
         if not groups:
             continue
         render.blank(console)
         rows = [[title, "In scope", "Mirrored", "Coverage", ""]]
         rows += [
-            [g.key, str(g.in_scope), str(g.mirrored), f"{g.percent:.1f}%", render.bar(g.percent).plain]
+            [g.label, str(g.in_scope), str(g.mirrored), f"{g.percent:.1f}%", render.bar(g.percent).plain]
             for g in groups
         ]
         render.columns(console, f"By {title}", rows, right=(1, 2, 3))
@@ -68,6 +71,10 @@ def render_coverage(
     if cost is not None:
         render.blank(console)
         render.line(console, cost.sentence())
+    verdict(console, report, minimum)
+
+
+def verdict(console: Console, report: Coverage | Total, minimum: float | None) -> None:
     if minimum is not None:
         if report.below(minimum):
             render.line(console, f"Below the required minimum of {minimum:g}%.", style="bold red")
@@ -75,10 +82,38 @@ def render_coverage(
             render.line(console, f"At or above the required minimum of {minimum:g}%.", style="green")
 
 
+def render_total(console: Console, total: Total, minimum: float | None) -> None:
+    """The accounts side by side (those not read included), the total, and the verdict on it."""
+    render.blank(console)
+    rows = [["Account", "In scope", "Mirrored", "Coverage", ""]]
+    rows += [
+        [a, str(c.in_scope), str(c.mirrored), f"{c.percent:.1f}%", render.bar(c.percent).plain]
+        for a, c in total.reports
+    ]
+    rows += [[a, "-", "-", "-", "not read (see the error above)"] for a, _ in total.unreadable]
+    render.columns(console, "By account", rows, right=(1, 2, 3))
+    render.blank(console)
+    accounts = render.plural(len(total.reports), "account")
+    if total.unreadable:
+        accounts += f" ({len(total.unreadable)} not read)"
+    if total.empty:
+        text = f"Total in {total.region} over {accounts}: nothing in scope (0 ENIs to mirror)"
+    else:
+        text = (
+            f"Total in {total.region} over {accounts}: {total.percent:.1f}% "
+            f"({total.mirrored} of {total.in_scope} in-scope ENIs mirrored)"
+        )
+    colour = "green" if total.percent >= 100 else "red" if total.below(minimum) else "yellow"
+    render.line(console, text, style=f"bold {colour}")
+    verdict(console, total, minimum)
+
+
 def run(r: Run, output: str, minimum: float | None, fail_if_empty: bool) -> int:
+    if r.several:
+        return run_accounts(r, output, minimum, fail_if_empty)
     snapshot = read(r)
-    report = coverage(r.region, snapshot.decisions, snapshot.names)
-    cost = estimate(snapshot.decisions, snapshot.targets)
+    report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids)
+    cost = estimate(snapshot.decisions, snapshot.targets, snapshot.zone_ids)
     if output == "json":
         payload = report.to_json(r.account, r.generated_at, cost)
         r.console.out(json.dumps(payload, indent=2), highlight=False)
@@ -93,3 +128,41 @@ def run(r: Run, output: str, minimum: float | None, fail_if_empty: bool) -> int:
         if fail_if_empty:
             return exits.EMPTY
     return exits.BELOW_MIN if report.below(minimum) else exits.OK
+
+
+def run_accounts(r: Run, output: str, minimum: float | None, fail_if_empty: bool) -> int:
+    """Each account's report, then the total; `--min` and `--fail-if-empty` judge the total."""
+    reports: list[tuple[str, Coverage]] = []
+    documents: list[dict[str, Any]] = []
+    unreadable: list[tuple[str, str]] = []
+    for index, one in enumerate(r.each()):
+        if output != "json":
+            r.section(index, one.account)
+        try:
+            snapshot = read(one)
+        except AWS_ERRORS as error:
+            unreadable.append((one.account, r.unreadable(one.account, error)))
+            continue
+        report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids)
+        cost = estimate(snapshot.decisions, snapshot.targets, snapshot.zone_ids)
+        reports.append((one.account, report))
+        if output == "json":
+            documents.append(report.to_json(one.account, r.generated_at, cost))
+        else:
+            render_coverage(r.console, report, None, one.stamp, cost)
+    total = Total(r.region, tuple(reports), tuple(unreadable))
+    if output == "json":
+        r.console.out(json.dumps(total.to_json(r.generated_at, documents), indent=2), highlight=False)
+    else:
+        render_total(r.console, total, minimum)
+    if unreadable:
+        return exits.CANNOT_RUN
+    if total.empty:
+        r.warn(
+            f"no in-scope ENIs in {r.region} of {render.plural(len(reports), 'account')}: are these the "
+            "right region and accounts, or is everything opted out or untagged?"
+            + ("" if fail_if_empty else " (--fail-if-empty makes this an error)")
+        )
+        if fail_if_empty:
+            return exits.EMPTY
+    return exits.BELOW_MIN if total.below(minimum) else exits.OK

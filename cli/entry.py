@@ -6,6 +6,7 @@ exit code (`exits`), never a traceback.
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -79,7 +80,33 @@ def _endpoint(raw: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-GLOBAL_DESTS = ("region", "profile", "endpoint_url", "timeout", *(spec.name for spec in setting_flags()))
+def _account_id(raw: str) -> str:
+    if not raw.isdigit() or len(raw) != 12:
+        raise argparse.ArgumentTypeError(f"must be a 12-digit account id, got {raw!r}")
+    return raw
+
+
+def _accounts(raw: str) -> str:
+    """Checked like MIRROR_ACCOUNTS (ids, `organization`, `organization:<units>`)."""
+    from traffic_mirror.handler import settings
+
+    (spec,) = (s for s in settings.SPECS if s.name == "accounts")
+    try:
+        spec.parse(raw, "--accounts")
+    except settings.SettingsError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return raw
+
+
+GLOBAL_DESTS = (
+    "region",
+    "profile",
+    "endpoint_url",
+    "timeout",
+    "account",
+    "accounts",
+    *(spec.name for spec in setting_flags()),
+)
 
 
 def add_global_options(parser: argparse.ArgumentParser) -> None:
@@ -107,6 +134,22 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"wait this long for each answer (default {aws.DEFAULT_TIMEOUT:g}; "
         f"{aws.MAX_ATTEMPTS} attempts at most)",
+    )
+    group.add_argument(
+        "--account",
+        default=s,
+        type=_account_id,
+        metavar="ID",
+        help="read (and with sweep --apply, write) this account, through the member role "
+        "(--member-role-name); default: the credentials' own account",
+    )
+    group.add_argument(
+        "--accounts",
+        default=s,
+        type=_accounts,
+        metavar="LIST|organization",
+        help="the credentials' account, then these (comma-separated ids, 'organization' or "
+        "'organization:<OU ids>', as MIRROR_ACCOUNTS): one section each, and a total for coverage",
     )
     settings = parser.add_argument_group("settings (override the MIRROR_* variables)")
     for spec in setting_flags():
@@ -222,6 +265,7 @@ def main(
     err = err_console or make_console(stderr=True)
     timeout = args.timeout or aws.DEFAULT_TIMEOUT
     # Imported here, not at module level: `--help` and usage errors need no boto3 at all.
+    from traffic_mirror.handler import accounts
     from traffic_mirror.handler.clients import Clients
     from traffic_mirror.handler.context import Container
     from traffic_mirror.handler.settings import SettingsError
@@ -252,6 +296,19 @@ def main(
             account = aws.account_id(session, region, args.endpoint_url, cfg)
         now = datetime.now(UTC)
         run = Run(console, err, region, args.endpoint_url, settings, account, now, activity, container)
+        run = dataclasses.replace(run, timeout=timeout)
+        if args.account and args.accounts:
+            return _fail(err, "give --account or --accounts, not both", exits.USAGE)
+        asked = args.account or args.accounts
+        if asked:
+            # As MIRROR_ACCOUNTS: AZs are matched by id and the hub's sensors are seen in members.
+            run = run.with_settings(dataclasses.replace(settings, accounts=asked))
+            if args.account:
+                chosen: tuple[str, ...] = (args.account,)
+            else:
+                with activity.show("Listing the accounts..."):
+                    chosen = accounts.covered(run.context())
+            run = dataclasses.replace(run, accounts=chosen)
         if args.command == "plan":
             return plan_cmd.run(run)
         if args.command == "coverage":

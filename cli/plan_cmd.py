@@ -7,6 +7,7 @@ from rich.console import Console
 from traffic_mirror.handler.model import Decision
 
 from . import exits, reasons, render
+from .aws import AWS_ERRORS
 from .context import Run
 from .cost import estimate
 from .read import Snapshot, read
@@ -64,10 +65,22 @@ def render_plan(console: Console, run_stamp: str, region: str, snapshot: Snapsho
     tally: Counter[str] = Counter(d.outcome for d in decisions)
     parts = [f"{tally[k]} {label}" for k, label in SUMMARY if tally[k]]
     render.line(console, f"{len(decisions)} ENI(s): {', '.join(parts) or 'nothing'}. Nothing was written.")
-    render.line(console, estimate(decisions, snapshot.targets).sentence())
+    render.line(console, estimate(decisions, snapshot.targets, snapshot.zone_ids).sentence())
 
 
 def run(r: Run) -> int:
-    snapshot = read(r)
-    render_plan(r.console, r.stamp, r.region, snapshot)
-    return exits.OK
+    """One plan, or with --account/--accounts one section per account (a failed one: one line)."""
+    code = exits.OK
+    for index, one in enumerate(r.each()):
+        if r.several:
+            r.section(index, one.account)
+        try:
+            snapshot = read(one)
+        except AWS_ERRORS as error:
+            if not r.several:
+                raise
+            r.unreadable(one.account, error)
+            code = exits.CANNOT_RUN
+            continue
+        render_plan(r.console, one.stamp, r.region, snapshot)
+    return code

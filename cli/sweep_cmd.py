@@ -12,6 +12,7 @@ from traffic_mirror.handler import reconcile
 from traffic_mirror.handler.apply import Result
 
 from . import exits, reasons, render
+from .aws import AWS_ERRORS
 from .context import Run
 from .read import read
 
@@ -162,11 +163,31 @@ def progress(run: Run, total: int, label: str) -> Iterator[Callable[[Result], No
 
 
 def run(r: Run, apply: bool, summary: bool | None) -> int:
+    """One sweep, or one per account: an account that cannot be read is one line, the others run."""
+    unreadable = failed = 0
+    for index, one in enumerate(r.each()):
+        if r.several:
+            r.section(index, one.account)
+        try:
+            failed += sweep_one(one, apply, summary)
+        except AWS_ERRORS as error:
+            if not r.several:
+                raise
+            r.unreadable(one.account, error)
+            unreadable += 1
+    if unreadable:
+        return exits.CANNOT_RUN
+    return exits.FAILED_WRITES if failed else exits.OK
+
+
+def sweep_one(r: Run, apply: bool, summary: bool | None) -> int:
+    """Sweep one account and report it; the number of failed writes."""
     settings = dataclasses.replace(r.settings, dry_run=not apply)
     # Read first: the Name tags for the report, and the number of writes for the progress bar.
     snapshot = read(r, settings)
     pending = sum(1 for d in snapshot.decisions if d.actions) if apply else 0
-    label = f"Sweeping {r.region}" + ("" if apply else " (dry run)")
+    where = f"{r.region} of account {r.member}" if r.member else r.region
+    label = f"Sweeping {where}" + ("" if apply else " (dry run)")
     with progress(r, pending, label) as on_done:
         policy = reconcile.SweepPolicy(trigger=f"cli-{uuid.uuid4()}")
         outcome = reconcile.sweep(r.context(settings), policy, on_done=on_done)
@@ -179,5 +200,4 @@ def run(r: Run, apply: bool, summary: bool | None) -> int:
         run_stamp=r.stamp,
         summary=summary,
     )
-    failed = sum(1 for res in outcome.results if res.status == "failed")
-    return exits.FAILED_WRITES if failed else exits.OK
+    return sum(1 for res in outcome.results if res.status == "failed")

@@ -434,6 +434,7 @@ def failed(reason: str, changes: int) -> Outcome:
 def read_only_plan(ctx: Context) -> tuple[list[Decision], list[Source]]:
     """What the sweep would do, without writing (the CLI's `plan` and `coverage`)."""
     inventory, sources, sessions = read_region(ctx, refresh=True, trigger="plan")
+    sources = _located(sources, ctx, inventory)  # as the sweep does: a member's zones by AZ id
     by_eni = inv.group_by_eni(sessions)
     decisions = [
         *plan(sources, by_eni, inventory, ctx.settings, learned=ctx.learned()),

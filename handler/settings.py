@@ -259,6 +259,7 @@ class Settings:
         "Role the handler assumes in another account (arn:<partition>:iam::<account>:role/<name>).",
         pattern=r"[\w+=,.@-]{1,64}",
         like="an IAM role name",
+        cli=True,
     )
     vni_per_vpc: bool = setting(
         False,

@@ -1,0 +1,153 @@
+"""The operator CLI over several accounts (`--account`, `--accounts`): one hub, two members, in moto.
+
+The world is the one of `test_organization` (hub sensors shared with the members, each member with
+its own AZ names); built once for the module. The tests run in file order: reads first, then the
+sweep that writes, then what the reads say after it.
+"""
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import boto3
+import pytest
+from moto import mock_aws
+from rich.console import Console
+from traffic_mirror import cli
+from traffic_mirror.cli import aws, exits
+
+from tests.test_organization import HUB, MEMBER_A, MEMBER_B, REGION, World, roles_refused_in
+from testsupport import sandbox
+
+pytestmark = pytest.mark.moto
+
+BOTH = f"{MEMBER_A},{MEMBER_B}"
+
+
+LAUNCHED: dict[str, list[dict[str, Any]]] = {}
+"""The workload instances of each member, launched with the world."""
+SESSION = boto3.session.Session()
+"""One session for every run: parsing EC2's model again costs about a second per run."""
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    with mock_aws(), sandbox.aws_rules(), mock.patch.object(aws, "session", lambda _profile: SESSION):
+        built = World()
+        LAUNCHED[MEMBER_A] = built.launch(MEMBER_A, "us-east-1a", count=2)
+        LAUNCHED[MEMBER_B] = built.launch(MEMBER_B, "us-east-1b")
+        yield built
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(
+        ["--region", REGION, *argv],
+        console=Console(file=out, width=200, color_system=None),
+        err_console=Console(file=err, width=200, color_system=None),
+    )
+    return code, out.getvalue(), err.getvalue()
+
+
+def enis(world: World, account: str) -> list[str]:
+    return [e["NetworkInterfaceId"] for i in LAUNCHED[account] for e in i["NetworkInterfaces"]]
+
+
+def coverage_json(*argv: str) -> tuple[int, dict[str, Any], str]:
+    code, out, err = run("coverage", "--format", "json", *argv)
+    return code, json.loads(out), err
+
+
+def test_coverage_per_account_with_a_total(world: World) -> None:
+    code, report, err = coverage_json("--accounts", BOTH, "--min", "50")
+    assert code == exits.BELOW_MIN, err  # nothing mirrored yet: the total is judged
+    assert set(report) == {"schema_version", "generated_at", "region", "total", "accounts", "failed_accounts"}
+    assert report["schema_version"] == 3 and report["region"] == REGION
+    assert [a["account_id"] for a in report["accounts"]] == [HUB, MEMBER_A, MEMBER_B]  # own first
+    assert report["failed_accounts"] == []
+    by_account = {a["account_id"]: a for a in report["accounts"]}
+    assert (by_account[MEMBER_A]["in_scope"], by_account[MEMBER_A]["mirrored"]) == (2, 0)
+    assert (by_account[MEMBER_B]["in_scope"], by_account[MEMBER_B]["mirrored"]) == (1, 0)
+    total = report["total"]
+    assert total == {
+        "accounts": 3,
+        "in_scope": sum(a["in_scope"] for a in report["accounts"]),
+        "mirrored": 0,
+        "coverage_percent": 0.0,
+    }
+    # Zones by AZ id: the member's us-east-1a is another zone than the hub's.
+    zones_a = world.members[MEMBER_A][2]
+    assert by_account[MEMBER_A]["by_az"] == [
+        {"az": "us-east-1a", "az_id": zones_a["us-east-1a"], "in_scope": 2, "mirrored": 0, "coverage_percent": 0.0}
+    ]
+    assert {u["eni"] for u in by_account[MEMBER_A]["unmirrored"]} == set(enis(world, MEMBER_A))
+    assert {u["action"] for u in by_account[MEMBER_A]["unmirrored"]} == {"create"}  # the hub's sensor
+    # That sensor is in the same zone (by id), though its AZ name in the hub is another.
+    assert by_account[MEMBER_A]["cost"]["mirrored_enis"] == 2
+    assert by_account[MEMBER_A]["cost"]["cross_az_enis"] == 0
+
+    code, table, _ = run("coverage", "--accounts", BOTH)
+    assert code == 0
+    for index, account in enumerate((HUB, MEMBER_A, MEMBER_B)):
+        assert f"=== Account {account} ({index + 1} of 3) ===" in table
+        assert f"account {account}, region {REGION}" in table
+    assert "By AZ ID" in table and zones_a["us-east-1a"] in table
+    assert f"{MEMBER_A}         2         0      0.0%" in table
+    assert f"Total in {REGION} over 3 accounts: 0.0% (0 of {total['in_scope']} in-scope ENIs mirrored)" in table
+
+
+def test_plan_of_one_member_account(world: World) -> None:
+    code, out, err = run("plan", "--account", MEMBER_A)
+    assert code == 0, err
+    assert f"=== Account {MEMBER_A} (1 of 1) ===" in out and f"account {MEMBER_A}, region" in out
+    assert HUB not in out and MEMBER_B not in out
+    expected = world.expected_sensor(MEMBER_A, "us-east-1a")
+    for eni in enis(world, MEMBER_A):
+        assert eni in out
+    assert out.count(f"target {expected}, filter {world.members[MEMBER_A][1].filters['default']}") == 2
+    assert "2 to create" in out and "Nothing was written." in out
+    assert not any(e in out for e in enis(world, MEMBER_B))
+
+
+def test_an_account_whose_role_cannot_be_assumed_is_one_line_and_the_others_report(world: World) -> None:
+    with roles_refused_in(MEMBER_B):
+        code, report, err = coverage_json("--accounts", BOTH)
+        plan_code, plan_out, plan_err = run("plan", "--accounts", MEMBER_B)  # the hub's own still runs
+    assert code == exits.CANNOT_RUN
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"error: account {MEMBER_B}: ") and "AccessDenied" in line
+    assert [a["account_id"] for a in report["accounts"]] == [HUB, MEMBER_A]
+    assert [f["account_id"] for f in report["failed_accounts"]] == [MEMBER_B]
+    assert plan_code == exits.CANNOT_RUN
+    assert len(plan_err.strip().splitlines()) == 1 and MEMBER_B in plan_err
+    assert f"account {HUB}, region" in plan_out and f"=== Account {MEMBER_B} (2 of 2) ===" in plan_out
+
+
+def test_sweep_apply_creates_the_sessions_in_each_member(world: World) -> None:
+    code, out, err = run("sweep", "--apply", "--accounts", BOTH)
+    assert code == 0, err
+    assert f"=== Account {MEMBER_B} (3 of 3) ===" in out
+    for account, az in ((MEMBER_A, "us-east-1a"), (MEMBER_B, "us-east-1b")):
+        found = world.members[account][0].describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
+        assert sorted(s["NetworkInterfaceId"] for s in found) == sorted(enis(world, account))
+        assert {s["TrafficMirrorTargetId"] for s in found} == {world.expected_sensor(account, az)}
+    assert world.hub.describe_traffic_mirror_sessions()["TrafficMirrorSessions"] == []
+    code, report, _ = coverage_json("--accounts", BOTH, "--min", "100", "--fail-if-empty")
+    assert code == 0
+    assert report["total"]["mirrored"] == report["total"]["in_scope"] == 3
+
+
+def test_accounts_organization_and_usage_errors(world: World) -> None:
+    org = boto3.client("organizations", region_name=REGION)
+    org.create_organization(FeatureSet="ALL")
+    joined = str(org.create_account(Email="w@example.com", AccountName="w")["CreateAccountStatus"]["AccountId"])
+    code, report, err = coverage_json("--accounts", "organization", "--fail-if-empty")
+    assert [a["account_id"] for a in report["accounts"]] == [HUB, joined]  # MEMBER_A/B are not in it
+    assert code == exits.EMPTY, err  # nothing in scope in the hub or the new account
+    assert run("plan", "--account", MEMBER_A, "--accounts", BOTH)[0] == exits.USAGE
+    for wrong in (["--account", "12345"], ["--accounts", "everyone"]):
+        with pytest.raises(SystemExit) as refused:
+            run("plan", *wrong)
+        assert refused.value.code == exits.USAGE
