@@ -153,3 +153,29 @@ def test_readme_typescript_example_uses_schema_names() -> None:
     assert used <= set(RESOURCE["inputProperties"]), sorted(used - set(RESOURCE["inputProperties"]))
     for output in re.findall(r"mirror\.(\w+)", code):
         assert output in RESOURCE["properties"], output
+
+
+def test_the_plugin_entry_point_serves_the_committed_schema_over_grpc() -> None:
+    """What the engine does after `pulumi package add`: run provider/__main__.py, read its port, ask for the schema."""
+    import subprocess
+    import sys
+
+    import grpc
+    from google.protobuf import empty_pb2
+    from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+
+    plugin = subprocess.Popen(
+        [sys.executable, str(REPO / "provider" / "__main__.py"), "127.0.0.1:9"],  # the engine's address
+        cwd=REPO / "provider", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        port = int(plugin.stdout.readline())  # type: ignore[union-attr]
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = provider_pb2_grpc.ResourceProviderStub(channel)
+            served = stub.GetSchema(provider_pb2.GetSchemaRequest(version=0), timeout=30)
+            info = stub.GetPluginInfo(empty_pb2.Empty(), timeout=30)
+    finally:
+        plugin.terminate()
+        plugin.wait(timeout=30)
+    assert json.loads(served.schema) == SCHEMA
+    assert info.version == SCHEMA["version"]
