@@ -19,6 +19,7 @@ from google.protobuf import struct_pb2
 from pulumi.errors import InputPropertyError
 from pulumi.provider.server import ComponentInitError, ProviderServicer
 from traffic_mirror.components import TYPE_TOKEN, ConfigError, TrafficMirrorAutomation, provider
+from traffic_mirror.components.config import resolve
 
 from testsupport.pulumi_mocks import Run, run_program
 
@@ -74,6 +75,10 @@ def test_construct_through_the_provider_with_inputs_as_other_languages_send_them
         "cacheTtlSeconds": 30, "sensors": ["eu-west-1/eni-0123456789abcdef0"], "dryRun": True,
     })  # fmt: skip
     assert sent["sessionNumber"] == 3.0 and isinstance(sent["sessionNumber"], float)
+    served = provider.TrafficMirrorProvider()
+    options = resolve(served.map_inputs(sent, served._component_defs["TrafficMirrorAutomation"]))
+    assert type(options.settings.session_number) is int and type(options.deployment.timeout_seconds) is int
+    assert type(options.settings.cache_ttl_seconds) is float
     run = _construct(sent)
     functions = {f.region: f for f in run.of_type("aws:lambda/function:Function")}
     env = functions["us-east-1"].inputs["environment"]["variables"]
