@@ -129,7 +129,7 @@ def _readme_block(language: str) -> str:
     return blocks[0]
 
 
-_YAML_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list, "object": dict}
+_YAML_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list, "object": dict}
 
 
 def test_readme_yaml_example_matches_the_schema() -> None:
