@@ -10,6 +10,8 @@ args = cast(TrafficMirrorAutomationArgs, args_from_config(pulumi.Config()))
 automation = TrafficMirrorAutomation("mirror", args)
 
 pulumi.export("functionArns", automation.function_arns)
+pulumi.export("functionNames", automation.function_names)
+pulumi.export("filterIds", automation.filter_ids)
 pulumi.export("roleArn", automation.role_arn)
 pulumi.export("trailArn", automation.trail_arn)
 pulumi.export("bucketName", automation.bucket_name)

@@ -24,6 +24,10 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
 
     function_arns: pulumi.Output[dict[str, str]]
     """Lambda function ARN per region."""
+    function_names: pulumi.Output[dict[str, str]]
+    """Lambda function name per region (e.g. to invoke a sweep or read its logs)."""
+    filter_ids: pulumi.Output[dict[str, str]]
+    """The deployment's own traffic mirror filter id per region; empty when filter_id is given or create_filter is false."""
     role_arn: pulumi.Output[str]
     """ARN of the Lambda's execution role (shared by all regions)."""
     trail_arn: pulumi.Output[str]
@@ -124,6 +128,9 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
             dashboard.create_coverage_alarm(name, region, options, f.function, parent=self)
 
         self.function_arns = pulumi.Output.all(**{r: f.function.arn for r, f in functions.items()})
+        self.function_names = pulumi.Output.all(**{r: f.function.name for r, f in functions.items()})
+        owned_filters = {r: m.filter_id for r, m in mirroring.items() if m.filter_id is not None}
+        self.filter_ids = pulumi.Output.all(**owned_filters) if owned_filters else pulumi.Output.from_input({})
         self.role_arn = execution_role.arn
         self.trail_arn = trail_arn
         self.bucket_name = bucket_name
@@ -132,6 +139,8 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "function_arns": self.function_arns,
+                "function_names": self.function_names,
+                "filter_ids": self.filter_ids,
                 "role_arn": self.role_arn,
                 "trail_arn": self.trail_arn,
                 "bucket_name": self.bucket_name,

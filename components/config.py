@@ -320,8 +320,25 @@ def _value(spec: Spec, raw: Any) -> Any:
         raise ConfigError(str(error)) from None
 
 
+OUTPUT_ARGUMENT = (
+    "comes from another resource's output (a pulumi Output); the component decides what to create from "
+    "its arguments, so each must be a plain value known at preview: a literal or a stack config value"
+)
+"""Why an Output-valued argument is refused (from Python, or from another language through the provider)."""
+
+
+def is_output(value: Any) -> bool:
+    """An Output, or a list holding one: unknown at preview, and not a value `resolve` can check."""
+    if isinstance(value, pulumi.Output):
+        return True
+    return isinstance(value, list | tuple) and any(isinstance(item, pulumi.Output) for item in value)
+
+
 def resolve(args: Mapping[str, Any], default_home_region: str | None = None) -> Options:
     """Validate the component's arguments and fill in defaults; raise ConfigError on the first bad one."""
+    for key, value in args.items():
+        if is_output(value):
+            raise ConfigError(f"{key} {OUTPUT_ARGUMENT}")
     unknown = sorted(set(args) - set(_ARG_OF))
     if unknown:
         hints = "".join(_suggest(key, list(_ARG_OF)) for key in unknown)

@@ -1,6 +1,7 @@
 """Write what is derived from the settings' declarations: `make generate`.
 
-    python -m scripts.generate           # rewrite components/args.py, Pulumi.yaml's config, README tables
+    python -m scripts.generate           # rewrite components/args.py, Pulumi.yaml's config, README tables,
+                                         # provider/schema.json
     python -m scripts.generate --check   # exit 1 if any of them is out of date (the tests run this)
 
 The declarations are `handler/settings.py` (`Settings`) and `components/config.py`
@@ -8,6 +9,7 @@ The declarations are `handler/settings.py` (`Settings`) and `components/config.p
 """
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ARGS_FILE = ROOT / "components" / "args.py"
 PULUMI_YAML = ROOT / "Pulumi.yaml"
 README = ROOT / "README.md"
+SCHEMA = ROOT / "provider" / "schema.json"
 CONFIG_MARK = "stack-config"
 ENV_MARK = "handler-environment"
 
@@ -166,10 +169,18 @@ def readme(current: str) -> str:
     return _replace_between(_replace_between(current, CONFIG_MARK, config_table()), ENV_MARK, env_table())
 
 
+def schema_json() -> str:
+    """The package schema the provider serves to other languages (inferred from the component)."""
+    from traffic_mirror.components import provider
+
+    return json.dumps(provider.schema(), indent=2, sort_keys=True) + "\n"
+
+
 OUTPUTS: tuple[tuple[Path, Callable[[str], str]], ...] = (
     (ARGS_FILE, lambda _: args_module()),
     (PULUMI_YAML, pulumi_yaml),
     (README, readme),
+    (SCHEMA, lambda _: schema_json()),
 )
 
 

@@ -868,6 +868,8 @@ def test_main_reads_stack_config_and_exports_outputs() -> None:
     program = _main({"regions": REGIONS, "tagKey": "Sensor", "logRetentionDays": 7, "vni": 0, "filterId": ""})
     assert set(program.exports) == {
         "functionArns",
+        "functionNames",
+        "filterIds",
         "roleArn",
         "trailArn",
         "bucketName",
