@@ -53,7 +53,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks.scale.constants import SWEEP_INTERVAL
+from benchmarks.scale.constants import ORGANIZATION_MAX_CONCURRENCY, SWEEP_INTERVAL
 from benchmarks.scale.containers import EXPERIMENTS
 from benchmarks.scale.report import report, verdict
 from benchmarks.scale.runs import Run
@@ -158,6 +158,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         "--accounts", type=int, default=5, help="accounts: the burst in each of this many member accounts at once"
     )
     parser.add_argument(
+        "--accounts-concurrency",
+        type=int,
+        default=ORGANIZATION_MAX_CONCURRENCY,
+        help="accounts: the event queue's maximum concurrency (default: as deployed for organizations)",
+    )
+    parser.add_argument(
         "--sweep-at", type=float, default=2.0, help="queue+sweep: when the schedule's sweep starts"
     )
     parser.add_argument(
@@ -210,6 +216,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         experiments=tuple(args.experiment),
         scenarios=tuple(s.strip() for s in args.only.split(",") if s.strip()),
         accounts=args.accounts,
+        accounts_concurrency=args.accounts_concurrency,
     )
     if args.quick:
         options = quick(options)

@@ -64,7 +64,7 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     memory_size_mb: NotRequired[int | None]
     """Lambda memory in MB. Allowed: between 128 and 10240. Default 256."""
     max_concurrency: NotRequired[int | None]
-    """Most concurrent Lambda invocations the event queue may drive, per region. Allowed: between 2 and 1000. Default 2."""
+    """Most concurrent Lambda invocations the event queue may drive, per region. Unset: 2, or 10 when the deployment covers other accounts (so no account's burst waits behind another's). Allowed: between 2 and 1000."""
     log_retention_days: NotRequired[int | None]
     """Retention of the Lambda's log group, in days (a CloudWatch Logs value). Allowed: one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653. Default 30."""
     sweep_schedule: NotRequired[str | None]

@@ -34,6 +34,10 @@ RUNTIMES = ("python3.12", "python3.13", "python3.14")
 LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
+MAX_CONCURRENCY = 2
+"""max_concurrency's default for one account (the scale benchmark's deployed pipeline)."""
+ORGANIZATION_MAX_CONCURRENCY = 10
+"""max_concurrency's default when the deployment covers other accounts (organization_units or accounts)."""
 IAM_INLINE_POLICY_LIMIT = 10_240
 """IAM's limit on a role's inline policies, in characters without whitespace."""
 
@@ -121,8 +125,12 @@ class Deployment:
         300, "Lambda timeout in seconds; the event queue's visibility timeout is this plus 30.", lo=30, hi=900
     )
     memory_size_mb: int = setting(256, "Lambda memory in MB.", lo=128, hi=10240)
-    max_concurrency: int = setting(
-        2, "Most concurrent Lambda invocations the event queue may drive, per region.", lo=2, hi=1000
+    max_concurrency: int | None = setting(
+        None,
+        "Most concurrent Lambda invocations the event queue may drive, per region. Unset: 2, or 10 when "
+        "the deployment covers other accounts (so no account's burst waits behind another's).",
+        lo=2,
+        hi=1000,
     )
     log_retention_days: int = setting(
         30, "Retention of the Lambda's log group, in days (a CloudWatch Logs value).", choices=LOG_RETENTION_DAYS
@@ -264,10 +272,15 @@ class Options:
         return mirror_filter.rules(self.deployment.filter_rules, self.deployment.filter_exclude_vxlan)
 
     @property
+    def max_concurrency(self) -> int:
+        """The event queue's cap (`resolve` fills in the default for one or several accounts)."""
+        return self.deployment.max_concurrency or MAX_CONCURRENCY
+
+    @property
     def reserved_concurrency(self) -> int | None:
         """The event queue's cap, plus one for the scheduled sweep and one for a sweep by hand, the
         initial sweep or the teardown hook: a burst of events can never starve the sweep."""
-        return self.deployment.max_concurrency + 2 if self.deployment.reserve_concurrency else None
+        return self.max_concurrency + 2 if self.deployment.reserve_concurrency else None
 
     @property
     def partition(self) -> str:
@@ -344,6 +357,11 @@ def resolve(args: Mapping[str, Any], default_home_region: str | None = None) -> 
         hints = "".join(_suggest(key, list(_ARG_OF)) for key in unknown)
         raise ConfigError(f"unknown argument(s) {', '.join(unknown)}{hints}")
     values = {spec.name: _value(spec, args.get(spec.name)) for spec in ARG_SPECS}
+    if values["max_concurrency"] is None:
+        # Several accounts share one queue: enough containers that no account's burst waits behind
+        # another's (each account has its own EC2 budget; measured in the scale benchmark).
+        several = values["organization_units"] or values["accounts"]
+        values["max_concurrency"] = ORGANIZATION_MAX_CONCURRENCY if several else MAX_CONCURRENCY
     deployment = Deployment(**{s.name: values[s.name] for s in DEPLOYMENT_SPECS})
     settings = Settings(**{s.name: values[s.name] for s in HANDLER_SPECS})
 

@@ -356,7 +356,7 @@ def create_function(
         batch_size=BATCH_SIZE,
         maximum_batching_window_in_seconds=BATCH_WINDOW_SECONDS,
         scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(
-            maximum_concurrency=options.deployment.max_concurrency
+            maximum_concurrency=options.max_concurrency
         ),
         function_response_types=["ReportBatchItemFailures"],
         region=region,

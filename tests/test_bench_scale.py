@@ -72,16 +72,28 @@ def test_token_bucket_refills_at_its_rate_and_on_skipped_time() -> None:
 
 @pytest.mark.moto
 def test_quick_run_mirrors_every_eni_exactly_once() -> None:
-    options = bench_scale.parse_args(["--quick", "--only", "queue,sweep"])
+    options = bench_scale.parse_args(["--quick", "--only", "queue,sweep,accounts"])
     runs, _ = bench_scale.run_all(options, out=lambda _: None)
-    assert [r.design for r in runs] == ["queue", "sweep"]
+    assert [r.design for r in runs] == ["queue", "sweep", "queue"]
     for run in runs:
         assert run.enis > 0
         assert run.duplicates == 0, run.name
         assert run.unmirrored == 0, run.name
         assert run.overruns == 0, run.name
         assert run.strays == 0, run.name
-    queue, sweep = runs
+    queue, sweep, accounts = runs
     assert sum(queue.stats.throttled.values()) > 0  # the small buckets did throttle
+    assert accounts.accounts == 2 and accounts.enis == 2 * queue.enis  # each account's ENIs, mirrored in it
     assert sweep.sweeps and sweep.sweeps[-1]["unmirrored"] == 0
     assert bench_scale.report(runs, options)
+
+
+def test_each_account_has_its_own_token_buckets() -> None:
+    """EC2 throttles per account and region: the throttling layer keys buckets by the caller's account."""
+    app = throttle.ThrottledApp(lambda *_: [], throttle.Rates(), throttle.SimClock())
+    assert app._bucket("111111111111", "CreateTrafficMirrorSession") is not app._bucket(
+        "222222222222", "CreateTrafficMirrorSession"
+    )
+    assert app._bucket("111111111111", "CreateTrafficMirrorSession") is app._bucket(
+        "111111111111", "CreateTrafficMirrorSession"
+    )

@@ -445,3 +445,14 @@ def test_destroy_releases_member_sessions_before_the_member_stacks_and_the_filte
         for kind in ("regional", "account"):
             assert hook.depends_on(f"mirror-member-{kind}-instances"), (region, kind)
         assert hook.depends_on(f"mirror-filter-{region}"), region
+
+
+def test_the_event_queue_drives_more_containers_when_accounts_share_it() -> None:
+    """Several accounts share the hub's queue: 10 containers by default (measured in the scale
+    benchmark: 1.20x one account's bound at 5 x 200 ENIs, against 1.46x with 2); one account: 2."""
+    from traffic_mirror.components.config import resolve
+
+    assert resolve({"regions": ["us-east-1"]}).max_concurrency == 2
+    assert resolve({"regions": ["us-east-1"], "organization_units": UNITS}).max_concurrency == 10
+    assert resolve({"regions": ["us-east-1"], "accounts": "111111111111"}).max_concurrency == 10
+    assert resolve({"regions": ["us-east-1"], "organization_units": UNITS, "max_concurrency": 4}).max_concurrency == 4

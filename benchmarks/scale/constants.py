@@ -11,6 +11,9 @@ MAX_RECEIVES = 5
 BATCH_SIZE = 10
 BATCH_WINDOW = 1.0
 MAX_CONCURRENCY = 2
+ORGANIZATION_MAX_CONCURRENCY = 10
+"""The event queue's maximum concurrency when the deployment covers other accounts
+(components/config.py: ORGANIZATION_MAX_CONCURRENCY)."""
 SWEEP_INTERVAL = 300.0
 # Lambda's asynchronous invocation: two retries, about one and two minutes after the failure.
 ASYNC_RETRY_DELAYS = (60.0, 120.0)

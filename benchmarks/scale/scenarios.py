@@ -17,6 +17,7 @@ from benchmarks.scale.constants import (
     DEFAULT_MARGIN,
     FUNCTION_TIMEOUT,
     MAX_CONCURRENCY,
+    ORGANIZATION_MAX_CONCURRENCY,
     REGION,
     SWEEP_INTERVAL,
 )
@@ -49,6 +50,8 @@ class Options:
     quick: bool = False
     accounts: int = 5
     """The `accounts` scenario: the same burst in each of this many member accounts at once."""
+    accounts_concurrency: int = ORGANIZATION_MAX_CONCURRENCY
+    """The event queue's maximum concurrency in the `accounts` scenario (as deployed for organizations)."""
 
 
 def _env(url: str, extra: dict[str, str]) -> dict[str, str]:
@@ -165,9 +168,10 @@ class Bench:
         env = _env(self.server.url, {**opts.handler_env, "MIRROR_ACCOUNTS": ",".join(members)})
         total = sum(len(e) for e in expected.values())
         name = f"ours, {opts.accounts} accounts x {per_account} ENIs, SQS queue"
-        run = Run(name, "queue", "ours", enis=total, containers=MAX_CONCURRENCY, accounts=opts.accounts)
+        size = opts.accounts_concurrency
+        run = Run(name, "queue", "ours", enis=total, containers=size, accounts=opts.accounts)
         self._count(run)
-        pool = Pool("ours", MAX_CONCURRENCY, env, opts.retries, opts.experiments)
+        pool = Pool("ours", size, env, opts.retries, opts.experiments)
         try:
             self._start(run)
             simulate([(QueueModel(events, arrivals=[opts.runinstances_at] * len(events)), pool)], self.clock, run)
