@@ -402,19 +402,21 @@ def test_11_today_a_colleagues_filter_stops_the_sweep_and_says_why(
 # --- 12. IAM and platform gaps -------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 11 defect 12: CreateTrafficMirrorSession not conditioned on the request tag"
-)
 def test_12_creating_a_session_requires_the_managed_by_request_tag(deployed: Run) -> None:
+    """Request tags exist only on the session being created: every statement that allows creating
+    on the session resource requires `aws:RequestTag/ManagedBy` (the ENI, target and filter
+    resources of the same call carry no request tags, so their statement cannot)."""
     (policy,) = deployed.of_type("aws:iam/rolePolicy:RolePolicy")
-    creates = [
+    on_sessions = [
         s
         for s in _statements(policy.json_input("policy"))
         if "ec2:CreateTrafficMirrorSession" in json.dumps(s["Action"])
+        and "traffic-mirror-session" in json.dumps(s["Resource"])
     ]
-    assert creates and all(
-        f"aws:RequestTag/{MANAGED_TAG_KEY}" in json.dumps(s.get("Condition", {})) for s in creates
-    )
+    assert on_sessions
+    for statement in on_sessions:
+        condition = json.dumps(statement.get("Condition", {}))
+        assert f"aws:RequestTag/{MANAGED_TAG_KEY}" in condition and "traffic-mirror-automation" in condition
 
 
 def test_12_the_trust_policy_names_the_functions(deployed: Run) -> None:
