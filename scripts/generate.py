@@ -9,6 +9,7 @@ The declarations are `handler/settings.py` (`Settings`) and `components/config.p
 """
 
 import argparse
+import subprocess
 import json
 import sys
 from collections.abc import Callable
@@ -200,8 +201,13 @@ def main(argv: list[str] | None = None) -> int:
         for path in out_of_date:
             print(f"{path.relative_to(ROOT)} is out of date: run `make generate`", file=sys.stderr)
         return 1 if out_of_date else 0
+    before = ARGS_FILE.read_text() if ARGS_FILE.exists() else ""
     for path, make in OUTPUTS:
         path.write_text(make(path.read_text() if path.exists() else ""))
+    if ARGS_FILE.read_text() != before:
+        # The schema was inferred from the argument types this process had imported: once more,
+        # in a fresh process that imports the new ones.
+        return subprocess.run([sys.executable, "-m", "scripts.generate"], cwd=ROOT, check=False).returncode
     return 0
 
 
