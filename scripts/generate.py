@@ -9,8 +9,8 @@ The declarations are `handler/settings.py` (`Settings`) and `components/config.p
 """
 
 import argparse
-import subprocess
 import json
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
