@@ -928,3 +928,16 @@ def test_generated_files_match_the_declarations() -> None:
 
     assert generate.stale() == [], "run `make generate`"
     assert PROVIDER_REGION == "us-east-1"
+
+
+def test_the_archive_holds_only_what_the_lambda_runs_and_cli_edits_leave_its_hash(tmp_path: Path) -> None:
+    names = [name for name, _ in packaging.source_files()]
+    assert "handler/__main__.py" not in names  # `python -m handler` starts the CLI: not the Lambda's
+    assert not any("rich" in path.read_text() for _, path in packaging.source_files())
+    for folder in ("handler", "cli"):
+        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    before = packaging.code_hash(tmp_path / "handler")
+    (tmp_path / "cli" / "render.py").write_text("# a CLI edit\n")
+    assert packaging.code_hash(tmp_path / "handler") == before
+    (tmp_path / "handler" / "app.py").write_text((tmp_path / "handler" / "app.py").read_text() + "\n# an edit\n")
+    assert packaging.code_hash(tmp_path / "handler") != before
