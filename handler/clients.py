@@ -115,6 +115,9 @@ def _install_retries(client: Any, time_left: TimeLeft) -> quota.RetryQuota:
             raise DeadlinePassed(reason="the invocation's deadline is too near to send a request")
 
     client.meta.events.register(f"before-send.{service}", refuse_late)
+    # Adaptive mode's client-side rate limiter may wait (on 'before-send', registered when the
+    # client was made): look again once it has, so nothing is sent past the deadline.
+    client.meta.events.register("before-send", refuse_late)
     return budget
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from traffic_mirror.handler.clients import RETRY_CONFIG, Clients, DeadlinePassed, Place
 
@@ -56,10 +57,15 @@ def test_each_invocation_starts_with_a_full_retry_quota(server: faults.Server, f
 
 
 def test_a_retry_never_waits_past_the_deadline(server: faults.Server) -> None:
-    """Throttled on every call: botocore's backoff would wait up to 20 s per attempt."""
+    """Throttled on every call: botocore's backoff would wait up to 20 s per attempt.
+
+    Standard mode: adaptive mode's client-side rate limiter adds waits of its own before a send,
+    which botocore does not let us bound (after such a wait nothing is sent past the deadline:
+    the next test); this one is about the retry backoff."""
     server.reset_moto()
     server.app.configure(rate=1.0, seed=1, weights={"throttle": 1.0})
-    clients = Clients(RETRY_CONFIG, session=boto3.session.Session(region_name="us-east-1"))
+    standard = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 10}))
+    clients = Clients(standard, session=boto3.session.Session(region_name="us-east-1"))
     ec2 = clients.ec2(Place("us-east-1", None, server.url))
     end = time.monotonic() + 3.0
     clients.new_invocation(lambda: end - time.monotonic(), reserve=0.5)
@@ -74,3 +80,20 @@ def test_a_retry_never_waits_past_the_deadline(server: faults.Server) -> None:
             ec2.describe_traffic_mirror_targets()
         finally:
             assert server.app.stats.total_calls == before
+
+
+def test_after_the_rate_limiters_wait_nothing_is_sent_past_the_deadline(server: faults.Server) -> None:
+    """Adaptive mode (as deployed), throttled on every call: whatever the limiter waited, a request
+    is only sent while the deadline allows it."""
+    server.reset_moto()
+    server.app.configure(rate=1.0, seed=1, weights={"throttle": 1.0})
+    clients = Clients(RETRY_CONFIG, session=boto3.session.Session(region_name="us-east-1"))
+    ec2 = clients.ec2(Place("us-east-1", None, server.url))
+    end = time.monotonic() + 3.0
+    clients.new_invocation(lambda: end - time.monotonic(), reserve=0.5)
+    sent: list[float] = []
+    ec2.meta.events.register("before-send", lambda **_: sent.append(time.monotonic()))  # after every check
+    with pytest.raises((DeadlinePassed, ClientError)):
+        ec2.describe_traffic_mirror_targets()
+    assert sent and max(sent) <= end
+
