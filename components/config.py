@@ -14,7 +14,6 @@ import difflib
 import hashlib
 import json
 import re
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -221,26 +220,9 @@ class Deployment:
     )
 
 
-def _deployment_specs() -> tuple[Spec, ...]:
-    hints = typing.get_type_hints(Deployment)
-    specs = []
-    for f in dataclasses.fields(Deployment):
-        hint = hints[f.name]
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        optional = len(args) == 1 and type(None) in typing.get_args(hint)
-        kind = args[0] if optional else (tuple if typing.get_origin(hint) is tuple else hint)
-        spec: Spec = f.metadata["spec"]
-        specs.append(
-            dataclasses.replace(
-                spec, name=f.name, kind=kind, optional=optional, default=f.default, environment=False, env=""
-            )
-        )
-    return tuple(specs)
-
-
 HANDLER_SPECS: tuple[Spec, ...] = tuple(s for s in handler_settings.SPECS if s.component)
 """The handler's settings the component takes (in the function's environment, or its logging config)."""
-DEPLOYMENT_SPECS: tuple[Spec, ...] = _deployment_specs()
+DEPLOYMENT_SPECS: tuple[Spec, ...] = handler_settings.specs_of(Deployment, env_prefix=None)
 ARG_SPECS: tuple[Spec, ...] = (DEPLOYMENT_SPECS[0], *HANDLER_SPECS, *DEPLOYMENT_SPECS[1:])
 """Every component argument, in the order the docs list them (regions first)."""
 _ARG_OF: Mapping[str, Spec] = {s.name: s for s in ARG_SPECS}

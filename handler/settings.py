@@ -285,28 +285,29 @@ class Settings:
     )
 
 
-def _specs() -> tuple[Spec, ...]:
-    hints = typing.get_type_hints(Settings)
+def specs_of(cls: type, env_prefix: str | None = "MIRROR_") -> tuple[Spec, ...]:
+    """The `Spec` of every field of a dataclass declared with `setting`, filled in from the field:
+    its name, type (`int | None` -> int, optional; `tuple[str, ...]` -> tuple), default and, with
+    `env_prefix`, its variable (None: not a variable, e.g. the component's own options)."""
+    hints = typing.get_type_hints(cls)
     specs = []
-    for f in dataclasses.fields(Settings):
+    for f in dataclasses.fields(cls):
         hint = hints[f.name]
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         optional = isinstance(hint, types.UnionType) and len(args) == 1
+        kind = args[0] if optional else (tuple if typing.get_origin(hint) is tuple else hint)
         spec: Spec = f.metadata["spec"]
+        env = spec.env or (f"{env_prefix}{f.name.upper()}" if env_prefix is not None else "")
+        environment = spec.environment and env_prefix is not None
         specs.append(
             dataclasses.replace(
-                spec,
-                env=spec.env or f"MIRROR_{f.name.upper()}",
-                name=f.name,
-                kind=args[0] if optional else hint,
-                optional=optional,
-                default=f.default,
+                spec, env=env, name=f.name, kind=kind, optional=optional, default=f.default, environment=environment
             )
         )
     return tuple(specs)
 
 
-SPECS: tuple[Spec, ...] = _specs()
+SPECS: tuple[Spec, ...] = specs_of(Settings)
 """Every setting, in declaration order."""
 SPEC_OF: Mapping[str, Spec] = {s.name: s for s in SPECS}
 
