@@ -13,10 +13,10 @@ The modules, each named for what it holds: `entry` (arguments, dispatch), `exits
 codes), `aws` (session, fail-fast retries shown in the spinner, one-line errors), `context` (what
 a command is given), `read` (one read-only pass), `render` (text that never loses a character),
 `reasons` (reasons without what is shown beside them), `coverage` (the coverage model and its
-JSON), `cost`, `regions`, and one module per command (`plan_cmd`, `coverage_cmd`, `sweep_cmd`).
+JSON), `cost`, and one module per command (`plan_cmd`, `coverage_cmd`, `sweep_cmd`).
 
-This package imports nothing heavy until a command runs: `import traffic_mirror.cli.regions`
-(the component does) loads neither rich nor boto3, and nothing on the Lambda path imports it.
+This package imports nothing heavy until a command runs, and nothing on the Lambda path imports
+it; what it shares with the component (region names, the settings' flags) is in `common/`.
 """
 
 from collections.abc import Sequence

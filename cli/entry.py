@@ -15,8 +15,10 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.text import Text
+from traffic_mirror.common import regions
+from traffic_mirror.common.declarations import flag, override
 
-from . import aws, exits, regions
+from . import aws, exits
 from .render import make_console
 
 PROG = "traffic-mirror"
@@ -45,12 +47,12 @@ def _setting_value(spec: Any) -> Callable[[str], Any]:
 
     def check(raw: str) -> str:
         try:
-            spec.parse(raw, spec.flag)
+            spec.parse(raw, flag(spec))
         except SettingsError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
         return raw
 
-    check.__name__ = spec.flag.lstrip("-")
+    check.__name__ = flag(spec).lstrip("-")
     return check
 
 
@@ -155,7 +157,7 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
     for spec in setting_flags():
         default = "" if spec.default is None else f"; default {spec.default}"
         settings.add_argument(
-            spec.flag,
+            flag(spec),
             dest=spec.name,
             default=s,
             type=_setting_value(spec),
@@ -245,7 +247,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         for spec in setting_flags()
         if getattr(args, spec.name, None) is not None
     }
-    return settings.override(base, given, lambda spec: spec.flag)
+    return override(base, given)
 
 
 def _fail(err: Console, message: str, code: int) -> int:

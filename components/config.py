@@ -10,7 +10,6 @@ failing half-way through `pulumi up` with an AWS error.
 """
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import re
@@ -20,9 +19,10 @@ from typing import Any
 
 import pulumi
 
-# The region table is shared with the CLI, without pulumi: see cli/regions.py.
-from ..cli.regions import KNOWN_REGIONS, PARTITION_OF_REGION
-from ..cli.regions import REGIONS_BY_PARTITION as REGIONS_BY_PARTITION
+# The region table and "did you mean" are shared with the CLI, without pulumi: see common/.
+from ..common import declarations
+from ..common.regions import KNOWN_REGIONS, PARTITION_OF_REGION, suggest
+from ..common.regions import REGIONS_BY_PARTITION as REGIONS_BY_PARTITION
 from ..handler import settings as handler_settings
 from ..handler.settings import Settings, SettingsError, Spec, setting
 from . import filter as mirror_filter
@@ -51,18 +51,13 @@ class ConfigError(ValueError):
     """An option is missing or malformed; the message names the option and says what is allowed."""
 
 
-def _suggest(word: str, choices: Sequence[str] | frozenset[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _region(value: Any, label: str) -> str:
     if not isinstance(value, str) or value.strip() not in KNOWN_REGIONS:
         shown = value.strip() if isinstance(value, str) else value
-        hint = _suggest(shown, KNOWN_REGIONS) if isinstance(shown, str) else ""
+        hint = suggest(shown, KNOWN_REGIONS) if isinstance(shown, str) else ""
         raise ConfigError(
             f"{label}: {shown!r} is not a known AWS region name{hint}; "
-            "use names like 'us-east-1' (the list is REGIONS_BY_PARTITION in cli/regions.py)"
+            "use names like 'us-east-1' (the list is REGIONS_BY_PARTITION in common/regions.py)"
         )
     return value.strip()
 
@@ -290,7 +285,7 @@ class Options:
         env = {}
         for spec in HANDLER_SPECS:
             value = getattr(self.settings, spec.name)
-            text = spec.to_env(value)
+            text = declarations.to_env(value)
             if spec.environment and text is not None and value != spec.default:
                 env[spec.env] = text
         return env
@@ -310,7 +305,7 @@ def _value(spec: Spec, raw: Any) -> Any:
             return None if raw is None or raw == "" else _region(raw, "home_region")
         if spec.kind is tuple:
             return _strings(raw, spec.name)
-        return spec.coerce(raw)
+        return declarations.coerce(spec, raw)
     except SettingsError as error:
         raise ConfigError(str(error)) from None
 
@@ -336,7 +331,7 @@ def resolve(args: Mapping[str, Any], default_home_region: str | None = None) -> 
             raise ConfigError(f"{key} {OUTPUT_ARGUMENT}")
     unknown = sorted(set(args) - set(_ARG_OF))
     if unknown:
-        hints = "".join(_suggest(key, list(_ARG_OF)) for key in unknown)
+        hints = "".join(suggest(key, list(_ARG_OF)) for key in unknown)
         raise ConfigError(f"unknown argument(s) {', '.join(unknown)}{hints}")
     values = {spec.name: _value(spec, args.get(spec.name)) for spec in ARG_SPECS}
     if values["max_concurrency"] is None:
@@ -415,7 +410,7 @@ def args_from_config(config: pulumi.Config) -> dict[str, Any]:
     """
     args: dict[str, Any] = {}
     for spec in ARG_SPECS:
-        key = spec.config_key
+        key = declarations.config_key(spec)
         value: Any
         try:
             if spec.kind is tuple:
@@ -441,5 +436,5 @@ def args_from_config(config: pulumi.Config) -> dict[str, Any]:
     return args
 
 
-CONFIG_KEYS: Mapping[str, str] = {spec.config_key: spec.name for spec in ARG_SPECS}
+CONFIG_KEYS: Mapping[str, str] = {declarations.config_key(spec): spec.name for spec in ARG_SPECS}
 """Stack-config key (camelCase, as in Pulumi.yaml) -> component argument (snake_case)."""

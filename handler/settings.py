@@ -2,8 +2,9 @@
 
 Everything else is derived from these declarations: the handler reads its environment with
 `load()`; the Pulumi component derives its arguments, stack-config keys, validation and the
-function's environment from `SPECS` (see `components/options.py`); the operator CLI derives its
-override flags from the specs marked `cli`. A bad value raises `SettingsError` naming the
+function's environment from `SPECS` (see `components/config.py`), and the operator CLI its
+override flags from the specs marked `cli`, both through `common/declarations.py` (not shipped
+in the Lambda's archive). A bad value raises `SettingsError` naming the
 variable (or the argument), so a misconfigured function fails loudly at cold start instead of
 mirroring to the wrong place.
 
@@ -73,20 +74,6 @@ class Spec:
     optional: bool = False
     default: Any = None
 
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    @property
-    def config_key(self) -> str:
-        """Stack-config key: the argument in camelCase (`tag_key` -> `tagKey`)."""
-        head, *rest = self.name.split("_")
-        return head + "".join(part.capitalize() for part in rest)
-
-    @property
-    def deployed_default(self) -> Any:
-        return self.default if self.deployed is SAME else self.deployed
-
     def describe_range(self) -> str:
         if self.choices:
             return "one of " + ", ".join(str(c) for c in self.choices)
@@ -134,44 +121,6 @@ class Spec:
         else:
             value = text.lower() if self.lower else text
         return self.check(value, label)
-
-    def coerce(self, value: Any, label: str | None = None) -> Any:
-        """A component argument (as any Pulumi language sends it) -> the typed, checked value.
-
-        Other languages send integers as floats (`1.0`): whole floats are taken as integers.
-        """
-        label = label or self.name
-        if value is None:
-            return self.deployed_default
-        if self.kind is bool:
-            if not isinstance(value, bool):
-                raise SettingsError(f"{label} must be true or false, got {value!r}")
-            return value
-        if self.kind in (int, float):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise SettingsError(f"{label} must be a number {self.describe_range()}, got {value!r}")
-            if self.kind is int:
-                if isinstance(value, float) and not value.is_integer():
-                    raise SettingsError(f"{label} must be a whole number {self.describe_range()}, got {value!r}")
-                value = int(value)
-            return self.check(value if self.kind is int else float(value), label)
-        if not isinstance(value, str):
-            raise SettingsError(f"{label} must be a string, got {value!r}")
-        text = value.strip()
-        if not text:
-            return self.deployed_default
-        return self.check(text.lower() if self.lower else text, label)
-
-    def to_env(self, value: Any) -> str | None:
-        """The variable's text for a typed value (None = leave the variable out)."""
-        if value is None:
-            return None
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value)
-
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
@@ -316,9 +265,3 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting's variable; raise SettingsError on the first bad one."""
     env = os.environ if env is None else env
     return Settings(**{s.name: s.parse(env.get(s.env)) for s in SPECS})
-
-
-def override(settings: Settings, values: Mapping[str, str], label: typing.Callable[[Spec], str]) -> Settings:
-    """`settings` with some fields replaced by text values, each checked like its variable."""
-    changed = {name: SPEC_OF[name].parse(raw, label(SPEC_OF[name])) for name, raw in values.items()}
-    return dataclasses.replace(settings, **changed)

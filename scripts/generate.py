@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from traffic_mirror.common.declarations import config_key, deployed_default
 from traffic_mirror.components import config
 from traffic_mirror.handler import settings
 from traffic_mirror.handler.settings import Spec
@@ -47,7 +48,7 @@ def _doc(spec: Spec) -> str:
         text += f" Allowed: {allowed}."
     if spec.name in config.REQUIRED:
         return text + " Required."
-    default = spec.deployed_default
+    default = deployed_default(spec)
     if default is None or default == ():
         return text
     return text + f" Default {_shown(default)}."
@@ -93,7 +94,7 @@ def _yaml_default(spec: Spec) -> str | None:
     """Pulumi.yaml can't declare an optional key without a default: "" or 0 spell "unset"."""
     if spec.name in config.REQUIRED:
         return None
-    default = spec.deployed_default
+    default = deployed_default(spec)
     if spec.kind is tuple:
         return "[]"
     if spec.kind is bool:
@@ -113,7 +114,7 @@ def config_section() -> str:
     ]
     for spec in config.ARG_SPECS:
         kind = {str: "string", int: "integer", float: "integer", bool: "boolean", tuple: "array"}[spec.kind]
-        lines.append(f"  {spec.config_key}:")
+        lines.append(f"  {config_key(spec)}:")
         lines.append(f"    type: {kind}")
         if kind == "array":
             lines += ["    items:", "      type: string"]
@@ -141,7 +142,7 @@ def config_table() -> str:
         kind = {str: "string", int: "integer", float: "integer (seconds)", bool: "boolean", tuple: "list of strings"}
         default = "**required**" if spec.name in config.REQUIRED else f"`{_yaml_default(spec)}`"
         variable = f" (`{spec.env}`)" if spec.env else ""
-        rows.append(f"| `{spec.config_key}` | {kind[spec.kind]} | {default} | {_cell(_doc(spec))}{variable} |")
+        rows.append(f"| `{config_key(spec)}` | {kind[spec.kind]} | {default} | {_cell(_doc(spec))}{variable} |")
     return "\n".join(rows)
 
 

@@ -735,7 +735,12 @@ def _installed_layout() -> dict[str, str]:
 
 def test_installed_package_is_one_namespace() -> None:
     layout = _installed_layout()
-    assert set(layout) == {"traffic_mirror.handler", "traffic_mirror.components", "traffic_mirror.cli"}
+    assert set(layout) == {
+        "traffic_mirror.handler",
+        "traffic_mirror.components",
+        "traffic_mirror.cli",
+        "traffic_mirror.common",
+    }
     assert all(name.startswith("traffic_mirror.") for name in layout)
 
 

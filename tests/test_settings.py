@@ -1,5 +1,8 @@
 """Settings: defaults, validation with a clear message naming the variable."""
 
+import subprocess
+import sys
+
 import pytest
 from traffic_mirror.handler.settings import Settings, SettingsError, load
 
@@ -61,3 +64,26 @@ def test_every_variable_parsed() -> None:
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         load({name: value})
+
+
+def test_the_lambda_imports_nothing_the_component_and_cli_share() -> None:
+    """common/ (region names, the declarations' machinery) is not in the Lambda's archive."""
+    code = (
+        "import sys, pkgutil, importlib, traffic_mirror.handler as h\n"
+        "for m in pkgutil.iter_modules(h.__path__):\n"
+        "    if m.name != '__main__': importlib.import_module(f'traffic_mirror.handler.{m.name}')\n"
+        "bad = [n for n in sys.modules if n.startswith(('traffic_mirror.common', 'traffic_mirror.cli', 'rich', 'pulumi'))]\n"
+        "assert not bad, bad"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_mistyped_region_gets_the_same_suggestion_from_the_component_and_the_cli() -> None:
+    from traffic_mirror.common.regions import KNOWN_REGIONS, region_error, suggest
+    from traffic_mirror.components.config import ConfigError, resolve
+
+    assert suggest("us-esat-1", KNOWN_REGIONS) == " (did you mean 'us-east-1'?)"
+    assert "did you mean 'us-east-1'?" in str(region_error("us-esat-1"))
+    with pytest.raises(ConfigError, match="did you mean 'us-east-1'"):
+        resolve({"regions": ["us-esat-1"]})

@@ -1,8 +1,8 @@
 """AWS region names per partition, and "did you mean" for a mistyped one.
 
-Shared by the component's option checks (`components/config.py`) and the operator CLI. It lives
-here, not in `handler/`, because the Lambda never needs it (the archive ships `handler/` only), and
-it imports neither pulumi nor rich, so both sides can import it cheaply.
+Shared by the component's option checks (`components/config.py`) and the operator CLI, with one
+`suggest` for both (they used to disagree). It lives in `common/`, not in `handler/`, because the
+Lambda never needs it (the archive ships `handler/` only); it imports neither pulumi nor rich.
 """
 
 import difflib
