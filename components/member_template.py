@@ -2,7 +2,7 @@
 
 Two templates, deployed by two service-managed stack sets (see organization.py):
 - `regional_template`, in every listed region of every member account: EventBridge rules with
-  the hub's own patterns (`handler/patterns.py`) that forward matching events to the hub's
+  the hub's own rules (`handler/events.py`, `rules`) that forward matching events to the hub's
   member bus in the same region, the role EventBridge assumes to put them there, and (unless
   the user brings their own) the account's traffic mirror filter, since filters cannot be
   shared across accounts.
@@ -19,8 +19,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..handler import patterns
-from ..handler.settings import MANAGED_TAG_KEY
+from ..handler import events
+from ..handler.settings import MANAGED_TAG_KEY, Settings
 from .role import DESCRIBE_ACTIONS
 
 MEMBER_SESSION_NAME = "traffic-mirror-automation"
@@ -33,11 +33,6 @@ cannot create one, so the moto test passes "false" and creates it by API)."""
 FILTER_RULES = (("ingress", "0.0.0.0/0", 100), ("egress", "0.0.0.0/0", 100))
 """All IPv4 traffic in and out (direction, CIDR, rule number). The resource's schema takes IPv4
 CIDRs only (cfn-lint E3002 on `::/0`), so IPv6 needs a filter of the user's own."""
-RULE_DESCRIPTIONS = {
-    "api-calls": "forwards successful EC2 API calls to the traffic mirror hub",
-    "tag-changes": "forwards changes to the mirror tag to the traffic mirror hub",
-    "state-changes": "forwards EC2 instance state changes to the traffic mirror hub",
-}
 TEMPLATE_VERSION = "2010-09-09"
 
 
@@ -65,8 +60,9 @@ def forwarder_role_name(forwarder_pattern: str) -> dict[str, str]:
     return _sub(forwarder_pattern.replace("*", "${AWS::Region}"))
 
 
-def regional_template(tag_key: str, release_on_stop: bool, managed_by: str, forwarder_pattern: str) -> dict[str, Any]:
+def regional_template(settings: Settings, forwarder_pattern: str) -> dict[str, Any]:
     """Rules forwarding to the hub, their role, and the account's filter (conditional)."""
+    tag_key, managed_by = settings.tag_key, settings.managed_by
     forwarder = {
         "Type": "AWS::IAM::Role",
         "Properties": {
@@ -102,11 +98,11 @@ def regional_template(tag_key: str, release_on_stop: bool, managed_by: str, forw
         },
     }
     resources: dict[str, Any] = {"ForwardingRole": forwarder}
-    for kind, pattern in patterns.all_patterns(tag_key, release_on_stop).items():
+    for kind, pattern in events.rules(settings).items():
         resources[_logical(kind)] = {
             "Type": "AWS::Events::Rule",
             "Properties": {
-                "Description": f"Traffic mirror automation: {RULE_DESCRIPTIONS.get(kind, kind)}",
+                "Description": f"Traffic mirror automation: forwards {events.RULES[kind]} to the hub",
                 "EventPattern": pattern,
                 "State": "ENABLED",
                 # A bus target takes no RetryPolicy: EventBridge's default (24 h, 185 tries) applies.

@@ -184,9 +184,7 @@ def create_member_footprint(
     units = list(options.deployment.organization_units)
     call_as = options.deployment.call_as
     home = options.home_region
-    regional = member_template.regional_template(
-        settings.tag_key, settings.release_on_stop, settings.managed_by, forwarder_pattern(name)
-    )
+    regional = member_template.regional_template(settings, forwarder_pattern(name))
     account_wide = member_template.account_template(settings.member_role_name, settings.managed_by)
     stacks: dict[str, tuple[dict[str, Any], dict[str, pulumi.Input[str]], list[str]]] = {
         "regional": (

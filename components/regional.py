@@ -21,7 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ..handler import patterns
+from ..handler import events
 from ..handler.settings import MANAGED_TAG_KEY
 from . import teardown
 from .config import Options
@@ -43,11 +43,6 @@ ASYNC_MAX_EVENT_AGE_SECONDS = 120
 """Scheduled sweeps are invoked asynchronously: no Lambda retries (the next tick is the retry),
 and a sweep that waited this long for a free execution is dropped rather than run stale."""
 INITIAL_SWEEP_ID = "pulumi-initial-sweep"
-RULE_DESCRIPTIONS = {
-    "api-calls": "successful EC2 API calls that can need a traffic mirror session",
-    "tag-changes": "changes to the mirror tag",
-    "state-changes": "EC2 instance state changes",
-}
 METRIC_NAMESPACE = "TrafficMirrorAutomation"
 """The handler's EMF namespace (handler/report.py), dimension FunctionName."""
 FUNCTION_KIND, EVENTS_KIND, DEAD_LETTER_KIND = "handler", "events", "dlq"
@@ -83,8 +78,8 @@ def initial_sweep_event(account: str, region: str) -> dict[str, Any]:
     return {
         "version": "0",
         "id": INITIAL_SWEEP_ID,
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
+        "detail-type": events.SCHEDULED,
+        "source": events.SCHEDULE_SOURCE,
         "account": account,
         "time": "1970-01-01T00:00:00Z",
         "region": region,
@@ -198,16 +193,16 @@ def create_plumbing(
         opts=named,
     )
 
-    # The handler owns the patterns (handler/patterns.py): it parses exactly what they match.
+    # The handler owns the rules (handler/events.py): it parses exactly what they match.
     rules: list[aws.cloudwatch.EventRule] = []
     buses: list[tuple[str, pulumi.Input[str] | None]] = [("", None)]
     if member_bus is not None:
         buses.append(("members-", member_bus.name))
-    for kind, pattern in patterns.all_patterns(options.settings.tag_key, options.settings.release_on_stop).items():
+    for kind, pattern in events.rules(options.settings).items():
         for prefix, bus in buses:
             rule = aws.cloudwatch.EventRule(
                 f"{name}-{prefix}{kind}-{region}",
-                description=f"Traffic mirror automation: {RULE_DESCRIPTIONS.get(kind, kind)}"
+                description=f"Traffic mirror automation: {events.RULES[kind]}"
                 + (" (member accounts)" if bus is not None else ""),
                 event_pattern=json.dumps(pattern),
                 event_bus_name=bus,

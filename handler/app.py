@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 
-from . import accounts, inventory
+from . import accounts, errors, inventory
 from . import settings as settings_module
 from .clients import Place
 from .context import Container, Context, deadline_margin
@@ -132,7 +132,7 @@ def handle(
     invocation = request_id(context)
     pairs = _unwrap(event)
     parsed: list[tuple[str | None, Change | Skip]] = [
-        (mid, parse(body, settings, where)) for mid, body in pairs
+        (mid, parse(body, settings, where, queued=mid is not None)) for mid, body in pairs
     ]
     skips = [p for _, p in parsed if isinstance(p, Skip)]
     for skip in skips:
@@ -154,34 +154,33 @@ def handle(
             continue
         groups.setdefault((account, item.region), []).append((mid, _per_run(item, invocation)))
 
-    def run(key: tuple[str, str]) -> tuple[tuple[str, str], reconcile.Outcome]:
+    def run(key: tuple[str, str]) -> tuple[reconcile.Job, reconcile.Outcome]:
         account, region = key
         batch = [c for _, c in groups[key]]
         ctx = Context(Place(region, None, endpoint), settings, container, remaining, budget)
         started = time.monotonic()
-        outcome = _reconcile(batch, ctx.at(None if account == own else account), own)
-        if any(c.kind == "sweep" for c in batch) and not any(c.kind == "release-region" for c in batch):
-            # A sweep saw every ENI of the region: its decisions are the region's coverage.
+        job = reconcile.job_for(batch, settings)
+        outcome = _reconcile(job, batch, ctx.at(None if account == own else account), own)
+        if job.covers_region:
             report.coverage(outcome.results, region, (time.monotonic() - started) * 1000)
-        return key, outcome
+        return job, outcome
 
     all_results: list[Result] = []
     failed_messages: set[str] = set()
     retry_needed = False
     # Accounts (and regions) are independent, with their own API budgets: handle them side by side.
-    for (account, region), outcome in container.groups.map(run, sorted(groups)):
+    keys = sorted(groups)
+    for (account, region), (job, outcome) in zip(keys, container.groups.map(run, keys), strict=True):
         items = groups[(account, region)]
-        batch = [c for _, c in items]
-        names = ",".join(sorted({c.event_name for c in batch}))
+        names = ",".join(sorted({c.event_name for _, c in items}))
         for result in outcome.results:
             report.decision(result, region, names, result.account or account)
         all_results.extend(outcome.results)
-        is_sweep = reconcile.sweep_policy(batch, settings) is not None
         for index in outcome.failed_changes():
             mid = items[index][0]
             if mid is not None:
                 failed_messages.add(mid)
-            elif not (is_sweep and _only_deferred(outcome.results)):
+            elif job.failed_for_good(outcome):
                 retry_needed = True
 
     tally = report.counts(all_results, skips)
@@ -204,46 +203,23 @@ def handle(
     return {"counts": dict(tally), "problems": problems}
 
 
-def _only_deferred(results: Sequence[Result]) -> bool:
-    """A sweep that stopped at its deadline is not a failure: the next sweep continues."""
-    return all(r.status == "deferred" for r in results if r.retryable)
-
-
 def _home_region(parsed: Sequence[tuple[str | None, Change | Skip]]) -> str:
     """The function's own region (where its STS and Organizations calls go)."""
     region = os.environ.get("AWS_REGION")
     return region or next((p.region for _, p in parsed if isinstance(p, Change)), "us-east-1")
 
 
-def _reconcile(batch: Sequence[Change], ctx: Context, own: str) -> reconcile.Outcome:
+def _reconcile(job: reconcile.Job, batch: Sequence[Change], ctx: Context, own: str) -> reconcile.Outcome:
     """One account's and region's share of the batch; a failure here fails only its messages.
 
-    A failure all its changes share (AWS unwell, an implausible read, the deadline) fails them
-    all; any other (one change's data breaking the code) is retried change by change, so a poison
-    change fails alone, never its neighbours.
+    A failure all its changes share (AWS unwell, a refused role, an implausible read, the
+    deadline) fails them all; any other (one change's data breaking the code) is retried change
+    by change, so a poison change fails alone, never its neighbours.
     """
     try:
-        if any(c.kind == "release-region" for c in batch):
-            # Teardown: nothing else in the batch matters any more (the hook is invoked on its own),
-            # and it covers every account the handler covers, before their member roles go.
-            if ctx.settings.accounts:
-                outcome = reconcile.across_accounts(ctx, accounts.covered(ctx), reconcile.release_region)
-            else:
-                outcome = reconcile.release_region(ctx)
-            outcome.owners = {eni: set(range(len(batch))) for eni in outcome.owners}
-            return outcome
-        policy = reconcile.sweep_policy(batch, ctx.settings)
-        if policy is None:
-            return reconcile.changes(batch, ctx)
-        if policy.fleet:
-            outcome = reconcile.sweep_fleet(ctx, policy, accounts.covered(ctx))
-        else:
-            outcome = reconcile.sweep(ctx, policy)
-        if outcome.failed_changes():
-            outcome.owners = {r.decision.eni_id: set(range(len(batch))) for r in outcome.results}
-        return outcome
+        return reconcile.run(job, batch, ctx, lambda: accounts.covered(ctx))
     except Exception as error:  # a role that cannot be assumed, a read that failed: this group only
-        if len(batch) > 1 and not inventory.shared_failure(error):
+        if len(batch) > 1 and not errors.shared(error):
             return _one_by_one(batch, ctx, own)
         where = f"account {ctx.place.account or own} in {ctx.region}"
         report.read_failed(ctx.region, batch, error)
@@ -254,7 +230,7 @@ def _one_by_one(batch: Sequence[Change], ctx: Context, own: str) -> reconcile.Ou
     """Each change on its own (its owners renumbered into the batch)."""
     merged = reconcile.Outcome([])
     for index, change in enumerate(batch):
-        alone = _reconcile([change], ctx, own)
+        alone = _reconcile(reconcile.job_for([change], ctx.settings), [change], ctx, own)
         merged.results.extend(alone.results)
         for eni, owners in alone.owners.items():
             merged.owners.setdefault(eni, set()).update(index for _ in owners)

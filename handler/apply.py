@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import inventory
+from . import errors, inventory
 from .context import Context
 from .model import Action, Decision
 from .planner import CONFIG_PROBLEMS
@@ -21,33 +21,6 @@ from .settings import MANAGED_TAG_KEY
 
 Status = Literal["created", "modified", "deleted", "mirrored", "skipped", "failed", "planned", "deferred"]
 
-# The ENI itself cannot be mirrored, or is gone: a final answer for that ENI.
-FINAL_ERRORS = frozenset(
-    {
-        "NetworkInterfaceNotSupported",
-        "TrafficMirrorSessionsPerInterfaceLimitExceeded",
-        "InvalidNetworkInterfaceID.NotFound",
-        "InvalidNetworkInterfaceId.NotFound",
-        "InvalidNetworkInterfaceID.Malformed",
-        "TrafficMirrorSessionLimitExceeded",
-        "DryRunOperation",
-    }
-)
-# A permission problem: an operator fixes it (the role's policy, an SCP, a tag condition), not a
-# verdict on the ENI. Retryable, so the SQS message is redelivered and lands in the dead-letter
-# queue, the sweep fails, and the alarms show it; logged at ERROR with AWS's message.
-PERMISSION_ERRORS = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "AuthFailure"})
-# Our picture of targets and filters is stale: drop the cache; the retry plans again.
-STALE_ERRORS = frozenset(
-    {
-        "InvalidTrafficMirrorTargetId.NotFound",
-        "InvalidTrafficMirrorFilterId.NotFound",
-        "InvalidTrafficMirrorTargetID.NotFound",
-        "InvalidTrafficMirrorFilterID.NotFound",
-    }
-)
-TARGET_FULL = "TrafficMirrorSourcesPerTargetLimitExceeded"
-SESSION_GONE = frozenset({"InvalidTrafficMirrorSessionId.NotFound", "InvalidTrafficMirrorSessionID.NotFound"})
 # A target that answers TARGET_FULL is remembered by the container (`Container.target_full`) and
 # the planner puts it last for new sessions only. (Dropping it from the inventory instead made the
 # retry see the sessions it serves as stale, reload them, and pick it again.)
@@ -73,39 +46,9 @@ def problem_counts(results: Sequence["Result"]) -> dict[str, int]:
     return dict(sorted(found.items(), key=lambda kv: (kv[0] not in CONFIG_PROBLEMS, kv[0])))
 
 
-def _error_code(error: Exception) -> str:
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code", "ClientError"))
-    return type(error).__name__
-
-
-def _is_retryable(code: str, error: Exception) -> bool:
-    if code in FINAL_ERRORS:
-        return False
-    if code in STALE_ERRORS or code == TARGET_FULL or code in PERMISSION_ERRORS:
-        return True
-    if isinstance(error, BotoCoreError):  # connection and timeout errors
-        return True
-    if isinstance(error, ClientError):
-        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400) or 400)
-        message = str(error.response.get("Error", {}).get("Message", "")).lower()
-        if status >= 500 or status == 429 or "throttl" in code.lower() or "limitexceeded" in code.lower():
-            return True
-        return is_number_conflict(code, message)
-    return False
-
-
-def is_number_conflict(code: str, message: str) -> bool:
-    """Another writer took this ENI's session number between our read and our write.
-
-    Usually that writer is us (a state-change event or the sweep racing the launch event): the
-    caller reads the ENI's sessions again and plans once more in the same invocation.
-    """
-    return code == "InvalidParameterValue" and "session number" in message.lower()
-
-
 def conflicted(result: "Result") -> bool:
-    return result.status == "failed" and is_number_conflict(result.error_code, result.reason)
+    """Lost a race for a session number (see `errors.is_number_conflict`)."""
+    return result.status == "failed" and errors.is_number_conflict(result.error_code, result.reason)
 
 
 def _run(action: Action, ctx: Context) -> str | None:
@@ -145,7 +88,7 @@ def _run(action: Action, ctx: Context) -> str | None:
     try:
         ec2.delete_traffic_mirror_session(TrafficMirrorSessionId=action.session_id)
     except ClientError as error:
-        if _error_code(error) not in SESSION_GONE:  # already deleted: the goal is met
+        if errors.code(error) not in errors.SESSION_GONE:  # already deleted: the goal is met
             raise
     return action.session_id
 
@@ -165,14 +108,14 @@ def apply_one(decision: Decision, ctx: Context) -> Result:
         try:
             session_id = _run(action, ctx)
         except (ClientError, BotoCoreError) as error:
-            code = _error_code(error)
+            code, kind = errors.code(error), errors.classify(error)
             if code == "NetworkInterfaceNotSupported":
                 ctx.container.refuse_type(decision.instance_type)
-            if code in STALE_ERRORS:
+            if code in errors.TARGET_OR_FILTER_GONE:
                 inventory.invalidate(ctx)
-            if code == TARGET_FULL and action.target_id:
+            if kind == "full" and action.target_id:
                 ctx.container.target_full(ctx.place, action.target_id)
-            retryable = _is_retryable(code, error)
+            retryable = kind in errors.RETRYABLE
             return Result(decision, "failed", f"{action.kind} failed: {code}: {error}", retryable, ids, code)
         if session_id:
             ids.append(session_id)

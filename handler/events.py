@@ -1,14 +1,19 @@
-"""Every event shape -> "what changed". Pure: no AWS calls, no exceptions on bad input.
+"""The event vocabulary: every event type the handler understands, in one table, and its parser.
 
-Real CloudTrail records vary (see ../shared/events): `tagSet` missing, `{}`, `{"items": []}`
-or `""`; failed and dry-run calls carry `errorCode` and a null `responseElements`; ids come
-in odd lengths. A record that cannot be used becomes a `Skip` with the reason, which the
-caller logs and counts; retrying would not fix it, so it never raises.
+Each entry names the event, the EventBridge rule that subscribes to it (the component and the
+member template build their rules from `rules(settings)`, so they match exactly what is parsed
+here), when it is subscribed, and how its record becomes a `Change`. Adding an event type is one
+entry and its parser below (and, if it needs new reads, the reconcile step that uses them).
+
+Parsing is pure: no AWS calls, no exceptions on bad input. Real CloudTrail records vary (see
+tests/events): `tagSet` missing, `{}`, `{"items": []}` or `""`; failed and dry-run calls carry
+`errorCode` and a null `responseElements`; ids come in odd lengths. A record that cannot be used
+becomes a `Skip` with the reason, which the caller logs and counts; retrying would not fix it.
 """
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,23 +28,25 @@ _SUBNET_ID = re.compile(r"^subnet-[0-9a-zA-Z]{6,32}$")
 _VPC_ID = re.compile(r"^vpc-[0-9a-zA-Z]{6,32}$")
 _AZ = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+-\d[a-z0-9]*$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+-\d+$")
+_ACCOUNT = re.compile(r"^\d{12}$")
 
+# --- the envelopes ---------------------------------------------------------------------------
 CLOUDTRAIL = "AWS API Call via CloudTrail"
 STATE_CHANGE = "EC2 Instance State-change Notification"
 SCHEDULED = "Scheduled Event"
-TEARDOWN_SOURCE = "traffic-mirror.teardown"
-RELEASE_REGION = "Release Managed Sessions"
-"""The component's teardown hook (an `aws.lambda_.Invocation` with lifecycle scope CRUD), or an
-operator's `aws lambda invoke`: delete every session of the region tagged with our ManagedBy."""
-RELEASE_ON_DELETE = "release_on_delete"
-"""In the hook's `detail`: false when the deployment keeps its sessions on `pulumi destroy`."""
-LIFECYCLE_KEY = "tf"
-"""Where pulumi-aws's CRUD invocation puts `{"action": "create" | "update" | "delete", ...}`."""
-
 EC2_SOURCE = "aws.ec2"
 """EventBridge's `source` for CloudTrail records of EC2 calls and EC2's state changes."""
 SCHEDULE_SOURCE = "aws.events"
 """EventBridge's `source` for a schedule rule's ticks."""
+TEARDOWN_SOURCE = "traffic-mirror.teardown"
+RELEASE_REGION = "Release Managed Sessions"
+"""The component's teardown hook (an `aws.lambda_.Invocation` with lifecycle scope CRUD), or an
+operator's `aws lambda invoke`: delete every session of the region tagged with our ManagedBy.
+Only ever from a direct invocation: a queue message of this shape is rejected."""
+RELEASE_ON_DELETE = "release_on_delete"
+"""In the hook's `detail`: false when the deployment keeps its sessions on `pulumi destroy`."""
+LIFECYCLE_KEY = "tf"
+"""Where pulumi-aws's CRUD invocation puts `{"action": "create" | "update" | "delete", ...}`."""
 
 
 @dataclass(frozen=True)
@@ -195,148 +202,284 @@ def _instance_ids(record: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _actor_is_self(record: Mapping[str, Any], settings: Settings) -> bool:
-    """True when this tool's own role made the call, so it never fights itself."""
+def _actor_is_self(record: Mapping[str, Any], account: str, settings: Settings) -> bool:
+    """True when this tool itself made the call, so it never fights itself.
+
+    Recognised by exact ARNs only, never by a name pattern anyone could copy: the role that
+    issued the call's credentials is the function's own execution role (MIRROR_ROLE_ARN), or, in
+    a covered account, the member role of that very account assumed under our session name.
+    """
     identity = record.get("userIdentity")
     if not isinstance(identity, Mapping):
         return False
     context = identity.get("sessionContext")
     issuer = context.get("sessionIssuer") if isinstance(context, Mapping) else None
     issuer_arn = _str(issuer.get("arn")) if isinstance(issuer, Mapping) else ""
+    if not issuer_arn:
+        return False
     if settings.role_arn and issuer_arn == settings.role_arn:
         return True
-    arn = _str(identity.get("arn"))
-    if settings.accounts and arn.endswith(f":assumed-role/{settings.member_role_name}/{MEMBER_SESSION_NAME}"):
-        return True  # the hub handler acting in a member account through the member role
-    return (
-        bool(settings.function_name)
-        and ":assumed-role/" in arn
-        and arn.endswith(f"/{settings.function_name}")
+    if not settings.accounts or not _ACCOUNT.match(account):
+        return False
+    partition = settings.role_arn.split(":")[1] if settings.role_arn else "aws"
+    member_role = f"arn:{partition}:iam::{account}:role/{settings.member_role_name}"
+    session = f":assumed-role/{settings.member_role_name}/{MEMBER_SESSION_NAME}"
+    return issuer_arn == member_role and _str(identity.get("arn")).endswith(session)
+
+
+# --- the API calls ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """One CloudTrail record of a successful call, as a parser needs it."""
+
+    name: str
+    record: Mapping[str, Any]
+    request: Mapping[str, Any]
+    region: str
+    event_id: str
+    settings: Settings
+
+
+def _run_instances(call: Call) -> Change | Skip:
+    name, event_id = call.name, call.event_id
+    if not isinstance(call.record.get("responseElements"), Mapping):
+        return Skip("rejected", "RunInstances without responseElements", name, event_id)
+    sources, to_describe, rejected = _launch_sources(call.record, event_id)
+    if not sources and not to_describe:
+        why = "; ".join(rejected) or "no instances in responseElements.instancesSet"
+        return Skip("rejected", f"RunInstances: {why}", name, event_id)
+    return Change(
+        "launch", name, event_id, call.region, tuple(sources), tuple(to_describe), rejected=tuple(rejected)
     )
 
 
-def _cloudtrail(record: Mapping[str, Any], region: str, event_id: str, settings: Settings) -> Change | Skip:
+def _instances_named(call: Call) -> tuple[tuple[str, ...], tuple[str, ...]] | Skip:
+    """(valid instance ids, why the others were dropped), or a Skip when none is usable."""
+    ids = _instance_ids(call.record)
+    valid = tuple(i for i in ids if _INSTANCE_ID.match(i))
+    bad = tuple(f"malformed instance id {i!r}" for i in ids if not _INSTANCE_ID.match(i))
+    if not valid:
+        why = f"{call.name}: no valid instance id ({'; '.join(bad) or 'none'})"
+        return Skip("rejected", why, call.name, call.event_id)
+    return valid, bad
+
+
+def _start_instances(call: Call) -> Change | Skip:
+    named = _instances_named(call)
+    if isinstance(named, Skip):
+        return named
+    valid, bad = named
+    return Change("instances", call.name, call.event_id, call.region, instance_ids=valid, rejected=bad)
+
+
+def _stop_instances(call: Call) -> Change | Skip:
+    named = _instances_named(call)
+    if isinstance(named, Skip):
+        return named
+    if not call.settings.release_on_stop:
+        why = "StopInstances: sessions are kept (MIRROR_RELEASE_ON_STOP is off)"
+        return Skip("ignored", why, call.name, call.event_id)
+    valid, bad = named
+    return Change("release-instances", call.name, call.event_id, call.region, instance_ids=valid, rejected=bad)
+
+
+def _attach(call: Call) -> Change | Skip:
+    eni = _str(call.request.get("networkInterfaceId"))
+    if not _ENI_ID.match(eni):
+        return Skip("rejected", f"AttachNetworkInterface: malformed ENI id {eni!r}", call.name, call.event_id)
+    return Change("enis", call.name, call.event_id, call.region, eni_ids=(eni,))
+
+
+def _detach(call: Call) -> Change | Skip:
+    # The record names only the attachment id; the sweep finds detached ENIs' sessions.
+    if not call.settings.release_on_stop:
+        why = "DetachNetworkInterface: sessions are kept (MIRROR_RELEASE_ON_STOP is off)"
+        return Skip("ignored", why, call.name, call.event_id)
+    return Change("sweep", call.name, call.event_id, call.region)
+
+
+def _session_deleted(call: Call) -> Change | Skip:
+    # A deleted session cannot be described: the sweep's diff finds the ENI that lost it.
+    return Change("sweep", call.name, call.event_id, call.region)
+
+
+def _terminated(call: Call) -> Change | Skip:
+    # AWS deletes an ENI's sessions together with the ENI: nothing to do.
+    return Skip("ignored", "TerminateInstances: AWS deletes the sessions with the ENIs", call.name, call.event_id)
+
+
+def _tags_changed(call: Call) -> Change | Skip:
+    name, event_id, region, key = call.name, call.event_id, call.region, call.settings.tag_key
+    keys = {_str(t.get("key")) for t in _items(call.request.get("tagSet"))}
+    if name == "CreateTags" and key not in keys:
+        return Skip("ignored", f"{name} does not touch the {key} tag", name, event_id)
+    if name == "DeleteTags" and keys and key not in keys:
+        # DeleteTags without a tagSet deletes every tag, ours included.
+        return Skip("ignored", f"{name} does not touch the {key} tag", name, event_id)
+    resources = [_str(r.get("resourceId")) for r in _items(call.request.get("resourcesSet"))]
+    instances = tuple(r for r in resources if _INSTANCE_ID.match(r))
+    enis = tuple(r for r in resources if _ENI_ID.match(r))
+    if any(r.startswith(("tmt-", "tmf-", "traf-mir-")) for r in resources):
+        # A sensor or filter changed route: every ENI may be affected.
+        return Change("sweep", name, event_id, region, refresh_inventory=True)
+    if not instances and not enis:
+        return Skip("ignored", f"{name} on resources that are not instances or ENIs", name, event_id)
+    return Change("instances" if instances else "enis", name, event_id, region, instance_ids=instances, eni_ids=enis)
+
+
+API_RULE = "api-calls"
+TAG_RULE = "tag-changes"
+STATE_RULE = "state-changes"
+RULES: Mapping[str, str] = {
+    API_RULE: "successful API calls that can need a traffic mirror session",
+    TAG_RULE: "changes to the mirror tag",
+    STATE_RULE: "EC2 instance state changes",
+}
+"""The EventBridge rules the component deploys (name suffix -> description)."""
+
+
+def _always(_: Settings) -> bool:
+    return True
+
+
+def _releasing(settings: Settings) -> bool:
+    return settings.release_on_stop
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One CloudTrail event the handler understands."""
+
+    name: str
+    parse: Callable[[Call], Change | Skip]
+    rule: str | None = API_RULE
+    """The rule that subscribes to it (None: understood when it arrives, never subscribed)."""
+    subscribed: Callable[[Settings], bool] = _always
+    service: str = "ec2"
+    """The calling service: the record's eventSource is `<service>.amazonaws.com`, EventBridge's
+    source `aws.<service>`."""
+
+    @property
+    def source(self) -> str:
+        return f"aws.{self.service}"
+
+
+API_CALLS: tuple[ApiCall, ...] = (
+    ApiCall("RunInstances", _run_instances),
+    ApiCall("StartInstances", _start_instances),
+    ApiCall("AttachNetworkInterface", _attach),
+    ApiCall("DeleteTrafficMirrorSession", _session_deleted),
+    ApiCall("StopInstances", _stop_instances, subscribed=_releasing),
+    ApiCall("DetachNetworkInterface", _detach, subscribed=_releasing),
+    ApiCall("CreateTags", _tags_changed, rule=TAG_RULE),
+    ApiCall("DeleteTags", _tags_changed, rule=TAG_RULE),
+    ApiCall("TerminateInstances", _terminated, rule=None),
+)
+"""Every CloudTrail event the handler parses: the one table (the rules are built from it)."""
+_API_CALL: Mapping[str, ApiCall] = {c.name: c for c in API_CALLS}
+
+
+def _states(settings: Settings) -> list[str]:
+    """The instance states the state-change rule subscribes to."""
+    return ["running", *(["stopped"] if settings.release_on_stop else [])]
+
+
+def _cloudtrail_pattern(calls: list[ApiCall], **detail: Any) -> dict[str, Any]:
+    return {
+        "source": sorted({c.source for c in calls}),
+        "detail-type": [CLOUDTRAIL],
+        "detail": {
+            "eventSource": sorted({f"{c.service}.amazonaws.com" for c in calls}),
+            "eventName": [c.name for c in calls],
+            "errorCode": [{"exists": False}],
+            **detail,
+        },
+    }
+
+
+def rules(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Rule name suffix -> EventBridge pattern, as the component deploys them for these settings.
+
+    The tag rule matches only CreateTags/DeleteTags naming our key (inside the tagSet array); a
+    DeleteTags that lists no keys (it removes every tag) is not matched: the sweep catches it.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for rule in (API_RULE, TAG_RULE):
+        calls = [c for c in API_CALLS if c.rule == rule and c.subscribed(settings)]
+        if not calls:
+            continue
+        detail = {"requestParameters": {"tagSet": {"items": {"key": [settings.tag_key]}}}} if rule == TAG_RULE else {}
+        found[rule] = _cloudtrail_pattern(calls, **detail)
+    found[STATE_RULE] = {"source": [EC2_SOURCE], "detail-type": [STATE_CHANGE], "detail": {"state": _states(settings)}}
+    return found
+
+
+def _cloudtrail(record: Mapping[str, Any], region: str, event_id: str, settings: Settings, account: str) -> Change | Skip:
     name = _str(record.get("eventName"))
     error = record.get("errorCode")
     if error:
         kind = "dry run" if "DryRunOperation" in str(error) else f"failed call ({error})"
         return Skip("rejected", f"{name}: {kind}: nothing was changed", name, event_id)
-    if name == "TerminateInstances":
-        # AWS deletes an ENI's sessions together with the ENI: nothing to do.
-        return Skip("ignored", "TerminateInstances: AWS deletes the sessions with the ENIs", name, event_id)
-    if _actor_is_self(record, settings):
+    entry = _API_CALL.get(name)
+    if entry is None:
+        return Skip("rejected", f"unsupported event {name or '(no eventName)'}", name, event_id)
+    if entry.rule is not None and _actor_is_self(record, account, settings):
         return Skip("ignored", f"{name} was made by this tool's own role", name, event_id)
     request = record.get("requestParameters")
-    request = request if isinstance(request, Mapping) else {}
-
-    if name == "RunInstances":
-        if not isinstance(record.get("responseElements"), Mapping):
-            return Skip("rejected", "RunInstances without responseElements", name, event_id)
-        sources, to_describe, rejected = _launch_sources(record, event_id)
-        if not sources and not to_describe:
-            why = "; ".join(rejected) or "no instances in responseElements.instancesSet"
-            return Skip("rejected", f"RunInstances: {why}", name, event_id)
-        return Change(
-            "launch", name, event_id, region, tuple(sources), tuple(to_describe), rejected=tuple(rejected)
-        )
-
-    if name in ("StartInstances", "StopInstances"):
-        ids = _instance_ids(record)
-        valid = tuple(i for i in ids if _INSTANCE_ID.match(i))
-        bad = tuple(f"malformed instance id {i!r}" for i in ids if not _INSTANCE_ID.match(i))
-        if not valid:
-            return Skip(
-                "rejected", f"{name}: no valid instance id ({'; '.join(bad) or 'none'})", name, event_id
-            )
-        if name == "StopInstances":
-            if not settings.release_on_stop:
-                return Skip(
-                    "ignored",
-                    "StopInstances: sessions are kept (MIRROR_RELEASE_ON_STOP is off)",
-                    name,
-                    event_id,
-                )
-            return Change("release-instances", name, event_id, region, instance_ids=valid, rejected=bad)
-        return Change("instances", name, event_id, region, instance_ids=valid, rejected=bad)
-
-    if name == "AttachNetworkInterface":
-        eni = _str(request.get("networkInterfaceId"))
-        if not _ENI_ID.match(eni):
-            return Skip("rejected", f"AttachNetworkInterface: malformed ENI id {eni!r}", name, event_id)
-        return Change("enis", name, event_id, region, eni_ids=(eni,))
-
-    if name == "DetachNetworkInterface":
-        # The record names only the attachment id; the sweep finds detached ENIs' sessions.
-        if not settings.release_on_stop:
-            return Skip(
-                "ignored",
-                "DetachNetworkInterface: sessions are kept (MIRROR_RELEASE_ON_STOP is off)",
-                name,
-                event_id,
-            )
-        return Change("sweep", name, event_id, region)
-
-    if name == "DeleteTrafficMirrorSession":
-        # A deleted session cannot be described: the sweep's diff finds the ENI that lost it.
-        return Change("sweep", name, event_id, region)
-
-    if name in ("CreateTags", "DeleteTags"):
-        keys = {_str(t.get("key")) for t in _items(request.get("tagSet"))}
-        if name == "CreateTags" and settings.tag_key not in keys:
-            return Skip("ignored", f"{name} does not touch the {settings.tag_key} tag", name, event_id)
-        if name == "DeleteTags" and keys and settings.tag_key not in keys:
-            # DeleteTags without a tagSet deletes every tag, ours included.
-            return Skip("ignored", f"{name} does not touch the {settings.tag_key} tag", name, event_id)
-        resources = [_str(r.get("resourceId")) for r in _items(request.get("resourcesSet"))]
-        instances = tuple(r for r in resources if _INSTANCE_ID.match(r))
-        enis = tuple(r for r in resources if _ENI_ID.match(r))
-        if any(r.startswith(("tmt-", "tmf-", "traf-mir-")) for r in resources):
-            # A sensor or filter changed route: every ENI may be affected.
-            return Change("sweep", name, event_id, region, refresh_inventory=True)
-        if not instances and not enis:
-            return Skip("ignored", f"{name} on resources that are not instances or ENIs", name, event_id)
-        return Change(
-            "instances" if instances else "enis", name, event_id, region, instance_ids=instances, eni_ids=enis
-        )
-
-    return Skip("rejected", f"unsupported event {name or '(no eventName)'}", name, event_id)
+    return entry.parse(Call(name, record, request if isinstance(request, Mapping) else {}, region, event_id, settings))
 
 
-_ACCOUNT = re.compile(r"^\d{12}$")
+# --- the envelope ----------------------------------------------------------------------------
 
 
-def parse(event: Any, settings: Settings, home: Home = ANYWHERE) -> Change | Skip:
+def parse(event: Any, settings: Settings, home: Home = ANYWHERE, *, queued: bool = False) -> Change | Skip:
     """Turn one EventBridge event (or a bare CloudTrail record) into a Change or a Skip.
 
     Only AWS's events are acted on: the envelope's `source` must match its detail-type, and its
     region must be this function's (`home`); anything else is rejected, never looked at further
-    (which accounts are covered is the caller's check: `accounts.allowed`).
+    (which accounts are covered is the caller's check: `accounts.allowed`). `queued`: the event
+    came through the event queue, where the teardown's shape is refused (only the component's
+    hook, invoking the function directly, releases sessions).
     """
-    parsed = _checked(event, settings, home)
-    if isinstance(parsed, Change) and isinstance(event, Mapping):
-        detail = event.get("detail")
-        record = detail if isinstance(detail, Mapping) else event
-        account = _str(event.get("account")) or _str(record.get("recipientAccountId"))
-        if _ACCOUNT.match(account):
-            return dataclasses.replace(parsed, account=account)
+    if not isinstance(event, Mapping):
+        return Skip("rejected", f"event is a {type(event).__name__}, not an object")
+    detail = event.get("detail")
+    record = detail if isinstance(detail, Mapping) else event
+    account = _str(event.get("account")) or _str(record.get("recipientAccountId"))
+    parsed = _checked(event, settings, home, account, queued)
+    if isinstance(parsed, Change) and _ACCOUNT.match(account):
+        return dataclasses.replace(parsed, account=account)
     return parsed
 
 
-def _checked(event: Any, settings: Settings, home: Home) -> Change | Skip:
-    if not isinstance(event, Mapping):
-        return Skip("rejected", f"event is a {type(event).__name__}, not an object")
+def _expected_source(detail_type: str, name: str) -> str | None:
+    """The only `source` AWS gives this kind of event (None: not one of AWS's we know)."""
+    if detail_type == SCHEDULED:
+        return SCHEDULE_SOURCE
+    if detail_type == STATE_CHANGE:
+        return EC2_SOURCE
+    if detail_type == CLOUDTRAIL:
+        entry = _API_CALL.get(name)
+        return entry.source if entry else EC2_SOURCE
+    return None
+
+
+def _checked(event: Mapping[str, Any], settings: Settings, home: Home, account: str, queued: bool) -> Change | Skip:
     detail_type = _str(event.get("detail-type"))
     detail = event.get("detail")
     event_id = _event_id(event.get("id"))
     source = _str(event.get("source"))
     if "eventName" in event and detail is None:
         # A bare CloudTrail record (replayed by the CLI or a test, invoking the function directly).
-        detail, detail_type, source = event, CLOUDTRAIL, EC2_SOURCE
+        detail, detail_type = event, CLOUDTRAIL
+        source = _expected_source(CLOUDTRAIL, _str(event.get("eventName"))) or EC2_SOURCE
     record = detail if isinstance(detail, Mapping) else {}
     name = _str(record.get("eventName"))
     # Only AWS services can put events with an `aws.` source on a bus (PutEvents refuses them).
-    expected = SCHEDULE_SOURCE if detail_type == SCHEDULED else EC2_SOURCE
-    if detail_type in (SCHEDULED, STATE_CHANGE, CLOUDTRAIL) and source != expected:
+    expected = _expected_source(detail_type, name)
+    if expected is not None and source != expected:
         return Skip("rejected", f"{detail_type} from source {source!r}, not {expected}", name, event_id)
     region = _str(event.get("region")) or _str(record.get("awsRegion"))
     if not _REGION.match(region):
@@ -345,50 +488,53 @@ def _checked(event: Any, settings: Settings, home: Home) -> Change | Skip:
     if refused:
         return Skip("rejected", refused, name, event_id)
     if detail_type == RELEASE_REGION and source == TEARDOWN_SOURCE:
+        if queued:
+            why = "a teardown from the event queue: sessions are released only by a direct invocation"
+            return Skip("rejected", why, RELEASE_REGION, event_id)
         return _release_region(event, region, event_id)
-    return _parse(event, settings, detail_type, record, region, event_id)
-
-
-def _parse(
-    event: Mapping[str, Any], settings: Settings, detail_type: str, record: Mapping[str, Any], region: str, event_id: str
-) -> Change | Skip:
     if detail_type == SCHEDULED:
-        # The backstop for deleted targets and filters: never plan it from a cached inventory.
-        # A tick of the schedule rule names the rule in `resources`; an invocation by hand or the
-        # one right after deploy does not, and is a full sweep without the grace period.
-        scheduled = bool(event.get("resources"))
-        name = SCHEDULED if scheduled else "Sweep"
-        return Change(
-            "sweep",
-            name,
-            event_id or "scheduled",
-            region,
-            refresh_inventory=True,
-            trigger_unique=False,
-            scheduled=scheduled,
-            fleet=True,
-        )
+        return _scheduled(event, region, event_id)
     if detail_type == STATE_CHANGE:
-        # AWS's own samples carry a stray space before the id (" i-1234567890abcdef0").
-        instance_id, state = _str(record.get("instance-id")).strip(), _str(record.get("state"))
-        if not _INSTANCE_ID.match(instance_id):
-            return Skip(
-                "rejected", f"state-change with malformed instance id {instance_id!r}", STATE_CHANGE, event_id
-            )
-        if state == "running":
-            return Change("instances", f"state-change:{state}", event_id, region, instance_ids=(instance_id,))
-        if state == "stopped" and settings.release_on_stop:
-            return Change(
-                "release-instances", f"state-change:{state}", event_id, region, instance_ids=(instance_id,)
-            )
-        return Skip("ignored", f"instance state {state!r} needs nothing", STATE_CHANGE, event_id)
+        return _state_change(record, region, event_id, settings)
     if detail_type == CLOUDTRAIL:
         if not record:
             return Skip("rejected", "CloudTrail event without a detail object", "", event_id)
         # CloudTrail's own id is the identity of the API call, stable across redeliveries.
         event_id = _event_id(record.get("eventID")) or event_id or _event_id(record.get("requestID"))
-        return _cloudtrail(record, region, event_id, settings)
+        return _cloudtrail(record, region, event_id, settings, account)
     return Skip("rejected", f"unsupported event type {detail_type or '(none)'}", "", event_id)
+
+
+def _scheduled(event: Mapping[str, Any], region: str, event_id: str) -> Change:
+    """The backstop for deleted targets and filters: never planned from a cached inventory.
+
+    A tick of the schedule rule names the rule in `resources`; an invocation by hand or the one
+    right after deploy does not, and is a full sweep without the grace period.
+    """
+    scheduled = bool(event.get("resources"))
+    name = SCHEDULED if scheduled else "Sweep"
+    return Change(
+        "sweep",
+        name,
+        event_id or "scheduled",
+        region,
+        refresh_inventory=True,
+        trigger_unique=False,
+        scheduled=scheduled,
+        fleet=True,
+    )
+
+
+def _state_change(record: Mapping[str, Any], region: str, event_id: str, settings: Settings) -> Change | Skip:
+    # AWS's own samples carry a stray space before the id (" i-1234567890abcdef0").
+    instance_id, state = _str(record.get("instance-id")).strip(), _str(record.get("state"))
+    if not _INSTANCE_ID.match(instance_id):
+        return Skip("rejected", f"state-change with malformed instance id {instance_id!r}", STATE_CHANGE, event_id)
+    if state == "running":
+        return Change("instances", f"state-change:{state}", event_id, region, instance_ids=(instance_id,))
+    if state == "stopped" and settings.release_on_stop:
+        return Change("release-instances", f"state-change:{state}", event_id, region, instance_ids=(instance_id,))
+    return Skip("ignored", f"instance state {state!r} needs nothing", STATE_CHANGE, event_id)
 
 
 def _release_region(event: Mapping[str, Any], region: str, event_id: str) -> Change | Skip:
@@ -403,7 +549,8 @@ def _release_region(event: Mapping[str, Any], region: str, event_id: str) -> Cha
         detail = event.get("detail")
         keep = isinstance(detail, Mapping) and detail.get(RELEASE_ON_DELETE) is False
         if action == "delete" and keep:
-            return Skip("ignored", "teardown hook delete: release_on_destroy is off, sessions are kept", RELEASE_REGION, event_id)
+            why = "teardown hook delete: release_on_destroy is off, sessions are kept"
+            return Skip("ignored", why, RELEASE_REGION, event_id)
         if action != "delete":
             return Skip("ignored", f"teardown hook {action or '(no action)'}: nothing to release", RELEASE_REGION, event_id)
     return Change("release-region", RELEASE_REGION, event_id or "release", region)

@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from . import accounts
+from . import accounts, errors
 from .context import Context
+from .errors import ReadFailure
 from .model import Inventory, MirrorFilter, Session, Source, Target, TargetKind
 from .planner import is_designated
 from .settings import MANAGED_TAG_KEY, Settings
@@ -28,26 +29,6 @@ _TARGET_KINDS: Mapping[str, TargetKind] = {
     "network-load-balancer": "network-load-balancer",
     "gateway-load-balancer-endpoint": "gateway-load-balancer-endpoint",
 }
-
-
-NLB_GONE = "LoadBalancerNotFound"
-
-
-class ReadFailure(RuntimeError):
-    """EC2's answers cannot all be true (every target, filter or ENI gone at once while our
-    sessions use them; the deadline too near to read): never acted on, the events are retried."""
-
-
-def shared_failure(error: BaseException) -> bool:
-    """A failure every change of a batch shares (AWS unwell, an implausible read, the deadline):
-    retry them all. Anything else may come from one change's data and is tried change by change."""
-    if isinstance(error, ReadFailure | BotoCoreError):
-        return True
-    if isinstance(error, ClientError):
-        code = _code(error)
-        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400) or 400)
-        return status >= 500 or status == 429 or "throttl" in code.lower() or code == "RequestLimitExceeded"
-    return False
 
 
 def check_time(ctx: Context, what: str) -> None:
@@ -181,19 +162,15 @@ def _describe_nlbs(ctx: Context, arns: Sequence[str]) -> dict[str, str]:
         try:
             found.update(_nlb_chunk(ctx, chunk))
         except ClientError as error:
-            if _code(error) != NLB_GONE:
+            if errors.code(error) != errors.NLB_GONE:
                 raise
             for arn in chunk if len(chunk) > 1 else ():
                 try:
                     found.update(_nlb_chunk(ctx, [arn]))
                 except ClientError as single:
-                    if _code(single) != NLB_GONE:
+                    if errors.code(single) != errors.NLB_GONE:
                         raise
     return found
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def _nlb_chunk(ctx: Context, arns: Sequence[str]) -> dict[str, str]:

@@ -12,11 +12,12 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from . import inventory as inv
 from .apply import Result, apply_all, conflicted, problem_counts
 from .context import FLEET_WORKERS, Context
+from .errors import ReadFailure
 from .events import Change
 from .model import Action, Decision, Inventory, Session, Source
 from .planner import RELEASED, is_managed, plan, plan_orphans
@@ -180,7 +181,7 @@ def _check_enis_listed(
         for eni in instance.get("NetworkInterfaces", []):
             eni_id = eni.get("NetworkInterfaceId")
             if eni_id and (asked is None or eni_id in asked) and eni_id not in seen:
-                raise inv.ReadFailure(f"{instance.get('InstanceId')} lists {eni_id}, which the ENI read lacks")
+                raise ReadFailure(f"{instance.get('InstanceId')} lists {eni_id}, which the ENI read lacks")
 
 
 def _located(sources: Sequence[Source], ctx: Context, inventory: Inventory) -> list[Source]:
@@ -340,23 +341,74 @@ class SweepPolicy:
     """Sweep every account the handler covers (MIRROR_ACCOUNTS), not only the event's."""
 
 
-def sweep_policy(batch: Sequence[Change], settings: Settings) -> SweepPolicy | None:
-    """None when the batch needs no sweep; else how to sweep.
+@dataclass(frozen=True)
+class Job:
+    """What one account's and region's share of a batch asks for, decided once (`job_for`).
 
-    A sweep covers every ENI of the region, so it answers the whole batch. Only a purely
-    scheduled sweep (a tick of the schedule rule) leaves just-attached ENIs to their own events:
-    a sweep for a deleted session or a route change, or one batched with launches, covers them.
+    - `release`: the teardown: delete every managed session (nothing else in the batch matters).
+    - `sweep`: every ENI of the region (answers the whole batch); its decisions are the region's
+      coverage, and stopping at the deadline is progress, not failure (the next sweep goes on).
+    - `changes`: only the ENIs the events name.
     """
+
+    kind: Literal["changes", "sweep", "release"]
+    sweep: SweepPolicy | None = None
+
+    @property
+    def covers_region(self) -> bool:
+        """Its decisions are every ENI of the region: the region's coverage."""
+        return self.kind == "sweep"
+
+    def failed_for_good(self, outcome: "Outcome") -> bool:
+        """Whether what is left must be retried (a sweep stopped at its deadline is not a failure)."""
+        if self.kind != "sweep":
+            return True
+        return not all(r.status == "deferred" for r in outcome.results if r.retryable)
+
+
+def job_for(batch: Sequence[Change], settings: Settings) -> Job:
+    """The one place that decides what a batch is.
+
+    A teardown wins over everything (the hook is invoked on its own). A sweep covers every ENI of
+    the region, so it answers the whole batch; only a purely scheduled sweep (a tick of the
+    schedule rule) leaves just-attached ENIs to their own events: a sweep for a deleted session or
+    a route change, or one batched with launches, covers them.
+    """
+    if any(c.kind == "release-region" for c in batch):
+        return Job("release")
     sweeps = [c for c in batch if c.kind == "sweep"]
     if not sweeps:
-        return None
+        return Job("changes")
     scheduled = all(c.scheduled for c in batch)
-    return SweepPolicy(
+    policy = SweepPolicy(
         trigger=sweeps[0].event_id,
         refresh=any(c.refresh_inventory for c in sweeps),
         grace=settings.sweep_grace_seconds if scheduled else 0.0,
         fleet=bool(settings.accounts) and any(c.fleet for c in sweeps),
     )
+    return Job("sweep", policy)
+
+
+def run(job: Job, batch: Sequence[Change], ctx: Context, covered: Callable[[], Sequence[str]]) -> Outcome:
+    """Carry out one account's and region's job. `covered`: the accounts a fleet-wide job goes to
+    (asked only when needed: it may read Organizations). Every ENI of a sweep or a release answers
+    to every change of the batch."""
+    if job.kind == "changes":
+        return changes(batch, ctx)
+    if job.kind == "release":
+        # Teardown covers every account the handler covers, before their member roles go.
+        if ctx.settings.accounts:
+            outcome = across_accounts(ctx, covered(), release_region)
+        else:
+            outcome = release_region(ctx)
+        outcome.owners = {eni: set(range(len(batch))) for eni in outcome.owners}
+        return outcome
+    policy = job.sweep
+    assert policy is not None
+    outcome = sweep_fleet(ctx, policy, covered()) if policy.fleet else sweep(ctx, policy)
+    if outcome.failed_changes():
+        outcome.owners = {r.decision.eni_id: set(range(len(batch))) for r in outcome.results}
+    return outcome
 
 
 def sweep(ctx: Context, policy: SweepPolicy, on_done: Callable[[Result], None] | None = None) -> Outcome:

@@ -14,11 +14,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from .apply import PERMISSION_ERRORS, Result, problem_counts
+from . import errors
+from .apply import Result, problem_counts
 from .events import Change, Skip
-from .inventory import ReadFailure
 from .planner import CONFIG_PROBLEMS, PROBLEMS
 
 LOGGER_NAME = "traffic_mirror"
@@ -117,7 +115,7 @@ def decision(result: Result, region: str, event_name: str, account: str = "") ->
         "tier": d.tier,
     }
     level = logging.WARNING if result.status == "failed" else logging.INFO
-    if result.status == "failed" and (not result.retryable or result.error_code in PERMISSION_ERRORS):
+    if result.status == "failed" and (not result.retryable or result.error_code in errors.PERMISSION):
         level = logging.ERROR  # retrying cannot fix it: an operator must look
     if result.status == "skipped" and d.problem in CONFIG_PROBLEMS:
         level = logging.ERROR
@@ -142,7 +140,7 @@ def read_failed(region: str, changes: Iterable[Change], error: BaseException) ->
     """A read failed or was implausible: nothing was decided on it, the events are retried."""
     log.error(
         "read failed",
-        exc_info=not isinstance(error, ClientError | BotoCoreError | ReadFailure),  # a bug: its traceback
+        exc_info=errors.classify(error) == "bug",  # a bug: its traceback
         extra={
             "region": region,
             "outcome": "retry",

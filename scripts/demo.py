@@ -5,7 +5,7 @@ What runs is the real thing, end to end:
 1. an embedded AWS (moto in server mode on 127.0.0.1, started and stopped here), with
    `sandbox.aws_rules()` so traffic-mirroring API calls obey EC2's rules;
 2. a small sample account: a VPC over two AZs, sensors as mirror targets, filters;
-3. the EventBridge rules the component deploys (`handler.patterns.all_patterns()`), with an SQS
+3. the EventBridge rules the component deploys (`handler.events.rules()`), with an SQS
    queue as their target, as deployed;
 4. real-shaped CloudTrail events put on the bus; what the rules let through is read from the
    queue and handed, as an SQS batch, to `handler.app.handle`: the Lambda's own code path;
@@ -35,7 +35,7 @@ from rich.rule import Rule
 from traffic_mirror.cli import coverage_cmd, exits, render, sweep_cmd
 from traffic_mirror.cli.cost import estimate
 from traffic_mirror.cli.coverage import coverage
-from traffic_mirror.handler import inventory, patterns, reconcile
+from traffic_mirror.handler import events, inventory, reconcile
 from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.context import Container, Context
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
@@ -46,6 +46,7 @@ from testsupport.event_builders import EVENTS_DIR, run_instances_record, state_c
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
 SETTINGS = Settings()
+TAG_CALLS = frozenset(c.name for c in events.API_CALLS if c.rule == events.TAG_RULE)
 """The defaults (tag key `Mirror`, MIRROR_SCOPE=all): what a fresh deployment does."""
 USER = {
     "type": "IAMUser",
@@ -202,7 +203,7 @@ class Bus:
 
     def deploy(self) -> list[str]:
         names = []
-        for suffix, pattern in patterns.all_patterns(SETTINGS.tag_key, SETTINGS.release_on_stop).items():
+        for suffix, pattern in events.rules(SETTINGS).items():
             name = f"traffic-mirror-{suffix}"
             self.events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
             self.events.put_targets(Rule=name, Targets=[{"Id": "queue", "Arn": self.queue_arn}])
@@ -443,7 +444,7 @@ class Demo:
             f"{dropped} {'was' if dropped == 1 else 'were'} filtered out.[/]"
         )
         for p in surprises:
-            if p.expected and p.event["detail"].get("eventName") in patterns.TAG_CALLS:
+            if p.expected and p.event["detail"].get("eventName") in TAG_CALLS:
                 version = sys.modules["moto"].__version__
                 self.console.print(f"[yellow]Note:[/] {MOTO_ARRAY_LIMITATION.format(version=version)}")
             else:

@@ -296,18 +296,13 @@ def test_deleting_a_foreign_session_is_not_undone(aws: Any, account: sandbox.Acc
     assert is_managed(only)
 
 
-@pytest.mark.parametrize("who", ["role_arn", "function_name"])
-def test_events_by_the_tools_own_role_are_ignored(
-    aws: Any, account: sandbox.Account, counter: CallCounter, who: str
-) -> None:
-    settings = dataclasses.replace(
-        Settings(), **({"role_arn": ROLE_ARN} if who == "role_arn" else {"function_name": FUNCTION})
-    )
+def test_events_by_the_tools_own_role_are_ignored(aws: Any, account: sandbox.Account, counter: CallCounter) -> None:
+    settings = dataclasses.replace(Settings(), role_arn=ROLE_ARN, function_name=FUNCTION)
     (instance,) = sandbox.launch(aws, account, account.subnets["us-east-1a"])
     app.handle(launch_event([instance], "launch-1"), settings=settings)
     (original,) = sessions(aws)
     aws.delete_traffic_mirror_session(TrafficMirrorSessionId=original["TrafficMirrorSessionId"])
-    identity = assumed_role(ROLE_ARN if who == "role_arn" else "arn:aws:iam::1:role/x", FUNCTION)
+    identity = assumed_role(ROLE_ARN, FUNCTION)
     counter.calls.clear()
     result = app.handle(
         delete_session_event(original["TrafficMirrorSessionId"], "del-own", identity=identity),
@@ -320,6 +315,23 @@ def test_events_by_the_tools_own_role_are_ignored(
     )
     assert result["counts"]["Ignored"] == 1
     assert counter.total() == 0 and sessions(aws) == []
+
+
+def test_a_deletion_by_a_role_session_named_like_the_function_is_restored(
+    aws: Any, account: sandbox.Account
+) -> None:
+    """Anyone may name a role session after the function: only the function's role ARN is ours."""
+    settings = dataclasses.replace(Settings(), role_arn=ROLE_ARN, function_name=FUNCTION)
+    (instance,) = sandbox.launch(aws, account, account.subnets["us-east-1a"])
+    app.handle(launch_event([instance], "launch-1"), settings=settings)
+    (original,) = sessions(aws)
+    aws.delete_traffic_mirror_session(TrafficMirrorSessionId=original["TrafficMirrorSessionId"])
+    impostor = assumed_role("arn:aws:iam::123456789012:role/x", FUNCTION)
+    result = app.handle(
+        delete_session_event(original["TrafficMirrorSessionId"], "del-impostor", identity=impostor),
+        settings=settings,
+    )
+    assert result["counts"]["Created"] == 1 and len(sessions(aws)) == 1
 
 
 # --- sweeps ------------------------------------------------------------------------------

@@ -503,12 +503,6 @@ def test_scheduled_event_is_a_sweep() -> None:
             "DeleteTrafficMirrorSession", {}, {}, identity=assumed_role("mirror-automation", "anything")
         ),
         cloudtrail(
-            "CreateTags",
-            tags_request(["i-0123456789abcdef0"], {"Mirror": "off"}),
-            {},
-            identity=assumed_role("other-role", FUNCTION),
-        ),
-        cloudtrail(
             "StartInstances",
             instances_set("i-0123456789abcdef0"),
             None,
@@ -527,6 +521,8 @@ def test_own_role_events_are_ignored(event: dict[str, Any]) -> None:
     [
         assumed_role("someone-else", "alice"),
         assumed_role("someone-else", f"{FUNCTION}-other"),
+        # A role session named like the function is anyone's to choose: only the role's ARN counts.
+        assumed_role("other-role", FUNCTION),
         assumed_role("mirror-automation-2", "x"),
         {"type": "Root", "arn": "arn:aws:iam::123456789012:root"},
         None,
@@ -544,3 +540,40 @@ def test_own_role_needs_the_settings() -> None:
         "DeleteTrafficMirrorSession", {}, {}, identity=assumed_role("mirror-automation", FUNCTION)
     )
     assert change(event, Settings()).kind == "sweep"
+
+
+def _member_role_identity(account: str, role: str, session: str) -> dict[str, Any]:
+    return {
+        "type": "AssumedRole",
+        "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}",
+        "accountId": account,
+        "sessionContext": {"sessionIssuer": {"type": "Role", "arn": f"arn:aws:iam::{account}:role/{role}"}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("role_account", "role", "session", "ours"),
+    [
+        ("111111111111", "traffic-mirror-automation-member", "traffic-mirror-automation", True),
+        # The same names in an account other than the event's: not our member role there.
+        ("222222222222", "traffic-mirror-automation-member", "traffic-mirror-automation", False),
+        # Our member role, but a session someone else named: a person using the role, not us.
+        ("111111111111", "traffic-mirror-automation-member", "alice", False),
+        ("111111111111", "some-role", "traffic-mirror-automation", False),
+    ],
+)
+def test_the_member_roles_own_calls_are_recognised_by_exact_arn(
+    role_account: str, role: str, session: str, ours: bool
+) -> None:
+    settings = Settings(role_arn=ROLE_ARN, accounts="111111111111")
+    record = cloudtrail("DeleteTrafficMirrorSession", {}, {}, identity=_member_role_identity(role_account, role, session))
+    event = {**record, "account": "111111111111"}
+    parsed = parse(event, settings)
+    assert (isinstance(parsed, Skip) and "own role" in parsed.reason) is ours, parsed
+
+
+def test_a_teardown_from_the_event_queue_is_refused() -> None:
+    event = {"source": "traffic-mirror.teardown", "detail-type": "Release Managed Sessions", "region": "us-east-1"}
+    assert parse(event, SETTINGS).kind == "release-region"  # type: ignore[union-attr]
+    queued = parse(event, SETTINGS, queued=True)
+    assert isinstance(queued, Skip) and queued.status == "rejected" and "direct invocation" in queued.reason

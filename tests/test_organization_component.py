@@ -11,8 +11,9 @@ import pulumi
 import pytest
 from traffic_mirror.components import ConfigError, TrafficMirrorAutomation, member_template, organization
 from traffic_mirror.components.config import resolve
-from traffic_mirror.handler import patterns
+from traffic_mirror.handler import events
 from traffic_mirror.handler import settings as handler_settings
+from traffic_mirror.handler.settings import Settings
 
 from testsupport.pulumi_mocks import (
     ACCOUNT,
@@ -104,7 +105,7 @@ def test_with_units_the_single_account_resources_stay_and_only_organization_ones
     assert all(org[name][0] == typ for name, (typ, _) in plain.items()), "nothing of today's is removed"
     # The member bus gets the hub's own rules, one per pattern, targeting the same queue.
     member_rules = [n for n, t in added.items() if t == "aws:cloudwatch/eventRule:EventRule"]
-    assert len(member_rules) == len(REGIONS) * len(patterns.all_patterns())
+    assert len(member_rules) == len(REGIONS) * len(events.rules(Settings()))
 
 
 # --- stack sets ---------------------------------------------------------------------------------------------
@@ -164,7 +165,7 @@ def _same(found: Any, expected: Any) -> bool:
 def test_member_rules_forward_the_hubs_patterns_to_the_hubs_bus(run: Run) -> None:
     resources = template(run, "regional")["Resources"]
     rules = {k: v for k, v in resources.items() if v["Type"] == "AWS::Events::Rule"}
-    assert _same([r["Properties"]["EventPattern"] for r in rules.values()], patterns.all_patterns().values())
+    assert _same([r["Properties"]["EventPattern"] for r in rules.values()], events.rules(Settings()).values())
     for rule in rules.values():
         (target,) = rule["Properties"]["Targets"]
         assert target["Arn"] == {"Fn::Sub": member_template.HUB_BUS_ARN}
@@ -190,7 +191,7 @@ def test_tag_key_and_release_on_stop_reach_the_member_patterns() -> None:
     custom = deploy({"organization_units": UNITS, "tag_key": "Sensor", "release_on_stop": True, "share_tagged_targets": False})
     resources = json.loads(custom.named("mirror-member-regional").inputs["templateBody"])["Resources"]
     found = [v["Properties"]["EventPattern"] for v in resources.values() if v["Type"] == "AWS::Events::Rule"]
-    assert _same(found, patterns.all_patterns("Sensor", True).values())
+    assert _same(found, events.rules(Settings(tag_key="Sensor", release_on_stop=True)).values())
 
 
 def test_member_filter_is_owned_and_conditional(run: Run) -> None:
@@ -302,7 +303,7 @@ def test_member_bus_rules_feed_the_hubs_queue_and_the_queue_admits_them(run: Run
     for region in REGIONS:
         queue = run.named(f"mirror-events-{region}")
         bus = run.named(f"mirror-members-bus-{region}").outputs["name"]
-        for kind in patterns.all_patterns():
+        for kind in events.rules(Settings()):
             rule = run.named(f"mirror-members-{kind}-{region}")
             assert rule.inputs["eventBusName"] == bus
             target = run.named(f"mirror-members-{kind}-target-{region}")
@@ -418,7 +419,9 @@ def test_cfn_lint_passes_on_every_generated_template(run: Run) -> None:
     variants = {
         "regional": template(run, "regional"),
         "account": template(run, "account"),
-        "regional, other tag key, release on stop": member_template.regional_template("Sensor", True, "x", "a-fwd-*-b"),
+        "regional, other tag key, release on stop": member_template.regional_template(
+            Settings(tag_key="Sensor", release_on_stop=True, managed_by="x"), "a-fwd-*-b"
+        ),
     }
     for label, body in variants.items():
         assert _lint(member_template.to_json(body)) == [], label
