@@ -1,18 +1,16 @@
-"""The coverage model: which in-scope ENIs are mirrored, by VPC and AZ, and why the rest are not.
-
-In scope: every ENI the automation is meant to mirror, i.e. every planner decision except those
-the planner marks out of scope (`Decision.out_of_scope`). Mirrored: in scope and it already has
-a session managed by this tool whose target and filter still qualify (outcome `mirrored`, or a
-duplicate cleanup that keeps such a session). Every other in-scope ENI is unmirrored, with the
-planner's reason. Pure: decisions in, report out (the demo and the tests use it directly).
+"""The coverage report: the handler's coverage (`handler/coverage.py`, the one definition of
+"mirrored", which the sweep's metrics use too) with what people read beside it: Name tags, what
+the sweep would do, reasons in words, and the stable JSON document. Pure: decisions in, report out
+(the demo and the tests use it directly).
 """
 
 import dataclasses
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from traffic_mirror.handler import coverage as counting
 from traffic_mirror.handler import planner
+from traffic_mirror.handler.coverage import Group
 from traffic_mirror.handler.model import Decision
 
 from . import reasons
@@ -22,14 +20,6 @@ JSON_SCHEMA_VERSION = 3
 """3: with --account/--accounts, a total and one report per account; `by_az` entries there gain `az_id`."""
 OUT_OF_SCOPE_CATEGORIES = tuple(planner.OUT_OF_SCOPE)
 """The stable keys of the JSON report's `out_of_scope` counts."""
-
-
-def is_mirrored(decision: Decision) -> bool:
-    """In scope and already mirrored by one of our sessions that still qualifies."""
-    if decision.outcome == "mirrored":
-        return True
-    # Duplicate managed sessions are being cleaned up, but the one kept is fine.
-    return decision.outcome == "delete" and decision.kept_session is not None
 
 
 def unmirrored_action(decision: Decision) -> str:
@@ -48,25 +38,6 @@ def unmirrored_reason(decision: Decision) -> str:
         count = len(decision.actions)
         return f"{why}; the sweep would delete {count} managed session(s) that no longer qualify"
     return why
-
-
-@dataclasses.dataclass(frozen=True)
-class Group:
-    """Coverage of one VPC or AZ."""
-
-    key: str
-    in_scope: int
-    mirrored: int
-    az_id: str = ""
-    """For an AZ: its id (`use1-az1`), when known; names differ between accounts, ids do not."""
-
-    @property
-    def percent(self) -> float:
-        return percent(self.mirrored, self.in_scope)
-
-    @property
-    def label(self) -> str:
-        return self.az_id or self.key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +66,7 @@ class Coverage:
 
     @property
     def percent(self) -> float:
-        return percent(self.mirrored, self.in_scope)
+        return counting.percent(self.mirrored, self.in_scope)
 
     @property
     def empty(self) -> bool:
@@ -104,7 +75,7 @@ class Coverage:
 
     def below(self, minimum: float | None) -> bool:
         """True when a `--min` is given and the exact (unrounded) coverage is under it."""
-        return below(self.mirrored, self.in_scope, minimum)
+        return counting.below(self.mirrored, self.in_scope, minimum)
 
     def to_json(self, account: str, generated_at: str, cost: Estimate | None = None) -> dict[str, Any]:
         """The stable JSON schema of `coverage --format json` (README, "Coverage JSON").
@@ -150,14 +121,14 @@ class Total:
 
     @property
     def percent(self) -> float:
-        return percent(self.mirrored, self.in_scope)
+        return counting.percent(self.mirrored, self.in_scope)
 
     @property
     def empty(self) -> bool:
         return self.in_scope == 0
 
     def below(self, minimum: float | None) -> bool:
-        return below(self.mirrored, self.in_scope, minimum)
+        return counting.below(self.mirrored, self.in_scope, minimum)
 
     def to_json(self, generated_at: str, accounts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """The multi-account document: the total, then each account's single-account report."""
@@ -174,18 +145,6 @@ class Total:
             "accounts": list(accounts),
             "failed_accounts": [{"account_id": a, "error": why} for a, why in self.unreadable],
         }
-
-
-def below(mirrored: int, in_scope: int, minimum: float | None) -> bool:
-    """True when a `--min` is given and the exact (unrounded) share is under it."""
-    if minimum is None or in_scope == 0:
-        return False
-    return mirrored * 100.0 < minimum * in_scope
-
-
-def percent(mirrored: int, in_scope: int) -> float:
-    """Nothing in scope counts as fully covered (there is nothing left to mirror); `empty` warns."""
-    return 100.0 if in_scope == 0 else mirrored * 100.0 / in_scope
 
 
 def _group_json(name: str, group: Group) -> dict[str, Any]:
@@ -205,55 +164,31 @@ def coverage(
     names: Mapping[str, str] | None = None,
     zone_ids: Mapping[str, str] | None = None,
 ) -> Coverage:
-    """The coverage model over one region's planner decisions.
+    """The coverage report over one region's planner decisions (counted by `handler/coverage.py`).
 
     `names`: instance id -> Name tag; `zone_ids`: AZ name -> AZ id (known when accounts are compared).
     """
     names = names or {}
-    zone_ids = zone_ids or {}
-    out: Counter[str] = Counter()
-    totals: dict[str, Counter[str]] = {"vpc": Counter(), "az": Counter()}
-    mirrored_in: dict[str, Counter[str]] = {"vpc": Counter(), "az": Counter()}
-    unmirrored: list[Unmirrored] = []
-    in_scope = mirrored = 0
-    for decision in decisions:
-        category = decision.out_of_scope
-        if category is not None:
-            out[category] += 1
-            continue
-        in_scope += 1
-        keys = {"vpc": decision.vpc_id or "(unknown)", "az": decision.az or "(unknown)"}
-        ok = is_mirrored(decision)
-        mirrored += ok
-        for kind, key in keys.items():
-            totals[kind][key] += 1
-            mirrored_in[kind][key] += ok
-        if not ok:
-            unmirrored.append(
-                Unmirrored(
-                    decision.eni_id,
-                    decision.instance_id,
-                    names.get(decision.instance_id, ""),
-                    decision.vpc_id,
-                    decision.az,
-                    unmirrored_action(decision),
-                    decision.problem,
-                    unmirrored_reason(decision),
-                )
-            )
-
-    def groups(kind: str) -> tuple[Group, ...]:
-        return tuple(
-            Group(k, n, mirrored_in[kind][k], zone_ids.get(k, "") if kind == "az" else "")
-            for k, n in sorted(totals[kind].items())
+    counted = counting.count(region, decisions, zone_ids=zone_ids)
+    unmirrored = tuple(
+        Unmirrored(
+            d.eni_id,
+            d.instance_id,
+            names.get(d.instance_id, ""),
+            d.vpc_id,
+            d.az,
+            unmirrored_action(d),
+            d.problem,
+            unmirrored_reason(d),
         )
-
+        for d in counted.unmirrored
+    )
     return Coverage(
         region,
-        in_scope,
-        mirrored,
-        groups("vpc"),
-        groups("az"),
-        tuple(sorted(unmirrored, key=lambda u: (u.eni, u.instance))),
-        dict(sorted(out.items())),
+        counted.in_scope,
+        counted.mirrored,
+        counted.by_vpc,
+        counted.by_az,
+        unmirrored,
+        counted.out_of_scope,
     )

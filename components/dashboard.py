@@ -11,10 +11,10 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from ..handler.report import METRIC_NAMESPACE as NAMESPACE
 from .config import Options
 from .naming import physical_name
 
-NAMESPACE = "TrafficMirrorAutomation"
 DASHBOARD_NAME_MAX = 255
 PERIOD_SECONDS = 300
 COVERAGE_ALARM_PERIOD_SECONDS = 900

@@ -14,6 +14,7 @@ unless `allow_managed_by_change` is set. The safe way to change it: release firs
 import pulumi
 import pulumi_aws as aws
 
+from ..handler.settings import SPEC_OF
 from .config import ConfigError
 
 
@@ -48,7 +49,7 @@ def guard(
         found = aws.lambda_.get_function_output(function_name=function_name, region=region, opts=invoke)
         return found.environment.apply(
             lambda env: check(
-                (dict(env.variables or {}) if env else {}).get("MIRROR_MANAGED_BY"), wanted, allowed, function_name, region
+                (dict(env.variables or {}) if env else {}).get(SPEC_OF["managed_by"].env), wanted, allowed, function_name, region
             )
         )
 

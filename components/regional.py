@@ -22,7 +22,8 @@ import pulumi
 import pulumi_aws as aws
 
 from ..handler import events
-from ..handler.settings import MANAGED_TAG_KEY
+from ..handler.report import METRIC_NAMESPACE  # the handler's EMF namespace, dimension FunctionName
+from ..handler.settings import MANAGED_TAG_KEY, SPEC_OF
 from . import teardown
 from .config import Options
 from .naming import name_pattern, physical_name
@@ -43,8 +44,6 @@ ASYNC_MAX_EVENT_AGE_SECONDS = 120
 """Scheduled sweeps are invoked asynchronously: no Lambda retries (the next tick is the retry),
 and a sweep that waited this long for a free execution is dropped rather than run stale."""
 INITIAL_SWEEP_ID = "pulumi-initial-sweep"
-METRIC_NAMESPACE = "TrafficMirrorAutomation"
-"""The handler's EMF namespace (handler/report.py), dimension FunctionName."""
 FUNCTION_KIND, EVENTS_KIND, DEAD_LETTER_KIND = "handler", "events", "dlq"
 FUNCTION_NAME_MAX, QUEUE_NAME_MAX = 64, 80  # AWS's limits on these names
 
@@ -296,9 +295,9 @@ def create_function(
 ) -> RegionFunction:
     region = plumbing.region
     child = pulumi.ResourceOptions(parent=parent)
-    environment: dict[str, pulumi.Input[str]] = {**options.handler_environment(), "MIRROR_ROLE_ARN": role.arn}
+    environment: dict[str, pulumi.Input[str]] = {**options.handler_environment(), SPEC_OF["role_arn"].env: role.arn}
     if mirroring.filter_id is not None:
-        environment["MIRROR_FILTER_ID"] = mirroring.filter_id  # the deployment's own filter in this region
+        environment[SPEC_OF["filter_id"].env] = mirroring.filter_id  # the deployment's own filter in this region
 
     function = aws.lambda_.Function(
         f"{name}-function-{region}",

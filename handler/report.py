@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from . import coverage as counting
 from . import errors
 from .apply import Result, problem_counts
 from .events import Change, Skip
@@ -52,7 +53,6 @@ _STATUS_METRIC = {
 }
 COVERAGE_METRICS = ("InScope", "Mirrored", "CoveragePercent", "SweepDurationMs")
 """Published by every sweep (it sees the whole region): the dashboard's and the coverage alarm's data."""
-_MIRRORED_STATUSES = frozenset({"mirrored", "created", "modified"})
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 log = logging.getLogger(LOGGER_NAME)
@@ -169,34 +169,13 @@ def counts(results: Iterable[Result], skips: Iterable[Skip]) -> Counter[str]:
     return tally
 
 
-def coverage_counts(results: Iterable[Result]) -> tuple[int, int]:
-    """(in scope, mirrored) after a sweep, counted as the CLI's coverage report counts.
-
-    In scope: the planner did not exclude the ENI by design (`Decision.out_of_scope` is None).
-    Mirrored: it was already mirrored, or this sweep created or moved its session, or only
-    removed a duplicate next to a session that qualifies.
-    """
-    in_scope = mirrored = 0
-    for result in results:
-        decision = result.decision
-        if decision.out_of_scope is not None or not decision.eni_id:
-            continue
-        in_scope += 1
-        kept = result.status == "deleted" and decision.kept_session is not None
-        if result.status in _MIRRORED_STATUSES or kept:
-            mirrored += 1
-    return in_scope, mirrored
-
-
-def coverage_percent(in_scope: int, mirrored: int) -> float:
-    """Nothing in scope is full coverage (an empty region is not an alarm)."""
-    return round(100.0 * mirrored / in_scope, 2) if in_scope else 100.0
-
-
 def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
-    """The coverage log line plus its EMF metrics line (InScope, Mirrored, CoveragePercent)."""
-    in_scope, mirrored = coverage_counts(results)
-    percent = coverage_percent(in_scope, mirrored)
+    """The coverage log line plus its EMF metrics line (InScope, Mirrored, CoveragePercent),
+    counted as every coverage report counts (`coverage.count`, over what the sweep applied)."""
+    results = list(results)
+    counted = counting.count(region, (r.decision for r in results), {r.decision.eni_id: r.status for r in results})
+    in_scope, mirrored = counted.in_scope, counted.mirrored
+    percent = round(counted.percent, 2)
     log.info(
         "coverage",
         extra={

@@ -18,6 +18,7 @@ from traffic_mirror import cli
 from traffic_mirror.cli import coverage as coverage_model
 from traffic_mirror.cli import entry, exits, sweep_cmd
 from traffic_mirror.handler import planner, reconcile
+from traffic_mirror.handler.coverage import is_mirrored
 from traffic_mirror.handler.model import Inventory, MirrorFilter, Session, Source, Target
 from traffic_mirror.handler.planner import plan_source
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings, SettingsError
@@ -394,7 +395,7 @@ def test_scope_of_planner_decisions(
 ) -> None:
     decision = plan_source(src, existing, inv, settings, release=release)
     assert decision.out_of_scope == category, decision.reason
-    assert coverage_model.is_mirrored(decision) == mirrored, decision
+    assert is_mirrored(decision) == mirrored, decision
     if category is None and not mirrored:
         assert coverage_model.unmirrored_reason(decision)
 

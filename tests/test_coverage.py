@@ -677,3 +677,24 @@ def test_sweep_api_calls_over_1000_enis(aws: Any, counter: CallCounter) -> None:
     assert second_calls.total() == 6, second_calls
     per_target = Counter(s["TrafficMirrorTargetId"] for s in sessions(aws))
     assert len(per_target) == 16 and max(per_target.values()) <= 100
+
+
+# --- one definition of coverage ----------------------------------------------------------
+
+
+def test_the_sweeps_coverage_and_the_clis_agree_on_one_world(
+    aws: Any, account: sandbox.Account, logged: list[logging.LogRecord]
+) -> None:
+    """The sweep's published coverage and the CLI's report count the same ENIs as mirrored."""
+    from traffic_mirror.cli.coverage import coverage
+    from traffic_mirror.handler import reconcile
+    from traffic_mirror.handler.context import Container, Context
+
+    sandbox.launch_sample_workloads(aws, account)
+    app.handle(scheduled("sweep-agree"))
+    (line,) = [vars(r) for r in logged if r.getMessage() == "coverage"]
+    ctx = Context(Place(REGION), Settings(), Container())
+    decisions, _ = reconcile.read_only_plan(ctx)
+    report = coverage(REGION, decisions)
+    assert (line["in_scope"], line["mirrored"]) == (report.in_scope, report.mirrored)
+    assert 0 < report.mirrored < report.in_scope  # a world with both: payments-1 has no PCI sensor

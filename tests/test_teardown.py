@@ -5,7 +5,7 @@ import logging
 from typing import Any
 
 import pytest
-from traffic_mirror.handler import app, report
+from traffic_mirror.handler import app, coverage, report
 from traffic_mirror.handler.events import RELEASE_REGION, TEARDOWN_SOURCE, Change, Skip, parse
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
@@ -129,5 +129,5 @@ def test_sweep_publishes_coverage_as_emf(
 
 
 def test_coverage_of_nothing_in_scope_is_full() -> None:
-    assert report.coverage_percent(0, 0) == 100.0
-    assert report.coverage_percent(3, 1) == 33.33
+    assert coverage.percent(0, 0) == 100.0
+    assert round(coverage.percent(1, 3), 2) == 33.33  # (mirrored, in scope)
