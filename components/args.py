@@ -43,6 +43,8 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     """The scheduled sweep leaves ENIs attached less than this many seconds ago to their own events. Allowed: between 0 and 3600. Default 60."""
     accounts: NotRequired[str | None]
     """Accounts the handler covers besides its own: comma-separated account ids; 'organization' for every ACTIVE account of the organization; or 'organization:' and OU/root ids for the accounts under those units (the management account is left out unless it is this one). Unset: this account only."""
+    sensor_owners: NotRequired[str | None]
+    """Whose traffic mirror targets may serve a covered ENI: 'hub' (only this account's sensors designated by the tag key and shared with the ENI's account), 'hub,member' (also the ENI's own account's targets), or account ids (sensor accounts; 'hub' and 'member' may be listed beside them). Unset: 'hub' when other accounts are covered (accounts), else this account's own targets."""
     member_role_name: NotRequired[str | None]
     """Role the handler assumes in another account (arn:<partition>:iam::<account>:role/<name>). Default traffic-mirror-automation-member."""
     vni_per_vpc: NotRequired[bool | None]

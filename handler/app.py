@@ -141,13 +141,20 @@ def handle(
     home = Context(Place(_home_region(parsed), None, endpoint), settings, container, remaining, budget)
     own = accounts.own_account(home, context) if any(isinstance(p, Change) for _, p in parsed) else ""
     groups: dict[tuple[str, str], list[tuple[str | None, Change]]] = {}
+    unchecked: list[tuple[str | None, Change]] = []
     for mid, item in parsed:
         if not isinstance(item, Change):
             continue
         for dropped in item.rejected:
             report.skipped_event(Skip("rejected", dropped, item.event_name, item.event_id))
         account = item.account or own
-        if not accounts.allowed(home, account):
+        try:
+            covered = accounts.allowed(home, account)
+        except Exception as error:  # Organizations unwell: this event waits, its neighbours go on
+            report.read_failed(item.region, [item], error)
+            unchecked.append((mid, item))
+            continue
+        if not covered:
             skip = Skip("rejected", f"account {account} is not covered (MIRROR_ACCOUNTS)", item.event_name, item.event_id)
             report.skipped_event(skip)
             skips.append(skip)
@@ -183,6 +190,14 @@ def handle(
             elif job.failed_for_good(outcome):
                 retry_needed = True
 
+    for mid, item in unchecked:
+        why = f"cannot tell whether account {item.account} is covered (Organizations)"
+        all_results.extend(reconcile.failed(why, 1, item.account).results)
+        if mid is not None:
+            failed_messages.add(mid)
+        else:
+            retry_needed = True
+
     tally = report.counts(all_results, skips)
     problems = report.problems(all_results)
     calls = container.clients.calls_snapshot() - calls_before
@@ -217,7 +232,7 @@ def _reconcile(job: reconcile.Job, batch: Sequence[Change], ctx: Context, own: s
     by change, so a poison change fails alone, never its neighbours.
     """
     try:
-        return reconcile.run(job, batch, ctx, lambda: accounts.covered(ctx))
+        return reconcile.run(job, batch, ctx, lambda: accounts.covered(ctx), own)
     except Exception as error:  # a role that cannot be assumed, a read that failed: this group only
         if len(batch) > 1 and not errors.shared(error):
             return _one_by_one(batch, ctx, own)

@@ -52,6 +52,9 @@ NO_TARGET = "no-target"
 ENI_FULL = "eni-full"
 """The ENI already has AWS's maximum of sessions, none of them ours."""
 NO_NUMBER = "no-session-number"
+NOT_SHARED = "not-shared"
+"""The only sensors that could serve it are another account's, designated but not shared with
+the ENI's account (RAM): it cannot use them."""
 PROBLEMS: Mapping[str, str] = {
     NO_FILTER: "no traffic mirror filter",
     FILTER_MISSING: "the configured filter does not exist",
@@ -59,6 +62,7 @@ PROBLEMS: Mapping[str, str] = {
     NO_TARGET: "no target can serve it",
     ENI_FULL: "ENI has 3 sessions of other tools",
     NO_NUMBER: "no free session number",
+    NOT_SHARED: "its sensor is not shared with its account",
 }
 CONFIG_PROBLEMS = frozenset({NO_FILTER, FILTER_MISSING, FILTER_AMBIGUOUS})
 """Problems an operator fixes in configuration (logged at ERROR)."""
@@ -142,10 +146,14 @@ def trust_tier(source: Source, target: Target, tag_key: str) -> str | None:
         if target.vpc_id != source.vpc_id:
             return DESIGNATED if is_designated(target.tags, tag_key) else None
         return SAME_SUBNET if target.subnet_id == source.subnet_id else SAME_VPC_AZ
+    if target.kind == "network-load-balancer":
+        # An NLB receives VXLAN from any VPC that routes to it (peering, a transit gateway):
+        # its own VPC, or another when the operator designated it (a central sensor fleet).
+        if target.vpc_id == source.vpc_id:
+            return SAME_VPC_AZ
+        return DESIGNATED if is_designated(target.tags, tag_key) else None
     if target.vpc_id != source.vpc_id:
         return None
-    if target.kind == "network-load-balancer":
-        return SAME_VPC_AZ
     if target.subnet_id == source.subnet_id:
         return SAME_SUBNET
     return SAME_VPC_AZ if same_zone(source, target) else SAME_VPC
@@ -365,6 +373,15 @@ def plan_source(
         source, intent.route, inventory.targets, settings.tag_key, learned.full_targets
     )
     if not candidates:
+        unshared = eligible_targets(source, intent.route, inventory.not_shared, settings.tag_key)
+        if unshared:
+            why = (
+                f"sensor {unshared[0].target_id} of account {unshared[0].owner} would serve it but is not shared"
+                f" with this account (RAM); not mirrored elsewhere"
+            )
+            # Like a sensor that is down: the session waits for the share to come back, untouched.
+            kept = managed[0].session_id if managed else None
+            return _decide(source, "skipped", why, problem=NOT_SHARED, kept_session=kept)
         _, why = choose_target(source, intent.route, inventory.targets, settings.tag_key)
         return _delete_all(source, managed, why, problem=NO_TARGET)
     target = candidates[0]

@@ -51,8 +51,10 @@ _STATUS_METRIC = {
     "deferred": "Deferred",
     "planned": "Planned",
 }
-COVERAGE_METRICS = ("InScope", "Mirrored", "CoveragePercent", "SweepDurationMs")
-"""Published by every sweep (it sees the whole region): the dashboard's and the coverage alarm's data."""
+COVERAGE_METRICS = ("InScope", "Mirrored", "CoveragePercent", "AccountsFailed", "SweepDurationMs")
+"""Published by every sweep (it sees the whole region): the dashboard's and the coverage alarm's data.
+`AccountsFailed`: covered accounts the sweep could not read (their role, their reads, or the list of
+accounts itself): coverage is over the accounts read, so these are alarmed on their own."""
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 log = logging.getLogger(LOGGER_NAME)
@@ -176,7 +178,10 @@ def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
     counted = counting.count(region, (r.decision for r in results), {r.decision.eni_id: r.status for r in results})
     in_scope, mirrored = counted.in_scope, counted.mirrored
     percent = round(counted.percent, 2)
-    log.info(
+    # Work that could not start (no ENI): an account that could not be read, or the account list.
+    failed = sorted({r.account or "own" for r in results if not r.decision.eni_id and r.status == "failed"})
+    log.log(
+        logging.ERROR if failed else logging.INFO,
         "coverage",
         extra={
             "region": region,
@@ -184,6 +189,7 @@ def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
             "mirrored": mirrored,
             "coverage_percent": percent,
             "sweep_ms": round(sweep_ms, 1),
+            **({"failed_accounts": failed, "reason": "coverage counts only the accounts read"} if failed else {}),
         },
     )
     function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
@@ -193,6 +199,7 @@ def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
         "InScope": (in_scope, "Count"),
         "Mirrored": (mirrored, "Count"),
         "CoveragePercent": (percent, "Percent"),
+        "AccountsFailed": (len(failed), "Count"),
         "SweepDurationMs": (round(sweep_ms, 1), "Milliseconds"),
     }
     _emit(metrics, function)

@@ -101,7 +101,10 @@ def test_with_units_the_single_account_resources_stay_and_only_organization_ones
     assert set(added.values()) <= ORG_TYPES | {
         "aws:cloudwatch/eventRule:EventRule",
         "aws:cloudwatch/eventTarget:EventTarget",
+        "aws:cloudwatch/metricAlarm:MetricAlarm",  # covered accounts the sweep could not read
     }
+    alarms = [n for n, t in added.items() if t == "aws:cloudwatch/metricAlarm:MetricAlarm"]
+    assert sorted(alarms) == sorted(f"mirror-failed-accounts-alarm-{r}" for r in REGIONS)
     assert all(org[name][0] == typ for name, (typ, _) in plain.items()), "nothing of today's is removed"
     # The member bus gets the hub's own rules, one per pattern, targeting the same queue.
     member_rules = [n for n, t in added.items() if t == "aws:cloudwatch/eventRule:EventRule"]
