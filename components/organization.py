@@ -18,6 +18,8 @@ account under those units, in every listed region, including accounts that join 
   more EventBridge hop (sub-second) and EventBridge's cross-account event charge.
 - **Sensors**: per region, an AWS RAM share of the hub's targets (listed, and/or tagged with
   the tag key: the trust model's designated sensors) with the units, no external principals.
+- **Operators** listed in `operator_principal_arns` get a read-only role in every member account
+  (the account stack set), for the CLI's `plan` and `coverage` with `--account`.
 - **The hub's handler** may assume the member role in accounts of the organization
   (`aws:ResourceOrgID`), and list the organization's accounts when it sweeps `organization`.
 """
@@ -31,7 +33,7 @@ import pulumi_aws as aws
 
 from ..handler.planner import FALSE_LIKE
 from ..handler.settings import MANAGED_TAG_KEY
-from . import member_template
+from . import member_template, permissions
 from .config import Options
 from .naming import name_pattern, physical_name
 
@@ -187,7 +189,12 @@ def create_member_footprint(
     regional = member_template.regional_template(
         settings.tag_key, settings.release_on_stop, settings.managed_by, forwarder_pattern(name)
     )
-    account_wide = member_template.account_template(settings.member_role_name, settings.managed_by)
+    account_wide = member_template.account_template(
+        settings.member_role_name,
+        settings.managed_by,
+        permissions.read_actions(settings),
+        options.deployment.operator_principal_arns,
+    )
     stacks: dict[str, tuple[dict[str, Any], dict[str, pulumi.Input[str]], list[str]]] = {
         "regional": (
             regional,

@@ -243,10 +243,10 @@ def test_member_role_policy_is_least_privilege(run: Run) -> None:
     describe = statements["DescribeWhatToMirror"]
     assert all(a.split(":")[1].startswith("Describe") for a in describe["Action"])
     assert "ec2:DescribeAvailabilityZones" in describe["Action"]
-    create = statements["CreateSessionsOnlyTaggedManagedBy"]
+    create = statements["CreateOnlyManagedSessions"]
     assert create["Resource"] == {"Fn::Sub": f"{own}:traffic-mirror-session/*"}
     assert create["Condition"]["StringEquals"] == {"aws:RequestTag/ManagedBy": "traffic-mirror-automation", **regions}
-    refs = statements["CreateSessionsFromOwnEnisToOwnOrHubTargets"]
+    refs = statements["CreateSessionsOnOwnEnisAllowedTargetsAndOwnFilters"]
     assert refs["Resource"] == [
         {"Fn::Sub": f"{own}:network-interface/*"},
         {"Fn::Sub": f"{own}:traffic-mirror-target/*"},
