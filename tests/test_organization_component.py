@@ -419,6 +419,9 @@ def test_cfn_lint_passes_on_every_generated_template(run: Run) -> None:
         "regional": template(run, "regional"),
         "account": template(run, "account"),
         "regional, other tag key, release on stop": member_template.regional_template("Sensor", True, "x", "a-fwd-*-b"),
+        "account, with the read-only operator role": member_template.account_template(
+            "m", "x", ["ec2:DescribeInstances"], ["arn:aws:iam::111122223333:role/ops", "arn:aws:iam::111122223333:user/a*"]
+        ),
     }
     for label, body in variants.items():
         assert _lint(member_template.to_json(body)) == [], label
