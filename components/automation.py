@@ -9,7 +9,18 @@ into another account.
 import pulumi
 import pulumi_aws as aws
 
-from . import config, dashboard, managed_by, organization, packaging, permissions, regional, role, sensors, trail
+from . import (
+    config,
+    dashboard,
+    managed_by,
+    organization,
+    packaging,
+    permissions,
+    regional,
+    role,
+    sensors,
+    trail,
+)
 from . import filter as mirror_filter
 from .args import TrafficMirrorAutomationArgs
 

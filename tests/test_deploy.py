@@ -35,7 +35,7 @@ BUCKET_TYPES = frozenset(
 
 
 def deploy(args: dict[str, Any]) -> Run:
-    return run_program(lambda: TrafficMirrorAutomation("mirror", {"regions": ["us-east-1"], **args}))  # type: ignore[typeddict-item]
+    return run_program(lambda: TrafficMirrorAutomation("mirror", {"regions": ["us-east-1"], **args}))
 
 
 # --- pulumi destroy and the trail's bucket --------------------------------------------------------------

@@ -192,7 +192,7 @@ def checks(run: Run) -> Iterator[tuple[str, str, str | None]]:
 
 
 def deploy(args: dict[str, Any]) -> Run:
-    return run_program(lambda: TrafficMirrorAutomation("mirror", args))  # type: ignore[arg-type]
+    return run_program(lambda: TrafficMirrorAutomation("mirror", args))
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ READ_VERBS = ("Describe", "Get", "List")
 
 def deploy(args: dict[str, Any]) -> Run:
     def build() -> TrafficMirrorAutomation:
-        component = TrafficMirrorAutomation("mirror", {"regions": REGIONS, **args})  # type: ignore[typeddict-item]
+        component = TrafficMirrorAutomation("mirror", {"regions": REGIONS, **args})
         pulumi.export("read_only_role_name", component.read_only_role_name)
         return component
 
