@@ -6,6 +6,7 @@ retained unless the user asks for force-destroy.
 """
 
 import json
+import runpy
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
@@ -82,6 +83,28 @@ def test_example_stack_file_parses_and_its_keys_are_the_components(uncomment: bo
     assert options.settings.dry_run is True, "the first deploy changes nothing"
     if uncomment:
         assert len(ours) > 10 and options.settings.scope == "tagged" and options.deployment.force_destroy_trail_bucket
+
+
+def _main(config: dict[str, Any], aws_config: dict[str, Any]) -> Run:
+    return run_program(lambda: runpy.run_path(str(REPO / "__main__.py")), config=config, aws_config=aws_config)
+
+
+def test_the_shipped_program_deploys_the_example_as_a_dry_run() -> None:
+    config = _example(uncomment=False)
+    ours = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith(f"{PROJECT}:")}
+    aws = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("aws:")}
+    program = _main(ours, aws)
+    (function,) = program.of_type("aws:lambda/function:Function")
+    assert function.inputs["environment"]["variables"]["MIRROR_DRY_RUN"] == "true"
+    assert set(program.exports["functionArns"]) == {"us-east-1"}
+
+
+def test_the_shipped_program_exports_the_read_only_role_with_operators() -> None:
+    config = {"regions": ["us-east-1"], "organizationUnits": ["ou-ab12-11111111"], "shareTaggedTargets": False}
+    plain = _main(config, {"region": "us-east-1"})
+    assert "readOnlyRoleName" not in plain.exports
+    operators = _main({**config, "operatorPrincipalArns": ["arn:aws:iam::123456789012:role/ops"]}, {"region": "us-east-1"})
+    assert operators.exports["readOnlyRoleName"] == "traffic-mirror-automation-member-read-only"
 
 
 # --- the version ------------------------------------------------------------------------------------------
