@@ -9,18 +9,7 @@ into another account.
 import pulumi
 import pulumi_aws as aws
 
-from . import (
-    config,
-    dashboard,
-    managed_by,
-    organization,
-    packaging,
-    permissions,
-    regional,
-    role,
-    sensors,
-    trail,
-)
+from . import config, dashboard, managed_by, organization, packaging, regional, role, sensors, trail
 from . import filter as mirror_filter
 from .args import TrafficMirrorAutomationArgs
 
@@ -102,9 +91,7 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
             )
             self.resource_share_arns = organization.create_shares(name, options, org, partition, parent=self)
             self.member_role_name = pulumi.Output.from_input(options.settings.member_role_name)
-            if options.deployment.operator_principal_arns:
-                read_only = permissions.read_only_role_name(options.settings.member_role_name)
-                self.read_only_role_name = pulumi.Output.from_input(read_only)
+            self.read_only_role_name = pulumi.Output.from_input(organization.read_only_role(options))
 
         plumbing = {
             region: regional.create_plumbing(

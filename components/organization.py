@@ -111,6 +111,13 @@ def hub_policy(partition: str, member_role_name: str, organization_id: str, list
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def read_only_role(options: Options) -> str | None:
+    """The read-only operator role's name in member accounts; None when no operator is listed."""
+    if not options.deployment.operator_principal_arns:
+        return None
+    return permissions.read_only_role_name(options.settings.member_role_name)
+
+
 def unit_principal(unit: str, organization_id: str, organization_arn: str, management_account: str, partition: str) -> str:
     """A RAM principal: the organization's ARN for the root, the OU's ARN for an OU."""
     if unit.startswith("r-"):
