@@ -33,6 +33,9 @@ class Run:
     member: str | None = None
     """The account this run reads through the member role (None: the credentials' own)."""
     timeout: float = DEFAULT_TIMEOUT
+    deployed: Settings | None = None
+    """The function's own settings (its MIRROR_* variables, before the flags): what `plan` compares
+    a `--sources` beyond the deployment's with (None: the same as `settings`)."""
 
     def context(self, settings: Settings | None = None) -> Context:
         """The handler's view of this run: one place (region, endpoint), its settings, our container."""

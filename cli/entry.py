@@ -298,7 +298,8 @@ def main(
             account = aws.account_id(session, region, args.endpoint_url, cfg)
         now = datetime.now(UTC)
         run = Run(console, err, region, args.endpoint_url, settings, account, now, activity, container)
-        run = dataclasses.replace(run, timeout=timeout)
+        deployed = settings_from(argparse.Namespace())  # the variables alone: what the function runs
+        run = dataclasses.replace(run, timeout=timeout, deployed=deployed)
         if args.account and args.accounts:
             return _fail(err, "give --account or --accounts, not both", exits.USAGE)
         asked = args.account or args.accounts

@@ -3,7 +3,9 @@
 Each entry names the event, the EventBridge rule that subscribes to it (the component and the
 member template build their rules from `rules(settings)`, so they match exactly what is parsed
 here), when it is subscribed, and how its record becomes a `Change`. Adding an event type is one
-entry and its parser below (and, if it needs new reads, the reconcile step that uses them).
+entry and its parser below (and, if it needs new reads, the reconcile step that uses them): e.g.
+CreateNetworkInterface, subscribed only when MIRROR_SOURCES selects a service's ENIs, and matched
+only when a service made the call (`match`).
 
 Parsing is pure: no AWS calls, no exceptions on bad input. Real CloudTrail records vary (see
 tests/events): `tagSet` missing, `{}`, `{"items": []}` or `""`; failed and dry-run calls carry
@@ -17,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import kinds
 from .model import MEMBER_SESSION_NAME, Source
 from .settings import Settings
 
@@ -34,6 +37,9 @@ _ACCOUNT = re.compile(r"^\d{12}$")
 CLOUDTRAIL = "AWS API Call via CloudTrail"
 STATE_CHANGE = "EC2 Instance State-change Notification"
 SCHEDULED = "Scheduled Event"
+SERVICE_CALLER = ".amazonaws.com"
+"""How CloudTrail names an AWS service that made a call on the account's behalf (`sourceIPAddress`,
+`invokedBy`: `elasticloadbalancing.amazonaws.com`, `rds.amazonaws.com`, ...)."""
 EC2_SOURCE = "aws.ec2"
 """EventBridge's `source` for CloudTrail records of EC2 calls and EC2's state changes."""
 SCHEDULE_SOURCE = "aws.events"
@@ -305,6 +311,30 @@ def _session_deleted(call: Call) -> Change | Skip:
     return Change("sweep", call.name, call.event_id, call.region)
 
 
+def _by_service(record: Mapping[str, Any]) -> bool:
+    """The call was made by an AWS service (its service-linked role), not by a person or a program."""
+    identity = record.get("userIdentity")
+    invoked = _str(identity.get("invokedBy")) if isinstance(identity, Mapping) else ""
+    return _str(record.get("sourceIPAddress")).endswith(SERVICE_CALLER) or invoked.endswith(SERVICE_CALLER)
+
+
+def _service_eni_created(call: Call) -> Change | Skip:
+    # A load balancer's new node or a database's ENI: EC2's own description of it (read by id)
+    # says whose it is; MIRROR_SOURCES says whether that kind is mirrored.
+    name, event_id = call.name, call.event_id
+    if not kinds.with_services(call.settings.kinds):
+        return Skip("ignored", f"{name}: MIRROR_SOURCES={call.settings.sources} mirrors no service's ENIs", name, event_id)
+    response = call.record.get("responseElements")
+    eni = response.get("networkInterface") if isinstance(response, Mapping) else None
+    eni_id = _str(eni.get("networkInterfaceId")) if isinstance(eni, Mapping) else ""
+    if not _ENI_ID.match(eni_id):
+        return Skip("rejected", f"{name}: no valid ENI id in responseElements ({eni_id!r})", name, event_id)
+    if not _by_service(call.record) or (isinstance(eni, Mapping) and eni.get("requesterManaged") is False):
+        why = f"{name} not made by an AWS service: the ENI is mirrored once attached to an instance"
+        return Skip("ignored", why, name, event_id)
+    return Change("enis", name, event_id, call.region, eni_ids=(eni_id,))
+
+
 def _terminated(call: Call) -> Change | Skip:
     # AWS deletes an ENI's sessions together with the ENI: nothing to do.
     return Skip("ignored", "TerminateInstances: AWS deletes the sessions with the ENIs", call.name, call.event_id)
@@ -348,6 +378,14 @@ def _releasing(settings: Settings) -> bool:
     return settings.release_on_stop
 
 
+def _services(settings: Settings) -> bool:
+    return kinds.with_services(settings.kinds)
+
+
+def _made_by_a_service(_: Settings) -> Mapping[str, Any]:
+    return {"sourceIPAddress": [{"suffix": SERVICE_CALLER}]}
+
+
 @dataclass(frozen=True)
 class ApiCall:
     """One CloudTrail event the handler understands."""
@@ -360,6 +398,8 @@ class ApiCall:
     service: str = "ec2"
     """The calling service: the record's eventSource is `<service>.amazonaws.com`, EventBridge's
     source `aws.<service>`."""
+    match: Callable[[Settings], Mapping[str, Any]] | None = None
+    """What else the record must show for the rule to deliver it (pattern fields under `detail`)."""
 
     @property
     def source(self) -> str:
@@ -373,6 +413,7 @@ API_CALLS: tuple[ApiCall, ...] = (
     ApiCall("DeleteTrafficMirrorSession", _session_deleted),
     ApiCall("StopInstances", _stop_instances, subscribed=_releasing),
     ApiCall("DetachNetworkInterface", _detach, subscribed=_releasing),
+    ApiCall("CreateNetworkInterface", _service_eni_created, subscribed=_services, match=_made_by_a_service),
     ApiCall("CreateTags", _tags_changed, rule=TAG_RULE),
     ApiCall("DeleteTags", _tags_changed, rule=TAG_RULE),
     ApiCall("TerminateInstances", _terminated, rule=None),
@@ -386,14 +427,19 @@ def _states(settings: Settings) -> list[str]:
     return ["running", *(["stopped"] if settings.release_on_stop else [])]
 
 
-def _cloudtrail_pattern(calls: list[ApiCall], **detail: Any) -> dict[str, Any]:
+def _cloudtrail_pattern(calls: list[ApiCall], settings: Settings, **detail: Any) -> dict[str, Any]:
+    """The calls' pattern; a call with a `match` gets its own branch of an `$or` (the others share one)."""
+    plain = [c.name for c in calls if c.match is None]
+    branches = [{"eventName": [c.name], **c.match(settings)} for c in calls if c.match is not None]
+    either = {"$or": [*([{"eventName": plain}] if plain else []), *branches]}
     return {
         "source": sorted({c.source for c in calls}),
         "detail-type": [CLOUDTRAIL],
         "detail": {
             "eventSource": sorted({f"{c.service}.amazonaws.com" for c in calls}),
-            "eventName": [c.name for c in calls],
+            **({} if branches else {"eventName": plain}),
             "errorCode": [{"exists": False}],
+            **(either if branches else {}),
             **detail,
         },
     }
@@ -411,7 +457,7 @@ def rules(settings: Settings) -> dict[str, dict[str, Any]]:
         if not calls:
             continue
         detail = {"requestParameters": {"tagSet": {"items": {"key": [settings.tag_key]}}}} if rule == TAG_RULE else {}
-        found[rule] = _cloudtrail_pattern(calls, **detail)
+        found[rule] = _cloudtrail_pattern(calls, settings, **detail)
     found[STATE_RULE] = {"source": [EC2_SOURCE], "detail-type": [STATE_CHANGE], "detail": {"state": _states(settings)}}
     return found
 
