@@ -443,8 +443,9 @@ def application_load_balancer(
     """A real (moto) Application Load Balancer over the account's subnets, with its tags, and its
     nodes' ENIs (`per_az` in each subnet). Returns its ARN and the ENI ids."""
     spec = [{"Key": k, "Value": v} for k, v in (tags or {}).items()]
+    tagged: dict[str, Any] = {"Tags": spec} if spec else {}
     lb = elbv2.create_load_balancer(
-        Name=name, Subnets=list(account.subnets.values()), Type="application", Tags=spec
+        Name=name, Subnets=list(account.subnets.values()), Type="application", **tagged
     )["LoadBalancers"][0]
     arn = str(lb["LoadBalancerArn"])
     _, lb_name, lb_id = arn.split(":loadbalancer/")[1].split("/")
@@ -461,10 +462,11 @@ def classic_load_balancer(
 ) -> list[str]:
     """A real (moto) Classic Load Balancer over the account's subnets, with its tags, and one node's
     ENI in each subnet. Returns the ENI ids."""
+    spec = [{"Key": k, "Value": v} for k, v in (tags or {}).items()]
     elb.create_load_balancer(
         LoadBalancerName=name,
         Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}],
         Subnets=list(account.subnets.values()),
-        Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+        **({"Tags": spec} if spec else {}),
     )
     return [service_eni(ec2, subnet, "clb", name) for subnet in account.subnets.values()]
