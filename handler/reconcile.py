@@ -312,12 +312,12 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
     selected = {s.eni_id: s for s in (services_f.result() if services_f else [])}
     for eni in services_named:
         eni_id = eni["NetworkInterfaceId"]
-        source = selected.get(eni_id)
-        if source is None:
+        chosen = selected.get(eni_id)
+        if chosen is None:
             extra.append(_skip(eni_id, "", f"not a source (MIRROR_SOURCES={ctx.settings.sources})"))
             continue
         owners.setdefault(eni_id, set()).update(by_eni[eni_id])
-        sources.append(dataclasses.replace(source, trigger=trigger[eni_id]))
+        sources.append(dataclasses.replace(chosen, trigger=trigger[eni_id]))
 
     sessions = [
         *(sessions_f.result() if sessions_f else []),

@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import botocore.session
 import pytest
+from botocore.model import StringShape
 from moto.ec2.models.traffic_mirrors import TrafficMirrorsBackend
 from traffic_mirror.handler import app, coverage, events, inventory, kinds, planner, reconcile
 from traffic_mirror.handler.apply import apply_all
@@ -79,7 +80,7 @@ def test_a_services_eni_is_recognised_from_the_eni_itself() -> None:
     for description in ("ELB net/internal-nlb/abc123", "ELB gwy/inspection/def456"):
         assert kinds.recognise(eni_as_aws_shows_it(description)) == kinds.ServiceEni(kinds.OTHER, None)
     # The description alone is not enough: the requester must be the service's.
-    assert kinds.recognise(eni_as_aws_shows_it("ELB app/x/1", "123456789012")).kind == kinds.OTHER  # type: ignore[union-attr]
+    assert kinds.recognise(eni_as_aws_shows_it("ELB app/x/1", "123456789012")) == kinds.ServiceEni(kinds.OTHER, None)
     # Not a service's: an ENI someone made, or any ENI attached to an instance (the instance's path).
     assert kinds.recognise({**eni_as_aws_shows_it("ELB app/x/1"), "RequesterManaged": False}) is None
     attached = eni_as_aws_shows_it("ELB app/x/1", Attachment={"InstanceId": "i-0123456789abcdef0"})
@@ -257,8 +258,9 @@ def test_a_sweep_mirrors_alb_clb_and_rds_enis_to_the_sensor_of_their_zone(world:
 
 
 def test_every_interface_type_but_interface_is_never_a_source_even_with_all(world: World) -> None:
-    model = botocore.session.get_session().get_service_model("ec2")
-    others = [t for t in model.shape_for("NetworkInterfaceType").enum if t != "interface"]
+    types = botocore.session.get_session().get_service_model("ec2").shape_for("NetworkInterfaceType")
+    assert isinstance(types, StringShape)
+    others = [t for t in types.enum if t != "interface"]
     subnet = world.account.subnets[f"{REGION}a"]
     never = [
         sandbox.service_eni(world.ec2, subnet, "nlb", "internal", "abc123"),

@@ -411,7 +411,9 @@ def service_eni(
     backend = ec2_backends[found["OwnerId"]][ec2.meta.region_name]
     description = shape.description.format(name=name, id=resource_id)
     with _lock:
-        eni = _ServiceNetworkInterface(backend, subnet, [], description=description, tags=dict(tags or {}))
+        eni = _ServiceNetworkInterface(  # type: ignore[abstract]  # moto's abstract CloudFormation hooks
+            backend, subnet, [], description=description, tags=dict(tags or {})
+        )
         eni.requester_managed = True
         eni.requester_id = shape.requester
         eni.service_owner = shape.requester
