@@ -7,6 +7,7 @@ tags are read as on AWS.
 """
 
 import copy
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ import botocore.session
 import pytest
 from botocore.model import StringShape
 from moto.ec2.models.traffic_mirrors import TrafficMirrorsBackend
+from rich.console import Console
+from traffic_mirror.cli import main
 from traffic_mirror.handler import app, coverage, events, inventory, kinds, planner, reconcile
 from traffic_mirror.handler.apply import apply_all
 from traffic_mirror.handler.clients import Place
@@ -367,3 +370,48 @@ def test_awss_refusal_of_a_services_eni_is_final_for_that_eni(world: World, refu
     assert counter.snapshot()["CreateTrafficMirrorSession"] == 0  # not tried again in this container
     assert next(d for d in decisions if d.eni_id == refusing).out_of_scope == planner.UNSUPPORTED
     assert len(world.sessions(world.alb[1])) == 1  # the other node of the same ALB is mirrored
+
+
+# --- the operator CLI ---------------------------------------------------------------------------
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        list(argv),
+        console=Console(file=out, width=220, color_system=None),
+        err_console=Console(file=err, width=220, color_system=None),
+    )
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_plan_and_coverage_show_each_sources_kind_and_what_enabling_the_others_would_cost(endpoint: str) -> None:
+    clients = {name: boto3.client(name, region_name=REGION, endpoint_url=endpoint) for name in ("ec2", "elbv2")}
+    ec2 = clients["ec2"]
+    account = sandbox.build_account(ec2, ami=sandbox.moto_ami())
+    sandbox.launch(ec2, account, account.subnets[f"{REGION}a"], tags={"Name": "web-1"})
+    _, alb = sandbox.application_load_balancer(clients["elbv2"], ec2, account, "shop")
+    rds = sandbox.service_eni(ec2, account.subnets[f"{REGION}b"], "rds")
+    where = ("--region", REGION, "--endpoint-url", endpoint)
+
+    code, today, _ = cli("plan", *where)  # the deployment's own MIRROR_SOURCES (unset: instances)
+    assert code == 0 and "Enabling" not in today and "by kind" not in today
+    assert alb[0] not in today and rds not in today
+
+    code, out, _ = cli("plan", "--sources", "all", *where)
+    assert code == 0
+    assert f"alb app/shop/" in out and "load-balancers, vpc-" in out and "databases, vpc-" in out
+    assert "In scope by kind: 1 instances, 2 load-balancers, 1 databases." in out
+    added = "Enabling load-balancers, databases (this deployment's MIRROR_SOURCES=instances) would add"
+    assert f"{added} 3 mirrored ENIs: $32.85 per month (3 session(s) x 730 h x $0.015/h)." in out
+
+    code, text, _ = cli("coverage", "--sources", "all", *where)
+    assert "By Kind" in text and "load-balancers" in text
+    code, raw, _ = cli("coverage", "--format", "json", "--sources", "all", *where)
+    report = json.loads(raw)
+    assert [(g["kind"], g["in_scope"], g["mirrored"]) for g in report["by_kind"]] == [
+        ("instances", 1, 0), ("load-balancers", 2, 0), ("databases", 1, 0)
+    ]  # fmt: skip
+    kinds_of = {u["eni"]: (u["kind"], u["name"]) for u in report["unmirrored"]}
+    assert kinds_of[rds] == ("databases", "rds")
+    assert kinds_of[alb[0]][0] == "load-balancers" and kinds_of[alb[0]][1].startswith("alb app/shop/")
