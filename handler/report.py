@@ -105,6 +105,8 @@ def decision(result: Result, region: str, event_name: str, account: str = "") ->
         "event": event_name,
         "eni": d.eni_id or None,
         "instance": d.instance_id or None,
+        "kind": d.kind if d.kind != "instances" else None,  # a service's ENI: what it belongs to
+        "resource": d.resource or None,
         "outcome": result.status,
         "reason": result.reason,
         "target": d.target_id,
