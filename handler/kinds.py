@@ -118,3 +118,18 @@ def alb_arn(partition: str, region: str, account: str, name: str, resource_id: s
     """An Application Load Balancer's ARN from its ENI's description (`ELB app/<name>/<id>` is the
     ARN's resource part, as AWS's own tools read it)."""
     return f"arn:{partition}:elasticloadbalancing:{region}:{account}:loadbalancer/app/{name}/{resource_id}"
+
+
+_ALB_ARN = re.compile(r"^arn:[\w-]+:elasticloadbalancing:[\w-]+:\d{12}:loadbalancer/app/([^/]+)/([^/]+)$")
+_CLB_NAME = re.compile(r"^[A-Za-z0-9-]{1,32}$")
+
+
+def alb_description(arn: str) -> str | None:
+    """The description of an Application Load Balancer's ENIs (None: not an ALB's ARN)."""
+    found = _ALB_ARN.match(arn)
+    return f"ELB app/{found[1]}/{found[2]}" if found else None
+
+
+def clb_description(name: str) -> str | None:
+    """The description of a Classic Load Balancer's ENIs (None: not such a name)."""
+    return f"ELB {name}" if _CLB_NAME.match(name) else None

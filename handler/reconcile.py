@@ -228,6 +228,7 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
     launch: list[Source] = []
     by_instance: dict[str, set[int]] = {}
     by_eni: dict[str, set[int]] = {}
+    by_description: dict[str, set[int]] = {}
     release_idx = {i for i, c in enumerate(batch) if c.kind == "release-instances"}
     trigger: dict[str, str] = {}
     for index, change in enumerate(batch):
@@ -240,6 +241,9 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
         for eni_id in change.eni_ids:
             by_eni.setdefault(eni_id, set()).add(index)
             trigger.setdefault(eni_id, change.event_id)
+        for description in change.eni_descriptions:
+            by_description.setdefault(description, set()).add(index)
+            trigger.setdefault(description, change.event_id)
 
     keys = [ctx.settings.tag_key, "Name"]
     known_enis = sorted({s.eni_id for s in launch} | set(by_eni))
@@ -254,8 +258,17 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
         inv.submit(ctx, inv.describe_enis, "attachment.instance-id", sorted(by_instance)) if by_instance else None
     )
     named_enis_f = inv.submit(ctx, inv.describe_enis, "network-interface-id", sorted(by_eni)) if by_eni else None
+    # A load balancer's nodes (its tags changed), by their description.
+    described_f = inv.submit(ctx, inv.describe_enis, "description", sorted(by_description)) if by_description else None
 
     named_enis: list[dict[str, Any]] = named_enis_f.result() if named_enis_f else []
+    for eni in described_f.result() if described_f else []:
+        eni_id, description = eni["NetworkInterfaceId"], eni.get("Description", "")
+        if eni_id in by_eni or description not in by_description:
+            continue
+        by_eni[eni_id] = set(by_description[description])
+        trigger.setdefault(eni_id, trigger[description])
+        named_enis.append(eni)
     their_enis: list[dict[str, Any]] = their_enis_f.result() if their_enis_f else []
     instances = {i["InstanceId"]: i for i in (instances_f.result() if instances_f else [])}
     extra: list[Decision] = []
@@ -276,7 +289,7 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
     # Round 2 (only when events named ENIs or instances): their instances, and their sessions.
     more_instances = sorted(set(attached_to.values()) - set(instances))
     more_f = inv.submit(ctx, inv.describe_instances, more_instances) if more_instances else None
-    instance_enis = sorted({e["NetworkInterfaceId"] for e in their_enis} - set(known_enis))
+    instance_enis = sorted(({e["NetworkInterfaceId"] for e in their_enis} | set(by_eni)) - set(known_enis))
     more_sessions_f = inv.submit(ctx, inv.sessions_for, instance_enis) if instance_enis else None
     services_f = inv.submit(ctx, inv.service_sources, services_named, "") if services_named else None
     for instance in more_f.result() if more_f else []:

@@ -415,3 +415,52 @@ def test_plan_and_coverage_show_each_sources_kind_and_what_enabling_the_others_w
     kinds_of = {u["eni"]: (u["kind"], u["name"]) for u in report["unmirrored"]}
     assert kinds_of[rds] == ("databases", "rds")
     assert kinds_of[alb[0]][0] == "load-balancers" and kinds_of[alb[0]][1].startswith("alb app/shop/")
+
+
+def load_balancer_tag_event(name: str, request: dict[str, Any], event_id: str) -> dict[str, Any]:
+    """An elbv2 or classic elb AddTags/RemoveTags as CloudTrail records it, as EventBridge delivers it."""
+    record = {
+        "eventVersion": "1.08",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/alice", "accountId": "123456789012"},
+        "eventTime": "2026-11-27T12:00:00Z",
+        "eventSource": "elasticloadbalancing.amazonaws.com",
+        "eventName": name,
+        "awsRegion": REGION,
+        "sourceIPAddress": "198.51.100.7",
+        "requestParameters": request,
+        "responseElements": None,
+        "eventID": event_id,
+        "eventType": "AwsApiCall",
+        "recipientAccountId": "123456789012",
+    }
+    return {**wrap(record), "source": "aws.elasticloadbalancing"}
+
+
+def test_a_load_balancers_tag_change_replans_its_nodes_at_once(world: World) -> None:
+    sweep(ALL)
+    elbv2, elb = boto3.client("elbv2", region_name=REGION), boto3.client("elb", region_name=REGION)
+    off = [{"Key": "Mirror", "Value": "false"}]
+    elbv2.add_tags(ResourceArns=[world.alb_arn], Tags=off)
+    added = {"resourceArns": [world.alb_arn], "tags": [{"key": "Mirror", "value": "false"}]}
+    assert app.handle(load_balancer_tag_event("AddTags", added, "alb-off"), settings=ALL)["counts"]["Deleted"] == 2
+    assert all(world.sessions(e) == [] for e in world.alb)
+    elbv2.remove_tags(ResourceArns=[world.alb_arn], TagKeys=["Mirror"])
+    removed = {"resourceArns": [world.alb_arn], "tagKeys": ["Mirror"]}
+    assert app.handle(load_balancer_tag_event("RemoveTags", removed, "alb-on"), settings=ALL)["counts"]["Created"] == 2
+    # A Classic Load Balancer's, by name; a tag that is not ours changes nothing.
+    elb.add_tags(LoadBalancerNames=["legacy"], Tags=off)
+    classic = {"loadBalancerNames": ["legacy"], "tags": [{"key": "Mirror", "value": "false"}]}
+    assert app.handle(load_balancer_tag_event("AddTags", classic, "clb-off"), settings=ALL)["counts"]["Deleted"] == 2
+    other = {"loadBalancerNames": ["legacy"], "tags": [{"key": "Team", "value": "a"}]}
+    assert app.handle(load_balancer_tag_event("AddTags", other, "clb-team"), settings=ALL)["counts"]["Ignored"] == 1
+    # Without load balancers in MIRROR_SOURCES, the rule does not even match the call.
+    assert "AddTags" not in json.dumps(events.rules(Settings(sources="instances,databases")))
+    tag_rule = events.rules(ALL)["tag-changes"]
+    assert tag_rule["source"] == ["aws.ec2", "aws.elasticloadbalancing"]
+    assert [b["eventName"] for b in tag_rule["detail"]["$or"]] == [["CreateTags", "DeleteTags"], ["AddTags"], ["RemoveTags"]]
+    assert events.rules(Settings())["tag-changes"]["detail"] == {  # as before MIRROR_SOURCES existed
+        "eventSource": ["ec2.amazonaws.com"],
+        "eventName": ["CreateTags", "DeleteTags"],
+        "errorCode": [{"exists": False}],
+        "requestParameters": {"tagSet": {"items": {"key": ["Mirror"]}}},
+    }
