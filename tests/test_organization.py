@@ -18,7 +18,12 @@ from traffic_mirror.handler import app
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
 from testsupport import sandbox
-from testsupport.event_builders import create_network_interface_record, load_record, run_instances_record, wrap
+from testsupport.event_builders import (
+    create_network_interface_record,
+    load_record,
+    run_instances_record,
+    wrap,
+)
 
 pytestmark = pytest.mark.moto
 

@@ -400,7 +400,7 @@ def test_plan_and_coverage_show_each_sources_kind_and_what_enabling_the_others_w
 
     code, out, _ = cli("plan", "--sources", "all", *where)
     assert code == 0
-    assert f"alb app/shop/" in out and "load-balancers, vpc-" in out and "databases, vpc-" in out
+    assert "alb app/shop/" in out and "load-balancers, vpc-" in out and "databases, vpc-" in out
     assert "In scope by kind: 1 instances, 2 load-balancers, 1 databases." in out
     added = "Enabling load-balancers, databases (this deployment's MIRROR_SOURCES=instances) would add"
     assert f"{added} 3 mirrored ENIs: $32.85 per month (3 session(s) x 730 h x $0.015/h)." in out
