@@ -194,8 +194,10 @@ class Clients:
             return found
         # AssumeRole goes where every other call of this place goes (an endpoint such as the
         # playground's, or AWS_ENDPOINT_URL through botocore when None), with this container's
-        # retries and timeouts: botocore's fetcher would otherwise make a default STS client.
-        sts_options: dict[str, Any] = {"config": self.config}
+        # retries and timeouts, in the credentials' region or else the place's: botocore's
+        # fetcher would otherwise make a default STS client (AWS's, with no region at all when
+        # only AWS_REGION is set, as for the CLI).
+        sts_options: dict[str, Any] = {"config": self.config, "region_name": base.region_name or place.region}
         if place.endpoint:
             sts_options["endpoint_url"] = place.endpoint
         fetcher = AssumeRoleCredentialFetcher(
