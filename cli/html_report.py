@@ -41,13 +41,14 @@ LABELS = {
     "vpc": "VPC",
     "eni": "ENI",
     "enis": "ENIs",
+    "mirrored_enis": "Mirrored ENIs",
     "monthly_usd": "Monthly (USD)",
     "session_hour_usd": "Per session-hour (USD)",
     "cross_az_enis": "Cross-AZ ENIs",
     "cross_az_gb_usd": "Cross-AZ per GB (USD)",
 }
 # The chart: one bar per (account, AZ), the mirrored share of its in-scope ENIs.
-LABEL_WIDTH, BAR_WIDTH, FIGURE_WIDTH, ROW_HEIGHT = 260, 340, 150, 26
+LABEL_WIDTH, BAR_WIDTH, FIGURE_WIDTH, ROW_HEIGHT = 300, 340, 150, 26
 COLOURS = {"ok": "#2e7d32", "warn": "#f9a825", "bad": "#c62828", "track": "#e6e6e6"}
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d1d1f;
@@ -59,7 +60,8 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.15rem; margin-
 .bad { color: #c62828; } .none { color: #999; }
 table { border-collapse: collapse; margin: .5rem 0; } th, td { border: 1px solid #ddd;
   padding: .25rem .5rem; text-align: left; vertical-align: top; } th { background: #f5f5f5; }
-td.number { text-align: right; font-variant-numeric: tabular-nums; } table table { margin: 0; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; } td.id { white-space: nowrap; }
+table table { margin: 0; }
 svg text { font: 12px system-ui, sans-serif; fill: #1d1d1f; }
 footer { margin-top: 2rem; color: #777; font-size: .85rem; }
 @media print { body { margin: 0; } h2 { break-after: avoid; } tr { break-inside: avoid; } }
@@ -107,21 +109,20 @@ def columns_of(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     return list(seen)
 
 
+def cell(value: Any) -> str:
+    """A table cell: numbers aligned right; ids (no space) kept on one line."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f'<td class="number">{value_html(value)}</td>'
+    if isinstance(value, str) and " " not in value:
+        return f'<td class="id">{value_html(value)}</td>'
+    return f"<td>{value_html(value)}</td>"
+
+
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, id_: str = "") -> str:
     """Rows of objects as a table; each header carries its JSON key (`data-key`)."""
     keys = list(columns) if columns is not None else columns_of(rows)
     head = "".join(f'<th data-key="{esc(k)}">{esc(label(k))}</th>' for k in keys)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="number">{value_html(row.get(k))}</td>'
-            if isinstance(row.get(k), (int, float)) and not isinstance(row.get(k), bool)
-            else f"<td>{value_html(row.get(k))}</td>"
-            for k in keys
-        )
-        + "</tr>"
-        for row in rows
-    )
+    body = "".join("<tr>" + "".join(cell(row.get(k)) for k in keys) + "</tr>" for row in rows)
     ident = f' id="{esc(id_)}"' if id_ else ""
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -227,7 +228,8 @@ def page(document: Mapping[str, Any]) -> str:
         total = document.get("total") or {}
         in_scope, mirrored = int(total.get("in_scope", 0)), int(total.get("mirrored", 0))
         percent = float(total.get("coverage_percent", 100.0))
-        who = f"{len(accounts)} account(s)"
+        failed_count = len(document.get("failed_accounts") or [])
+        who = f"{len(accounts)} account(s)" + (f" ({failed_count} more not read: see below)" if failed_count else "")
         totals = pairs_table(total, "totals-table")
     else:
         in_scope, mirrored = int(document.get("in_scope", 0)), int(document.get("mirrored", 0))
@@ -254,7 +256,10 @@ def page(document: Mapping[str, Any]) -> str:
         if rows:
             sections.append(section(slug(key), title, table(rows)))
     unmirrored = with_account(accounts, "unmirrored", several)
-    body = table(unmirrored) if unmirrored else '<p class="ok">Every in-scope ENI is mirrored.</p>'
+    if unmirrored:
+        body = table(unmirrored)
+    else:
+        body = f'<p class="ok">{"Every in-scope ENI is mirrored." if in_scope else "Nothing in scope."}</p>'
     sections.append(section("unmirrored", f"In scope but not mirrored ({len(unmirrored)})", body))
     for key, title in (("out_of_scope", "Out of scope (not counted)"), ("cost", "Estimated cost")):
         present = [doc for doc in accounts if doc.get(key)]

@@ -209,10 +209,13 @@ def test_every_command_prints_its_documented_json(endpoint: str, ec2: Any, workl
     assert {s["out_of_scope"] for s in dry["skipped"]} >= {"sensor", "opted-out", "unsupported-type"}
 
     sandbox.launch(ec2, workloads, workloads.subnets[f"{REGION}a"], "m8i-flex.large", {"Name": "new-1"})
-    code, out, _ = run("sweep", "--apply", "--format", "json", *common(endpoint))
+    many = sweep_cmd.PROGRESS_THRESHOLD  # enough writes for a progress bar: on stderr, not in the JSON
+    sandbox.launch(ec2, workloads, workloads.subnets[f"{REGION}a"], "m5.large", count=many)
+    code, out, err = run("sweep", "--apply", "--format", "json", *common(endpoint))
     assert code == exits.FAILED_WRITES
+    assert f"{many + 4}/{many + 4}" in err
     applied = json.loads(out)
-    assert (applied["dry_run"], applied["counts"]["created"], applied["counts"]["failed"]) == (False, 3, 1)
+    assert (applied["dry_run"], applied["counts"]["created"], applied["counts"]["failed"]) == (False, many + 3, 1)
     created = {s for c in applied["changes"] if c["status"] == "created" for s in c["sessions"]}
     assert created == set(sessions(ec2))
     (failure,) = applied["failures"]
