@@ -7,8 +7,6 @@ names the closest one. Shell completion is argcomplete's (`eval "$(register-pyth
 traffic-mirror)"`): it runs only when the shell asks (`_ARGCOMPLETE` set).
 """
 
-# PYTHON_ARGCOMPLETE_OK
-
 import argparse
 import dataclasses
 import difflib
@@ -30,6 +28,8 @@ DISTRIBUTION = "traffic-mirror-automation"
 """The package whose metadata `--version` reports."""
 FORMATS = ("table", "json")
 """`--format` of every command (coverage adds `html`)."""
+COMPLETION = f'eval "$(register-python-argcomplete {PROG})"'
+"""The activation line of shell completion (argcomplete's; in ~/.bashrc or ~/.zshrc)."""
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
 """The default of `--endpoint-url` (botocore's own variable for every service)."""
 
@@ -265,7 +265,7 @@ def build_parser() -> Parser:
     parser = Parser(
         prog=PROG,
         description="Plan, check and reconcile automated VPC Traffic Mirroring.",
-        epilog=exits.epilog(),
+        epilog=f"{exits.epilog()}. Shell completion (bash, zsh): {COMPLETION}",
     )
     add_global_options(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
