@@ -1,19 +1,21 @@
 """`plan`: read-only; for every ENI, what the automation would do, why, and what it would cost."""
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rich.console import Console
 from traffic_mirror.handler import kinds
 from traffic_mirror.handler.model import Decision
 from traffic_mirror.handler.settings import Settings
 
-from . import exits, reasons, render
-from .aws import AWS_ERRORS
-from .context import Run
+from . import documents, reasons, render
+from .context import Run, for_each_account
 from .cost import HOURS_PER_MONTH, SESSION_HOUR_USD, estimate, will_be_mirrored
 from .read import Snapshot, read
 
+JSON_SCHEMA_VERSION = 1
+"""`plan --format json` (docs/cli-json.md)."""
 ACTION_STYLE = {"create": "green", "modify": "yellow", "delete": "red", "mirrored": "cyan", "skipped": "dim"}
 SUMMARY = (
     ("create", "to create"),
@@ -50,8 +52,15 @@ def sends_to(decision: Decision) -> str:
     return text + (f", session {kept}" if kept else "")
 
 
+def tally_line(decisions: Sequence[Decision]) -> str:
+    tally: Counter[str] = Counter(d.outcome for d in decisions)
+    parts = [f"{tally[k]} {label}" for k, label in SUMMARY if tally[k]]
+    return f"{len(decisions)} ENI(s): {', '.join(parts) or 'nothing'}. Nothing was written."
+
+
 def by_kind(decisions: Sequence[Decision]) -> str:
-    """`By kind: 12 instances, 4 load-balancers`, once services' ENIs are among the sources ("" before)."""
+    """`In scope by kind: 12 instances, 4 load-balancers.`, once services' ENIs are among the sources
+    ("" before: instances alone need no such line)."""
     counted: Counter[str] = Counter(d.kind for d in decisions if d.out_of_scope is None and d.eni_id)
     if set(counted) <= {kinds.INSTANCES}:
         return ""
@@ -59,15 +68,20 @@ def by_kind(decisions: Sequence[Decision]) -> str:
     return "In scope by kind: " + ", ".join(f"{counted[k]} {k}" for k in ordered) + "."
 
 
-def added_by_sources(snapshot: Snapshot, asked: Settings, deployed: Settings | None) -> str:
+def sources_added(snapshot: Snapshot, asked: Settings | None, deployed: Settings | None) -> tuple[list[str], list[Decision]]:
+    """The kinds `--sources` asks for beyond the deployment's MIRROR_SOURCES, and the ENIs they add."""
+    if asked is None or deployed is None:
+        return [], []
+    more = sorted(asked.kinds - deployed.kinds, key=kinds.KINDS.index)
+    return more, [d for d in snapshot.decisions if d.kind in more and will_be_mirrored(d)]
+
+
+def added_by_sources(snapshot: Snapshot, asked: Settings | None, deployed: Settings | None) -> str:
     """What `--sources` beyond the deployment's MIRROR_SOURCES would add, and its monthly cost ("" when
     it asks for nothing more)."""
-    if deployed is None:
+    more, added = sources_added(snapshot, asked, deployed)
+    if not more or deployed is None:
         return ""
-    more = sorted(asked.kinds - deployed.kinds, key=kinds.KINDS.index)
-    if not more:
-        return ""
-    added = [d for d in snapshot.decisions if d.kind in more and will_be_mirrored(d)]
     cost = estimate(added, snapshot.targets, snapshot.zone_ids)
     cross = f", plus cross-AZ data for {cost.cross_az} of them" if cost.cross_az else ""
     return (
@@ -82,14 +96,21 @@ def render_plan(
     run_stamp: str,
     region: str,
     snapshot: Snapshot,
+    quiet: bool = False,
     asked: Settings | None = None,
     deployed: Settings | None = None,
 ) -> None:
     """Every ENI as a record, then the tally (by kind, once services' ENIs are sources), the cost,
-    and what `--sources` beyond the deployment's would add."""
+    and what `--sources` beyond the deployment's would add (`quiet`: the summary lines only)."""
+    decisions: Sequence[Decision] = snapshot.decisions
+    cost = estimate(decisions, snapshot.targets, snapshot.zone_ids).sentence()
+    summary = [tally_line(decisions), by_kind(decisions), cost, added_by_sources(snapshot, asked, deployed)]
+    if quiet:
+        for line in filter(None, summary):
+            render.line(console, line)
+        return
     render.line(console, f"Plan for {region} (read-only)", style="bold")
     render.line(console, run_stamp, style="dim")
-    decisions: Sequence[Decision] = snapshot.decisions
     order = sorted(decisions, key=lambda d: (d.vpc_id, d.az, snapshot.name(d.instance_id), d.eni_id))
     for d in order:
         render.blank(console)
@@ -101,31 +122,68 @@ def render_plan(
             [where(d), sends_to(d), reasons.gist(d)],
         )
     render.blank(console)
+    for index, line in enumerate(summary):
+        if line:
+            render.line(console, line, style="bold" if index == len(summary) - 1 else "")
+
+
+def decision_json(decision: Decision, names: Mapping[str, str]) -> dict[str, Any]:
+    """One ENI of `plan --format json`: the planner's decision, with its stable identifiers."""
+    d = decision
+    return {
+        "eni": d.eni_id,
+        "instance": d.instance_id,
+        "name": names.get(d.instance_id, "") or d.resource,
+        "kind": d.kind,
+        "vpc": d.vpc_id,
+        "az": d.az,
+        "instance_type": d.instance_type,
+        "action": d.outcome,
+        "target": d.target_id,
+        "filter": d.filter_id,
+        "session": d.kept_session,
+        "session_number": d.session_number,
+        "tier": d.tier,
+        "out_of_scope": d.out_of_scope,
+        "problem": d.problem,
+        "reason": d.reason,
+        "writes": [
+            {"kind": a.kind, "session": a.session_id, "target": a.target_id, "filter": a.filter_id}
+            for a in d.actions
+        ],
+    }
+
+
+def plan_json(one: Run, snapshot: Snapshot) -> dict[str, Any]:
+    """`plan --format json` for one account (docs/cli-json.md, "plan")."""
+    decisions = sorted(snapshot.decisions, key=lambda d: (d.eni_id, d.instance_id))
     tally: Counter[str] = Counter(d.outcome for d in decisions)
-    parts = [f"{tally[k]} {label}" for k, label in SUMMARY if tally[k]]
-    render.line(console, f"{len(decisions)} ENI(s): {', '.join(parts) or 'nothing'}. Nothing was written.")
-    kinds_line = by_kind(decisions)
-    if kinds_line:
-        render.line(console, kinds_line)
-    render.line(console, estimate(decisions, snapshot.targets, snapshot.zone_ids).sentence())
-    added = added_by_sources(snapshot, asked, deployed) if asked is not None else ""
-    if added:
-        render.line(console, added, style="bold")
+    return {
+        **documents.head(JSON_SCHEMA_VERSION, one.account, one.region, one.generated_at),
+        "counts": {outcome: tally[outcome] for outcome, _ in SUMMARY},
+        "enis": [decision_json(d, snapshot.names) for d in decisions],
+        "cost": estimate(decisions, snapshot.targets, snapshot.zone_ids).to_json(),
+        **_sources_added_json(snapshot, one),
+    }
 
 
-def run(r: Run) -> int:
+def _sources_added_json(snapshot: Snapshot, one: Run) -> dict[str, Any]:
+    """`sources_added`, with `--sources` beyond the deployment's: the kinds, what they add, its cost."""
+    more, added = sources_added(snapshot, one.settings, one.deployed)
+    if not more:
+        return {}
+    cost = estimate(added, snapshot.targets, snapshot.zone_ids).to_json()
+    return {"sources_added": {"kinds": more, **cost}}
+
+
+def run(r: Run, output: str = "table") -> int:
     """One plan, or with --account/--accounts one section per account (a failed one: one line)."""
-    code = exits.OK
-    for index, one in enumerate(r.each()):
-        if r.several:
-            r.section(index, one.account)
-        try:
-            snapshot = read(one)
-        except AWS_ERRORS as error:
-            if not r.several:
-                raise
-            r.unreadable(one.account, error)
-            code = exits.CANNOT_RUN
-            continue
-        render_plan(r.console, one.stamp, r.region, snapshot, one.settings, one.deployed)
-    return code
+
+    def one_account(one: Run) -> tuple[int, dict[str, Any] | None]:
+        snapshot = read(one)
+        if output == "json":
+            return 0, plan_json(one, snapshot)
+        render_plan(r.console, one.stamp, r.region, snapshot, r.quiet, one.settings, one.deployed)
+        return 0, None
+
+    return for_each_account(r, output, one_account, JSON_SCHEMA_VERSION)

@@ -21,6 +21,7 @@ adaptive rate limiter: EC2 throttles per account and region, and a burst in one 
 not slow another.
 """
 
+import functools
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -145,7 +146,7 @@ class Clients:
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, Place], Any] = {}
         self._paginators: dict[tuple[Place, str], Any] = {}
-        self._sessions: dict[tuple[str, str], boto3.session.Session] = {}
+        self._sessions: dict[tuple[str, str, str | None], boto3.session.Session] = {}
         self._budgets: list[quota.RetryQuota] = []
         self._deadline: Callable[[], float] | None = None
         self.calls: Counter[str] = Counter()
@@ -186,13 +187,21 @@ class Clients:
             return base
         if not place.role:
             raise ValueError(f"account {place.account} needs a member role, and none is configured")
-        key = (place.account, place.role)
+        key = (place.account, place.role, place.endpoint)
         with self._lock:
             found = self._sessions.get(key)
         if found is not None:
             return found
+        # AssumeRole goes where every other call of this place goes (an endpoint such as the
+        # playground's, or AWS_ENDPOINT_URL through botocore when None), with this container's
+        # retries and timeouts, in the credentials' region or else the place's: botocore's
+        # fetcher would otherwise make a default STS client (AWS's, with no region at all when
+        # only AWS_REGION is set, as for the CLI).
+        sts_options: dict[str, Any] = {"config": self.config, "region_name": base.region_name or place.region}
+        if place.endpoint:
+            sts_options["endpoint_url"] = place.endpoint
         fetcher = AssumeRoleCredentialFetcher(
-            client_creator=base._session.create_client,
+            client_creator=functools.partial(base._session.create_client, **sts_options),
             source_credentials=base._session.get_credentials(),
             role_arn=f"arn:{self.partition}:iam::{place.account}:role/{place.role}",
             extra_args={"RoleSessionName": MEMBER_SESSION_NAME},

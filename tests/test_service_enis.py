@@ -439,7 +439,7 @@ def load_balancer_tag_event(name: str, request: dict[str, Any], event_id: str) -
 def test_a_load_balancers_tag_change_replans_its_nodes_at_once(world: World) -> None:
     sweep(ALL)
     elbv2, elb = boto3.client("elbv2", region_name=REGION), boto3.client("elb", region_name=REGION)
-    off = [{"Key": "Mirror", "Value": "false"}]
+    off: Any = [{"Key": "Mirror", "Value": "false"}]
     elbv2.add_tags(ResourceArns=[world.alb_arn], Tags=off)
     added = {"resourceArns": [world.alb_arn], "tags": [{"key": "Mirror", "value": "false"}]}
     assert app.handle(load_balancer_tag_event("AddTags", added, "alb-off"), settings=ALL)["counts"]["Deleted"] == 2
