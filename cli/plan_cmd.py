@@ -168,10 +168,9 @@ def plan_json(one: Run, snapshot: Snapshot) -> dict[str, Any]:
 
 
 def _sources_added_json(snapshot: Snapshot, one: Run) -> dict[str, Any]:
-    """`sources_added`, with `--sources` beyond the deployment's: the kinds, what they add, its cost."""
+    """`sources_added`: the kinds `--sources` asks for beyond the deployment's, what they would add and
+    cost (no kinds, nothing added, without such a `--sources`)."""
     more, added = sources_added(snapshot, one.settings, one.deployed)
-    if not more:
-        return {}
     cost = estimate(added, snapshot.targets, snapshot.zone_ids).to_json()
     return {"sources_added": {"kinds": more, **cost}}
 

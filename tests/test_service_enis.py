@@ -405,6 +405,13 @@ def test_plan_and_coverage_show_each_sources_kind_and_what_enabling_the_others_w
     added = "Enabling load-balancers, databases (this deployment's MIRROR_SOURCES=instances) would add"
     assert f"{added} 3 mirrored ENIs: $32.85 per month (3 session(s) x 730 h x $0.015/h)." in out
 
+    code, raw, _ = cli("plan", "--format", "json", "--sources", "all", *where)
+    planned = json.loads(raw)
+    assert {e["eni"]: e["kind"] for e in planned["enis"]}[rds] == "databases"
+    added = planned["sources_added"]
+    assert (added["kinds"], added["mirrored_enis"], added["monthly_usd"]) == (["load-balancers", "databases"], 3, 32.85)
+    assert json.loads(cli("plan", "--format", "json", *where)[1])["sources_added"]["kinds"] == []
+
     code, text, _ = cli("coverage", "--sources", "all", *where)
     assert "By Kind" in text and "load-balancers" in text
     code, raw, _ = cli("coverage", "--format", "json", "--sources", "all", *where)
