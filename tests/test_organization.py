@@ -312,8 +312,8 @@ def test_a_members_load_balancer_node_is_mirrored_there_to_the_hub_sensor_of_its
         found = ec2.describe_traffic_mirror_sessions(Filters=[{"Name": "network-interface-id", "Values": enis}])
         (session,) = found["TrafficMirrorSessions"]
         assert session["TrafficMirrorTargetId"] == world.expected_sensor(MEMBER_A, node["AvailabilityZone"])
-        hub_owned = world.hub.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
-        assert [s for s in hub_owned if s["NetworkInterfaceId"] in enis] == []
+        hub_listed = world.hub.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
+        assert [s for s in hub_listed if s["NetworkInterfaceId"] in enis and s["OwnerId"] == HUB] == []
         # The fleet's sweep finds the other node (another zone, another hub sensor) and no duplicate.
         handle(SCHEDULED, settings)
         found = ec2.describe_traffic_mirror_sessions(Filters=[{"Name": "network-interface-id", "Values": enis}])
