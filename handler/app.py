@@ -15,8 +15,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import boto3
-
 from . import accounts, inventory
 from . import settings as settings_module
 from .clients import Place
@@ -72,8 +70,13 @@ def _usable(raw: Any, parse_json: bool = False) -> Any:
 
 @functools.cache
 def known_regions() -> frozenset[str]:
-    """Every region botocore has an EC2 endpoint for, in every partition (an unknown one is rejected)."""
-    session = boto3.session.Session()
+    """Every region botocore has an EC2 endpoint for, in every partition (an unknown one is rejected).
+
+    Read through the container's own session: its EC2 client has loaded botocore's endpoint table
+    and EC2 model already (or will reuse them), where a new session would parse both again, a
+    third of a cold start.
+    """
+    session = CONTAINER.clients.base_session()
     return frozenset(
         region
         for partition in session.get_available_partitions()
