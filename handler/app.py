@@ -8,6 +8,7 @@ messages instead (`batchItemFailures`), and only those are retried.
 
 import dataclasses
 import functools
+import gc
 import json
 import os
 import time
@@ -15,20 +16,27 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import accounts, inventory
-from . import settings as settings_module
-from .clients import Place
-from .context import Container, Context, deadline_margin
+IN_LAMBDA = os.environ.get("AWS_EXECUTION_ENV", "").startswith("AWS_Lambda_") and bool(os.environ.get("AWS_REGION"))
+"""Set by the Lambda runtime only: developer shells and CI jobs with AWS_REGION do no work at import."""
+_COLLECTING = gc.isenabled()
+if IN_LAMBDA:
+    # Init makes what lives as long as the container (botocore's models: ~10^5 objects), and the
+    # garbage collector would go through it again and again as it piles up. Off until init ends;
+    # `gc.freeze` below then leaves it out of every later collection, the first event's included.
+    gc.disable()
+
+from . import accounts, inventory  # noqa: E402
+from . import settings as settings_module  # noqa: E402
+from .clients import Place  # noqa: E402
+from .context import Container, Context, deadline_margin  # noqa: E402
 
 SETTINGS = settings_module.load()
 """Validated once per container: a bad variable fails the cold start with a clear message."""
 CONTAINER = Container()
 """What this container keeps between invocations: clients, caches, lessons."""
 DEFAULT_BUDGET_SECONDS = 300.0
-IN_LAMBDA = os.environ.get("AWS_EXECUTION_ENV", "").startswith("AWS_Lambda_") and bool(os.environ.get("AWS_REGION"))
-"""Set by the Lambda runtime only: developer shells and CI jobs with AWS_REGION do no work at import."""
 
-# Cold start, in Lambda only: the function's own region's clients, then its inventory in the
+# Cold start, in Lambda only: the function's own region's client, then its inventory in the
 # background, so the first round trips overlap the rest of the imports.
 if IN_LAMBDA:
     _home = Context(Place(os.environ["AWS_REGION"]), SETTINGS, CONTAINER)
@@ -40,6 +48,10 @@ from .apply import Result  # noqa: E402
 from .events import Change, Home, Skip, parse  # noqa: E402
 
 report.configure(SETTINGS.log_level)
+if IN_LAMBDA:
+    gc.freeze()
+    if _COLLECTING:
+        gc.enable()
 
 
 class RetryableFailure(RuntimeError):
