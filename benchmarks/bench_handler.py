@@ -22,7 +22,8 @@ Per row (N instances, E ENIs each, alternating between the two AZs' subnets):
 A second table (`benchmarks.cold_process`) measures cold start as Lambda pays it: each run a new
 Python process started on the deployment package with Lambda's environment, from its start to
 the end of its first event (one instance, one ENI), against a moto server on loopback, nothing
-loaded beforehand; `--process-repeat` runs per side, interleaved.
+loaded beforehand; `--process-repeat` runs per side, interleaved (none with `--quick`: the moto
+server, its account and the package take a while to set up).
 
 In the first table, "cold" is a fresh module in a process whose botocore models are already loaded, for both sides:
 an untimed warm-up loads them, and every boto3 session of the process shares one botocore data
@@ -70,6 +71,9 @@ CALL_RATIO_MIN = 3.5
 TIME_CRITERIA_LATENCY_MS = 50.0
 COLD_TIME_MAX = 0.85
 WARM_TIME_MAX = 0.55
+PROCESS_REPEAT = 15
+PROCESS_MIN_REPEAT = 5
+"""Fewer new processes per side than this say nothing about the process cold start."""
 
 LAMBDA_CONTEXT = lambda_context.steady(300.0, "traffic-mirror-bench")
 """What Lambda passes: the function's own ARN (its account) and the time left."""
@@ -539,6 +543,8 @@ def process_verdict(process: "cold_process.Result") -> Verdict:
         f"{'best' if process.stat == 'min' else 'median'} of {process.repeat}): ours {ours:.0f} ms = "
         f"{_ratio(ours, theirs):.2f}x baseline {theirs:.0f} ms (needs ≤ 1x)"
     )
+    if process.repeat < PROCESS_MIN_REPEAT:
+        return Verdict("SKIP", f"{text}; too few runs to judge")
     return Verdict("PASS" if ours <= theirs else "FAIL", text)
 
 
@@ -586,7 +592,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--bytecode", action="store_true", help="fresh imports read cached .pyc files instead of compiling"
     )
     parser.add_argument(
-        "--process-repeat", type=int, default=15, help="new processes per side for the process cold start (0: skip)"
+        "--process-repeat",
+        type=int,
+        help=f"new processes per side for the process cold start (default {PROCESS_REPEAT}; 0 and --quick: skip it)",
     )
     parser.add_argument(
         "--process-latency-ms", type=float, default=0.0, help="latency added to every AWS call of the new processes"
@@ -594,7 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = tuple(args.sizes or (QUICK_SIZES if args.quick else SIZES))
     repeat = 1 if args.quick else max(1, args.repeat)
-    process_repeat = min(args.process_repeat, 2) if args.quick else args.process_repeat
+    process_repeat = args.process_repeat if args.process_repeat is not None else (0 if args.quick else PROCESS_REPEAT)
 
     started = time.perf_counter()
     rows = bench(sizes, ENIS_PER_INSTANCE, args.latency_ms, repeat, args.bytecode, args.stat)

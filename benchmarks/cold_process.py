@@ -273,7 +273,7 @@ def table(result: Result) -> str:
         lines.append(f"| {label} | {cells} | {theirs:.0f} | {shares} |")
 
     row("Process start to the end of the first event, ms", "total")
-    row("of which init (start to the handler's first line), ms", "init")
+    row("of which init (to the end of Lambda's init phase), ms", "init")
     row(f"beyond `import boto3` ({boto3:.0f} ms; the interpreter alone {python:.0f} ms), ms", "total", boto3)
     row("CPU time to the end of the first event (every thread), ms", "cpu")
     calls = " | ".join(str(sum(result.calls(side).values())) for side in sides)
