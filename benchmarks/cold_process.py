@@ -76,7 +76,6 @@ class Start:
     """One new process: seconds from its spawn to the end of init and of the first event."""
 
     side: str
-    interpreter: float  # spawn -> the bootstrap's first line
     init: float  # spawn -> the end of init (imports, module-level code, the baseline's client)
     total: float  # spawn -> the end of the first event (= init for the references)
     cpu: float  # the process's CPU time (all threads) to the end of the first event: load barely moves it
@@ -174,7 +173,7 @@ class Runner:
         out.unlink(missing_ok=True)
         self.server.app.reset()
         task = self.tasks[side]
-        role = "ours" if side.startswith(("ours", "v")) else side
+        role = "ours" if side.startswith("ours") else side
         spawned = time.time()
         done = subprocess.run(
             [sys.executable, str(task / "bootstrap.py"), role, str(event), str(out)],
@@ -187,11 +186,10 @@ class Runner:
         )
         calls = Counter(self.server.app.stats.calls)
         if done.returncode != 0 or not out.exists():
-            return Start(side, 0, 0, 0, 0, calls), f"{side}: exit {done.returncode}: {done.stderr.strip()[-600:]}"
+            return Start(side, 0, 0, 0, calls), f"{side}: exit {done.returncode}: {done.stderr.strip()[-600:]}"
         found = json.loads(out.read_text())
         run = Start(
             side,
-            found["started"] - spawned,
             found["initialised"] - spawned,
             found["ended"] - spawned,
             found["cpu"],
@@ -283,7 +281,10 @@ def table(result: Result) -> str:
 
 def describe(result: Result) -> str:
     ops = {side: ", ".join(f"{op} {n}" for op, n in sorted(result.calls(side).items())) for side in SIDES}
-    load = f"load average {result.load[0]:.2f} before, {result.load[1]:.2f} after, on {os.cpu_count()} CPU(s)"
+    load = (
+        f"load average {result.load[0]:.2f} before, {result.load[1]:.2f} after, on {os.cpu_count()} CPU(s); "
+        f"Python {sys.version.split()[0]}"
+    )
     return "\n".join(
         [
             f"- Each figure is the {'best' if result.stat == 'min' else 'median'} of {result.repeat} new "
