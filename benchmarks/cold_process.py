@@ -80,6 +80,7 @@ class Start:
     total: float  # spawn -> the end of the first event (= init for the references)
     cpu: float  # the process's CPU time (all threads) to the end of the first event: load barely moves it
     calls: Counter[str]
+    server: float = 0.0  # moto's time answering those calls (AWS's stand-in, on the same CPUs; no latency)
 
 
 @dataclass
@@ -185,6 +186,7 @@ class Runner:
             check=False,
         )
         calls = Counter(self.server.app.stats.calls)
+        server = sum(self.server.app.stats.moto_seconds.values())
         if done.returncode != 0 or not out.exists():
             return Start(side, 0, 0, 0, calls), f"{side}: exit {done.returncode}: {done.stderr.strip()[-600:]}"
         found = json.loads(out.read_text())
@@ -194,6 +196,7 @@ class Runner:
             found["ended"] - spawned,
             found["cpu"],
             calls,
+            server,
         )
         problem = None
         if role in SIDES:
@@ -274,6 +277,7 @@ def table(result: Result) -> str:
     row("of which init (to the end of Lambda's init phase), ms", "init")
     row(f"beyond `import boto3` ({boto3:.0f} ms; the interpreter alone {python:.0f} ms), ms", "total", boto3)
     row("CPU time to the end of the first event (every thread), ms", "cpu")
+    row("moto's time answering the calls (AWS's stand-in, on the same CPUs), ms", "server")
     calls = " | ".join(str(sum(result.calls(side).values())) for side in sides)
     lines.append(f"| EC2 calls | {calls} | {sum(result.calls('baseline').values())} |" + " |" * len(sides))
     return "\n".join(lines)
