@@ -24,7 +24,9 @@ HUB, MEMBER_A, MEMBER_B = "123456789012", "111111111111", "222222222222"
 def client_in(account: str, endpoint: str | None = None) -> Any:
     """An EC2 client acting in `account` (moto routes assumed-role credentials to the role's account)."""
     sts = boto3.client("sts", region_name=REGION, endpoint_url=endpoint)
-    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/setup", RoleSessionName="setup")["Credentials"]
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/setup", RoleSessionName="setup")[
+        "Credentials"
+    ]
     return boto3.client(
         "ec2",
         region_name=REGION,
@@ -66,7 +68,9 @@ def build(endpoint: str | None = None) -> Two:
         TrafficMirrorTargetId=sensor,
         TrafficMirrorFilterId=a_account.filters["default"],
         SessionNumber=1,
-        TagSpecifications=[{"ResourceType": "traffic-mirror-session", "Tags": [{"Key": "ManagedBy", "Value": "x"}]}],
+        TagSpecifications=[
+            {"ResourceType": "traffic-mirror-session", "Tags": [{"Key": "ManagedBy", "Value": "x"}]}
+        ],
     )["TrafficMirrorSession"]["TrafficMirrorSessionId"]
     return Two(hub, a, b, hub_account, a_account, sensor, a_eni, a_session)
 
@@ -78,7 +82,10 @@ def two() -> Iterator[Two]:
 
 
 def targets(ec2: Any, **kwargs: Any) -> dict[str, dict[str, Any]]:
-    return {t["TrafficMirrorTargetId"]: t for t in ec2.describe_traffic_mirror_targets(**kwargs)["TrafficMirrorTargets"]}
+    return {
+        t["TrafficMirrorTargetId"]: t
+        for t in ec2.describe_traffic_mirror_targets(**kwargs)["TrafficMirrorTargets"]
+    }
 
 
 def sessions(ec2: Any, **kwargs: Any) -> dict[str, dict[str, Any]]:
@@ -92,7 +99,9 @@ def code_of(call: Any, **kwargs: Any) -> str:
     return str(refused.value.response["Error"]["Code"])
 
 
-def test_a_shared_target_is_listed_by_the_account_it_is_shared_with_as_the_owners_without_tags(two: Two) -> None:
+def test_a_shared_target_is_listed_by_the_account_it_is_shared_with_as_the_owners_without_tags(
+    two: Two,
+) -> None:
     (own,) = two.a_account.targets.values()
     listed = targets(two.a)
     assert set(listed) == {own, two.sensor}  # its own target and the one shared with it
@@ -100,7 +109,9 @@ def test_a_shared_target_is_listed_by_the_account_it_is_shared_with_as_the_owner
     assert listed[two.sensor]["Tags"] == []  # the owner's Mirror=true is the owner's
     assert targets(two.hub)[two.sensor]["Tags"] == [{"Key": "Mirror", "Value": "true"}]
     # The call's ids and filters apply to shared targets as to the account's own.
-    assert set(targets(two.a, Filters=[{"Name": "traffic-mirror-target-id", "Values": [two.sensor]}])) == {two.sensor}
+    assert set(targets(two.a, Filters=[{"Name": "traffic-mirror-target-id", "Values": [two.sensor]}])) == {
+        two.sensor
+    }
     assert set(targets(two.a, Filters=[{"Name": "owner-id", "Values": [MEMBER_A]}])) == {own}
     assert set(targets(two.a, Filters=[{"Name": "owner-id", "Values": [HUB]}])) == {two.sensor}
     assert set(targets(two.a, TrafficMirrorTargetIds=[two.sensor])) == {two.sensor}
@@ -122,11 +133,15 @@ def test_a_shared_target_is_listed_by_the_account_it_is_shared_with_as_the_owner
 def test_sessions_another_account_makes_on_a_target_are_listed_by_the_targets_owner(two: Two) -> None:
     seen = sessions(two.hub)
     assert set(seen) == {two.a_session}
-    assert seen[two.a_session]["OwnerId"] == MEMBER_A and seen[two.a_session]["NetworkInterfaceId"] == two.a_eni
+    assert (
+        seen[two.a_session]["OwnerId"] == MEMBER_A and seen[two.a_session]["NetworkInterfaceId"] == two.a_eni
+    )
     assert seen[two.a_session]["Tags"] == []  # A's tags are A's (assumed)
     with sandbox.foreign_tags():
         assert sessions(two.hub)[two.a_session]["Tags"] == [{"Key": "ManagedBy", "Value": "x"}]
-    assert set(sessions(two.hub, Filters=[{"Name": "network-interface-id", "Values": [two.a_eni]}])) == {two.a_session}
+    assert set(sessions(two.hub, Filters=[{"Name": "network-interface-id", "Values": [two.a_eni]}])) == {
+        two.a_session
+    }
     assert sessions(two.hub, Filters=[{"Name": "owner-id", "Values": [HUB]}]) == {}
     assert set(sessions(two.a)) == {two.a_session}  # listed once in its own account
     assert sessions(two.b) == {}
@@ -143,7 +158,10 @@ def test_only_the_owner_deletes_a_target_or_changes_a_session(two: Two) -> None:
     assert code_of(two.a.delete_traffic_mirror_target, TrafficMirrorTargetId=two.sensor) == sandbox.NOT_OWNER
     # An account that cannot even see the resource gets EC2's account-scoped NotFound.
     assert code_of(two.b.delete_traffic_mirror_session, **session) == sandbox.SESSION_NOT_FOUND
-    assert code_of(two.b.delete_traffic_mirror_target, TrafficMirrorTargetId=two.sensor) == sandbox.TARGET_NOT_FOUND
+    assert (
+        code_of(two.b.delete_traffic_mirror_target, TrafficMirrorTargetId=two.sensor)
+        == sandbox.TARGET_NOT_FOUND
+    )
     assert sandbox.refused_writes() == [
         (HUB, "DeleteTrafficMirrorSession", two.a_session),
         (HUB, "ModifyTrafficMirrorSession", two.a_session),
@@ -151,7 +169,9 @@ def test_only_the_owner_deletes_a_target_or_changes_a_session(two: Two) -> None:
     ]
     assert sessions(two.a)[two.a_session]["SessionNumber"] == 1  # nothing changed
     # A target that is not shared cannot be moved to either.
-    unshared = sandbox.add_eni_target(two.hub, two.hub_account, two.hub_account.subnets["us-east-1a"], "private")
+    unshared = sandbox.add_eni_target(
+        two.hub, two.hub_account, two.hub_account.subnets["us-east-1a"], "private"
+    )
     refused = code_of(two.a.modify_traffic_mirror_session, **session, TrafficMirrorTargetId=unshared)
     assert refused == sandbox.TARGET_NOT_FOUND
     # The owners can.
@@ -166,7 +186,10 @@ def test_a_member_cannot_describe_the_enis_behind_the_hubs_shared_targets(two: T
     assert targets(two.a)[two.sensor]["NetworkInterfaceId"] == hub_eni  # named, but not the member's
     found = two.a.describe_network_interfaces(Filters=[{"Name": "network-interface-id", "Values": [hub_eni]}])
     assert found["NetworkInterfaces"] == []
-    assert code_of(two.a.describe_network_interfaces, NetworkInterfaceIds=[hub_eni]) == "InvalidNetworkInterfaceID.NotFound"
+    assert (
+        code_of(two.a.describe_network_interfaces, NetworkInterfaceIds=[hub_eni])
+        == "InvalidNetworkInterfaceID.NotFound"
+    )
     assert two.hub.describe_network_interfaces(NetworkInterfaceIds=[hub_eni])["NetworkInterfaces"]
 
 
@@ -202,6 +225,11 @@ def test_the_cross_account_rules_hold_in_server_mode(endpoint: str) -> None:
     two = build(endpoint)
     assert targets(two.a)[two.sensor]["OwnerId"] == HUB
     assert sessions(two.hub)[two.a_session]["OwnerId"] == MEMBER_A
-    assert code_of(two.hub.delete_traffic_mirror_session, TrafficMirrorSessionId=two.a_session) == sandbox.NOT_OWNER
-    two.hub.delete_traffic_mirror_target(TrafficMirrorTargetId=two.sensor)  # moto lacks the call: the sandbox has it
+    assert (
+        code_of(two.hub.delete_traffic_mirror_session, TrafficMirrorSessionId=two.a_session)
+        == sandbox.NOT_OWNER
+    )
+    two.hub.delete_traffic_mirror_target(
+        TrafficMirrorTargetId=two.sensor
+    )  # moto lacks the call: the sandbox has it
     assert two.sensor not in targets(two.a)

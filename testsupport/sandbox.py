@@ -178,12 +178,16 @@ def _seen_from_outside(resource: Any) -> Any:
 
 def _register_cross(owner_backend: Any, source: Any, session_id: str) -> None:
     if owner_backend is not source:
-        _cross.setdefault((owner_backend.account_id, source.region_name), set()).add((source.account_id, session_id))
+        _cross.setdefault((owner_backend.account_id, source.region_name), set()).add(
+            (source.account_id, session_id)
+        )
 
 
 def _refuse(backend: Any, action: str, resource_id: str) -> EC2ClientError:
     _refused.append((backend.account_id, action, resource_id))
-    return EC2ClientError(NOT_OWNER, f"You are not authorized to perform {action}: {resource_id} is not owned by you")
+    return EC2ClientError(
+        NOT_OWNER, f"You are not authorized to perform {action}: {resource_id} is not owned by you"
+    )
 
 
 def _target_for(backend: Any, target_id: str) -> tuple[Any, Any]:
@@ -214,194 +218,208 @@ def _sources_of(owner: Any, target_id: str) -> set[str]:
     return {s.network_interface_id for s in sessions if s.traffic_mirror_target_id == target_id}
 
 
+_MOTO: dict[str, Any] = {
+    name: TrafficMirrorsBackend.__dict__[name]
+    for name in (
+        "create_traffic_mirror_session",
+        "describe_traffic_mirror_targets",
+        "describe_traffic_mirror_sessions",
+        "modify_traffic_mirror_session",
+        "delete_traffic_mirror_session",
+    )
+}
+"""moto's own methods, taken at import: the rules call them whatever is patched over them later."""
+_tokens: dict[tuple[int, str], tuple[tuple[Any, ...], Any]] = {}
+"""(backend, ClientToken) -> (the create's parameters, its session)."""
+_depth = [0]
+"""How many `aws_rules()` blocks are open (they nest: fixtures of several scopes)."""
+
+
+def _create(
+    self: Any,
+    network_interface_id: str,
+    traffic_mirror_target_id: str,
+    traffic_mirror_filter_id: str,
+    session_number: int,
+    packet_length: int | None,
+    virtual_network_id: int | None,
+    description: str | None,
+    tag_specifications: Any,
+    client_token: str | None,
+) -> Any:
+    with _lock:
+        params = (
+            network_interface_id,
+            traffic_mirror_target_id,
+            traffic_mirror_filter_id,
+            session_number,
+        )
+        if client_token:
+            seen = _tokens.get((id(self), client_token))
+            if seen is not None:
+                if seen[0] != params:
+                    raise EC2ClientError(
+                        "IdempotentParameterMismatch", "ClientToken reused with other parameters"
+                    )
+                return seen[1]
+        eni = self.get_network_interface(network_interface_id)  # InvalidNetworkInterfaceID.NotFound
+        owner, target = _target_for(self, traffic_mirror_target_id)
+        if traffic_mirror_filter_id not in self.traffic_mirror_filters:
+            raise EC2ClientError(
+                "InvalidTrafficMirrorFilterId.NotFound", f"{traffic_mirror_filter_id} not found"
+            )
+        if not 1 <= int(session_number or 0) <= 32766:
+            raise EC2ClientError("InvalidParameterValue", "SessionNumber must be between 1 and 32766")
+        instance = getattr(eni, "instance", None)
+        family = getattr(instance, "instance_type", "").split(".")[0]
+        if family in REFUSED_FAMILIES or getattr(instance, "instance_type", "").endswith(".metal"):
+            raise EC2ClientError("NetworkInterfaceNotSupported", f"{network_interface_id} is not supported")
+        if any(t.network_interface_id == network_interface_id for t in self.traffic_mirror_targets.values()):
+            raise EC2ClientError("InvalidParameterValue", "a traffic mirror target's ENI cannot be a source")
+        existing = [
+            s for s in self.traffic_mirror_sessions.values() if s.network_interface_id == network_interface_id
+        ]
+        if len(existing) >= 3:
+            raise EC2ClientError("TrafficMirrorSessionsPerInterfaceLimitExceeded", "3 sessions per interface")
+        if any(s.session_number == session_number for s in existing):
+            raise EC2ClientError(
+                "InvalidParameterValue", f"session number {session_number} is already in use"
+            )
+        if target.network_interface_id:
+            target_eni = owner.get_network_interface(target.network_interface_id)
+            if _zone_id(owner, target_eni) != _zone_id(self, eni):  # AZ ids: names differ per account
+                raise EC2ClientError("InvalidParameterValue", "an ENI target must be in the source's AZ")
+            sources = _sources_of(owner, traffic_mirror_target_id)
+            if len(sources | {network_interface_id}) > _size_limit(owner, target.network_interface_id):
+                raise EC2ClientError("TrafficMirrorSourcesPerTargetLimitExceeded", "too many sources")
+        session = _MOTO["create_traffic_mirror_session"](
+            self,
+            network_interface_id,
+            traffic_mirror_target_id,
+            traffic_mirror_filter_id,
+            session_number,
+            packet_length,
+            virtual_network_id,
+            description,
+            tag_specifications,
+            client_token,
+        )
+        _register_cross(owner, self, session.id)
+        if client_token:
+            _tokens[(id(self), client_token)] = (params, session)
+        return session
+
+
+def _describe_targets(self: Any, traffic_mirror_target_ids: Any, filters: Any) -> list[Any]:
+    """The account's own targets, then those shared with it (ids and filters apply to both)."""
+    own = _MOTO["describe_traffic_mirror_targets"](self, traffic_mirror_target_ids, filters)
+    with _lock:
+        shared = {t.id: _seen_from_outside(t) for t in _shared_with(self)}
+    outside = SimpleNamespace(traffic_mirror_targets=shared)
+    return [*own, *_MOTO["describe_traffic_mirror_targets"](outside, traffic_mirror_target_ids, filters)]
+
+
+def _describe_sessions(self: Any, traffic_mirror_session_ids: Any, filters: Any) -> list[Any]:
+    """The account's own sessions, then those other accounts made on its targets."""
+    own = _MOTO["describe_traffic_mirror_sessions"](self, traffic_mirror_session_ids, filters)
+    with _lock:
+        cross = {s.id: _seen_from_outside(s) for s in _cross_sessions(self)}
+    outside = SimpleNamespace(traffic_mirror_sessions=cross)
+    return [*own, *_MOTO["describe_traffic_mirror_sessions"](outside, traffic_mirror_session_ids, filters)]
+
+
+def _own_session(self: Any, action: str, session_id: str) -> Any:
+    """The caller's own session; NOT_OWNER for one it only sees (on its target); else NotFound."""
+    session = self.traffic_mirror_sessions.get(session_id)
+    if session is not None:
+        return session
+    if any(s.id == session_id for s in _cross_sessions(self)):
+        raise _refuse(self, action, session_id)
+    raise EC2ClientError(SESSION_NOT_FOUND, f"The traffic mirror session '{session_id}' does not exist.")
+
+
+def _modify_session(
+    self: Any,
+    traffic_mirror_session_id: str,
+    traffic_mirror_target_id: str | None,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    with _lock:
+        _own_session(self, "ModifyTrafficMirrorSession", traffic_mirror_session_id)
+        owner = _target_for(self, traffic_mirror_target_id)[0] if traffic_mirror_target_id else None
+        session = _MOTO["modify_traffic_mirror_session"](
+            self, traffic_mirror_session_id, traffic_mirror_target_id, *args, **kwargs
+        )
+        if owner is not None:
+            _register_cross(owner, self, session.id)
+        return session
+
+
+def _delete_session(self: Any, traffic_mirror_session_id: str) -> Any:
+    with _lock:
+        _own_session(self, "DeleteTrafficMirrorSession", traffic_mirror_session_id)
+        return _MOTO["delete_traffic_mirror_session"](self, traffic_mirror_session_id)
+
+
+def _delete_target(self: Any, traffic_mirror_target_id: str) -> str:
+    """DeleteTrafficMirrorTarget, which moto lacks: the owner's only. (The API's refusal of a
+    target in use by the owner's own sessions is not emulated; sessions in other accounts stay,
+    inactive on AWS, here still listed with the gone target's id.)"""
+    with _lock:
+        target = self.traffic_mirror_targets.get(traffic_mirror_target_id)
+        if target is None:
+            if _shared_target(self, traffic_mirror_target_id) is not None:
+                raise _refuse(self, "DeleteTrafficMirrorTarget", traffic_mirror_target_id)
+            raise EC2ClientError(TARGET_NOT_FOUND, f"{traffic_mirror_target_id} not found")
+        del self.traffic_mirror_targets[traffic_mirror_target_id]
+        _shared.pop(traffic_mirror_target_id, None)
+        return traffic_mirror_target_id
+
+
+def _delete_target_response(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    target_id = self.ec2_backend.delete_traffic_mirror_target(self._get_param("TrafficMirrorTargetId"))
+    return ActionResult({"TrafficMirrorTargetId": target_id})
+
+
+_PATCHES: tuple[tuple[Any, str, Any], ...] = (
+    (TrafficMirrorsBackend, "create_traffic_mirror_session", _create),
+    (TrafficMirrorsBackend, "describe_traffic_mirror_targets", _describe_targets),
+    (TrafficMirrorsBackend, "describe_traffic_mirror_sessions", _describe_sessions),
+    (TrafficMirrorsBackend, "modify_traffic_mirror_session", _modify_session),
+    (TrafficMirrorsBackend, "delete_traffic_mirror_session", _delete_session),
+    (TrafficMirrorsBackend, "delete_traffic_mirror_target", _delete_target),
+    (TrafficMirrors, "delete_traffic_mirror_target", _delete_target_response),
+)
+
+
 @contextlib.contextmanager
 def aws_rules() -> Iterator[None]:
-    """Make moto's traffic mirroring hold EC2's rules (and RAM's sharing) while the context is open."""
-    originals = {
-        name: TrafficMirrorsBackend.__dict__[name]
-        for name in (
-            "create_traffic_mirror_session",
-            "describe_traffic_mirror_targets",
-            "describe_traffic_mirror_sessions",
-            "modify_traffic_mirror_session",
-            "delete_traffic_mirror_session",
-        )
-    }
-    original = originals["create_traffic_mirror_session"]
-    tokens: dict[tuple[int, str], tuple[tuple[Any, ...], Any]] = {}
+    """Make moto's traffic mirroring hold EC2's rules (and RAM's sharing) while the context is open.
 
-    def create(
-        self: Any,
-        network_interface_id: str,
-        traffic_mirror_target_id: str,
-        traffic_mirror_filter_id: str,
-        session_number: int,
-        packet_length: int | None,
-        virtual_network_id: int | None,
-        description: str | None,
-        tag_specifications: Any,
-        client_token: str | None,
-    ) -> Any:
-        with _lock:
-            params = (
-                network_interface_id,
-                traffic_mirror_target_id,
-                traffic_mirror_filter_id,
-                session_number,
-            )
-            if client_token:
-                seen = tokens.get((id(self), client_token))
-                if seen is not None:
-                    if seen[0] != params:
-                        raise EC2ClientError(
-                            "IdempotentParameterMismatch", "ClientToken reused with other parameters"
-                        )
-                    return seen[1]
-            eni = self.get_network_interface(network_interface_id)  # InvalidNetworkInterfaceID.NotFound
-            owner, target = _target_for(self, traffic_mirror_target_id)
-            if traffic_mirror_filter_id not in self.traffic_mirror_filters:
-                raise EC2ClientError(
-                    "InvalidTrafficMirrorFilterId.NotFound", f"{traffic_mirror_filter_id} not found"
-                )
-            if not 1 <= int(session_number or 0) <= 32766:
-                raise EC2ClientError("InvalidParameterValue", "SessionNumber must be between 1 and 32766")
-            instance = getattr(eni, "instance", None)
-            family = getattr(instance, "instance_type", "").split(".")[0]
-            if family in REFUSED_FAMILIES or getattr(instance, "instance_type", "").endswith(".metal"):
-                raise EC2ClientError(
-                    "NetworkInterfaceNotSupported", f"{network_interface_id} is not supported"
-                )
-            if any(
-                t.network_interface_id == network_interface_id for t in self.traffic_mirror_targets.values()
-            ):
-                raise EC2ClientError(
-                    "InvalidParameterValue", "a traffic mirror target's ENI cannot be a source"
-                )
-            existing = [
-                s
-                for s in self.traffic_mirror_sessions.values()
-                if s.network_interface_id == network_interface_id
-            ]
-            if len(existing) >= 3:
-                raise EC2ClientError(
-                    "TrafficMirrorSessionsPerInterfaceLimitExceeded", "3 sessions per interface"
-                )
-            if any(s.session_number == session_number for s in existing):
-                raise EC2ClientError(
-                    "InvalidParameterValue", f"session number {session_number} is already in use"
-                )
-            if target.network_interface_id:
-                target_eni = owner.get_network_interface(target.network_interface_id)
-                if _zone_id(owner, target_eni) != _zone_id(self, eni):  # AZ ids: names differ per account
-                    raise EC2ClientError("InvalidParameterValue", "an ENI target must be in the source's AZ")
-                sources = _sources_of(owner, traffic_mirror_target_id)
-                if len(sources | {network_interface_id}) > _size_limit(owner, target.network_interface_id):
-                    raise EC2ClientError("TrafficMirrorSourcesPerTargetLimitExceeded", "too many sources")
-            session = original(
-                self,
-                network_interface_id,
-                traffic_mirror_target_id,
-                traffic_mirror_filter_id,
-                session_number,
-                packet_length,
-                virtual_network_id,
-                description,
-                tag_specifications,
-                client_token,
-            )
-            _register_cross(owner, self, session.id)
-            if client_token:
-                tokens[(id(self), client_token)] = (params, session)
-            return session
-
-    def describe_targets(self: Any, traffic_mirror_target_ids: Any, filters: Any) -> list[Any]:
-        """The account's own targets, then those shared with it (ids and filters apply to both)."""
-        own = originals["describe_traffic_mirror_targets"](self, traffic_mirror_target_ids, filters)
-        with _lock:
-            shared = {t.id: _seen_from_outside(t) for t in _shared_with(self)}
-        outside = SimpleNamespace(traffic_mirror_targets=shared)
-        return [*own, *originals["describe_traffic_mirror_targets"](outside, traffic_mirror_target_ids, filters)]
-
-    def describe_sessions(self: Any, traffic_mirror_session_ids: Any, filters: Any) -> list[Any]:
-        """The account's own sessions, then those other accounts made on its targets."""
-        own = originals["describe_traffic_mirror_sessions"](self, traffic_mirror_session_ids, filters)
-        with _lock:
-            cross = {s.id: _seen_from_outside(s) for s in _cross_sessions(self)}
-        outside = SimpleNamespace(traffic_mirror_sessions=cross)
-        return [*own, *originals["describe_traffic_mirror_sessions"](outside, traffic_mirror_session_ids, filters)]
-
-    def _own_session(self: Any, action: str, session_id: str) -> Any:
-        """The caller's own session; NOT_OWNER for one it only sees (on its target); else NotFound."""
-        session = self.traffic_mirror_sessions.get(session_id)
-        if session is not None:
-            return session
-        if any(s.id == session_id for s in _cross_sessions(self)):
-            raise _refuse(self, action, session_id)
-        raise EC2ClientError(SESSION_NOT_FOUND, f"The traffic mirror session '{session_id}' does not exist.")
-
-    def modify_session(
-        self: Any,
-        traffic_mirror_session_id: str,
-        traffic_mirror_target_id: str | None,
-        *args: Any,
-        **kwargs: Any,
-    ) -> Any:
-        with _lock:
-            _own_session(self, "ModifyTrafficMirrorSession", traffic_mirror_session_id)
-            owner = _target_for(self, traffic_mirror_target_id)[0] if traffic_mirror_target_id else None
-            session = originals["modify_traffic_mirror_session"](
-                self, traffic_mirror_session_id, traffic_mirror_target_id, *args, **kwargs
-            )
-            if owner is not None:
-                _register_cross(owner, self, session.id)
-            return session
-
-    def delete_session(self: Any, traffic_mirror_session_id: str) -> Any:
-        with _lock:
-            _own_session(self, "DeleteTrafficMirrorSession", traffic_mirror_session_id)
-            return originals["delete_traffic_mirror_session"](self, traffic_mirror_session_id)
-
-    def delete_target(self: Any, traffic_mirror_target_id: str) -> str:
-        """DeleteTrafficMirrorTarget, which moto lacks: the owner's only. (The API's refusal of a
-        target in use by the owner's own sessions is not emulated; sessions in other accounts stay,
-        inactive on AWS, here still listed with the gone target's id.)"""
-        with _lock:
-            target = self.traffic_mirror_targets.get(traffic_mirror_target_id)
-            if target is None:
-                if _shared_target(self, traffic_mirror_target_id) is not None:
-                    raise _refuse(self, "DeleteTrafficMirrorTarget", traffic_mirror_target_id)
-                raise EC2ClientError(TARGET_NOT_FOUND, f"{traffic_mirror_target_id} not found")
-            del self.traffic_mirror_targets[traffic_mirror_target_id]
-            _shared.pop(traffic_mirror_target_id, None)
-            return traffic_mirror_target_id
-
-    def delete_target_response(self: Any) -> Any:
-        from moto.core.responses import ActionResult
-
-        target_id = self.ec2_backend.delete_traffic_mirror_target(self._get_param("TrafficMirrorTargetId"))
-        return ActionResult({"TrafficMirrorTargetId": target_id})
-
-    patches: list[tuple[Any, str, Any]] = [
-        (TrafficMirrorsBackend, "create_traffic_mirror_session", create),
-        (TrafficMirrorsBackend, "describe_traffic_mirror_targets", describe_targets),
-        (TrafficMirrorsBackend, "describe_traffic_mirror_sessions", describe_sessions),
-        (TrafficMirrorsBackend, "modify_traffic_mirror_session", modify_session),
-        (TrafficMirrorsBackend, "delete_traffic_mirror_session", delete_session),
-        (TrafficMirrorsBackend, "delete_traffic_mirror_target", delete_target),
-        (TrafficMirrors, "delete_traffic_mirror_target", delete_target_response),
-    ]
-    saved = [(cls, name, cls.__dict__.get(name)) for cls, name, _ in patches]
-    for cls, name, patched in patches:
-        setattr(cls, name, patched)
+    Blocks nest; the outermost one installs the rules and, at its end, takes them out and forgets
+    every share, token and refused write.
+    """
+    with _lock:
+        _depth[0] += 1
+        if _depth[0] == 1:
+            for cls, name, patched in _PATCHES:
+                setattr(cls, name, patched)
     try:
         yield
     finally:
-        for cls, name, before in saved:
-            if before is None:
-                delattr(cls, name)
-            else:
-                setattr(cls, name, before)
-        unshare_all()
+        with _lock:
+            _depth[0] -= 1
+            if _depth[0] == 0:
+                for cls, name, _ in _PATCHES:
+                    if name in _MOTO and cls is TrafficMirrorsBackend:
+                        setattr(cls, name, _MOTO[name])
+                    else:
+                        delattr(cls, name)
+                _tokens.clear()
+                unshare_all()
 
 
 # --- a small account ---------------------------------------------------------------------
