@@ -18,7 +18,7 @@ from rich.console import Console
 from traffic_mirror import cli
 from traffic_mirror.cli import aws, exits
 
-from tests.test_organization import HUB, MEMBER_A, MEMBER_B, REGION, World, roles_refused_in
+from tests.test_organization import FINDING_1, HUB, MEMBER_A, MEMBER_B, REGION, World, roles_refused_in
 from testsupport import sandbox
 
 pytestmark = pytest.mark.moto
@@ -60,6 +60,7 @@ def coverage_json(*argv: str) -> tuple[int, dict[str, Any], str]:
     return code, json.loads(out), err
 
 
+@FINDING_1
 def test_coverage_per_account_with_a_total(world: World) -> None:
     code, report, err = coverage_json("--accounts", BOTH, "--min", "50")
     assert code == exits.BELOW_MIN, err  # nothing mirrored yet: the total is judged
@@ -98,6 +99,7 @@ def test_coverage_per_account_with_a_total(world: World) -> None:
     assert f"Total in {REGION} over 3 accounts: 0.0% (0 of {total['in_scope']} in-scope ENIs mirrored)" in table
 
 
+@FINDING_1
 def test_plan_of_one_member_account(world: World) -> None:
     code, out, err = run("plan", "--account", MEMBER_A)
     assert code == 0, err
@@ -111,6 +113,7 @@ def test_plan_of_one_member_account(world: World) -> None:
     assert not any(e in out for e in enis(world, MEMBER_B))
 
 
+@FINDING_1
 def test_an_account_whose_role_cannot_be_assumed_is_one_line_and_the_others_report(world: World) -> None:
     with roles_refused_in(MEMBER_B):
         code, report, err = coverage_json("--accounts", BOTH)
@@ -125,6 +128,7 @@ def test_an_account_whose_role_cannot_be_assumed_is_one_line_and_the_others_repo
     assert f"account {HUB}, region" in plan_out and f"=== Account {MEMBER_B} (2 of 2) ===" in plan_out
 
 
+@FINDING_1
 def test_sweep_apply_creates_the_sessions_in_each_member(world: World) -> None:
     code, out, err = run("sweep", "--apply", "--accounts", BOTH)
     assert code == 0, err

@@ -1,8 +1,11 @@
 """One hub handler, several accounts: member events are mirrored in the member, to the hub's sensors.
 
 moto keeps one backend per account and routes assumed-role credentials to the role's account; the
-sandbox adds what moto lacks: RAM (a hub target shared with the members) and per-account AZ names
-(the member's `us-east-1a` is another zone than the hub's, as on AWS).
+sandbox adds what moto lacks, as AWS documents it (docs/organization-emulation.md): RAM (a hub
+target shared with the members is listed in their own DescribeTrafficMirrorTargets, without the
+hub's tags, and its ENI stays the hub's), the hub's view of the sessions members make on its
+targets, owner-only writes, and per-account AZ names (the member's `us-east-1a` is another zone
+than the hub's). The issue 22 reproducers are in test_organization_aws.py.
 """
 
 import contextlib
@@ -101,6 +104,13 @@ class World:
 
 SETTINGS = Settings(accounts=f"{MEMBER_A},{MEMBER_B}")
 
+FINDING_1 = pytest.mark.xfail(
+    strict=True,
+    reason="issue 22 finding 1: on AWS a member lists the hub's shared targets but cannot describe their ENIs: "
+    "the inventory raises ReadFailure (none of the ENIs of ENI targets was found)",
+)
+"""Tests that fail on the AWS-faithful sandbox until finding 1 is fixed (then remove the mark)."""
+
 
 @pytest.fixture(scope="module")
 def shared_world() -> Iterator[World]:
@@ -125,6 +135,7 @@ def sqs_batch(*events: dict[str, Any]) -> dict[str, Any]:
     return {"Records": [{"messageId": f"m{i}", "body": json.dumps(e)} for i, e in enumerate(events)]}
 
 
+@FINDING_1
 def test_a_launch_in_a_member_is_mirrored_there_to_the_hub_sensor_of_the_same_zone_id(world: World) -> None:
     (instance,) = world.launch(MEMBER_A, "us-east-1a")
     result = handle(world.event(MEMBER_A, [instance], "launch-a"))
@@ -142,6 +153,7 @@ def test_a_launch_in_a_member_is_mirrored_there_to_the_hub_sensor_of_the_same_zo
     assert world.sessions(MEMBER_B, [instance]) == []
 
 
+@FINDING_1
 def test_a_batch_mixing_accounts_and_its_redelivery(world: World) -> None:
     a = world.launch(MEMBER_A, "us-east-1b", count=2)
     b = world.launch(MEMBER_B, "us-east-1a")
@@ -163,6 +175,7 @@ def test_an_account_not_covered_is_rejected_and_nothing_is_done(world: World) ->
     assert world.sessions(MEMBER_B, [instance]) == []
 
 
+@FINDING_1
 def test_a_deleted_session_in_a_member_is_restored(world: World) -> None:
     (instance,) = world.launch(MEMBER_A)
     handle(world.event(MEMBER_A, [instance], "launch-restore"))
@@ -194,6 +207,7 @@ SCHEDULED = {
 }
 
 
+@FINDING_1
 def test_the_scheduled_sweep_covers_every_listed_account(world: World) -> None:
     a, b = world.launch(MEMBER_A), world.launch(MEMBER_B, "us-east-1b")
     own = sandbox.launch(world.hub, world.hub_account, world.hub_account.subnets["us-east-1a"])
@@ -205,6 +219,7 @@ def test_the_scheduled_sweep_covers_every_listed_account(world: World) -> None:
     assert again["counts"]["Created"] == 0 and again["counts"]["AlreadyMirrored"] >= 3
 
 
+@FINDING_1
 def test_organization_means_every_active_account_of_the_organization(world: World) -> None:
     org = boto3.client("organizations", region_name=REGION)
     org.create_organization(FeatureSet="ALL")
@@ -240,6 +255,7 @@ def roles_refused_in(*accounts: str) -> Iterator[None]:
         STSBackend.assume_role = original  # type: ignore[method-assign]
 
 
+@FINDING_1
 def test_a_member_whose_role_cannot_be_assumed_fails_only_its_own_messages(world: World) -> None:
     a, b = world.launch(MEMBER_A), world.launch(MEMBER_B)
     batch = sqs_batch(world.event(MEMBER_A, a, "launch-a"), world.event(MEMBER_B, b, "launch-b"))
@@ -251,6 +267,7 @@ def test_a_member_whose_role_cannot_be_assumed_fails_only_its_own_messages(world
     assert len(world.sessions(MEMBER_B, b)) == 1
 
 
+@FINDING_1
 def test_one_assume_role_per_account_and_container(world: World) -> None:
     calls: list[str] = []
     original = STSBackend.assume_role
@@ -276,6 +293,7 @@ def test_without_accounts_member_events_are_rejected(world: World) -> None:
     assert world.sessions(MEMBER_A, [instance]) == []
 
 
+@FINDING_1
 def test_destroy_releases_managed_sessions_in_every_covered_account_and_nothing_else(world: World) -> None:
     from traffic_mirror.components.teardown import release_event
 
