@@ -56,7 +56,7 @@ def _native_tracebacks(item: pytest.Item) -> None:
     def repr_failure(excinfo: pytest.ExceptionInfo[BaseException], *_: Any) -> Any:
         return excinfo.getrepr(style="native")
 
-    item.repr_failure = repr_failure  # type: ignore[method-assign]
+    item.repr_failure = repr_failure  # type: ignore[method-assign,assignment]
 
 
 @contextlib.contextmanager
