@@ -99,7 +99,7 @@ class World:
 
     def hub_sessions(self) -> list[dict[str, Any]]:
         """Sessions the hub owns (its DescribeTrafficMirrorSessions also lists members' sessions on its targets)."""
-        owned = self.hub.describe_traffic_mirror_sessions(Filters=[{"Name": "owner-id", "Values": [HUB]}])
+        owned: Any = self.hub.describe_traffic_mirror_sessions(Filters=[{"Name": "owner-id", "Values": [HUB]}])
         return list(owned["TrafficMirrorSessions"])
 
     def expected_sensor(self, account: str, az: str) -> str:
