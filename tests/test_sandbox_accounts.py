@@ -99,7 +99,7 @@ def code_of(call: Any, **kwargs: Any) -> str:
     return str(refused.value.response["Error"]["Code"])
 
 
-def test_a_shared_target_is_listed_by_the_account_it_is_shared_with_as_the_owners_without_tags(
+def test_a_shared_target_is_listed_by_the_account_it_is_shared_with_without_its_tags_or_its_eni(
     two: Two,
 ) -> None:
     (own,) = two.a_account.targets.values()
@@ -116,6 +116,14 @@ def test_a_shared_target_is_listed_by_the_account_it_is_shared_with_as_the_owner
     assert set(targets(two.a, Filters=[{"Name": "owner-id", "Values": [HUB]}])) == {two.sensor}
     assert set(targets(two.a, TrafficMirrorTargetIds=[two.sensor])) == {two.sensor}
     assert targets(two.b) == {}  # not shared with B
+    # Named in the listing, the sensor's ENI is still the hub's: the member cannot describe it.
+    hub_eni = two.hub_account.target_enis[two.sensor]
+    assert listed[two.sensor]["NetworkInterfaceId"] == hub_eni
+    found = two.a.describe_network_interfaces(Filters=[{"Name": "network-interface-id", "Values": [hub_eni]}])
+    assert found["NetworkInterfaces"] == []
+    enis = {"NetworkInterfaceIds": [hub_eni]}
+    assert code_of(two.a.describe_network_interfaces, **enis) == "InvalidNetworkInterfaceID.NotFound"
+    assert two.hub.describe_network_interfaces(**enis)["NetworkInterfaces"]
     with sandbox.foreign_tags():  # the other assumption: the owner's tags visible
         assert targets(two.a)[two.sensor]["Tags"] == [{"Key": "Mirror", "Value": "true"}]
     sandbox.unshare_target(two.sensor, [MEMBER_A])  # RAM's truth, right now
@@ -168,6 +176,12 @@ def test_only_the_owner_deletes_a_target_or_changes_a_session(two: Two) -> None:
         (MEMBER_A, "DeleteTrafficMirrorTarget", two.sensor),
     ]
     assert sessions(two.a)[two.a_session]["SessionNumber"] == 1  # nothing changed
+    # A session that does not exist: moto answers a modify with a 500 and a delete with success.
+    gone = {"TrafficMirrorSessionId": "tms-0123456789abcdef0"}
+    assert (
+        code_of(two.hub.modify_traffic_mirror_session, **gone, SessionNumber=2) == sandbox.SESSION_NOT_FOUND
+    )
+    assert code_of(two.hub.delete_traffic_mirror_session, **gone) == sandbox.SESSION_NOT_FOUND
     # A target that is not shared cannot be moved to either.
     unshared = sandbox.add_eni_target(
         two.hub, two.hub_account, two.hub_account.subnets["us-east-1a"], "private"
@@ -179,18 +193,6 @@ def test_only_the_owner_deletes_a_target_or_changes_a_session(two: Two) -> None:
     assert sessions(two.hub) == {} and sessions(two.a) == {}
     two.hub.delete_traffic_mirror_target(TrafficMirrorTargetId=two.sensor)
     assert two.sensor not in targets(two.hub) and two.sensor not in targets(two.a)
-
-
-def test_a_member_cannot_describe_the_enis_behind_the_hubs_shared_targets(two: Two) -> None:
-    hub_eni = two.hub_account.target_enis[two.sensor]
-    assert targets(two.a)[two.sensor]["NetworkInterfaceId"] == hub_eni  # named, but not the member's
-    found = two.a.describe_network_interfaces(Filters=[{"Name": "network-interface-id", "Values": [hub_eni]}])
-    assert found["NetworkInterfaces"] == []
-    assert (
-        code_of(two.a.describe_network_interfaces, NetworkInterfaceIds=[hub_eni])
-        == "InvalidNetworkInterfaceID.NotFound"
-    )
-    assert two.hub.describe_network_interfaces(NetworkInterfaceIds=[hub_eni])["NetworkInterfaces"]
 
 
 def test_a_targets_source_quota_counts_the_sources_of_every_account(two: Two) -> None:
@@ -212,13 +214,6 @@ def test_a_targets_source_quota_counts_the_sources_of_every_account(two: Two) ->
         SessionNumber=1,
     )
     assert refused == "TrafficMirrorSourcesPerTargetLimitExceeded"
-
-
-def test_sessions_that_do_not_exist_answer_not_found(aws: Any, account: sandbox.Account) -> None:
-    """moto answers a modify of an unknown session with a 500 and a delete with success; EC2 with NotFound."""
-    gone = {"TrafficMirrorSessionId": "tms-0123456789abcdef0"}
-    assert code_of(aws.modify_traffic_mirror_session, **gone, SessionNumber=2) == sandbox.SESSION_NOT_FOUND
-    assert code_of(aws.delete_traffic_mirror_session, **gone) == sandbox.SESSION_NOT_FOUND
 
 
 def test_the_cross_account_rules_hold_in_server_mode(endpoint: str) -> None:
