@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from traffic_mirror.handler import app
 from traffic_mirror.handler.clients import Clients
 from traffic_mirror.handler.context import Container
@@ -48,6 +49,26 @@ def organization_world(server: faults.Server) -> tuple[Any, sandbox.Account, str
     )
     orgs.move_account(AccountId=member, SourceParentId=root, DestinationParentId=unit)
     return hub, account, unit, member
+
+
+def test_organizations_errors_reach_botocore_as_aws_answers_them(faulty: faults.Server) -> None:
+    """The injection the reproducers below rely on (JSON protocol: the action in X-Amz-Target)."""
+    _, _, unit, member = organization_world(faulty)
+    orgs = boto3.client(
+        "organizations",
+        region_name=REGION,
+        endpoint_url=faulty.url,
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    for code in ("TooManyRequestsException", "AccessDeniedException"):
+        faulty.app.force("error", ["ListAccountsForParent"], times=1, answer=("400 Bad Request", code))
+        with pytest.raises(ClientError) as refused:
+            orgs.list_accounts_for_parent(ParentId=unit)
+        assert refused.value.response["Error"]["Code"] == code
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert [a["Id"] for a in orgs.list_accounts_for_parent(ParentId=unit)["Accounts"]] == [member]
+    assert faulty.app.stats.by_action[("ListAccountsForParent", "error")] == 2
+    assert faulty.app.stats.reached["ListAccountsForParent"] == 1  # the refused ones never reached moto
 
 
 def one_try() -> Container:
