@@ -57,17 +57,11 @@ class Unmirrored:
     """Its kind of source (`instances`, `load-balancers`, `databases`)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Coverage:
-    region: str
+class Share:
+    """What a report says from its two counts (`in_scope`, `mirrored`): one account's or a total."""
+
     in_scope: int
     mirrored: int
-    by_vpc: tuple[Group, ...]
-    by_az: tuple[Group, ...]
-    unmirrored: tuple[Unmirrored, ...]
-    out_of_scope: dict[str, int]
-    """Stable identifier (`planner.OUT_OF_SCOPE`) -> ENIs."""
-    by_kind: tuple[Group, ...] = ()
 
     @property
     def percent(self) -> float:
@@ -81,6 +75,19 @@ class Coverage:
     def below(self, minimum: float | None) -> bool:
         """True when a `--min` is given and the exact (unrounded) coverage is under it."""
         return counting.below(self.mirrored, self.in_scope, minimum)
+
+
+@dataclasses.dataclass(frozen=True)
+class Coverage(Share):
+    region: str
+    in_scope: int
+    mirrored: int
+    by_vpc: tuple[Group, ...]
+    by_az: tuple[Group, ...]
+    unmirrored: tuple[Unmirrored, ...]
+    out_of_scope: dict[str, int]
+    """Stable identifier (`planner.OUT_OF_SCOPE`) -> ENIs."""
+    by_kind: tuple[Group, ...] = ()
 
     def to_json(self, account: str, generated_at: str, cost: Estimate | None = None) -> dict[str, Any]:
         """The stable JSON schema of `coverage --format json` (README, "Coverage JSON").
@@ -108,7 +115,7 @@ class Coverage:
 
 
 @dataclasses.dataclass(frozen=True)
-class Total:
+class Total(Share):
     """Coverage over several accounts (`--account`/`--accounts`): what `--min` is checked against."""
 
     region: str
@@ -117,24 +124,12 @@ class Total:
     unreadable: tuple[tuple[str, str], ...] = ()
     """(account id, why) for the accounts that could not be read (not counted)."""
 
-    @property
-    def in_scope(self) -> int:
-        return sum(r.in_scope for _, r in self.reports)
+    in_scope: int = dataclasses.field(init=False)
+    mirrored: int = dataclasses.field(init=False)
 
-    @property
-    def mirrored(self) -> int:
-        return sum(r.mirrored for _, r in self.reports)
-
-    @property
-    def percent(self) -> float:
-        return counting.percent(self.mirrored, self.in_scope)
-
-    @property
-    def empty(self) -> bool:
-        return self.in_scope == 0
-
-    def below(self, minimum: float | None) -> bool:
-        return counting.below(self.mirrored, self.in_scope, minimum)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "in_scope", sum(r.in_scope for _, r in self.reports))
+        object.__setattr__(self, "mirrored", sum(r.mirrored for _, r in self.reports))
 
     def to_json(self, generated_at: str, accounts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """The multi-account document: the total, then each account's single-account report."""
