@@ -8,6 +8,7 @@ from typing import Any
 from benchmarks.scale.account import (
     coverage,
     enis_of,
+    hub_sensors,
     launch_in_batches,
     member_client,
     scale_account,
@@ -46,7 +47,15 @@ class Options:
     handler_env: dict[str, str] = field(default_factory=dict)
     retries: dict[str, Any] = field(default_factory=dict)
     experiments: tuple[str, ...] = ()
-    scenarios: tuple[str, ...] = ("queue", "queue+state", "queue+sweep", "direct", "naive", "sweep", "accounts")
+    scenarios: tuple[str, ...] = (
+        "queue",
+        "queue+state",
+        "queue+sweep",
+        "direct",
+        "naive",
+        "sweep",
+        "accounts",
+    )
     quick: bool = False
     accounts: int = 5
     """The `accounts` scenario: the same burst in each of this many member accounts at once."""
@@ -149,17 +158,22 @@ class Bench:
         Every account has its own token buckets (testsupport/throttle.py keys them by the caller's
         account); the hub's handler assumes its member role in each (one AssumeRole per account and
         container). With isolation the makespan stays near one account's bound, not N times it.
+
+        As an organization is deployed (MIRROR_SENSOR_OWNERS defaults to the hub): the sensors are
+        the hub's, tagged for mirroring and shared with every member (RAM, as the sandbox has it);
+        the members have none of their own.
         """
         opts = self.options
         moto_server.reset(self.server.url)
         per_account = opts.events * opts.per_event
         members = [f"{100000000000 + k + 1}" for k in range(opts.accounts)]
+        hub_sensors(setup_client(self.server.url), per_account * len(members), members)
         events: list[dict[str, Any]] = []
         clients: dict[str, Any] = {}
         expected: dict[str, set[str]] = {m: set() for m in members}
         for member in members:
             ec2 = clients[member] = member_client(self.server.url, member)
-            account = scale_account(ec2, per_account)
+            account = scale_account(ec2, per_account, sensors=False)
             for index, instances in enumerate(launch_in_batches(ec2, account, per_account, opts.per_event)):
                 expected[member] |= enis_of(instances)
                 record = run_instances_record(instances, event_id=f"{uuid.uuid4()}")
@@ -174,7 +188,9 @@ class Bench:
         pool = Pool("ours", size, env, opts.retries, opts.experiments)
         try:
             self._start(run)
-            simulate([(QueueModel(events, arrivals=[opts.runinstances_at] * len(events)), pool)], self.clock, run)
+            simulate(
+                [(QueueModel(events, arrivals=[opts.runinstances_at] * len(events)), pool)], self.clock, run
+            )
         finally:
             pool.close()
         run.stats = self.server.app.stats
