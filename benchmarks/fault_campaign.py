@@ -396,7 +396,7 @@ def run_rate(server: Any, setup: Any, world: World, rate: float, options: Option
 
     started = time.monotonic()
     figures = Figures(rate, options.seed)
-    server.seed_moto(options.seed + round(rate * 1000))
+    server.seed(options.seed + round(rate * 1000))
     place_sessions(setup, world)
     judge = Judge(world.foreign)
     settings = Settings(deadline_margin_seconds=options.margin)
@@ -492,14 +492,16 @@ def campaign_server(options: Options) -> Iterator[tuple[Any, Any, World]]:
     """The faulty moto server, AWS's rules, and the world (built once: moto's AMIs are slow to list)."""
     import boto3
 
-    from testsupport import faults, sandbox
+    from testsupport import faults, moto_server, sandbox
 
     slow = options.read_timeout + options.slow_extra
     with (
-        faults.Server(slow_seconds=slow, services=("ec2", "elasticloadbalancing")) as server,
+        moto_server.Server(
+            lambda moto: faults.FaultyApp(moto, slow_seconds=slow, services=("ec2", "elasticloadbalancing"))
+        ) as server,
         sandbox.aws_rules(),
     ):
-        server.reset_moto(seed=options.seed)
+        server.reset(seed=options.seed)
         setup = faults.bypass(boto3.client("ec2", region_name=REGION, endpoint_url=server.url))
         elbv2 = faults.bypass(boto3.client("elbv2", region_name=REGION, endpoint_url=server.url))
         yield server, setup, build_world(setup, elbv2, options.instances)

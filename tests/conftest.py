@@ -10,7 +10,6 @@ Everything else is the unit tier, which `make check` runs alone (`-m "not moto"`
 moto fails the test, so a missing mark cannot slow the edit loop unnoticed.
 """
 
-import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -26,41 +25,22 @@ from testsupport import environment
 environment.isolate(environment.TEST_EXTRA)
 
 from moto import mock_aws
-from moto.core.models import MockAWS
-from moto.server import ThreadedMotoServer
 from traffic_mirror.handler import app
 from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.context import Context
 from traffic_mirror.handler.settings import Settings
 
-from testsupport import botocore_models, logs, moto_server, sandbox, throttle
+from testsupport import botocore_models, logs, moto_server, sandbox
 from testsupport.calls import CallCounter
 
 MOTO_FIXTURES = frozenset({"aws", "endpoint"})
+"""This file's fixtures that start moto: a test using one is marked for it."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if MOTO_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.moto)
-
-
-@contextlib.contextmanager
-def _moto_refused(nodeid: str) -> Iterator[None]:
-    """Starting moto, in-process or as a server, raises for the block."""
-
-    def refuse(*_: Any, **__: Any) -> None:
-        raise RuntimeError(f"{nodeid} starts moto: mark it `@pytest.mark.moto`")
-
-    patched = [(MockAWS, "start"), (ThreadedMotoServer, "start"), (throttle.Server, "__enter__")]
-    saved = [(cls, name, cls.__dict__[name]) for cls, name in patched]
-    for cls, name in patched:
-        setattr(cls, name, refuse)
-    try:
-        yield
-    finally:
-        for cls, name, original in saved:
-            setattr(cls, name, original)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -70,7 +50,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if item.get_closest_marker("moto") is not None:
         yield
         return
-    with _moto_refused(item.nodeid):
+    with moto_server.refused(f"{item.nodeid} starts moto: mark it `@pytest.mark.moto`"):
         yield
 
 
@@ -118,21 +98,21 @@ def logged() -> Iterator[list[logging.LogRecord]]:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server() -> Iterator[moto_server.Server[Any]]:
     """One moto server for the module, on a free loopback port."""
-    with moto_server.serve() as url:
-        yield url
+    with moto_server.Server() as running:
+        yield running
 
 
 @pytest.fixture
-def endpoint(server: str) -> Iterator[str]:
+def endpoint(server: moto_server.Server[Any]) -> Iterator[str]:
     """An empty account under AWS's traffic-mirroring rules, and no cached clients or inventory."""
 
     def reset() -> None:
-        moto_server.reset(server)
+        server.reset()
         app.CONTAINER.reset()
 
     reset()
     with sandbox.aws_rules():
-        yield server
+        yield server.url
     reset()

@@ -3,6 +3,7 @@
 No timing assertions: the benchmark itself (`python -m benchmarks.bench_scale`) reports the timings.
 """
 
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -17,11 +18,11 @@ from testsupport import moto_server, sandbox, throttle
 
 
 @pytest.fixture
-def server() -> Any:
+def server() -> Iterator[moto_server.Server[throttle.ThrottledApp]]:
     clock = throttle.SimClock()
     rates = throttle.Rates(describe_burst=100, describe_rate=100, mutate_burst=1, mutate_rate=0.001)
-    with throttle.Server(rates, clock) as srv, sandbox.aws_rules():
-        moto_server.reset(srv.url)
+    with moto_server.Server(lambda moto: throttle.ThrottledApp(moto, rates, clock)) as srv, sandbox.aws_rules():
+        srv.reset()
         yield srv
 
 

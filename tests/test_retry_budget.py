@@ -14,15 +14,20 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from traffic_mirror.handler.clients import RETRY_CONFIG, Clients, DeadlinePassed, Place
 
-from testsupport import faults
+from testsupport import faults, moto_server
 
 CALLS_PER_INVOCATION = 30
 INVOCATIONS = 10
 
 
+pytestmark = pytest.mark.moto
+
+Server = moto_server.Server[faults.FaultyApp]
+
+
 @pytest.fixture(scope="module")
-def server() -> Iterator[faults.Server]:
-    with faults.Server() as running:
+def server() -> Iterator[Server]:
+    with moto_server.Server(faults.FaultyApp) as running:
         yield running
 
 
@@ -32,9 +37,9 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _seconds: None)
 
 
-def _failures(server: faults.Server, refill: bool) -> int:
+def _failures(server: Server, refill: bool) -> int:
     """API calls that failed after botocore's retries, over INVOCATIONS invocations of one container."""
-    server.reset_moto()
+    server.reset()
     server.app.configure(rate=0.5, seed=7, weights={"error": 1.0})
     clients = Clients(RETRY_CONFIG, session=boto3.session.Session(region_name="us-east-1"))
     ec2 = clients.ec2(Place("us-east-1", None, server.url))
@@ -50,19 +55,19 @@ def _failures(server: faults.Server, refill: bool) -> int:
     return failed
 
 
-def test_each_invocation_starts_with_a_full_retry_quota(server: faults.Server, fast_backoff: None) -> None:
+def test_each_invocation_starts_with_a_full_retry_quota(server: Server, fast_backoff: None) -> None:
     drained = _failures(server, refill=False)
     assert drained > 50  # the same container without refills: the quota runs dry, calls fail
     assert _failures(server, refill=True) == 0
 
 
-def test_a_retry_never_waits_past_the_deadline(server: faults.Server) -> None:
+def test_a_retry_never_waits_past_the_deadline(server: Server) -> None:
     """Throttled on every call: botocore's backoff would wait up to 20 s per attempt.
 
     Standard mode: adaptive mode's client-side rate limiter adds waits of its own before a send,
     which botocore does not let us bound (after such a wait nothing is sent past the deadline:
     the next test); this one is about the retry backoff."""
-    server.reset_moto()
+    server.reset()
     server.app.configure(rate=1.0, seed=1, weights={"throttle": 1.0})
     standard = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 10}))
     clients = Clients(standard, session=boto3.session.Session(region_name="us-east-1"))
@@ -82,10 +87,10 @@ def test_a_retry_never_waits_past_the_deadline(server: faults.Server) -> None:
             assert server.app.stats.total_calls == before
 
 
-def test_after_the_rate_limiters_wait_nothing_is_sent_past_the_deadline(server: faults.Server) -> None:
+def test_after_the_rate_limiters_wait_nothing_is_sent_past_the_deadline(server: Server) -> None:
     """Adaptive mode (as deployed), throttled on every call: whatever the limiter waited, a request
     is only sent while the deadline allows it."""
-    server.reset_moto()
+    server.reset()
     server.app.configure(rate=1.0, seed=1, weights={"throttle": 1.0})
     clients = Clients(RETRY_CONFIG, session=boto3.session.Session(region_name="us-east-1"))
     ec2 = clients.ec2(Place("us-east-1", None, server.url))

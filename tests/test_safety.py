@@ -24,7 +24,7 @@ from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
 from benchmarks.fault_campaign import Context, _compressed_waits
 from tests import conftest
-from testsupport import faults, sandbox
+from testsupport import faults, moto_server, sandbox
 from testsupport.event_builders import run_instances_record, wrap
 from testsupport.pulumi_mocks import Run
 
@@ -62,7 +62,7 @@ def sweep_event(event_id: str | None = "tick-1", resources: bool = True) -> dict
 
 @dataclasses.dataclass
 class Faulty:
-    server: faults.Server
+    server: moto_server.Server[faults.FaultyApp]
     ec2: Any
     account: sandbox.Account
     instances: list[dict[str, Any]]
@@ -76,18 +76,21 @@ class Faulty:
 
 
 @pytest.fixture(scope="module")
-def faulty_server() -> Iterator[faults.Server]:
+def faulty_server() -> Iterator[moto_server.Server[faults.FaultyApp]]:
     with (
-        faults.Server(slow_seconds=0.7, services=("ec2", "elasticloadbalancing")) as srv,
+        moto_server.Server(
+            lambda moto: faults.FaultyApp(moto, slow_seconds=0.7, services=("ec2", "elasticloadbalancing"))
+        ) as srv,
         sandbox.aws_rules(),
     ):
         yield srv
 
 
 @pytest.fixture
-def faulty(faulty_server: faults.Server) -> Iterator[Faulty]:
+def faulty(faulty_server: moto_server.Server[faults.FaultyApp]) -> Iterator[Faulty]:
     """A fresh account (4 instances over two AZs, nothing mirrored yet), handler caches empty."""
-    faulty_server.reset_moto(seed=3)
+    faulty_server.app.configure()
+    faulty_server.reset(seed=3)
     ec2 = faults.bypass(boto3.client("ec2", region_name=REGION, endpoint_url=faulty_server.url))
     account = sandbox.build_account(ec2, ami=sandbox.moto_ami())
     instances = [
@@ -152,6 +155,7 @@ def test_1_a_target_tagged_with_the_tag_key_serves_other_vpcs(aws: Any, account:
 # --- 2. one empty or partial read tears coverage down --------------------------------------------------
 
 
+@pytest.mark.moto
 @pytest.mark.parametrize(
     "action",
     ["DescribeTrafficMirrorTargets", "DescribeNetworkInterfaces"],
@@ -253,6 +257,7 @@ def test_5_an_unknown_region_fails_alone(aws: Any, account: sandbox.Account) -> 
 # --- 6. permanent refusals are silent ----------------------------------------------------------------------
 
 
+@pytest.mark.moto
 def test_6_a_permanent_refusal_is_counted_and_logged_with_its_reason(
     faulty: Faulty, logged: list[logging.LogRecord]
 ) -> None:
@@ -280,6 +285,7 @@ def test_6_failed_enis_raise_an_alarm(deployed: Run) -> None:
 # --- 7. warm containers lose their retries --------------------------------------------------------------
 
 
+@pytest.mark.moto
 def test_7_retries_last_for_a_warm_containers_life(faulty: Faulty) -> None:
     """150 calls at 50% errors over 10 invocations of one warm container (the handler starts each
     invocation with `Clients.new_invocation`, which refills the retry quota)."""
@@ -298,6 +304,7 @@ def test_7_retries_last_for_a_warm_containers_life(faulty: Faulty) -> None:
     assert failed <= 1, f"{failed} of 150 calls failed at 50% errors"
 
 
+@pytest.mark.moto
 def test_7_a_failed_read_fails_the_messages_not_the_batch(faulty: Faulty) -> None:
     """Fixed on main: a failed read fails the messages of its (account, region), not the batch."""
     faulty.server.app.force("error", ["DescribeTrafficMirrorSessions"])
@@ -316,6 +323,7 @@ def test_8_a_short_budget_still_makes_progress(aws: Any, account: sandbox.Accoun
     assert result["counts"]["Created"] >= 1
 
 
+@pytest.mark.moto
 def test_8_slow_reads_do_not_overrun_the_deadline(faulty: Faulty) -> None:
     faulty.server.app.force("slow", [a for a in _DESCRIBES])  # 0.7 s each, within the read timeout
     context = Context(1.2)
