@@ -1,6 +1,7 @@
 """The scale benchmark's machinery: EC2 throttling in front of moto, and a quick smoke run.
 
-No timing assertions: the benchmark itself (`python -m benchmarks.bench_scale`) reports the timings.
+No timing assertions: the benchmark itself (`python -m benchmarks.bench_scale`) reports the timings,
+deadline overruns included (wall-clock figures: a loaded machine makes invocations longer).
 """
 
 from collections.abc import Iterator
@@ -80,7 +81,8 @@ def test_quick_run_mirrors_every_eni_exactly_once() -> None:
         assert run.enis > 0
         assert run.duplicates == 0, run.name
         assert run.unmirrored == 0, run.name
-        assert run.overruns == 0, run.name
+        # Nothing failed but the designed "left for the next run" of an invocation near its deadline.
+        assert all(r.error is None or r.error.startswith("RetryableFailure") for r in run.replies), run.name
         assert run.strays == 0, run.name
     queue, sweep, accounts = runs
     assert sum(queue.stats.throttled.values()) > 0  # the small buckets did throttle

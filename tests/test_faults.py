@@ -1,6 +1,9 @@
-"""The fault-injection layer in front of moto server (testsupport/faults.py): each fault as botocore sees it."""
+"""The fault-injection layer in front of moto server (testsupport/faults.py): each fault as botocore sees it.
 
-import time
+Only the `slow` fault needs a short read timeout (the server holds its answer longer than that,
+whatever the load); every other call has all the time a loaded machine needs.
+"""
+
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +14,9 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutE
 
 from testsupport import faults, moto_server, sandbox
 
-ONE_TRY = Config(retries={"total_max_attempts": 1}, read_timeout=0.3)
+ONE_TRY = Config(retries={"total_max_attempts": 1}, read_timeout=30)
+IMPATIENT = ONE_TRY.merge(Config(read_timeout=0.3))
+"""Gives up before a `slow` answer (0.5 s late) arrives."""
 
 
 pytestmark = pytest.mark.moto
@@ -49,12 +54,14 @@ def test_errors_reach_botocore_as_aws_answers_them(server: Server, world: Any) -
     server.app.force("reset", times=1)
     with pytest.raises(ConnectionClosedError):
         client.describe_traffic_mirror_targets()
+    assert server.app.stats.reached["DescribeTrafficMirrorTargets"] == 0  # none of those reached moto
     server.app.force("slow", times=1)
+    impatient = boto3.client("ec2", region_name="us-east-1", endpoint_url=server.url, config=IMPATIENT)
     with pytest.raises(ReadTimeoutError):
-        client.describe_traffic_mirror_targets()
-    time.sleep(0.4)
-    assert server.app.stats.reached["DescribeTrafficMirrorTargets"] == 1  # only the slow one, late
+        impatient.describe_traffic_mirror_targets()
+    assert server.app.wait_reached("DescribeTrafficMirrorTargets", 1)  # the slow one, after the client gave up
     assert len(client.describe_traffic_mirror_targets()["TrafficMirrorTargets"]) == 1
+    assert server.app.stats.reached["DescribeTrafficMirrorTargets"] == 2
 
 
 def test_a_lost_response_took_effect_and_an_empty_answer_is_a_200_with_nothing(
@@ -78,8 +85,7 @@ def test_a_lost_response_took_effect_and_an_empty_answer_is_a_200_with_nothing(
 
 
 def test_random_faults_follow_the_seed_and_the_rate(server: Server, world: Any) -> None:
-    patient = Config(retries={"total_max_attempts": 1}, read_timeout=30)  # a loaded CI box is slow
-    client = boto3.client("ec2", region_name="us-east-1", endpoint_url=server.url, config=patient)
+    client = boto3.client("ec2", region_name="us-east-1", endpoint_url=server.url, config=ONE_TRY)
 
     def outcomes(seed: int) -> list[str]:
         server.app.configure(0.3, seed, {"error": 1.0, "throttle": 1.0})

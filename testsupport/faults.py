@@ -190,6 +190,7 @@ class FaultyApp:
         self.slow_seconds = slow_seconds
         self.observer = observer
         self._lock = threading.Lock()
+        self._reached = threading.Condition(self._lock)
         self._moto_lock = threading.Lock()
         self._rules: list[Rule] = []
         self._seen: Counter[str] = Counter()
@@ -226,6 +227,12 @@ class FaultyApp:
         with self._lock:
             self._rules.append(rule)
         return rule
+
+    def wait_reached(self, action: str, count: int, timeout: float = 60.0) -> bool:
+        """Wait until `count` requests of `action` have reached moto (a late one included): an order
+        to wait for, not a time to guess. False if that has not happened within `timeout`."""
+        with self._reached:
+            return self._reached.wait_for(lambda: self.stats.reached[action] >= count, timeout)
 
     def _choose(self, action: str, params: Mapping[str, Sequence[str]]) -> tuple[str | None, Rule | None]:
         with self._lock:
@@ -285,6 +292,7 @@ class FaultyApp:
         status, headers, body = self._moto(environ, action, flat, kind)
         with self._lock:
             stats.reached[action] += 1
+            self._reached.notify_all()
         if kind == "lost":
             _reset(environ)
             raise _Aborted(action)
