@@ -152,7 +152,7 @@ def test_preference_same_subnet_then_vpc_then_a_designated_sensor_in_another_vpc
     assert planner.choose_target(source(), None, [other_vpc], "Mirror")[0] == other_vpc
 
 
-# --- trust model (issue 11, defect 1) ------------------------------------------------------
+# --- trust model: which targets may receive an ENI's packets -------------------------------
 
 
 def test_an_untagged_target_in_another_vpc_receives_nothing() -> None:

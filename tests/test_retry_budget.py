@@ -1,4 +1,4 @@
-"""Retries that last (issue 11, defect 7) and reads that respect the deadline (defect 8).
+"""Retries that last for a warm container's life, and requests that respect the deadline.
 
 A real moto server behind `testsupport.faults` (HTTP 500s at a seeded rate), and the handler's
 own `Clients`: the retry quota is refilled per invocation, so a long-lived container keeps
