@@ -315,7 +315,7 @@ class _FastClock:
 
 
 @contextlib.contextmanager
-def _compressed_waits(scale: float) -> Iterator[None]:
+def compressed_waits(scale: float) -> Iterator[None]:
     """botocore's waits `scale` times as long: retry backoff, and adaptive mode's token bucket."""
     from botocore.retries import bucket, standard
 
@@ -356,7 +356,7 @@ def container(options: Options) -> Iterator[Any]:
     from traffic_mirror.handler.context import Container
 
     config = RETRY_CONFIG.merge(Config(read_timeout=options.read_timeout, connect_timeout=1))
-    with _compressed_waits(options.backoff_scale):
+    with compressed_waits(options.backoff_scale):
         yield Container(Clients(config))
 
 

@@ -60,7 +60,7 @@ def _botocore_models_once() -> Iterator[None]:
     with botocore_models.built_once():
         yield
 
-_SESSION = boto3.session.Session()
+SESSION = boto3.session.Session()
 """The tests' own boto3 session: it keeps its parsed service models across tests (mock_aws resets
 boto3's default session, and parsing the EC2 model again costs about a second per test)."""
 
@@ -70,7 +70,7 @@ def aws() -> Iterator[Any]:
     """A moto EC2 with AWS's traffic-mirroring rules, and no cached clients or inventory."""
     with mock_aws(), sandbox.aws_rules():
         app.CONTAINER.reset()
-        yield _SESSION.client("ec2", region_name="us-east-1")
+        yield SESSION.client("ec2", region_name="us-east-1")
     app.CONTAINER.reset()
 
 

@@ -4,6 +4,7 @@ No timing assertions: the benchmark itself (`python -m benchmarks.bench_scale`) 
 deadline overruns included (wall-clock figures: a loaded machine makes invocations longer).
 """
 
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -92,11 +93,28 @@ def test_quick_run_mirrors_every_eni_exactly_once() -> None:
 
 
 def test_each_account_has_its_own_token_buckets() -> None:
-    """EC2 throttles per account and region: the throttling layer keys buckets by the caller's account."""
-    app = throttle.ThrottledApp(lambda *_: [], throttle.Rates(), throttle.SimClock())
-    assert app._bucket("111111111111", "CreateTrafficMirrorSession") is not app._bucket(
-        "222222222222", "CreateTrafficMirrorSession"
-    )
-    assert app._bucket("111111111111", "CreateTrafficMirrorSession") is app._bucket(
-        "111111111111", "CreateTrafficMirrorSession"
-    )
+    """EC2 throttles per account and region: one account's spent burst leaves another's bucket full."""
+    rates = throttle.Rates(mutate_burst=1, mutate_rate=0.001)
+
+    def moto(_environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b""]
+
+    app = throttle.ThrottledApp(moto, rates, throttle.SimClock(), account_of=lambda environ: environ["ACCOUNT"])
+
+    def create_session(account: str) -> str:
+        body = b"Action=CreateTrafficMirrorSession&Version=2016-11-15"
+        environ = {
+            "ACCOUNT": account,
+            "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/ec2/aws4_request",
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+        }
+        answered: list[str] = []
+        app(environ, lambda status, _headers: answered.append(status))
+        return answered[0]
+
+    assert create_session("111111111111") == "200 OK"  # the burst's one token
+    assert create_session("111111111111").startswith("503")
+    assert create_session("222222222222") == "200 OK"
+    assert app.stats.throttled["CreateTrafficMirrorSession"] == 1

@@ -20,7 +20,7 @@ from traffic_mirror.handler import settings as settings_module
 from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
-from benchmarks.fault_campaign import Context, _compressed_waits
+from benchmarks.fault_campaign import Context, compressed_waits
 from tests import conftest
 from testsupport import faults, moto_server, sandbox
 from testsupport.event_builders import run_instances_record, wrap
@@ -212,7 +212,7 @@ def test_the_event_queue_denies_non_tls_and_other_senders(deployed: Run) -> None
 
 
 def test_a_target_whose_load_balancer_is_gone_fails_alone(aws: Any, account: sandbox.Account) -> None:
-    elbv2 = conftest._SESSION.client("elbv2", region_name=REGION)
+    elbv2 = conftest.SESSION.client("elbv2", region_name=REGION)
     nlb = elbv2.create_load_balancer(Name="gone", Subnets=list(account.subnets.values()), Type="network")[
         "LoadBalancers"
     ][0]["LoadBalancerArn"]
@@ -289,7 +289,7 @@ def test_retries_last_for_a_warm_containers_life(faulty: Faulty) -> None:
     invocation with `Clients.new_invocation`, which refills the retry quota)."""
     faulty.server.app.configure(0.5, seed=7, weights={"error": 1.0})
     failed = 0
-    with _compressed_waits(0.001):  # botocore's waits, not its retry accounting, are compressed
+    with compressed_waits(0.001):  # botocore's waits, not its retry accounting, are compressed
         clients = app.CONTAINER.clients
         ec2 = clients.ec2(Place(REGION, endpoint=faulty.url))  # the handler's own client
         for _invocation in range(10):
@@ -307,7 +307,7 @@ def test_a_failed_read_fails_the_messages_not_the_batch(faulty: Faulty) -> None:
     """A failed read fails the messages of its (account, region), not the batch."""
     faulty.server.app.force("error", ["DescribeTrafficMirrorSessions"])
     bodies = [json.dumps(launch_event([i], f"launch-{n}")) for n, i in enumerate(faulty.instances[:2])]
-    with _compressed_waits(0.001):
+    with compressed_waits(0.001):
         result = faulty.handle(sqs(*bodies))
     assert {f["itemIdentifier"] for f in result["batchItemFailures"]} == {"m-0", "m-1"}
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from testsupport.throttle import BYPASS_HEADER, _service, bypass
+from testsupport.throttle import BYPASS_HEADER, bypass, signing_service
 
 KINDS = ("error", "unavailable", "throttle", "reset", "slow", "lost", "empty")
 DEFAULT_WEIGHTS: Mapping[str, float] = {kind: 1.0 for kind in KINDS}
@@ -259,7 +259,7 @@ class FaultyApp:
         return rng.choices(kinds, [self.weights[k] for k in kinds])[0]
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        service = _service(environ)
+        service = signing_service(environ)
         if environ.get("HTTP_" + BYPASS_HEADER.upper().replace("-", "_")) or service not in self.services:
             status, headers, body = self._moto(environ)
             start_response(status, headers)

@@ -125,7 +125,7 @@ def throttle_response(action: str) -> tuple[str, list[tuple[str, str]], bytes]:
     return "503 Service Unavailable", headers, body
 
 
-def _account(environ: dict[str, Any]) -> str:
+def signing_account(environ: dict[str, Any]) -> str:
     """The account the request acts in: moto's mapping of the signing access key (assumed roles
     get their role's account), so each account has its own buckets, as on EC2."""
     auth = str(environ.get("HTTP_AUTHORIZATION", ""))
@@ -138,7 +138,7 @@ def _account(environ: dict[str, Any]) -> str:
     return str(get_account_id_from(access_key))
 
 
-def _service(environ: dict[str, Any]) -> str:
+def signing_service(environ: dict[str, Any]) -> str:
     """The SigV4 credential scope's service (`ec2`, `elasticloadbalancing`, ...)."""
     auth = str(environ.get("HTTP_AUTHORIZATION", ""))
     try:
@@ -156,9 +156,16 @@ class ThrottledApp:
     """
 
     def __init__(
-        self, app: Any, rates: Rates, clock: SimClock, latency: float = 0.0, serialize: bool = True
+        self,
+        app: Any,
+        rates: Rates,
+        clock: SimClock,
+        latency: float = 0.0,
+        serialize: bool = True,
+        account_of: Callable[[dict[str, Any]], str] = signing_account,
     ) -> None:
         self.app = app
+        self._account_of = account_of
         self.clock = clock
         self.latency = latency
         self._rates = rates
@@ -189,7 +196,7 @@ class ThrottledApp:
             return bucket
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("HTTP_" + BYPASS_HEADER.upper().replace("-", "_")) or _service(environ) != "ec2":
+        if environ.get("HTTP_" + BYPASS_HEADER.upper().replace("-", "_")) or signing_service(environ) != "ec2":
             return self._forward(environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
@@ -198,7 +205,7 @@ class ThrottledApp:
         with self._lock:
             stats = self.stats
             stats.calls[action] += 1
-        if not self._bucket(_account(environ), action).take():
+        if not self._bucket(self._account_of(environ), action).take():
             with self._lock:
                 stats.throttled[action] += 1
             status, headers, payload = throttle_response(action)
