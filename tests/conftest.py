@@ -7,7 +7,8 @@ fixtures.
 Tiers: a test that runs moto (in-process or as a server) is marked `moto`: automatically when it
 uses the `aws` or `endpoint` fixture, by hand (`pytestmark`, `@pytest.mark.moto`) otherwise.
 Everything else is the unit tier, which `make check` runs alone (`-m "not moto"`); there, starting
-moto fails the test, so a missing mark cannot slow the edit loop unnoticed.
+moto in any way (`mock_aws`, `testsupport.moto_server.Server` with or without a middleware, moto's
+own `ThreadedMotoServer`) fails the test, so a missing mark cannot slow the edit loop unnoticed.
 """
 
 import logging
@@ -34,7 +35,8 @@ from testsupport import botocore_models, logs, moto_server, sandbox
 from testsupport.calls import CallCounter
 
 MOTO_FIXTURES = frozenset({"aws", "endpoint"})
-"""This file's fixtures that start moto: a test using one is marked for it."""
+"""The fixtures of this file that tests use to get moto (`server` comes through `endpoint`): a test
+using one is marked for it."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
