@@ -49,7 +49,7 @@ class Server(Generic[App]):
 
     def reset(self, seed: int | None = None) -> None:
         """Empty every backend (an empty account), then `seed(seed)` if given."""
-        reset(self.url)
+        _post(f"{self.url}/moto-api/reset")
         if seed is not None:
             self.seed(seed)
 
@@ -67,11 +67,6 @@ class Server(Generic[App]):
         self._http.shutdown()
         self._http.server_close()
         self._thread.join(timeout=5)
-
-
-def reset(url: str) -> None:
-    """Empty every backend of the moto server at `url` (an empty account)."""
-    _post(f"{url}/moto-api/reset")
 
 
 def _post(url: str) -> None:
