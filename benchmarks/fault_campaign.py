@@ -149,13 +149,16 @@ QUICK = Options(
     instances=6,
     rounds=6,
     min_rounds=5,
-    budget=20.0,
+    budget=300.0,
     margin=5.0,
     read_timeout=1.0,
     slow_extra=0.1,
     backoff_scale=0.02,
 )
-"""The test's version: a small world, five rounds, botocore's waits compressed 50 times."""
+"""The test's version: a small world, five rounds, botocore's waits compressed 50 times, and the
+deployed function's timeout as the budget (invocations take seconds, but on a loaded 2-core machine
+a 20 s budget was overrun, and what was measured was the machine: the deadline is tested on clocks
+the tests control, in test_retry_budget and test_safety)."""
 
 
 # --- the world -----------------------------------------------------------------------------------
