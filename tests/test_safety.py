@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from traffic_mirror.handler import settings as settings_module
 from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
-from benchmarks.fault_campaign import Context, compressed_waits
+from benchmarks.fault_campaign import compressed_waits
 from tests import conftest
 from testsupport import faults, lambda_context, moto_server, sandbox
 from testsupport.event_builders import run_instances_record, wrap
@@ -76,9 +77,7 @@ class Faulty:
 @pytest.fixture(scope="module")
 def faulty_server() -> Iterator[moto_server.Server[faults.FaultyApp]]:
     with (
-        moto_server.Server(
-            lambda moto: faults.FaultyApp(moto, slow_seconds=0.7, services=("ec2", "elasticloadbalancing"))
-        ) as srv,
+        moto_server.Server(lambda moto: faults.FaultyApp(moto, services=("ec2", "elasticloadbalancing"))) as srv,
         sandbox.aws_rules(),
     ):
         yield srv
@@ -326,17 +325,18 @@ def test_a_short_budget_still_makes_progress(aws: Any, account: sandbox.Account)
 
 @pytest.mark.moto
 def test_slow_reads_do_not_overrun_the_deadline(faulty: Faulty, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every read answers 1.6 s late (within the read timeout); the budget is 3 s, the margin 1.5 s
-    (requests stop at half of it): once the first round of reads is back, the invocation is inside
-    its margin, so it starts nothing more (no second round, no write) and leaves the work for a retry.
+    """The first round of reads comes back 1.6 s into a 3 s budget, inside the 1.5 s margin (requests
+    stop at half of it): the invocation starts nothing more (no second round, no write) and leaves
+    the work for a retry.
 
-    Counts, not a stopwatch: the late answers guarantee that the time has passed, and a loaded
-    machine only makes it later."""
-    monkeypatch.setattr(faulty.server.app, "slow_seconds", 1.6)
-    faulty.server.app.force("slow", _DESCRIBES)
+    The invocation's clock is the test's: it stands still until a read reaches EC2, then reads
+    1.6 s. What is checked is the handler's decisions, not the machine's speed."""
+    answered = threading.Event()
+    monkeypatch.setattr(faulty.server.app, "observer", lambda *_: answered.set())
+    context = lambda_context.LambdaContext(3.0, elapsed=lambda: 1.6 if answered.is_set() else 0.0)
     with pytest.raises(app.RetryableFailure):
-        faulty.handle(sweep_event(), Context(3.0), Settings(deadline_margin_seconds=1.5))
-    assert faulty.server.app.stats.calls == dict.fromkeys(_DESCRIBES, 1)
+        faulty.handle(sweep_event(), context, Settings(deadline_margin_seconds=1.5))
+    assert faulty.server.app.stats.calls == dict.fromkeys(_DESCRIBES, 1)  # one round, no write
 
 
 _DESCRIBES = ("DescribeTrafficMirrorTargets", "DescribeTrafficMirrorFilters", "DescribeNetworkInterfaces",
