@@ -58,7 +58,7 @@ from benchmarks.scale.containers import EXPERIMENTS
 from benchmarks.scale.report import report, verdict
 from benchmarks.scale.runs import Run
 from benchmarks.scale.scenarios import Bench, Options
-from testsupport import environment, throttle
+from testsupport import environment, moto_server, throttle
 
 # --- command line ---------------------------------------------------------------------------------
 
@@ -77,7 +77,10 @@ def run_all(options: Options, out: Callable[[str], None] = print) -> tuple[list[
 
     clock = throttle.SimClock()
     runs: list[Run] = []
-    with throttle.Server(options.rates, clock, options.latency) as server, sandbox.aws_rules():
+    with (
+        moto_server.Server(lambda moto: throttle.ThrottledApp(moto, options.rates, clock, options.latency)) as server,
+        sandbox.aws_rules(),
+    ):
         bench = Bench(server, clock, options)
         plan: list[tuple[str, Callable[[], Run]]] = []
         if "queue" in options.scenarios:

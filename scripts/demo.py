@@ -69,9 +69,9 @@ MOTO_ARRAY_LIMITATION = (
 @contextlib.contextmanager
 def embedded_aws(port: int = 0) -> Iterator[str]:
     """moto in server mode on a loopback port (0: any free one), under AWS's traffic-mirroring rules."""
-    with sandbox.aws_rules(), moto_server.serve(port) as url:
-        moto_server.reset(url)  # moto's backends live in this process: start from an empty account
-        yield url
+    with sandbox.aws_rules(), moto_server.Server(port=port) as server:
+        server.reset()  # moto's backends live in this process: start from an empty account
+        yield server.url
 
 
 @contextlib.contextmanager

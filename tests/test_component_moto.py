@@ -672,7 +672,7 @@ def test_events_stay_in_their_region(deployed: Deployed) -> None:
     assert deployed.role_arn.split(":")[4] == ACCOUNT
 
 
-# --- issue 14: from an empty account, and a clean teardown ------------------------------------------
+# --- from an empty account, and a clean teardown ---------------------------------------------------
 
 
 def test_from_an_empty_account_sensors_as_code_mirror_and_destroy_releases_only_ours(

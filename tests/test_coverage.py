@@ -1,4 +1,4 @@
-"""Issue 4, end to end under moto through `handle()`: every way an ENI can need (or lose) a session."""
+"""Coverage end to end under moto through `handle()`: every way an ENI can need (or lose) a session."""
 
 import dataclasses
 import json
@@ -486,7 +486,8 @@ def test_sweep_with_a_short_deadline_stops_in_time_and_the_next_finishes(
 
 
 def test_a_budget_below_the_margin_setting_still_makes_progress(aws: Any, account: sandbox.Account) -> None:
-    """Issue 11 defect 8: with 10 s left and a 15 s margin setting, sweeps used to write nothing, forever."""
+    """With 10 s left and a 15 s margin setting, the margin shrinks with the budget: sweeps write, and
+    over a few ticks every ENI is mirrored (a fixed margin would write nothing, forever)."""
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=12)
     done = 0
     for tick in range(12):

@@ -5,7 +5,6 @@ import os
 import re
 import shlex
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -24,9 +23,7 @@ README_URL = f"http://127.0.0.1:{demo.PLAYGROUND_PORT}"
 def test_demo_runs_end_to_end_and_cleans_up() -> None:
     env_before = {k: os.environ.get(k) for k in (*environment.FAKE_CREDENTIALS, *environment.DROPPED)}
     out = io.StringIO()
-    started = time.monotonic()
     assert demo.main(Console(file=out, width=80, color_system=None, soft_wrap=True)) == 0
-    elapsed = time.monotonic() - started
     text = out.getvalue()
 
     # The launch step: the deployed patterns let the launches through, and only them.
@@ -47,7 +44,6 @@ def test_demo_runs_end_to_end_and_cleans_up() -> None:
     # The coverage report, rendered by the CLI's own code.
     assert "Coverage in us-east-1: 75.0% (3 of 4 in-scope ENIs mirrored)" in text
     assert "no target tagged Mirror=pci" in text
-    assert elapsed < 60
     # At 80 columns, every reason is on its line whole, with no padding.
     for reason in (
         "t2.micro: previous-generation (Xen) t2 does not support traffic mirroring",

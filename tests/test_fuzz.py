@@ -12,7 +12,7 @@ whose poison bodies include JSON nested 1,000+ levels deep and bodies that are n
 Profiles (`HYPOTHESIS_PROFILE`): `ci` (the default: few examples, derandomized so CI is
 reproducible) and `campaign` (thousands of examples, random: run it by hand).
 Well-formed region names that AWS does not have (`xx-nowhere-1`) are left to the focused
-reproducer in test_safety.py (issue 11 defect 5): here a wrong region is one AWS knows.
+reproducer in test_safety.py (an unknown region fails alone): here a wrong region is one AWS knows.
 """
 
 import copy
@@ -234,7 +234,7 @@ def test_any_direct_event_never_escapes_the_handler(aws: Any, account: sandbox.A
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=2)
     ours = [("moto", run_instances_record(instances, template=name)) for name in LAUNCH_TEMPLATES]
 
-    known = wrap({**ours[0][1], "eventID": "launch-\udc80"})  # issue 11, defect 5
+    known = wrap({**ours[0][1], "eventID": "launch-\udc80"})  # a lone surrogate in an event id
 
     @settings(
         max_examples=40 * SCALE, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -267,7 +267,7 @@ def test_poison_messages_never_fail_their_neighbours(aws: Any, account: sandbox.
         max_examples=25 * SCALE, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
     )
     @given(st.lists(POISON_BODIES, min_size=1, max_size=4), st.randoms(use_true_random=False))
-    @example(["[" * DEEP + "]" * DEEP], random.Random(0))  # issue 11, defect 5
+    @example(["[" * DEEP + "]" * DEEP], random.Random(0))  # a body nested too deep
     def check(poison: list[Any], rng: Any) -> None:
         bodies = [("good", body) for body in good] + [("poison", body) for body in poison]
         rng.shuffle(bodies)

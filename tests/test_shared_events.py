@@ -1,4 +1,4 @@
-"""Every real record in ../shared/events through `handle()` under moto, as is and replayed with moto ids.
+"""Every real record in tests/events through `handle()` under moto, as is and replayed with moto ids.
 
 As is: each file is handled or rejected cleanly (never an exception). Replayed: the record keeps
 its shape (every key, every quirk) and only its ids are swapped for those of resources created in

@@ -2,12 +2,12 @@
 
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
 import pytest
 
-from testsupport import lambda_context, modules
+from testsupport import faults, lambda_context, modules, moto_server, throttle
 from testsupport.calls import CallCounter
 
 THREADS, CALLS = 8, 20_000
@@ -60,3 +60,41 @@ def test_preserved_gives_back_the_callers_handler_modules() -> None:
         assert cold is not app
         assert sys.modules["traffic_mirror.handler.app"] is cold
     assert sys.modules["traffic_mirror.handler.app"] is app
+
+
+def _in_process() -> None:
+    from moto import mock_aws
+
+    with mock_aws():
+        pass
+
+
+def _threaded() -> None:
+    from moto.server import ThreadedMotoServer
+
+    ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False).start()
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        pytest.param(_in_process, id="mock_aws"),
+        pytest.param(moto_server.Server, id="server"),
+        pytest.param(lambda: moto_server.Server(faults.FaultyApp), id="server-with-faults"),
+        pytest.param(
+            lambda: moto_server.Server(
+                lambda moto: throttle.ThrottledApp(moto, throttle.Rates(), throttle.SimClock())
+            ),
+            id="server-with-throttling",
+        ),
+        pytest.param(_threaded, id="moto-threaded-server"),
+    ],
+)
+def test_outside_the_moto_tier_every_way_of_starting_moto_is_refused(start: Callable[[], object]) -> None:
+    """The unit tier's guard (conftest.py): a test that starts moto without the mark fails."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    before = DomainDispatcherApplication.__init__
+    with moto_server.refused("unmarked"), pytest.raises(RuntimeError, match="unmarked"):
+        start()
+    assert DomainDispatcherApplication.__init__ is before

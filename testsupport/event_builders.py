@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "tests" / "events"
-"""Real CloudTrail records (a copy of ../shared/events, provenance in SOURCES.md there)."""
+"""Real CloudTrail and EventBridge records, kept in the repository (provenance in its SOURCES.md)."""
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 TIME = "2026-11-27T12:00:00Z"

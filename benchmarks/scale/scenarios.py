@@ -77,11 +77,13 @@ def _env(url: str, extra: dict[str, str]) -> dict[str, str]:
 
 
 class Bench:
-    def __init__(self, server: throttle.Server, clock: throttle.SimClock, options: Options) -> None:
+    def __init__(
+        self, server: moto_server.Server[throttle.ThrottledApp], clock: throttle.SimClock, options: Options
+    ) -> None:
         self.server, self.clock, self.options = server, clock, options
 
     def _fresh(self) -> Any:
-        moto_server.reset(self.server.url)
+        self.server.reset()
         return setup_client(self.server.url)
 
     def _count(self, run: Run) -> None:
@@ -164,7 +166,7 @@ class Bench:
         the members have none of their own.
         """
         opts = self.options
-        moto_server.reset(self.server.url)
+        self.server.reset()
         per_account = opts.events * opts.per_event
         members = [f"{100000000000 + k + 1}" for k in range(opts.accounts)]
         hub_sensors(setup_client(self.server.url), per_account * len(members), members)
