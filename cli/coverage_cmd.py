@@ -1,16 +1,21 @@
-"""`coverage`: the share of in-scope ENIs mirrored, by VPC and AZ, why the rest are not, the cost."""
+"""`coverage`: the share of in-scope ENIs mirrored, by VPC and AZ, why the rest are not, the cost;
+first the sessions of others to untrusted targets, and the mirrored instances' loss."""
 
+import dataclasses
 import json
 from typing import Any
 
 from rich.console import Console
+from traffic_mirror.handler import loss as mirror_loss
 
-from . import exits, reasons, render
+from . import evidence, exits, reasons, render
 from .aws import AWS_ERRORS
 from .context import Run
 from .cost import Estimate, estimate
 from .coverage import Coverage, Total, coverage
-from .read import read
+from .read import Snapshot, loss, read
+
+DEFAULT_WINDOW = mirror_loss.DEFAULT_WINDOW_SECONDS
 
 
 def headline(report: Coverage) -> str:
@@ -28,8 +33,13 @@ def render_coverage(
     minimum: float | None = None,
     run_stamp: str = "",
     cost: Estimate | None = None,
+    account: str = "",
+    names: dict[str, str] | None = None,
+    loss_threshold: float | None = None,
 ) -> None:
-    """Headline, by VPC, by AZ, the unmirrored ENIs with their reasons, out of scope, cost, verdict."""
+    """Untrusted sessions first, then the headline, by VPC, by AZ, the unmirrored ENIs with their
+    reasons, out of scope, the mirror loss, cost, verdict."""
+    evidence.render_untrusted(console, report.untrusted, account, names)
     colour = "green" if report.percent >= 100 else "red" if report.below(minimum) else "yellow"
     render.line(console, headline(report), style=f"bold {colour}" if not report.empty else "bold yellow")
     if run_stamp:
@@ -68,6 +78,9 @@ def render_coverage(
         rows = [["ENIs", "Why"]]
         rows += [[str(n), reasons.OUT_OF_SCOPE_LABELS.get(k, k)] for k, n in report.out_of_scope.items()]
         render.columns(console, "Out of scope (not counted)", rows, right=(0,))
+    if report.loss is not None:
+        render.blank(console)
+        evidence.render_loss(console, report.loss, loss_threshold)
     if cost is not None:
         render.blank(console)
         render.line(console, cost.sentence())
@@ -105,20 +118,41 @@ def render_total(console: Console, total: Total, minimum: float | None) -> None:
         )
     colour = "green" if total.percent >= 100 else "red" if total.below(minimum) else "yellow"
     render.line(console, text, style=f"bold {colour}")
+    if total.untrusted:
+        holders = [a for a, c in total.reports if c.untrusted]
+        render.line(
+            console,
+            f"Untrusted sessions over {accounts}: {total.untrusted} (in {', '.join(holders)}; see each account above)",
+            style="bold red",
+        )
+    loss = total.loss
+    if loss is not None:
+        evidence.render_loss(console, loss, None)
     verdict(console, total, minimum)
 
 
-def run(r: Run, output: str, minimum: float | None, fail_if_empty: bool) -> int:
-    if r.several:
-        return run_accounts(r, output, minimum, fail_if_empty)
-    snapshot = read(r)
+def measured(r: Run, snapshot: Snapshot, window: int) -> Coverage:
+    """The report of one account, with its mirror loss (a CloudWatch failure: unknown, and a warning)."""
     report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids)
+    found = loss(r, snapshot, window)
+    if found.error:
+        r.warn(f"mirror loss unknown in account {r.account}: CloudWatch could not be read ({found.error})")
+    return dataclasses.replace(report, loss=found)
+
+
+def run(r: Run, output: str, minimum: float | None, fail_if_empty: bool, window: int = DEFAULT_WINDOW) -> int:
+    if r.several:
+        return run_accounts(r, output, minimum, fail_if_empty, window)
+    snapshot = read(r)
+    report = measured(r, snapshot, window)
     cost = estimate(snapshot.decisions, snapshot.targets, snapshot.zone_ids)
     if output == "json":
         payload = report.to_json(r.account, r.generated_at, cost)
         r.console.out(json.dumps(payload, indent=2), highlight=False)
     else:
-        render_coverage(r.console, report, minimum, r.stamp, cost)
+        render_coverage(
+            r.console, report, minimum, r.stamp, cost, r.account, snapshot.names, r.settings.loss_alarm_percent
+        )
     if report.empty:
         r.warn(
             f"no in-scope ENIs in {r.region} of account {r.account}: is this the right region and "
@@ -130,7 +164,7 @@ def run(r: Run, output: str, minimum: float | None, fail_if_empty: bool) -> int:
     return exits.BELOW_MIN if report.below(minimum) else exits.OK
 
 
-def run_accounts(r: Run, output: str, minimum: float | None, fail_if_empty: bool) -> int:
+def run_accounts(r: Run, output: str, minimum: float | None, fail_if_empty: bool, window: int = DEFAULT_WINDOW) -> int:
     """Each account's report, then the total; `--min` and `--fail-if-empty` judge the total."""
     reports: list[tuple[str, Coverage]] = []
     documents: list[dict[str, Any]] = []
@@ -143,13 +177,15 @@ def run_accounts(r: Run, output: str, minimum: float | None, fail_if_empty: bool
         except AWS_ERRORS as error:
             unreadable.append((one.account, r.unreadable(one.account, error)))
             continue
-        report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids)
+        report = measured(one, snapshot, window)
         cost = estimate(snapshot.decisions, snapshot.targets, snapshot.zone_ids)
         reports.append((one.account, report))
         if output == "json":
             documents.append(report.to_json(one.account, r.generated_at, cost))
         else:
-            render_coverage(r.console, report, None, one.stamp, cost)
+            render_coverage(
+                r.console, report, None, one.stamp, cost, one.account, snapshot.names, r.settings.loss_alarm_percent
+            )
     total = Total(r.region, tuple(reports), tuple(unreadable))
     if output == "json":
         r.console.out(json.dumps(total.to_json(r.generated_at, documents), indent=2), highlight=False)

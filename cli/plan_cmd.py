@@ -4,13 +4,14 @@ from collections import Counter
 from collections.abc import Sequence
 
 from rich.console import Console
+from traffic_mirror.handler.guardrails import Finding
 from traffic_mirror.handler.model import Decision
 
-from . import exits, reasons, render
+from . import evidence, exits, reasons, render
 from .aws import AWS_ERRORS
 from .context import Run
 from .cost import estimate
-from .read import Snapshot, read
+from .read import Snapshot, guardrail_findings, read
 
 ACTION_STYLE = {"create": "green", "modify": "yellow", "delete": "red", "mirrored": "cyan", "skipped": "dim"}
 SUMMARY = (
@@ -46,11 +47,19 @@ def sends_to(decision: Decision) -> str:
     return text + (f", session {kept}" if kept else "")
 
 
-def render_plan(console: Console, run_stamp: str, region: str, snapshot: Snapshot) -> None:
-    """Every ENI as a record, then the tally and the cost."""
+def render_plan(
+    console: Console,
+    run_stamp: str,
+    region: str,
+    snapshot: Snapshot,
+    findings: Sequence[Finding] | None = None,
+    account: str = "",
+) -> None:
+    """Untrusted sessions first, every ENI as a record, then the tally, the cost and the guardrails."""
+    decisions: Sequence[Decision] = snapshot.decisions
+    evidence.render_untrusted(console, evidence.untrusted(decisions), account, snapshot.names)
     render.line(console, f"Plan for {region} (read-only)", style="bold")
     render.line(console, run_stamp, style="dim")
-    decisions: Sequence[Decision] = snapshot.decisions
     order = sorted(decisions, key=lambda d: (d.vpc_id, d.az, snapshot.name(d.instance_id), d.eni_id))
     for d in order:
         render.blank(console)
@@ -66,6 +75,9 @@ def render_plan(console: Console, run_stamp: str, region: str, snapshot: Snapsho
     parts = [f"{tally[k]} {label}" for k, label in SUMMARY if tally[k]]
     render.line(console, f"{len(decisions)} ENI(s): {', '.join(parts) or 'nothing'}. Nothing was written.")
     render.line(console, estimate(decisions, snapshot.targets, snapshot.zone_ids).sentence())
+    if findings is not None:
+        render.blank(console)
+        evidence.render_guardrails(console, findings)
 
 
 def run(r: Run) -> int:
@@ -76,11 +88,12 @@ def run(r: Run) -> int:
             r.section(index, one.account)
         try:
             snapshot = read(one)
+            findings = guardrail_findings(one, snapshot)
         except AWS_ERRORS as error:
             if not r.several:
                 raise
             r.unreadable(one.account, error)
             code = exits.CANNOT_RUN
             continue
-        render_plan(r.console, one.stamp, r.region, snapshot)
+        render_plan(r.console, one.stamp, r.region, snapshot, findings, one.account)
     return code

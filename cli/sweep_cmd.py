@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from traffic_mirror.handler import reconcile
 from traffic_mirror.handler.apply import Result
 
-from . import exits, reasons, render
+from . import evidence, exits, reasons, render
 from .aws import AWS_ERRORS
 from .context import Run
 from .read import read
@@ -102,12 +102,15 @@ def render_sweep(
     names: Mapping[str, str] | None = None,
     run_stamp: str = "",
     summary: bool | None = None,
+    account: str = "",
 ) -> None:
-    """What the sweep did (or, in a dry run, would do), the skipped ENIs by reason, then a tally.
+    """Sessions of others to untrusted targets (left in place), then what the sweep did (or, in a
+    dry run, would do), the skipped ENIs by reason, then a tally.
 
     `summary`: True groups the changes, False lists each, None decides by SUMMARY_THRESHOLD.
     """
     names = names or {}
+    evidence.render_untrusted(console, evidence.untrusted(r.decision for r in results), account, names)
     title = f"Sweep of {region}" + (" (dry run: nothing written)" if dry_run else "")
     render.line(console, title, style="bold")
     if run_stamp:
@@ -199,5 +202,6 @@ def sweep_one(r: Run, apply: bool, summary: bool | None) -> int:
         names=snapshot.names,
         run_stamp=r.stamp,
         summary=summary,
+        account=r.account,
     )
     return sum(1 for res in outcome.results if res.status == "failed")
