@@ -64,19 +64,21 @@ def test_coverage_per_account_with_a_total(world: World) -> None:
     code, report, err = coverage_json("--accounts", BOTH, "--min", "50")
     assert code == exits.BELOW_MIN, err  # nothing mirrored yet: the total is judged
     assert set(report) == {"schema_version", "generated_at", "region", "total", "accounts", "failed_accounts"}
-    assert report["schema_version"] == 3 and report["region"] == REGION
+    assert report["schema_version"] == 4 and report["region"] == REGION
     assert [a["account_id"] for a in report["accounts"]] == [HUB, MEMBER_A, MEMBER_B]  # own first
     assert report["failed_accounts"] == []
     by_account = {a["account_id"]: a for a in report["accounts"]}
     assert (by_account[MEMBER_A]["in_scope"], by_account[MEMBER_A]["mirrored"]) == (2, 0)
     assert (by_account[MEMBER_B]["in_scope"], by_account[MEMBER_B]["mirrored"]) == (1, 0)
     total = report["total"]
-    assert total == {
+    assert {k: v for k, v in total.items() if k not in ("untrusted_sessions", "mirror_loss")} == {
         "accounts": 3,
         "in_scope": sum(a["in_scope"] for a in report["accounts"]),
         "mirrored": 0,
         "coverage_percent": 0.0,
     }
+    assert total["untrusted_sessions"] == 0
+    assert (total["mirror_loss"]["mirrored_instances"], total["mirror_loss"]["percent"]) == (0, None)
     # Zones by AZ id: the member's us-east-1a is another zone than the hub's.
     zones_a = world.members[MEMBER_A][2]
     assert by_account[MEMBER_A]["by_az"] == [
