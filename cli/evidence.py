@@ -70,7 +70,7 @@ def render_untrusted(
             console,
             render.head("untrusted", "bold red", u.session_id, u.eni_id, names.get(u.instance_id) or u.instance_id),
             [
-                f"session number {u.session_number}{first}",
+                f"session number {u.number}{first}",
                 f"target {u.target_id}" + (f" ({u.target_kind})" if u.target_kind else "") + f", in {where}",
                 u.reason,
             ],
