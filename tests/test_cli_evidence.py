@@ -9,10 +9,12 @@ from typing import Any
 
 import boto3
 import pytest
+from moto.cloudwatch.models import cloudwatch_backends
 from traffic_mirror.handler import app, planner
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
 from tests.test_cli import REGION, common, run, run_split
+from tests.test_coverage import delete_session_event
 from testsupport import sandbox
 from testsupport.event_builders import scheduled
 from testsupport.logs import captured
@@ -318,3 +320,41 @@ def test_sessions_stay_untouched_by_every_command(endpoint: str, ec2: Any, accou
     managed = [s for s in ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
                if {"Key": MANAGED_TAG_KEY, "Value": Settings().managed_by} in s.get("Tags", [])]  # fmt: skip
     assert [s["NetworkInterfaceId"] for s in managed] == [eni(web)]
+
+
+def test_the_sweep_reads_the_loss_once_per_period_and_only_with_mirrored_instances(
+    endpoint: str, ec2: Any, account: sandbox.Account, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "mirror-fn")
+    app.CONTAINER.reset()
+    calls = app.CONTAINER.clients.calls
+
+    def tick(name: str) -> list[dict[str, Any]]:
+        app.handle(scheduled(name), endpoint=endpoint, settings=Settings())
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+
+    tick("empty")  # nothing mirrored: nothing to read, nothing published
+    assert calls["GetMetricData"] == 0
+    web = instance(ec2, account, "web-1")
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=endpoint)
+    sandbox.publish_mirror_metrics(cloudwatch, web["InstanceId"], mirrored=4_000_000, skipped=1_000_000)
+    emitted = tick("first")  # creates web-1's session, then reads its loss
+    assert calls["GetMetricData"] == 1
+    assert [(m.get("AvailabilityZone"), m["MirrorLossPercent"]) for m in emitted if "MirrorLossPercent" in m] == [
+        (None, 20.0), (f"{REGION}a", 20.0)
+    ]  # fmt: skip
+    tick("second")  # the same sweep period: not again
+    assert calls["GetMetricData"] == 1
+    # A sweep an event asks for (a deleted session) never reads it.
+    (ours,) = ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
+    app.CONTAINER.loss_read.clear()
+    ec2.delete_traffic_mirror_session(TrafficMirrorSessionId=ours["TrafficMirrorSessionId"])
+    app.handle(delete_session_event(ours["TrafficMirrorSessionId"], "deleted-1"), endpoint=endpoint, settings=Settings())
+    assert len(ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]) == 1  # restored
+    assert calls["GetMetricData"] == 1
+    capsys.readouterr()
+    # Metrics that are not there are no metric at all (an alarm never sees a made-up 0%).
+    cloudwatch_backends[OWN][REGION].metric_data.clear()
+    app.CONTAINER.loss_read.clear()
+    emitted = tick("third")
+    assert calls["GetMetricData"] == 2 and not [m for m in emitted if "MirrorLossPercent" in m]
