@@ -78,6 +78,12 @@ def render_untrusted(
     render.blank(console)
 
 
+def untrusted_count(console: Console, found: Sequence[Untrusted]) -> None:
+    """`--quiet`: one line, when there are any (a security finding is never left out)."""
+    if found:
+        render.line(console, f"Untrusted sessions: {len(found)} (run without --quiet for each)", style="bold red")
+
+
 def render_loss(console: Console, loss: mirror_loss.Loss, threshold: float | None = None) -> None:
     """The loss over the window: the total, then the worst instances, and what to do about it."""
     hours = loss.window_seconds / 3600
@@ -123,6 +129,11 @@ def _bytes(value: float) -> str:
         if value >= size:
             return f"{value / size:.1f} {unit}"
     return f"{int(value)} B"
+
+
+def guardrails_json(findings: Sequence[Finding]) -> list[dict[str, str]]:
+    """`plan --format json`'s `guardrails`: each finding, in the plan's order."""
+    return [{"check": f.check, "subject": f.subject, "text": f.text} for f in findings]
 
 
 def render_guardrails(console: Console, findings: Sequence[Finding]) -> None:

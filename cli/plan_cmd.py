@@ -1,18 +1,21 @@
-"""`plan`: read-only; for every ENI, what the automation would do, why, and what it would cost."""
+"""`plan`: read-only; for every ENI, what the automation would do, why, and what it would cost;
+first the sessions of others to untrusted targets, last the guardrails (what to change)."""
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rich.console import Console
 from traffic_mirror.handler.guardrails import Finding
 from traffic_mirror.handler.model import Decision
 
-from . import evidence, exits, reasons, render
-from .aws import AWS_ERRORS
-from .context import Run
+from . import documents, evidence, reasons, render
+from .context import Run, for_each_account
 from .cost import estimate
 from .read import Snapshot, guardrail_findings, read
 
+JSON_SCHEMA_VERSION = 1
+"""`plan --format json` (docs/cli-json.md)."""
 ACTION_STYLE = {"create": "green", "modify": "yellow", "delete": "red", "mirrored": "cyan", "skipped": "dim"}
 SUMMARY = (
     ("create", "to create"),
@@ -47,17 +50,34 @@ def sends_to(decision: Decision) -> str:
     return text + (f", session {kept}" if kept else "")
 
 
+def tally_line(decisions: Sequence[Decision]) -> str:
+    tally: Counter[str] = Counter(d.outcome for d in decisions)
+    parts = [f"{tally[k]} {label}" for k, label in SUMMARY if tally[k]]
+    return f"{len(decisions)} ENI(s): {', '.join(parts) or 'nothing'}. Nothing was written."
+
+
 def render_plan(
     console: Console,
     run_stamp: str,
     region: str,
     snapshot: Snapshot,
+    quiet: bool = False,
     findings: Sequence[Finding] | None = None,
     account: str = "",
 ) -> None:
-    """Untrusted sessions first, every ENI as a record, then the tally, the cost and the guardrails."""
+    """Untrusted sessions first, every ENI as a record, then the tally, the cost and the guardrails
+    (`quiet`: the untrusted sessions' count, the tally, the cost and the guardrails' count only)."""
     decisions: Sequence[Decision] = snapshot.decisions
-    evidence.render_untrusted(console, evidence.untrusted(decisions), account, snapshot.names)
+    cost = estimate(decisions, snapshot.targets, snapshot.zone_ids).sentence()
+    untrusted = evidence.untrusted(decisions)
+    if quiet:
+        evidence.untrusted_count(console, untrusted)
+        render.line(console, tally_line(decisions))
+        render.line(console, cost)
+        if findings:
+            render.line(console, f"Guardrails: {len(findings)} (run without --quiet for each)", style="yellow")
+        return
+    evidence.render_untrusted(console, untrusted, account, snapshot.names)
     render.line(console, f"Plan for {region} (read-only)", style="bold")
     render.line(console, run_stamp, style="dim")
     order = sorted(decisions, key=lambda d: (d.vpc_id, d.az, snapshot.name(d.instance_id), d.eni_id))
@@ -71,29 +91,62 @@ def render_plan(
             [where(d), sends_to(d), reasons.gist(d)],
         )
     render.blank(console)
-    tally: Counter[str] = Counter(d.outcome for d in decisions)
-    parts = [f"{tally[k]} {label}" for k, label in SUMMARY if tally[k]]
-    render.line(console, f"{len(decisions)} ENI(s): {', '.join(parts) or 'nothing'}. Nothing was written.")
-    render.line(console, estimate(decisions, snapshot.targets, snapshot.zone_ids).sentence())
+    render.line(console, tally_line(decisions))
+    render.line(console, cost)
     if findings is not None:
         render.blank(console)
         evidence.render_guardrails(console, findings)
 
 
-def run(r: Run) -> int:
+def decision_json(decision: Decision, names: Mapping[str, str]) -> dict[str, Any]:
+    """One ENI of `plan --format json`: the planner's decision, with its stable identifiers."""
+    d = decision
+    return {
+        "eni": d.eni_id,
+        "instance": d.instance_id,
+        "name": names.get(d.instance_id, ""),
+        "vpc": d.vpc_id,
+        "az": d.az,
+        "instance_type": d.instance_type,
+        "action": d.outcome,
+        "target": d.target_id,
+        "filter": d.filter_id,
+        "session": d.kept_session,
+        "session_number": d.session_number,
+        "tier": d.tier,
+        "out_of_scope": d.out_of_scope,
+        "problem": d.problem,
+        "reason": d.reason,
+        "writes": [
+            {"kind": a.kind, "session": a.session_id, "target": a.target_id, "filter": a.filter_id}
+            for a in d.actions
+        ],
+    }
+
+
+def plan_json(one: Run, snapshot: Snapshot, findings: Sequence[Finding]) -> dict[str, Any]:
+    """`plan --format json` for one account (docs/cli-json.md, "plan")."""
+    decisions = sorted(snapshot.decisions, key=lambda d: (d.eni_id, d.instance_id))
+    tally: Counter[str] = Counter(d.outcome for d in decisions)
+    return {
+        **documents.head(JSON_SCHEMA_VERSION, one.account, one.region, one.generated_at),
+        "counts": {outcome: tally[outcome] for outcome, _ in SUMMARY},
+        "enis": [decision_json(d, snapshot.names) for d in decisions],
+        "cost": estimate(decisions, snapshot.targets, snapshot.zone_ids).to_json(),
+        "untrusted_sessions": evidence.untrusted_json(evidence.untrusted(decisions), one.account),
+        "guardrails": evidence.guardrails_json(findings),
+    }
+
+
+def run(r: Run, output: str = "table") -> int:
     """One plan, or with --account/--accounts one section per account (a failed one: one line)."""
-    code = exits.OK
-    for index, one in enumerate(r.each()):
-        if r.several:
-            r.section(index, one.account)
-        try:
-            snapshot = read(one)
-            findings = guardrail_findings(one, snapshot)
-        except AWS_ERRORS as error:
-            if not r.several:
-                raise
-            r.unreadable(one.account, error)
-            code = exits.CANNOT_RUN
-            continue
-        render_plan(r.console, one.stamp, r.region, snapshot, findings, one.account)
-    return code
+
+    def one_account(one: Run) -> tuple[int, dict[str, Any] | None]:
+        snapshot = read(one)
+        findings = guardrail_findings(one, snapshot)
+        if output == "json":
+            return 0, plan_json(one, snapshot, findings)
+        render_plan(r.console, one.stamp, r.region, snapshot, r.quiet, findings, one.account)
+        return 0, None
+
+    return for_each_account(r, output, one_account, JSON_SCHEMA_VERSION)
