@@ -66,7 +66,7 @@ def render_plan(
     account: str = "",
 ) -> None:
     """Untrusted sessions first, every ENI as a record, then the tally, the cost and the guardrails
-    (`quiet`: the untrusted sessions' count, the tally, the cost and the guardrails' count only)."""
+    (`quiet`: the untrusted sessions' count, when there are any, the tally and the cost only)."""
     decisions: Sequence[Decision] = snapshot.decisions
     cost = estimate(decisions, snapshot.targets, snapshot.zone_ids).sentence()
     untrusted = evidence.untrusted(decisions)
@@ -74,8 +74,6 @@ def render_plan(
         evidence.untrusted_count(console, untrusted)
         render.line(console, tally_line(decisions))
         render.line(console, cost)
-        if findings:
-            render.line(console, f"Guardrails: {len(findings)} (run without --quiet for each)", style="yellow")
         return
     evidence.render_untrusted(console, untrusted, account, snapshot.names)
     render.line(console, f"Plan for {region} (read-only)", style="bold")
