@@ -95,7 +95,7 @@ def render_coverage(
         render.columns(console, "Out of scope (not counted)", rows, right=(0,))
     if report.loss is not None:
         render.blank(console)
-        evidence.render_loss(console, report.loss, loss_threshold)
+        evidence.render_loss(console, report.loss, loss_threshold, names)
     if cost is not None:
         render.blank(console)
         render.line(console, cost.sentence())

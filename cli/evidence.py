@@ -71,7 +71,7 @@ def render_untrusted(
             render.head("untrusted", "bold red", u.session_id, u.eni_id, names.get(u.instance_id) or u.instance_id),
             [
                 f"session number {u.number}{first}",
-                f"target {u.target_id}" + (f" ({u.target_kind})" if u.target_kind else "") + f", in {where}",
+                f"target {u.target_id}, of {where}",
                 u.reason,
             ],
         )
@@ -84,8 +84,14 @@ def untrusted_count(console: Console, found: Sequence[Untrusted]) -> None:
         render.line(console, f"Untrusted sessions: {len(found)} (run without --quiet for each)", style="bold red")
 
 
-def render_loss(console: Console, loss: mirror_loss.Loss, threshold: float | None = None) -> None:
+def render_loss(
+    console: Console,
+    loss: mirror_loss.Loss,
+    threshold: float | None = None,
+    names: Mapping[str, str] | None = None,
+) -> None:
     """The loss over the window: the total, then the worst instances, and what to do about it."""
+    names = names or {}
     hours = loss.window_seconds / 3600
     window = f"{hours:g} h" if loss.window_seconds % 3600 == 0 else f"{loss.window_seconds // 60} min"
     if loss.instances == 0:
@@ -119,7 +125,11 @@ def render_loss(console: Console, loss: mirror_loss.Loss, threshold: float | Non
     if not worst:
         return
     rows = [["Instance", "Loss", "Skipped", "ENIs"]]
-    rows += [[i.instance_id, f"{i.percent:.2f}%", _bytes(i.skipped_bytes), ", ".join(i.enis)] for i in worst]
+    rows += [
+        [" ".join(p for p in (names.get(i.instance_id), i.instance_id) if p), f"{i.percent:.2f}%",
+         _bytes(i.skipped_bytes), ", ".join(i.enis)]
+        for i in worst
+    ]  # fmt: skip
     render.columns(console, f"Worst {len(worst)} of {len(loss.worst())} instance(s) that lost copies", rows, right=(1, 2))
     render.line(console, mirror_loss.HINT, 2, style="dim")
 

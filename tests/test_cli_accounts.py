@@ -230,7 +230,7 @@ def test_a_members_rogue_session_is_reported_in_its_section_and_the_total(
     assert report["total"]["untrusted_sessions"] == 1
     code, table, _ = run("coverage", "--accounts", accounts)
     section = table.split(f"=== Account {member} (3 of 3) ===")[1]
-    assert "Untrusted sessions (1)" in section and f"in account {member}" in section
+    assert "Untrusted sessions (1)" in section and f"target {own_target}, of account {member}" in section
     assert f"Untrusted sessions over 3 accounts: 1 (in {member})" in table
 
     # The hub's scheduled sweep over its accounts: the same, as a warning line and the metric by account.

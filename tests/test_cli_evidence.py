@@ -108,7 +108,7 @@ def test_a_rogue_session_is_reported_with_its_fields_and_left_in_place(
     # The text report shows it first, in its own section; so does the plan.
     code, text = run("coverage", *common(endpoint))
     assert text.index("Untrusted sessions (1)") < text.index(f"Coverage in {REGION}")
-    assert f"untrusted  {rogue}  {eni(web)}  web-1" in text and f"target {target} (network-interface), in account {OWN}" in text
+    assert f"untrusted  {rogue}  {eni(web)}  web-1" in text and f"target {target}, of account {OWN}" in text
     code, plan = run("plan", *common(endpoint))
     assert plan.index("Untrusted sessions (1)") < plan.index(f"Plan for {REGION}")
     assert session_of(ec2, rogue) == before
@@ -199,7 +199,7 @@ def test_mirror_loss_from_cloudwatch_two_instances_one_lossy(endpoint: str, ec2:
 
     code, text = run("coverage", *common(endpoint))
     assert "Mirror loss (last 1 h): 12.50% of mirrored bytes skipped (2.5 MB of 20.0 MB) over 2 instance(s)" in text
-    assert f"{lossy['InstanceId']}  25.00%" in text and clean["InstanceId"] not in text.split("Mirror loss")[1]
+    assert f"lossy-1 {lossy['InstanceId']}  25.00%" in text and clean["InstanceId"] not in text.split("Mirror loss")[1]
     assert "give the instance more network bandwidth" in text
     code, report, _ = coverage_json(endpoint, "--window", "3h")
     assert report["mirror_loss"]["window_seconds"] == 10800
