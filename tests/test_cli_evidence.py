@@ -16,7 +16,7 @@ from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 from tests.test_cli import REGION, common, run, run_split
 from tests.test_coverage import delete_session_event
 from testsupport import sandbox
-from testsupport.event_builders import scheduled
+from testsupport.event_builders import scheduled, state_change
 from testsupport.logs import captured
 
 OWN = "123456789012"  # moto's default account
@@ -358,3 +358,23 @@ def test_the_sweep_reads_the_loss_once_per_period_and_only_with_mirrored_instanc
     app.CONTAINER.loss_read.clear()
     emitted = tick("third")
     assert calls["GetMetricData"] == 2 and not [m for m in emitted if "MirrorLossPercent" in m]
+
+
+def test_a_target_newer_than_the_cached_inventory_is_read_before_judging(
+    endpoint: str, ec2: Any, account: sandbox.Account
+) -> None:
+    """A warm container's inventory may predate another tool's new sensor (an event is handled with the
+    cached one; the sweep reads afresh): read again, never report a session to it as one to a target
+    nobody can see."""
+    web = instance(ec2, account, "web-1")
+    app.CONTAINER.reset()
+    app.handle(scheduled("warm"), endpoint=endpoint, settings=Settings())  # caches the targets
+    newer = sandbox.add_eni_target(ec2, account, account.subnets[f"{REGION}a"], "ids-team-sensor")  # its own VPC
+    rogue_target, _ = attacker_target(ec2, account)
+    trusted = other_tool_session(ec2, eni(web), newer, account.filters["default"], 2)
+    rogue = other_tool_session(ec2, eni(web), rogue_target, account.filters["default"], 3)
+    with captured() as records:  # within the cache's TTL: EC2 says the instance is running (again)
+        app.handle(state_change(web["InstanceId"], "running", "seen-again"), endpoint=endpoint, settings=Settings())
+    found = {vars(r)["session"]: vars(r)["finding"] for r in records if r.getMessage() == "untrusted session"}
+    assert found == {rogue: planner.NOT_DESIGNATED}
+    assert trusted not in found
