@@ -49,6 +49,13 @@ READS: tuple[Read, ...] = (
     # evidence
     Read("cloudwatch:GetMetricData", "mirror loss: the mirrored instances' NetworkMirror/NetworkSkipMirror bytes"),
     Read("ec2:DescribeSecurityGroups", "plan's guardrails: do ENI sensors admit VXLAN (UDP 4789) from their sources"),
+    # service ENIs (MIRROR_SOURCES): their ENIs come from DescribeNetworkInterfaces (above); a
+    # database's ENI carries its own tags, a load balancer's ENIs take its tags too
+    Read(
+        "elasticloadbalancing:DescribeTags",
+        "load balancers' ENIs: the load balancer's tags (MIRROR_SOURCES with load-balancers)",
+        when=lambda settings: "load-balancers" in settings.kinds,
+    ),
     # A feature that needs another read adds one line here (with `when` if only some deployments
     # need it); the hub's role, the member role, the read-only role and docs/permissions.md follow.
 )
