@@ -6,7 +6,8 @@
 
 What runs: a moto server (with `testsupport.sandbox.aws_rules()`, so ClientTokens, session numbers
 and quotas behave as on AWS) behind `testsupport.faults.FaultyApp`, which fails EC2 and ELBv2
-requests at the given rate with every kind of fault it knows: HTTP 500 and 503, throttling,
+requests (and CloudWatch's, read by the scheduled sweep for the mirror loss) at the given rate with
+every kind of fault it knows: HTTP 500 and 503, throttling,
 connection resets, slow answers beyond the client's read timeout, lost responses (the call took
 effect, the client got a reset) and empty answers to describe calls.
 
@@ -500,7 +501,7 @@ def campaign_server(options: Options) -> Iterator[tuple[Any, Any, World]]:
     slow = options.read_timeout + options.slow_extra
     with (
         moto_server.Server(
-            lambda moto: faults.FaultyApp(moto, slow_seconds=slow, services=("ec2", "elasticloadbalancing"))
+            lambda moto: faults.FaultyApp(moto, slow_seconds=slow, services=("ec2", "elasticloadbalancing", "monitoring"))
         ) as server,
         sandbox.aws_rules(),
     ):

@@ -9,17 +9,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from traffic_mirror.handler import coverage as counting
+from traffic_mirror.handler import loss as mirror_loss
 from traffic_mirror.handler import planner
 from traffic_mirror.handler.coverage import Group
-from traffic_mirror.handler.model import Decision
+from traffic_mirror.handler.model import Decision, Untrusted
 
-from . import reasons
+from . import evidence, reasons
 from .cost import Estimate
 
 JSON_SCHEMA_VERSION = 4
 """3: with --account/--accounts, a total and one report per account; `by_az` entries there gain `az_id`.
 4: `by_kind` (coverage by kind of source: instances, load-balancers, databases) and `kind` on each
-`unmirrored` entry."""
+`unmirrored` entry; `untrusted_sessions` and `mirror_loss` (and in the total, their count and the
+loss over every account)."""
 OUT_OF_SCOPE_CATEGORIES = tuple(planner.OUT_OF_SCOPE)
 """The stable keys of the JSON report's `out_of_scope` counts."""
 
@@ -88,6 +90,10 @@ class Coverage(Share):
     out_of_scope: dict[str, int]
     """Stable identifier (`planner.OUT_OF_SCOPE`) -> ENIs."""
     by_kind: tuple[Group, ...] = ()
+    untrusted: tuple[Untrusted, ...] = ()
+    """Sessions of other tools to targets not trusted for their ENI, by ENI and number."""
+    loss: mirror_loss.Loss | None = None
+    """The mirrored instances' loss, when it was read (`coverage` reads it; the demo and tests may not)."""
 
     def to_json(self, account: str, generated_at: str, cost: Estimate | None = None) -> dict[str, Any]:
         """The stable JSON schema of `coverage --format json` (README, "Coverage JSON").
@@ -108,6 +114,8 @@ class Coverage(Share):
             "by_kind": [_group_json("kind", g) for g in self.by_kind],
             "unmirrored": [dataclasses.asdict(u) for u in self.unmirrored],
             "out_of_scope": dict(self.out_of_scope),
+            "untrusted_sessions": evidence.untrusted_json(self.untrusted, account),
+            "mirror_loss": self.loss.to_json() if self.loss is not None else None,
         }
         if cost is not None:
             report["cost"] = cost.to_json()
@@ -131,8 +139,19 @@ class Total(Share):
         object.__setattr__(self, "in_scope", sum(r.in_scope for _, r in self.reports))
         object.__setattr__(self, "mirrored", sum(r.mirrored for _, r in self.reports))
 
+    @property
+    def untrusted(self) -> int:
+        return sum(len(r.untrusted) for _, r in self.reports)
+
+    @property
+    def loss(self) -> mirror_loss.Loss | None:
+        """Every account's loss as one (None: not read)."""
+        found = [r.loss for _, r in self.reports if r.loss is not None]
+        return mirror_loss.combine(found, found[0].window_seconds) if found else None
+
     def to_json(self, generated_at: str, accounts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """The multi-account document: the total, then each account's single-account report."""
+        loss = self.loss
         return {
             "schema_version": JSON_SCHEMA_VERSION,
             "generated_at": generated_at,
@@ -142,6 +161,8 @@ class Total(Share):
                 "in_scope": self.in_scope,
                 "mirrored": self.mirrored,
                 "coverage_percent": round(self.percent, 2),
+                "untrusted_sessions": self.untrusted,
+                "mirror_loss": loss.summary_json() if loss is not None else None,
             },
             "accounts": list(accounts),
             "failed_accounts": [{"account_id": a, "error": why} for a, why in self.unreadable],
@@ -195,4 +216,5 @@ def coverage(
         unmirrored,
         counted.out_of_scope,
         counted.by_kind,
+        evidence.untrusted(decisions),
     )

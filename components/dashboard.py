@@ -2,7 +2,8 @@
 
 Everything on it comes from metrics that already exist: the handler's EMF metrics (namespace
 TrafficMirrorAutomation, dimension FunctionName: Created, Failed, Deferred, ..., and from every
-sweep InScope, Mirrored, CoveragePercent, SweepDurationMs), Lambda's and SQS's own.
+sweep InScope, Mirrored, CoveragePercent, SweepDurationMs, UntrustedSessions and
+MirrorLossPercent, the last two also by Account and by AvailabilityZone), Lambda's and SQS's own.
 """
 
 import json
@@ -31,6 +32,12 @@ def body(region: str, function_name: str, event_queue: str, dead_letter_queue: s
 
     def ours(metric: str, stat: str = "Sum", **extra: Any) -> list[Any]:
         return [NAMESPACE, metric, "FunctionName", function_name, {"stat": stat, **extra}]
+
+    def each(metric: str, dimension: str) -> list[Any]:
+        """One line per value of `dimension` (an account, an AZ), labelled with it: a search, as the
+        values are not known at deploy time."""
+        query = f'{{{NAMESPACE},{dimension},FunctionName}} MetricName="{metric}" FunctionName="{function_name}"'
+        return [{"expression": f"SEARCH('{query}', 'Maximum', {PERIOD_SECONDS})", "id": f"each{dimension.lower()}"}]
 
     def widget(title: str, metrics: list[list[Any]], x: int, y: int, **properties: Any) -> dict[str, Any]:
         return {
@@ -99,6 +106,19 @@ def body(region: str, function_name: str, event_queue: str, dead_letter_queue: s
                 ],
                 12,
                 12,
+            ),
+            widget(
+                "Untrusted sessions: other tools' sessions to targets not trusted for their ENI (each sweep)",
+                [ours("UntrustedSessions", "Maximum", label="all accounts"), each("UntrustedSessions", "Account")],
+                0,
+                18,
+            ),
+            widget(
+                "Mirror loss (%) per AZ: mirrored bytes AWS skipped, last hour",
+                [ours("MirrorLossPercent", "Maximum", label="worst AZ"), each("MirrorLossPercent", "AvailabilityZone")],
+                12,
+                18,
+                yAxis={"left": {"min": 0}},
             ),
         ]
     }

@@ -185,6 +185,7 @@ def handle(
         outcome = _reconcile(job, batch, ctx.at(None if account == own else account), own)
         if job.covers_region:
             report.coverage(outcome.results, region, (time.monotonic() - started) * 1000)
+            report.evidence(outcome.results, outcome.losses, region, account, settings)
         return job, outcome
 
     all_results: list[Result] = []
@@ -197,6 +198,7 @@ def handle(
         names = ",".join(sorted({c.event_name for _, c in items}))
         for result in outcome.results:
             report.decision(result, region, names, result.account or account)
+        report.untrusted(outcome.results, region, account)
         all_results.extend(outcome.results)
         for index in outcome.failed_changes():
             mid = items[index][0]

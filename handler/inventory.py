@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from . import accounts, errors, kinds
+from . import accounts, errors, guardrails, kinds
 from .context import Context
 from .errors import ReadFailure
-from .model import Inventory, MirrorFilter, Session, Source, Target, TargetKind
+from .model import FilterRule, Inventory, MirrorFilter, Session, Source, Target, TargetKind
 from .planner import is_designated
 from .settings import MANAGED_TAG_KEY, Settings
 
@@ -104,6 +104,12 @@ def _load_inventory(ctx: Context) -> Inventory:
         if me is not None and t.get("OwnerId") and t["OwnerId"] != me
     }
     raw_targets = [t for t in listed if t.get("TrafficMirrorTargetId") not in shared]
+    # What the listing shows of them (kind, resource, owner): enough to name them in a finding.
+    seen_shared = tuple(
+        Target(str(t["TrafficMirrorTargetId"]), kind, _resource_of(t), None, None, None, owner=shared[tid])
+        for t in listed
+        if (tid := t.get("TrafficMirrorTargetId")) in shared and (kind := _TARGET_KINDS.get(t.get("Type", "")))
+    )
     eni_ids = [t["NetworkInterfaceId"] for t in raw_targets if t.get("NetworkInterfaceId")]
     nlb_arns = [t["NetworkLoadBalancerArn"] for t in raw_targets if t.get("NetworkLoadBalancerArn")]
     gwlbe_ids = [
@@ -137,24 +143,70 @@ def _load_inventory(ctx: Context) -> Inventory:
                     eni.get("SubnetId"),
                     eni.get("AvailabilityZone"),
                     tags,
+                    security_groups=tuple(str(g["GroupId"]) for g in eni.get("Groups", []) if "GroupId" in g),
                 )
             )
         elif kind == "network-load-balancer" and raw.get("NetworkLoadBalancerArn") in nlbs:
             arn = raw["NetworkLoadBalancerArn"]
-            targets.append(Target(raw["TrafficMirrorTargetId"], kind, arn, nlbs[arn], None, None, tags))
+            vpc, nodes = nlbs[arn]
+            targets.append(Target(raw["TrafficMirrorTargetId"], kind, arn, vpc, None, None, tags, nodes=nodes))
         elif kind == "gateway-load-balancer-endpoint" and raw.get("GatewayLoadBalancerEndpointId") in vpces:
             vpce_id = raw["GatewayLoadBalancerEndpointId"]
             vpc, subnet, az = vpces[vpce_id]
             targets.append(Target(raw["TrafficMirrorTargetId"], kind, vpce_id, vpc, subnet, az, tags))
         # A target whose resource is gone cannot receive traffic: leave it out.
     filters = [
-        MirrorFilter(f["TrafficMirrorFilterId"], _tags(f.get("Tags")), f.get("Description", "") or "")
+        MirrorFilter(
+            f["TrafficMirrorFilterId"], _tags(f.get("Tags")), f.get("Description", "") or "", _filter_rules(f)
+        )
         for f in filters_f.result()
     ]
     if zone_ids:
-        targets = [dataclasses.replace(t, az_id=zone_ids.get(t.az or "", "")) for t in targets]
+        targets = [
+            dataclasses.replace(
+                t, az_id=zone_ids.get(t.az or "", ""), node_ids=tuple(zone_ids.get(n, "") for n in t.nodes)
+            )
+            for t in targets
+        ]
     sensor_enis = frozenset(str(e) for e in eni_ids)
-    return Inventory(tuple(targets), tuple(filters), time.monotonic(), zone_ids, sensor_enis, shared)
+    return Inventory(
+        tuple(targets), tuple(filters), time.monotonic(), zone_ids, sensor_enis, shared, listed=seen_shared
+    )
+
+
+def _resource_of(raw: Mapping[str, Any]) -> str:
+    """The ENI, NLB or endpoint a listed target points to."""
+    for key in ("NetworkInterfaceId", "NetworkLoadBalancerArn", "GatewayLoadBalancerEndpointId"):
+        if raw.get(key):
+            return str(raw[key])
+    return ""
+
+
+def _ports(raw: Mapping[str, Any] | None) -> tuple[int, int] | None:
+    if not raw or "FromPort" not in raw:
+        return None
+    return int(raw["FromPort"]), int(raw.get("ToPort", raw["FromPort"]))
+
+
+def _filter_rules(raw: Mapping[str, Any]) -> tuple[FilterRule, ...]:
+    """A filter's rules, both directions (the plan's guardrails read them)."""
+    rules = []
+    for key, direction in (("IngressFilterRules", "ingress"), ("EgressFilterRules", "egress")):
+        for rule in raw.get(key) or ():
+            protocol = rule.get("Protocol")
+            rules.append(
+                FilterRule(
+                    direction,  # type: ignore[arg-type]  # the two literals above
+                    int(rule.get("RuleNumber", 0)),
+                    "reject" if rule.get("RuleAction") == "reject" else "accept",
+                    int(protocol) if protocol not in (None, "", 0, "0", -1, "-1") else None,
+                    str(rule.get("SourceCidrBlock") or "0.0.0.0/0"),
+                    str(rule.get("DestinationCidrBlock") or "0.0.0.0/0"),
+                    _ports(rule.get("SourcePortRange")),
+                    _ports(rule.get("DestinationPortRange")),
+                )
+            )
+    return tuple(sorted(rules, key=lambda r: (r.direction, r.number)))
 
 
 def _zone_ids(ctx: Context) -> dict[str, str]:
@@ -163,13 +215,13 @@ def _zone_ids(ctx: Context) -> dict[str, str]:
     return {z["ZoneName"]: z["ZoneId"] for z in zones.get("AvailabilityZones", []) if "ZoneId" in z}
 
 
-def _describe_nlbs(ctx: Context, arns: Sequence[str]) -> dict[str, str]:
-    """NLB ARN -> VPC id (elbv2 takes at most 20 ARNs per call).
+def _describe_nlbs(ctx: Context, arns: Sequence[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """NLB ARN -> (VPC id, the zones it has nodes in) (elbv2 takes at most 20 ARNs per call).
 
     One deleted NLB makes the whole call fail (LoadBalancerNotFound): that chunk is then
     described one ARN at a time, so only the targets whose NLB is gone drop out.
     """
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, tuple[str, ...]]] = {}
     for chunk in _chunks(arns, NLB_ARNS_PER_CALL):
         try:
             found.update(_nlb_chunk(ctx, chunk))
@@ -185,9 +237,16 @@ def _describe_nlbs(ctx: Context, arns: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def _nlb_chunk(ctx: Context, arns: Sequence[str]) -> dict[str, str]:
+def _nlb_chunk(ctx: Context, arns: Sequence[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
     pages = ctx.clients.elbv2(ctx.place).get_paginator("describe_load_balancers").paginate(LoadBalancerArns=arns)
-    return {lb["LoadBalancerArn"]: lb["VpcId"] for page in pages for lb in page.get("LoadBalancers", [])}
+    return {
+        lb["LoadBalancerArn"]: (
+            lb["VpcId"],
+            tuple(sorted(str(z["ZoneName"]) for z in lb.get("AvailabilityZones", []) if z.get("ZoneName"))),
+        )
+        for page in pages
+        for lb in page.get("LoadBalancers", [])
+    }
 
 
 def _describe_gwlb_endpoints(ctx: Context, ids: Sequence[str]) -> dict[str, tuple[str, str | None, str | None]]:
@@ -234,17 +293,39 @@ def inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
         return own  # one account, its own targets: no account id needed
     owners = accounts.sensor_owners(ctx)
     here = ctx.place.account or accounts.own_account(ctx)
-    hub = accounts.own_account(ctx)
     usable = list(own.targets) if here in owners else []
+    # Not usable here, but shown: what a session of another tool may point to (planner.untrusted_sessions).
+    listed = [] if here in owners else list(own.targets)
     not_shared: list[Target] = []
+    read: set[str] = set()
     for owner in sorted(owners - {here}):
-        theirs = _own_inventory(ctx.hub if owner == hub else ctx.at(owner), refresh=refresh)
+        theirs = _own_inventory(owner_context(ctx, owner), refresh=refresh)
         for target in theirs.targets:
-            if not is_designated(target.tags, ctx.settings.tag_key):
-                continue
             seen = dataclasses.replace(target, owner=owner)
-            (usable if own.shared.get(target.target_id) == owner else not_shared).append(seen)
-    return dataclasses.replace(own, targets=tuple(usable), not_shared=tuple(not_shared))
+            shared_here = own.shared.get(target.target_id) == owner
+            if shared_here:
+                read.add(target.target_id)
+            if not is_designated(target.tags, ctx.settings.tag_key):
+                if shared_here:
+                    listed.append(seen)
+                continue
+            (usable if shared_here else not_shared).append(seen)
+    listed.extend(t for t in own.listed if t.target_id not in read)
+    return dataclasses.replace(
+        own,
+        targets=tuple(usable),
+        not_shared=tuple(not_shared),
+        listed=tuple(listed),
+        allowed_owners=frozenset(owners),
+        account=here,
+    )
+
+
+def owner_context(ctx: Context, owner: str) -> Context:
+    """Where a target of `owner` is read: the hub with its own credentials, another account through its role."""
+    if not owner:
+        return ctx
+    return ctx.hub if owner == accounts.own_account(ctx) else ctx.at(owner)
 
 
 def _own_inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
@@ -418,6 +499,8 @@ def sources_of_instances(
                     eni.get("InterfaceType") or "interface",
                     trigger,
                     _epoch((eni.get("Attachment") or {}).get("AttachTime")),
+                    private_ip=str(eni.get("PrivateIpAddress") or ""),
+                    security_groups=tuple(str(g["GroupId"]) for g in eni.get("Groups", []) if "GroupId" in g),
                 )
             )
     return sources
@@ -489,6 +572,8 @@ def service_sources(ctx: Context, enis: Iterable[Mapping[str, Any]], trigger: st
             kind=seen.kind,
             service=seen.service.service if seen.service else "",
             resource=resource,
+            private_ip=str(eni.get("PrivateIpAddress") or ""),
+            security_groups=tuple(str(g["GroupId"]) for g in eni.get("Groups", []) if "GroupId" in g),
         )
         for eni, seen, resource in found
     ]
@@ -539,3 +624,40 @@ def _tag_chunks(
                     if errors.code(single) != errors.LOAD_BALANCER_GONE:
                         raise
     return found
+
+
+# --- what the plan's guardrails read besides (guardrails.py decides) -----------------------------
+
+
+def _permission(raw: Mapping[str, Any]) -> guardrails.Permission:
+    return guardrails.Permission(
+        str(raw.get("IpProtocol", "")),
+        int(raw["FromPort"]) if raw.get("FromPort") is not None else None,
+        int(raw["ToPort"]) if raw.get("ToPort") is not None else None,
+        tuple(str(r["CidrIp"]) for r in raw.get("IpRanges", []) if r.get("CidrIp")),
+        tuple(str(g["GroupId"]) for g in raw.get("UserIdGroupPairs", []) if g.get("GroupId")),
+        bool(raw.get("PrefixListIds")),
+    )
+
+
+def security_groups(ctx: Context, group_ids: Sequence[str]) -> dict[str, guardrails.SecurityGroup]:
+    """Security groups by id with their inbound rules (200 ids per call; a gone id is simply absent)."""
+    if not group_ids:
+        return {}
+    raw = _by_filter(ctx, "describe_security_groups", "SecurityGroups", "group-id", group_ids)
+    return {
+        str(g["GroupId"]): guardrails.SecurityGroup(
+            str(g["GroupId"]), tuple(_permission(p) for p in g.get("IpPermissions", []))
+        )
+        for g in raw
+    }
+
+
+CROSS_ZONE_ATTRIBUTE = "load_balancing.cross_zone.enabled"
+
+
+def cross_zone_enabled(ctx: Context, arn: str) -> bool:
+    """Whether an NLB balances across zones (ELBv2 has no batch form: one call per NLB asked)."""
+    answer = ctx.clients.elbv2(ctx.place).describe_load_balancer_attributes(LoadBalancerArn=arn)
+    values = {a.get("Key"): a.get("Value") for a in answer.get("Attributes", [])}
+    return str(values.get(CROSS_ZONE_ATTRIBUTE, "false")).lower() == "true"

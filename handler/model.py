@@ -38,6 +38,10 @@ class Source:
     """The account that owns the ENI ("" = the handler's own)."""
     az_id: str = ""
     """The AZ's id (use1-az1): AZ names differ per account, ids do not. "" when not needed."""
+    private_ip: str = ""
+    """The ENI's primary private IPv4 address: the outer source address of its mirrored copies."""
+    security_groups: tuple[str, ...] = ()
+    """The ENI's security groups (a sensor's rule may admit VXLAN from a group)."""
     kind: str = kinds.INSTANCES
     """Its kind of source (`kinds.KINDS`, or `kinds.OTHER`): an instance's ENI, or a service's
     (instance_id and instance_type are "" then; `instance_tags` are its load balancer's)."""
@@ -80,6 +84,27 @@ class Target:
     """The account that owns the target ("" = the account the sessions are made in)."""
     az_id: str = ""
     """The AZ id of an ENI or GWLB endpoint target, where the owner's zone map was read."""
+    security_groups: tuple[str, ...] = ()
+    """An ENI target's security groups (they must admit VXLAN, UDP 4789, from its sources)."""
+    nodes: tuple[str, ...] = ()
+    """An NLB target's zones (names in its owner's account): where it has a load balancer node."""
+    node_ids: tuple[str, ...] = ()
+    """The same zones by id, where the owner's zone map was read."""
+
+
+@dataclass(frozen=True)
+class FilterRule:
+    """One rule of a traffic mirror filter, as DescribeTrafficMirrorFilters shows it."""
+
+    direction: Literal["ingress", "egress"]
+    number: int
+    action: Literal["accept", "reject"]
+    protocol: int | None = None
+    """IANA protocol number; None: every protocol."""
+    source_cidr: str = "0.0.0.0/0"
+    destination_cidr: str = "0.0.0.0/0"
+    source_ports: tuple[int, int] | None = None
+    destination_ports: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +112,7 @@ class MirrorFilter:
     filter_id: str
     tags: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    rules: tuple[FilterRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,6 +150,15 @@ class Inventory:
     not_shared: tuple[Target, ...] = ()
     """Designated sensors of an allowed owner that this account's listing does not show: they
     cannot be used here until their owner shares them (reported as `not-shared`)."""
+    listed: tuple[Target, ...] = ()
+    """The other targets this account's listing shows, which sessions made here may not use: its
+    own when MIRROR_SENSOR_OWNERS does not allow it, and other accounts' shared with it (with their
+    details when read in an allowed owner, else only their id, kind and owner). A session of
+    another tool to one of them is reported (`planner.untrusted_sessions`)."""
+    allowed_owners: frozenset[str] | None = None
+    """The accounts MIRROR_SENSOR_OWNERS allows (None: this account's own targets only)."""
+    account: str = ""
+    """This place's account id, when several accounts are covered ("" = not needed)."""
 
     @property
     def target_eni_ids(self) -> frozenset[str]:
@@ -133,6 +168,10 @@ class Inventory:
 
     def target(self, target_id: str) -> Target | None:
         return next((t for t in self.targets if t.target_id == target_id), None)
+
+    def seen(self, target_id: str) -> Target | None:
+        """Any target this place knows of: usable, designated but not shared, or only listed."""
+        return next((t for t in (*self.targets, *self.not_shared, *self.listed) if t.target_id == target_id), None)
 
     def has_filter(self, filter_id: str) -> bool:
         return any(f.filter_id == filter_id for f in self.filters)
@@ -153,6 +192,26 @@ class Action:
     description: str = ""
     vni: int | None = None
     """VXLAN network id for a create (None: MIRROR_VNI, or AWS picks)."""
+
+
+@dataclass(frozen=True)
+class Untrusted:
+    """A session the automation did not create, on a covered ENI, to a target not trusted for it."""
+
+    session_id: str
+    eni_id: str
+    instance_id: str
+    number: int
+    target_id: str
+    target_owner: str
+    """The target's account ("" = the ENI's own account; unknown targets: "")."""
+    finding: str
+    """Why it is not trusted, as a stable identifier (one of `planner.UNTRUSTED`)."""
+    reason: str
+    target_kind: str = ""
+    """The target's kind, when this place can see the target."""
+    intercepts: bool = False
+    """Numbered below our session on the ENI: AWS gives it the packets its filter accepts first."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +242,9 @@ class Decision:
     tier: str | None = None
     """Trust tier of the chosen target (one of `planner.TIERS`): in the source's own VPC, or
     `designated-cross-vpc` (another VPC, a sensor the operator tagged)."""
+    untrusted: tuple[Untrusted, ...] = ()
+    """Sessions of other tools on this ENI whose target is not trusted for it: never touched,
+    always reported (a session to one's own target is a known way to copy traffic out)."""
     kind: str = kinds.INSTANCES
     """The source's kind (`Source.kind`): coverage counts by it."""
     resource: str = ""

@@ -5,12 +5,24 @@ them, the region's targets and filters, and the settings, `plan` returns one `De
 ENI. Events, the sweep and the CLI all go through this one function, so they agree.
 """
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from . import kinds, support
-from .model import Action, Decision, Inventory, Learned, MirrorFilter, Outcome, Session, Source, Target
+from .model import (
+    Action,
+    Decision,
+    Inventory,
+    Learned,
+    MirrorFilter,
+    Outcome,
+    Session,
+    Source,
+    Target,
+    Untrusted,
+)
 from .settings import MANAGED_TAG_KEY, Settings
 
 NOTHING_LEARNED = Learned()
@@ -59,6 +71,9 @@ NO_NUMBER = "no-session-number"
 NOT_SHARED = "not-shared"
 """The only sensors that could serve it are another account's, designated but not shared with
 the ENI's account (RAM): it cannot use them."""
+INTERCEPTED = "intercepted"
+"""A session of another tool to an untrusted target is numbered below ours: AWS gives each packet
+to the lowest-numbered session whose filter accepts it, so that session takes them first."""
 PROBLEMS: Mapping[str, str] = {
     NO_FILTER: "no traffic mirror filter",
     FILTER_MISSING: "the configured filter does not exist",
@@ -67,6 +82,7 @@ PROBLEMS: Mapping[str, str] = {
     ENI_FULL: "ENI has 3 sessions of other tools",
     NO_NUMBER: "no free session number",
     NOT_SHARED: "its sensor is not shared with its account",
+    INTERCEPTED: "an untrusted session ahead of ours takes its packets",
 }
 CONFIG_PROBLEMS = frozenset({NO_FILTER, FILTER_MISSING, FILTER_AMBIGUOUS})
 """Problems an operator fixes in configuration (logged at ERROR)."""
@@ -86,6 +102,17 @@ TIERS: Mapping[str, str] = {
     DESIGNATED: "cross-VPC: another VPC, same AZ, to a sensor designated by tag",
 }
 _TIER_ORDER = {tier: rank for rank, tier in enumerate(TIERS)}
+
+# Why a session the automation did not create is a finding (`Untrusted.finding`): its target is not
+# trusted for the ENI by the same rules that choose our sensors. Never touched, always reported.
+OWNER_NOT_ALLOWED = "owner-not-allowed"
+NOT_DESIGNATED = "not-designated"
+NOT_LISTED = "not-listed"
+UNTRUSTED: Mapping[str, str] = {
+    OWNER_NOT_ALLOWED: "its target belongs to an account MIRROR_SENSOR_OWNERS does not allow",
+    NOT_DESIGNATED: "its target is in another VPC and not designated as a sensor",
+    NOT_LISTED: "its target is not one this account can see (another account's, not shared with it)",
+}
 
 
 @dataclass(frozen=True)
@@ -137,6 +164,81 @@ def is_designated(tags: Mapping[str, str], tag_key: str) -> bool:
 
 def is_managed(session: Session, settings: Settings) -> bool:
     return session.tags.get(MANAGED_TAG_KEY) == settings.managed_by
+
+
+def owner_allowed(owner: str, inventory: Inventory) -> bool:
+    """May a target of `owner` ("" = this place's account) serve this place's ENIs (MIRROR_SENSOR_OWNERS)?"""
+    if inventory.allowed_owners is None:
+        return not owner
+    return (owner or inventory.account) in inventory.allowed_owners
+
+
+def untrusted_sessions(
+    source: Source, sessions: Iterable[Session], inventory: Inventory, tag_key: str
+) -> tuple[Untrusted, ...]:
+    """The sessions of other tools on `source` whose target is not trusted for it, lowest number first.
+
+    Trusted: a target of an account MIRROR_SENSOR_OWNERS allows, in the source's own VPC or
+    designated as a sensor by the tag key; the same rules that choose our sensors. Whatever the
+    target's zone, route or health: those decide which sensor we use, not whose it is.
+    """
+    found = []
+    for session in sorted(sessions, key=lambda s: (s.number, s.session_id)):
+        target = inventory.seen(session.target_id)
+        owner, kind = (target.owner, target.kind) if target is not None else ("", "")
+        if target is None:
+            finding = NOT_LISTED
+            why = (
+                f"target {session.target_id} is not one this account can see (another account's target"
+                " not shared with it, or deleted)"
+            )
+        elif not owner_allowed(target.owner, inventory):
+            finding = OWNER_NOT_ALLOWED
+            whose = f"account {target.owner}" if target.owner else "this account"
+            why = f"target {target.target_id} belongs to {whose}, which MIRROR_SENSOR_OWNERS does not allow"
+        elif target.vpc_id == source.vpc_id or is_designated(target.tags, tag_key):
+            continue
+        else:
+            finding = NOT_DESIGNATED
+            where = target.vpc_id or "another VPC"
+            why = (
+                f"target {target.target_id} ({target.kind}) is in {where}, not {source.vpc_id}, and is not"
+                f" designated as a sensor (tag {tag_key})"
+            )
+        found.append(
+            Untrusted(
+                session.session_id,
+                source.eni_id,
+                source.instance_id,
+                session.number,
+                session.target_id,
+                owner,
+                finding,
+                why,
+                kind,
+            )
+        )
+    return tuple(found)
+
+
+def with_untrusted(decision: Decision, found: Sequence[Untrusted]) -> Decision:
+    """The decision with its untrusted sessions; `intercepted` when one is numbered below ours.
+
+    AWS gives each packet to the lowest-numbered session whose filter accepts it: a session of
+    ours behind an untrusted one does not receive those packets, so the ENI is not mirrored.
+    """
+    if not found:
+        return decision
+    ours = decision.session_number
+    marked = tuple(dataclasses.replace(u, intercepts=ours is not None and u.number < ours) for u in found)
+    first = next((u for u in marked if u.intercepts), None)
+    if first is None or decision.problem is not None or decision.out_of_scope is not None:
+        return dataclasses.replace(decision, untrusted=marked)
+    why = (
+        f"intercepted: session {first.session_id} (number {first.number}) to untrusted target"
+        f" {first.target_id} is evaluated before ours (number {ours}) and takes the packets its filter accepts"
+    )
+    return dataclasses.replace(decision, untrusted=marked, problem=INTERCEPTED, reason=f"{why}; {decision.reason}")
 
 
 def trust_tier(source: Source, target: Target, tag_key: str) -> str | None:
@@ -351,7 +453,22 @@ def plan_source(
     release: bool = False,
     learned: Learned = NOTHING_LEARNED,
 ) -> Decision:
-    """Decide one ENI. Only sessions this tool manages are ever modified or deleted."""
+    """Decide one ENI. Only sessions this tool manages are ever modified or deleted; the others are
+    checked against the trust model and reported when their target is not trusted."""
+    decision = _plan_source(source, sessions, inventory, settings, release=release, learned=learned)
+    foreign = (s for s in sessions if not is_managed(s, settings))
+    return with_untrusted(decision, untrusted_sessions(source, foreign, inventory, settings.tag_key))
+
+
+def _plan_source(
+    source: Source,
+    sessions: Sequence[Session],
+    inventory: Inventory,
+    settings: Settings,
+    *,
+    release: bool,
+    learned: Learned,
+) -> Decision:
     managed = sorted((s for s in sessions if is_managed(s, settings)), key=lambda s: s.number)
     foreign = [s for s in sessions if not is_managed(s, settings)]
     if release:

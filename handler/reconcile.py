@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import cloudwatch, kinds, loss
 from . import inventory as inv
-from . import kinds
 from .apply import Result, apply_all, conflicted, problem_counts
 from .context import FLEET_WORKERS, Context
 from .errors import ReadFailure
@@ -34,6 +34,8 @@ class Outcome:
 
     results: list[Result]
     owners: dict[str, set[int]] = field(default_factory=dict)
+    losses: dict[str, loss.Loss] = field(default_factory=dict)
+    """Mirror loss read by a scheduled sweep, by account ("" = the invocation's own)."""
 
     def problems(self) -> dict[str, int]:
         """In-scope ENIs left unmirrored, by problem kind (configuration problems first)."""
@@ -52,12 +54,18 @@ def _skip(eni_id: str, instance_id: str, reason: str) -> Decision:
 
 
 def _stale(inventory: Inventory, sessions: Iterable[Session], settings: Settings) -> bool:
-    """A managed session names a target or filter we do not know: the cache may be old."""
-    return any(
-        is_managed(s, settings)
-        and (inventory.target(s.target_id) is None or not inventory.has_filter(s.filter_id))
-        for s in sessions
-    )
+    """A session names a target (ours: or a filter) we do not know: the cache may be old.
+
+    Another tool's session to a target made after the cache was read must not be reported as a
+    session to a target nobody can see: read again first.
+    """
+    for s in sessions:
+        if is_managed(s, settings):
+            if inventory.target(s.target_id) is None or not inventory.has_filter(s.filter_id):
+                return True
+        elif inventory.seen(s.target_id) is None:
+            return True
+    return False
 
 
 def _plan_and_apply(
@@ -389,6 +397,8 @@ class SweepPolicy:
     """Leave ENIs attached less than this many seconds ago to their own events."""
     fleet: bool = False
     """Sweep every account the handler covers (MIRROR_ACCOUNTS), not only the event's."""
+    measure_loss: bool = False
+    """Read the mirrored instances' loss metrics after the writes (the schedule's sweep only)."""
 
 
 @dataclass(frozen=True)
@@ -435,6 +445,7 @@ def job_for(batch: Sequence[Change], settings: Settings) -> Job:
         refresh=any(c.refresh_inventory for c in sweeps),
         grace=settings.sweep_grace_seconds if scheduled else 0.0,
         fleet=bool(settings.accounts) and any(c.fleet for c in sweeps),
+        measure_loss=scheduled,
     )
     return Job("sweep", policy)
 
@@ -488,7 +499,22 @@ def sweep(ctx: Context, policy: SweepPolicy, on_done: Callable[[Result], None] |
     young = [s for s in sources if grace > 0 and s.attached_at is not None and s.attached_at > cutoff]
     settled = [s for s in sources if s not in young] if young else sources
     results = _plan_and_apply(ctx, inventory, settled, (), sessions, (), on_done, orphans=True, orphans_known=young)
-    return Outcome(results, {s.eni_id: {0} for s in settled})
+    outcome = Outcome(results, {s.eni_id: {0} for s in settled})
+    if policy.measure_loss:
+        measured = measure_loss(ctx, results, inventory.zone_ids)
+        if measured is not None:
+            outcome.losses[""] = measured
+    return outcome
+
+
+def measure_loss(ctx: Context, results: Sequence[Result], zone_ids: Mapping[str, str]) -> loss.Loss | None:
+    """The mirrored instances' loss over the last hour, read at most once per sweep period
+    (`Container.loss_due`) and only when something is mirrored; None when not read."""
+    statuses = {r.decision.eni_id: r.status for r in results}
+    instances = loss.mirrored_instances((r.decision for r in results), statuses, zone_ids)
+    if not instances or ctx.too_late() or not ctx.container.loss_due(ctx.place):
+        return None
+    return cloudwatch.mirror_loss(ctx, instances, loss.DEFAULT_WINDOW_SECONDS)
 
 
 def across_accounts(ctx: Context, covered: Sequence[str], work: Callable[[Context], Outcome]) -> Outcome:
@@ -522,17 +548,19 @@ def across_accounts(ctx: Context, covered: Sequence[str], work: Callable[[Contex
 
     results: list[Result] = []
     owners: dict[str, set[int]] = {}
+    measured: dict[str, loss.Loss] = {}
     unfinished: list[int] = []
     for index, (account, outcome) in enumerate(container.fleet.map(one, order)):
         for result in outcome.results:
             result.account = "" if account == own else account
         results.extend(outcome.results)
         owners.update(outcome.owners)
+        measured.update({("" if account == own else account): found for found in outcome.losses.values()})
         if any(r.retryable for r in outcome.results):
             unfinished.append(index)
     with container.lock:
         container.sweep_cursor = (start + unfinished[0]) % count if unfinished else 0
-    return Outcome(results, owners)
+    return Outcome(results, owners, measured)
 
 
 def failed(reason: str, changes: int, account: str = "") -> Outcome:

@@ -4,6 +4,9 @@ Only the `slow` fault needs a short read timeout (the server holds its answer lo
 whatever the load); every other call has all the time a loaded machine needs.
 """
 
+import io
+import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +14,8 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
+from rich.console import Console
+from traffic_mirror import cli
 
 from testsupport import faults, moto_server, sandbox
 
@@ -26,7 +31,7 @@ Server = moto_server.Server[faults.FaultyApp]
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    with moto_server.Server(lambda moto: faults.FaultyApp(moto, slow_seconds=0.5)) as srv, sandbox.aws_rules():
+    with moto_server.Server(lambda moto: faults.FaultyApp(moto, slow_seconds=0.5, services=("ec2", "monitoring"))) as srv, sandbox.aws_rules():
         yield srv
 
 
@@ -104,3 +109,35 @@ def test_random_faults_follow_the_seed_and_the_rate(server: Server, world: Any) 
     assert 8 <= sum(o != "ok" for o in first) <= 30
     assert set(first) == {"ok", "InternalError", "RequestLimitExceeded"}
     server.app.configure()
+
+
+def test_cloudwatch_errors_leave_the_coverage_report_intact_with_loss_unknown(
+    server: Server, world: Any
+) -> None:
+    setup, _, account = world
+    sandbox.launch(setup, account, account.subnets["us-east-1a"])
+    where = ["--region", "us-east-1", "--endpoint-url", server.url]
+
+    def coverage() -> tuple[int, dict[str, Any], str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(["coverage", "--format", "json", *where], console=Console(file=out, width=200),
+                        err_console=Console(file=err, width=200))  # fmt: skip
+        return code, json.loads(out.getvalue()), err.getvalue()
+
+    assert cli.main(["sweep", "--apply", *where], console=Console(file=io.StringIO())) == 0
+    for kind, answer, code_seen in [
+        ("error", ("400 Bad Request", "Throttling"), "Throttling"),
+        ("error", ("400 Bad Request", "AccessDeniedException"), "AccessDeniedException"),
+    ]:
+        server.app.configure()  # a new scenario: no rule left from the last one
+        server.app.force(kind, ["GetMetricData"], times=3, answer=answer)  # every attempt the CLI makes
+        code, report, err = coverage()
+        assert code == 0, err
+        assert (report["in_scope"], report["mirrored"]) == (1, 1), "the rest of the report is intact"
+        loss = report["mirror_loss"]
+        assert (loss["mirrored_instances"], loss["unknown_instances"], loss["percent"]) == (1, 1, None)
+        assert code_seen in loss["error"] and "mirror loss unknown" in err
+        assert server.app.stats.by_action[("GetMetricData", kind)] >= 1
+    server.app.configure()
+    code, report, err = coverage()  # faults over: read again (no metrics here: unknown, without an error)
+    assert report["mirror_loss"]["error"] is None and err == ""

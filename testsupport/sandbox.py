@@ -36,6 +36,9 @@ from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ec2.models.traffic_mirrors import TrafficMirrorsBackend
 from moto.ec2.responses.traffic_mirrors import TrafficMirrors
 
+from testsupport import moto_gaps
+from testsupport.moto_gaps import publish_mirror_metrics as publish_mirror_metrics
+
 REFUSED_FAMILIES = frozenset({"t2", "m6i", "c6i", "r6i", "m7i", "m8i-flex", "t1", "m3"})
 """Families the fake API refuses (NetworkInterfaceNotSupported). m8i-flex is not in the
 handler's support table, so it exercises 'the API's refusal is final'."""
@@ -431,7 +434,8 @@ def aws_rules() -> Iterator[None]:
             for cls, name, patched in _PATCHES:
                 setattr(cls, name, patched)
     try:
-        yield
+        with moto_gaps.installed():
+            yield
     finally:
         with _lock:
             _depth[0] -= 1
@@ -508,8 +512,9 @@ def add_eni_target(
     name: str,
     itype: str = "c5.xlarge",
     tags: Mapping[str, str] | None = None,
+    security_groups: Sequence[str] = (),
 ) -> str:
-    instance = launch(ec2, account, subnet, itype, {"Name": name})[0]
+    instance = launch(ec2, account, subnet, itype, {"Name": name}, security_groups=security_groups)[0]
     eni = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
     spec = [
         {
@@ -533,6 +538,7 @@ def launch(
     tags: Mapping[str, str] | None = None,
     count: int = 1,
     extra_enis: int = 0,
+    security_groups: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """RunInstances in moto; `extra_enis` secondary ENIs are attached to each instance."""
     kwargs: dict[str, Any] = {
@@ -542,6 +548,8 @@ def launch(
         "MaxCount": count,
         "SubnetId": subnet,
     }
+    if security_groups:
+        kwargs["SecurityGroupIds"] = list(security_groups)
     if tags:
         kwargs["TagSpecifications"] = [
             {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
@@ -555,6 +563,42 @@ def launch(
             )
     ids = [i["InstanceId"] for i in instances]
     return [i for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]]
+
+
+def add_nlb_target(
+    ec2: Any,
+    elbv2: Any,
+    account: Account,
+    azs: Sequence[str],
+    name: str,
+    cross_zone: bool = False,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """An NLB sensor as AWS would run one: nodes in `azs` (AZ names of `account`), a UDP 4789
+    listener forwarding to a sensor instance in each of those AZs (healthy), and its mirror target."""
+    subnets = [account.subnets[az] for az in azs]
+    arn = elbv2.create_load_balancer(Name=name, Subnets=subnets, Type="network", Scheme="internal")[
+        "LoadBalancers"
+    ][0]["LoadBalancerArn"]
+    elbv2.modify_load_balancer_attributes(
+        LoadBalancerArn=arn,
+        Attributes=[{"Key": "load_balancing.cross_zone.enabled", "Value": str(cross_zone).lower()}],
+    )
+    group = elbv2.create_target_group(
+        Name=f"{name}-vxlan", Protocol="UDP", Port=4789, VpcId=account.vpc, TargetType="instance",
+        HealthCheckProtocol="TCP", HealthCheckPort="80",
+    )["TargetGroups"][0]["TargetGroupArn"]  # fmt: skip
+    appliances = [launch(ec2, account, subnet, "c5.xlarge", {"Name": f"{name}-appliance"})[0] for subnet in subnets]
+    elbv2.register_targets(TargetGroupArn=group, Targets=[{"Id": i["InstanceId"]} for i in appliances])
+    elbv2.create_listener(
+        LoadBalancerArn=arn, Protocol="UDP", Port=4789, DefaultActions=[{"Type": "forward", "TargetGroupArn": group}]
+    )
+    spec = [{"ResourceType": "traffic-mirror-target", "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()]}]
+    target = ec2.create_traffic_mirror_target(
+        NetworkLoadBalancerArn=arn, Description=name, TagSpecifications=spec if tags else []
+    )["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+    account.targets[name] = target
+    return str(target)
 
 
 def launch_sample_workloads(ec2: Any, account: Account) -> None:
