@@ -32,6 +32,10 @@ DESCRIBE_ACTIONS = (
     "ec2:DescribeSubnets",
     "ec2:DescribeAvailabilityZones",  # AZ ids: zones are matched across accounts by id
     "elasticloadbalancing:DescribeLoadBalancers",
+    # sensor health (handler/health.py): an NLB sensor's UDP 4789 listener, healthy targets, cross-zone
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes",
 )
 SESSION_TAG_KEYS = (MANAGED_TAG_KEY, "Name")
 """The only tags the handler puts on a session (handler/apply.py)."""

@@ -8,15 +8,16 @@ MIRROR_CACHE_TTL_SECONDS and dropped as soon as an API answer shows it is stale.
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from . import accounts, errors
+from . import accounts, errors, health
 from .context import Context
 from .errors import ReadFailure
-from .model import Inventory, MirrorFilter, Session, Source, Target, TargetKind
+from .model import Health, Inventory, MirrorFilter, Session, Source, Target, TargetKind
 from .planner import is_designated
 from .settings import MANAGED_TAG_KEY, Settings
 
@@ -87,6 +88,8 @@ def _by_filter(ctx: Context, operation: str, key: str, name: str, values: Sequen
 
 
 def _load_inventory(ctx: Context) -> Inventory:
+    """Targets with their health, filters, and the sessions on ENI targets: two rounds of reads
+    (three more, concurrent per NLB, only when NLB targets exist)."""
     submit = ctx.container.inventory_reads.submit
     targets_f = submit(_pages, ctx, "describe_traffic_mirror_targets", "TrafficMirrorTargets")
     filters_f = submit(_pages, ctx, "describe_traffic_mirror_filters", "TrafficMirrorFilters")
@@ -94,6 +97,7 @@ def _load_inventory(ctx: Context) -> Inventory:
     zones_f = submit(_zone_ids, ctx) if ctx.settings.accounts else None
     raw_targets = targets_f.result()
     eni_ids = [t["NetworkInterfaceId"] for t in raw_targets if t.get("NetworkInterfaceId")]
+    eni_target_ids = [t["TrafficMirrorTargetId"] for t in raw_targets if t.get("NetworkInterfaceId")]
     nlb_arns = [t["NetworkLoadBalancerArn"] for t in raw_targets if t.get("NetworkLoadBalancerArn")]
     gwlbe_ids = [
         t["GatewayLoadBalancerEndpointId"] for t in raw_targets if t.get("GatewayLoadBalancerEndpointId")
@@ -103,46 +107,78 @@ def _load_inventory(ctx: Context) -> Inventory:
     enis_f = submit(
         _by_filter, ctx, "describe_network_interfaces", "NetworkInterfaces", "network-interface-id", eni_ids
     )
+    # The sensors' instances (their state and type) in the same round, found by their ENIs.
+    sensors_f = submit(
+        _by_filter, ctx, "describe_instances", "Reservations", "network-interface.network-interface-id", eni_ids
+    )
+    # The sessions on ENI targets, as their owner lists them (other accounts' included): capacity.
+    on_f = submit(
+        _by_filter,
+        ctx,
+        "describe_traffic_mirror_sessions",
+        "TrafficMirrorSessions",
+        "traffic-mirror-target-id",
+        eni_target_ids,
+    )
     nlbs_f = submit(_describe_nlbs, ctx, nlb_arns)
     vpces_f = submit(_describe_gwlb_endpoints, ctx, gwlbe_ids)
     enis = {e["NetworkInterfaceId"]: e for e in enis_f.result()}
+    instance_of = {
+        eni["NetworkInterfaceId"]: instance
+        for reservation in sensors_f.result()
+        for instance in reservation.get("Instances", [])
+        for eni in instance.get("NetworkInterfaces", [])
+        if eni.get("NetworkInterfaceId")
+    }
+    # A sensor ENI that an instance lists but the ENI read lacks: the answers disagree (a sensor
+    # whose ENI was deleted is listed by no instance either). Nothing is decided on such a read.
+    unlisted = sorted(set(instance_of) & set(eni_ids) - set(enis))
+    if unlisted:
+        raise ReadFailure(f"the ENI read lacks {len(unlisted)} sensor ENI(s) that instances list ({unlisted[0]}, ...)")
     nlbs, vpces = nlbs_f.result(), vpces_f.result()
+    nlb_health = _nlb_health(ctx, nlbs) if nlbs else {}
     zone_ids = zones_f.result() if zones_f else {}
-    if eni_ids and not enis:
-        raise ReadFailure(f"none of the {len(set(eni_ids))} ENIs of ENI targets was found")
+    sessions_on: dict[str, list[Session]] = {}
+    for raw in on_f.result():
+        session = _session(raw)
+        sessions_on.setdefault(session.target_id, []).append(session)
 
     targets: list[Target] = []
     for raw in raw_targets:
         kind = _TARGET_KINDS.get(raw.get("Type", ""))
-        tags = _tags(raw.get("Tags"))
-        if kind == "network-interface" and raw.get("NetworkInterfaceId") in enis:
-            eni = enis[raw["NetworkInterfaceId"]]
-            targets.append(
-                Target(
-                    raw["TrafficMirrorTargetId"],
-                    kind,
-                    eni["NetworkInterfaceId"],
-                    eni.get("VpcId"),
-                    eni.get("SubnetId"),
-                    eni.get("AvailabilityZone"),
-                    tags,
-                )
-            )
-        elif kind == "network-load-balancer" and raw.get("NetworkLoadBalancerArn") in nlbs:
+        target_id, tags = raw["TrafficMirrorTargetId"], _tags(raw.get("Tags"))
+        if kind == "network-interface" and raw.get("NetworkInterfaceId"):
+            eni_id = raw["NetworkInterfaceId"]
+            eni = enis.get(eni_id) or {}
+            status = health.eni_target(enis.get(eni_id), instance_of.get(eni_id))
+            vpc, subnet, az = eni.get("VpcId"), eni.get("SubnetId"), eni.get("AvailabilityZone")
+            targets.append(Target(target_id, kind, eni_id, vpc, subnet, az, tags, health=status))
+        elif kind == "network-load-balancer" and raw.get("NetworkLoadBalancerArn"):
             arn = raw["NetworkLoadBalancerArn"]
-            targets.append(Target(raw["TrafficMirrorTargetId"], kind, arn, nlbs[arn], None, None, tags))
-        elif kind == "gateway-load-balancer-endpoint" and raw.get("GatewayLoadBalancerEndpointId") in vpces:
+            lb = nlbs.get(arn)
+            status = nlb_health.get(arn) or health.nlb_target(None, (), (), {}, {})
+            targets.append(Target(target_id, kind, arn, lb.get("VpcId") if lb else None, None, None, tags, health=status))
+        elif kind == "gateway-load-balancer-endpoint" and raw.get("GatewayLoadBalancerEndpointId"):
             vpce_id = raw["GatewayLoadBalancerEndpointId"]
-            vpc, subnet, az = vpces[vpce_id]
-            targets.append(Target(raw["TrafficMirrorTargetId"], kind, vpce_id, vpc, subnet, az, tags))
-        # A target whose resource is gone cannot receive traffic: leave it out.
+            found = vpces.get(vpce_id)
+            vpc, subnet, az = found[:3] if found else (None, None, None)
+            status = health.gwlb_endpoint(found[3] if found else None)
+            targets.append(Target(target_id, kind, vpce_id, vpc, subnet, az, tags, health=status))
+        # A target whose resource is gone stays, unusable: the sessions on it are not delivered,
+        # and it is reported as such (never a reason to delete them).
     filters = [
         MirrorFilter(f["TrafficMirrorFilterId"], _tags(f.get("Tags")), f.get("Description", "") or "")
         for f in filters_f.result()
     ]
     if zone_ids:
-        targets = [dataclasses.replace(t, az_id=zone_ids.get(t.az or "", "")) for t in targets]
-    return Inventory(tuple(targets), tuple(filters), time.monotonic(), zone_ids)
+        targets = [
+            dataclasses.replace(
+                t, az_id=zone_ids.get(t.az or "", ""), health=health.with_zone_ids(t.health, zone_ids)
+            )
+            for t in targets
+        ]
+    on = {target: tuple(found) for target, found in sessions_on.items()}
+    return Inventory(tuple(targets), tuple(filters), time.monotonic(), zone_ids, on)
 
 
 def _zone_ids(ctx: Context) -> dict[str, str]:
@@ -151,13 +187,13 @@ def _zone_ids(ctx: Context) -> dict[str, str]:
     return {z["ZoneName"]: z["ZoneId"] for z in zones.get("AvailabilityZones", []) if "ZoneId" in z}
 
 
-def _describe_nlbs(ctx: Context, arns: Sequence[str]) -> dict[str, str]:
-    """NLB ARN -> VPC id (elbv2 takes at most 20 ARNs per call).
+def _describe_nlbs(ctx: Context, arns: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """NLB ARN -> its description (elbv2 takes at most 20 ARNs per call).
 
     One deleted NLB makes the whole call fail (LoadBalancerNotFound): that chunk is then
     described one ARN at a time, so only the targets whose NLB is gone drop out.
     """
-    found: dict[str, str] = {}
+    found: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(arns, NLB_ARNS_PER_CALL):
         try:
             found.update(_nlb_chunk(ctx, chunk))
@@ -173,13 +209,63 @@ def _describe_nlbs(ctx: Context, arns: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def _nlb_chunk(ctx: Context, arns: Sequence[str]) -> dict[str, str]:
+def _nlb_chunk(ctx: Context, arns: Sequence[str]) -> dict[str, dict[str, Any]]:
     pages = ctx.clients.elbv2(ctx.place).get_paginator("describe_load_balancers").paginate(LoadBalancerArns=arns)
-    return {lb["LoadBalancerArn"]: lb["VpcId"] for page in pages for lb in page.get("LoadBalancers", [])}
+    return {lb["LoadBalancerArn"]: dict(lb) for page in pages for lb in page.get("LoadBalancers", [])}
 
 
-def _describe_gwlb_endpoints(ctx: Context, ids: Sequence[str]) -> dict[str, tuple[str, str | None, str | None]]:
-    """GWLB endpoint id -> (VPC, subnet, AZ). The AZ comes from the endpoint's subnet."""
+def _nlb_health(ctx: Context, nlbs: Mapping[str, Mapping[str, Any]]) -> dict[str, Health]:
+    """NLB ARN -> health. elbv2 has no batch for listeners, attributes or target health: one call
+    each per NLB (and per target group), all NLBs at once; then one batched read of where the
+    healthy targets are."""
+    check_time(ctx, "reading the NLB sensors' listeners and targets")
+    elbv2 = ctx.clients.elbv2(ctx.place)
+    submit = ctx.container.inventory_reads.submit
+
+    def listeners(arn: str) -> list[Any]:
+        pages = elbv2.get_paginator("describe_listeners").paginate(LoadBalancerArn=arn)
+        return [listener for page in pages for listener in page.get("Listeners", [])]
+
+    def attributes(arn: str) -> list[Any]:
+        return list(elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn).get("Attributes", []))
+
+    def target_health(group: str) -> list[Any]:
+        return list(elbv2.describe_target_health(TargetGroupArn=group).get("TargetHealthDescriptions", []))
+
+    arns = sorted(nlbs)
+    listeners_f = {arn: submit(listeners, arn) for arn in arns}
+    attributes_f = {arn: submit(attributes, arn) for arn in arns}
+    found = {arn: listeners_f[arn].result() for arn in arns}
+    groups = sorted(
+        {g for arn in arns for listener in health.vxlan_listeners(found[arn]) for g in health.forwarded_groups(listener)}
+    )
+    health_f = {group: submit(target_health, group) for group in groups}
+    described = {group: health_f[group].result() for group in groups}
+    ids = [str(d.get("Target", {}).get("Id", "")) for found_ in described.values() for d in found_]
+    zone_of = _target_zones(ctx, [i for i in ids if i.startswith("i-")], [i for i in ids if i and not i.startswith(("i-", "arn:"))])
+    return {
+        arn: health.nlb_target(nlbs[arn], found[arn], attributes_f[arn].result(), described, zone_of) for arn in arns
+    }
+
+
+def _target_zones(ctx: Context, instance_ids: Sequence[str], addresses: Sequence[str]) -> dict[str, str]:
+    """Load balancer target id (instance id or IP address) -> its AZ name (a batched read each)."""
+    zones: dict[str, str] = {}
+    if instance_ids:
+        for instance in describe_instances(ctx, instance_ids):
+            zones[instance["InstanceId"]] = str((instance.get("Placement") or {}).get("AvailabilityZone", ""))
+    if addresses:
+        for eni in describe_enis(ctx, "addresses.private-ip-address", addresses):
+            for address in eni.get("PrivateIpAddresses") or ():
+                if address.get("PrivateIpAddress") in addresses:
+                    zones[address["PrivateIpAddress"]] = str(eni.get("AvailabilityZone", ""))
+    return zones
+
+
+def _describe_gwlb_endpoints(
+    ctx: Context, ids: Sequence[str]
+) -> dict[str, tuple[str, str | None, str | None, Mapping[str, Any]]]:
+    """GWLB endpoint id -> (VPC, subnet, AZ, the endpoint). The AZ comes from the endpoint's subnet."""
     if not ids:
         return {}
     vpces = _by_filter(ctx, "describe_vpc_endpoints", "VpcEndpoints", "vpc-endpoint-id", ids)
@@ -192,6 +278,7 @@ def _describe_gwlb_endpoints(ctx: Context, ids: Sequence[str]) -> dict[str, tupl
             v["VpcId"],
             subnet_of[v["VpcEndpointId"]],
             az_of.get(subnet_of[v["VpcEndpointId"]] or ""),
+            v,
         )
         for v in vpces
     }
@@ -220,7 +307,9 @@ def inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
     central = tuple(
         dataclasses.replace(t, owner=owner) for t in hub.targets if is_designated(t.tags, ctx.settings.tag_key)
     )
-    return dataclasses.replace(own, targets=(*own.targets, *central))
+    # Their health and the sessions on them come with them, as the hub read them.
+    on = {**own.sessions_on, **{t.target_id: hub.sessions_on[t.target_id] for t in central if t.target_id in hub.sessions_on}}
+    return dataclasses.replace(own, targets=(*own.targets, *central), sessions_on=on)
 
 
 def _own_inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
@@ -246,6 +335,22 @@ def _own_inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
     return loaded
 
 
+def add_sessions(ctx: Context, sessions: Sequence[Session], moved: AbstractSet[str] = frozenset()) -> None:
+    """Count sessions this container just created on (or moved to) this place's targets in its
+    cached inventory (`moved`: session ids that left the target they were counted on)."""
+    with ctx.container.lock:
+        cached = ctx.container.inventories.get(ctx.place)
+        if cached is None:
+            return
+        ids = {s.session_id for s in sessions} | set(moved)
+        on = {t: [s for s in found if s.session_id not in ids] for t, found in cached.sessions_on.items()}
+        for session in sessions:
+            on.setdefault(session.target_id, []).append(session)
+        ctx.container.inventories[ctx.place] = dataclasses.replace(
+            cached, sessions_on={t: tuple(found) for t, found in on.items()}
+        )
+
+
 def invalidate(ctx: Context) -> None:
     """Drop the cached inventory of this place (an API answer showed it is stale)."""
     with ctx.container.lock:
@@ -264,6 +369,7 @@ def _session(raw: Mapping[str, Any]) -> Session:
         raw["TrafficMirrorFilterId"],
         int(raw.get("SessionNumber", 0)),
         _tags(raw.get("Tags")),
+        str(raw.get("OwnerId", "") or ""),
     )
 
 
@@ -275,6 +381,15 @@ def sessions_for(ctx: Context, eni_ids: Sequence[str]) -> list[Session]:
         "TrafficMirrorSessions",
         "network-interface-id",
         eni_ids,
+    )
+    return [_session(s) for s in raw]
+
+
+def sessions_on_targets(ctx: Context, target_ids: Sequence[str]) -> list[Session]:
+    """Sessions on these targets, as this account lists them (a target owner sees other accounts'
+    sessions on its targets too): one call per 200 targets."""
+    raw = _by_filter(
+        ctx, "describe_traffic_mirror_sessions", "TrafficMirrorSessions", "traffic-mirror-target-id", target_ids
     )
     return [_session(s) for s in raw]
 

@@ -43,6 +43,37 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Health:
+    """Whether a target can receive packets now, and how many sources it takes (`handler/health.py`).
+
+    Read with the inventory (batched, cached with it). The default is what a target whose health
+    nobody read looks like: usable, no limit (unit tests build targets this way).
+    """
+
+    usable: bool = True
+    why: str | None = None
+    """Why not usable, as a stable identifier (one of `health.WHY`); None when usable."""
+    detail: str = ""
+    """The same in words, with the ids (logged, shown by the CLI)."""
+    capacity: int | None = None
+    """Sources the target accepts (ENI targets: 10, or 100 on AWS's list of large sizes); None: no limit."""
+    zones: frozenset[str] | None = None
+    """NLB targets without cross-zone load balancing: the AZ names (in the owner's account) that have
+    a healthy target; a source elsewhere is not served. None: every AZ."""
+    zone_ids: frozenset[str] | None = None
+    """The same zones by AZ id (filled when zone ids were read: zones are compared across accounts)."""
+    instance_id: str = ""
+    """ENI targets: the sensor instance the ENI is attached to (events name instances)."""
+    target_groups: frozenset[str] = frozenset()
+    """NLB targets: the target groups behind its UDP 4789 listener (DeregisterTargets names them)."""
+    backends: frozenset[str] = frozenset()
+    """NLB targets: the targets registered behind it (instance ids or addresses; a state change names them)."""
+
+
+USABLE = Health()
+
+
+@dataclass(frozen=True)
 class Target:
     target_id: str
     kind: TargetKind
@@ -55,6 +86,8 @@ class Target:
     """The account that owns the target ("" = the account the sessions are made in)."""
     az_id: str = ""
     """The AZ id of an ENI or GWLB endpoint target, where the owner's zone map was read."""
+    health: Health = USABLE
+    """Read in the account that owns the target, with its inventory."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +105,9 @@ class Session:
     filter_id: str
     number: int
     tags: Mapping[str, str] = field(default_factory=dict)
+    owner: str = ""
+    """The account that made the session (OwnerId; "" when not read). A target owner's view lists
+    the sessions other accounts made on its targets too."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +119,9 @@ class Inventory:
     fetched_at: float = 0.0
     zone_ids: Mapping[str, str] = field(default_factory=dict)
     """AZ name -> AZ id in this account (read only when several accounts are covered)."""
+    sessions_on: Mapping[str, tuple[Session, ...]] = field(default_factory=dict)
+    """ENI target id -> the sessions on it, as its owner lists them (other accounts' included):
+    the planner counts sources against the target's capacity from these."""
 
     @property
     def target_eni_ids(self) -> frozenset[str]:
@@ -94,6 +133,10 @@ class Inventory:
 
     def has_filter(self, filter_id: str) -> bool:
         return any(f.filter_id == filter_id for f in self.filters)
+
+    def sources_on(self, target_id: str) -> frozenset[str]:
+        """Source ENIs of the sessions on this target, as read with the inventory."""
+        return frozenset(s.eni_id for s in self.sessions_on.get(target_id, ()))
 
 
 @dataclass(frozen=True)
@@ -141,6 +184,9 @@ class Decision:
     tier: str | None = None
     """Trust tier of the chosen target (one of `planner.TIERS`): in the source's own VPC, or
     `designated-cross-vpc` (another VPC, a sensor the operator tagged)."""
+    repairs: str | None = None
+    """The problem this decision's actions repair (`planner.TARGET_UNHEALTHY` for a failover move):
+    the ENI has it until they are applied, so a plan not applied counts it as that problem."""
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import accounts, health
+from . import coverage as counting
 from . import inventory as inv
 from .apply import Result, apply_all, conflicted, problem_counts
 from .context import FLEET_WORKERS, Context
 from .errors import ReadFailure
-from .events import Change
+from .events import Change, Skip
 from .model import Action, Decision, Inventory, Session, Source
-from .planner import RELEASED, is_managed, plan, plan_orphans
+from .planner import RELEASED, is_managed, placements, plan, plan_orphans
 from .settings import Settings
 
 GONE_STATES = frozenset({"shutting-down", "terminated"})
@@ -33,6 +35,11 @@ class Outcome:
 
     results: list[Result]
     owners: dict[str, set[int]] = field(default_factory=dict)
+    skips: list[Skip] = field(default_factory=list)
+    """Events that need nothing once the cached inventory was consulted (a state change of an
+    instance that is no sensor): reported as ignored."""
+    sensors: tuple[counting.Sensor, ...] = ()
+    """A sweep's targets with their health (its usable/unusable metrics)."""
 
     def problems(self) -> dict[str, int]:
         """In-scope ENIs left unmirrored, by problem kind (configuration problems first)."""
@@ -91,12 +98,37 @@ def _plan_and_apply(
         known = frozenset(s.eni_id for s in (*sources, *orphans_known))
         decisions.extend(plan_orphans(sessions, known, settings))
     triggers = {s.eni_id: s.trigger for s in (*sources, *release_sources)}
-    decisions, unconfirmed = _confirm(ctx, decisions, triggers)
+    decisions, unconfirmed = _confirm(ctx, decisions, triggers, by_eni)
     results = apply_all(decisions, ctx, on_done)
     if on_done:
         for result in unconfirmed:
             on_done(result)
-    return [*_settle_conflicts(results, ctx, inventory, sources, on_done), *unconfirmed]
+    settled = _settle_conflicts(results, ctx, inventory, sources, on_done, by_eni)
+    _remember_placements(ctx, inventory, settled)
+    return [*settled, *unconfirmed]
+
+
+def _remember_placements(ctx: Context, inventory: Inventory, results: Iterable[Result]) -> None:
+    """Sessions this run created on, or moved to, ENI targets join the cached inventory's counts of
+    their target's owner, so the next invocations of this container count them (until the next
+    read; another container's are counted from that read, or refused by AWS and learned)."""
+    by_owner: dict[bool, list[Session]] = {}
+    moved: set[str] = set()
+    for result in results:
+        decision = result.decision
+        target = inventory.target(decision.target_id or "")
+        if result.status not in counting.APPLIED or target is None or target.health.capacity is None:
+            continue
+        for action in decision.actions:
+            session_id = action.session_id or (result.session_ids[0] if result.session_ids else "")
+            if action.kind == "modify" and action.session_id and action.target_id:
+                moved.add(action.session_id)
+            elif action.kind != "create" or not session_id:
+                continue
+            session = Session(session_id, decision.eni_id, target.target_id, decision.filter_id or "", 0)
+            by_owner.setdefault(bool(target.owner), []).append(session)
+    for hub, sessions in by_owner.items():
+        inv.add_sessions(ctx.hub if hub else ctx, sessions, moved)
 
 
 def destroys(decision: Decision) -> bool:
@@ -105,7 +137,10 @@ def destroys(decision: Decision) -> bool:
 
 
 def _confirm(
-    ctx: Context, decisions: Sequence[Decision], triggers: Mapping[str, str]
+    ctx: Context,
+    decisions: Sequence[Decision],
+    triggers: Mapping[str, str],
+    sessions_by_eni: Mapping[str, Sequence[Session]],
 ) -> tuple[list[Decision], list[Result]]:
     """Deletes and moves stand only when a second read of EC2, made now, agrees.
 
@@ -146,10 +181,12 @@ def _confirm(
     live = [s for s in found if s not in releasing and state.get(s.instance_id) in _states(settings)]
     by_eni = inv.group_by_eni(sessions)
     learned = ctx.learned()
+    # What the rest of the first plan puts on targets counts against their capacity here too.
+    reserved = placements((d for d in decisions if d.eni_id not in doubtful), sessions_by_eni)
     again = {
         d.eni_id: d
         for d in (
-            *plan(live, by_eni, inventory, settings, learned=learned),
+            *plan(live, by_eni, inventory, settings, learned=learned, reserved=reserved),
             *plan(releasing, by_eni, inventory, settings, release=True, learned=learned),
             *plan_orphans(sessions, frozenset(s.eni_id for s in found), settings),
         )
@@ -200,6 +237,7 @@ def _settle_conflicts(
     inventory: Inventory,
     sources: Sequence[Source],
     on_done: Callable[[Result], None] | None,
+    sessions_by_eni: Mapping[str, Sequence[Session]],
 ) -> list[Result]:
     """Creates that lost a race for a session number: read those ENIs again, plan once more.
 
@@ -211,20 +249,128 @@ def _settle_conflicts(
     if not lost:
         return results
     fresh = inv.group_by_eni(inv.sessions_for(ctx, sorted(lost)))
-    again = plan([s for s in sources if s.eni_id in lost], fresh, inventory, ctx.settings, learned=ctx.learned())
+    done = [r.decision for r in results if r.decision.eni_id not in lost and r.status not in ("failed", "deferred")]
+    again = plan(
+        [s for s in sources if s.eni_id in lost],
+        fresh,
+        inventory,
+        ctx.settings,
+        learned=ctx.learned(),
+        reserved=placements(done, sessions_by_eni),
+    )
     retried = apply_all(again, ctx, on_done)
     return [r for r in results if r.decision.eni_id not in lost] + retried
 
 
+@dataclass
+class Failover:
+    """The ENIs whose sessions are on sensors a batch's events broke, by the account that owns them."""
+
+    own: dict[str, set[int]] = field(default_factory=dict)
+    """ENI id -> the changes (indexes) that named its sensor: reconciled with the batch's own ENIs."""
+    members: dict[str, dict[str, set[int]]] = field(default_factory=dict)
+    """Account -> its ENIs on this account's broken sensors (a hub's sensors serve members)."""
+    trigger: dict[str, str] = field(default_factory=dict)
+    skips: list[Skip] = field(default_factory=list)
+
+
+def failover(batch: Sequence[Change], ctx: Context) -> Failover:
+    """Which sessions must leave a sensor the batch's events name (state changes of its instance,
+    deleted targets, load balancers, listeners, deregistered targets).
+
+    The cached inventory says whether a named instance or resource is a sensor at all: an event
+    about anything else costs no API call (a cold container pays the inventory load any event
+    pays). A sensor is then read again now (the inventory, with its health) together with the
+    sessions on it as its owner lists them (other accounts' included), plus those the cached
+    inventory had listed (a deleted target's are no longer listed). Whether each session moves is
+    the planner's decision, confirmed by another read before it is made.
+    """
+    found = Failover()
+    hints = [(i, c) for i, c in enumerate(batch) if c.kind in ("sensors", "release-instances")]
+    if not hints:
+        return found
+    cached = inv.inventory(ctx)
+    named: dict[str, set[int]] = {}
+    for index, change in hints:
+        targets = health.named(cached.targets, change.instance_ids, change.resources)
+        if not targets and change.kind == "sensors":
+            what = ", ".join((*change.instance_ids, *change.resources))
+            why = f"{change.event_name}: {what} is no sensor's: nothing to do"
+            found.skips.append(Skip("ignored", why, change.event_name, change.event_id))
+        for target in targets:
+            named.setdefault(target, set()).add(index)
+    if not named:
+        return found
+    inv.check_time(ctx, "the reads of the sensors an event names")
+    fresh_f = inv.submit(ctx, inv.inventory, refresh=True)
+    on_f = inv.submit(ctx, inv.sessions_on_targets, sorted(named))
+    fresh = fresh_f.result()
+    broken = {t for t in named if _broken(fresh, t)}
+    for target in sorted(set(named) - broken):
+        index = min(named[target])
+        why = f"sensor {target} is usable: nothing to move"
+        found.skips.append(Skip("ignored", why, batch[index].event_name, batch[index].event_id))
+    here = ctx.place.account or accounts.own_account(ctx)
+    listed = [*on_f.result(), *(s for t in sorted(broken) for s in cached.sessions_on.get(t, ()))]
+    for session in listed:
+        if session.target_id not in broken:
+            continue
+        owner = session.owner or here
+        indexes = named[session.target_id]
+        where = found.own if owner == here else found.members.setdefault(owner, {})
+        where.setdefault(session.eni_id, set()).update(indexes)
+        found.trigger.setdefault(session.eni_id, batch[min(indexes)].event_id)
+    return found
+
+
+def _broken(inventory: Inventory, target_id: str) -> bool:
+    """Gone, unusable, or (an NLB without cross-zone load balancing) not serving every AZ."""
+    target = inventory.target(target_id)
+    return target is None or not target.health.usable or target.health.zones is not None
+
+
 def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
+    """Reconcile the ENIs a batch of events names, and those on the sensors its events broke
+    (another account's, there, through its member role)."""
+    moving = failover(batch, ctx)
+    outcome = _changes(batch, ctx, moving)
+    outcome.skips.extend(moving.skips)
+    if not moving.members:
+        return outcome
+
+    def there(item: tuple[str, dict[str, set[int]]]) -> tuple[str, Outcome]:
+        account, enis = item
+        if ctx.place.account is not None or not accounts.allowed(ctx, account):
+            why = f"sessions of account {account} are on a broken sensor, but the account is not covered"
+            return account, Outcome([Result(_skip("", "", why), "skipped", why)])
+        event = batch[min(min(i) for i in enis.values())]
+        moved = Change("enis", "sensor-failover", event.event_id, ctx.region, eni_ids=tuple(sorted(enis)))
+        try:
+            return account, changes([moved], ctx.at(account))
+        except Exception as error:  # this account only: the event is retried for it
+            return account, failed(f"cannot move sessions in account {account}: {type(error).__name__}: {error}", 1)
+
+    for account, result in ctx.container.fleet.map(there, sorted(moving.members.items())):
+        enis = moving.members[account]
+        indexes = set().union(*enis.values())
+        for one in result.results:
+            one.account = account
+            outcome.owners.setdefault(one.decision.eni_id, set()).update(enis.get(one.decision.eni_id, indexes))
+        outcome.results.extend(result.results)
+    return outcome
+
+
+def _changes(batch: Sequence[Change], ctx: Context, moving: Failover) -> Outcome:
     """Reconcile the ENIs a batch of events names, with as few rounds of reads as possible."""
     owners: dict[str, set[int]] = {}
     launch: list[Source] = []
     by_instance: dict[str, set[int]] = {}
-    by_eni: dict[str, set[int]] = {}
+    by_eni: dict[str, set[int]] = {eni: set(indexes) for eni, indexes in moving.own.items()}
     release_idx = {i for i, c in enumerate(batch) if c.kind == "release-instances"}
-    trigger: dict[str, str] = {}
+    trigger: dict[str, str] = dict(moving.trigger)
     for index, change in enumerate(batch):
+        if change.kind == "sensors":
+            continue  # their ENIs are in `moving`
         for source in change.sources:
             launch.append(source)
             owners.setdefault(source.eni_id, set()).add(index)
@@ -380,11 +526,13 @@ def job_for(batch: Sequence[Change], settings: Settings) -> Job:
     if not sweeps:
         return Job("changes")
     scheduled = all(c.scheduled for c in batch)
+    # A sensor an event names must be read again, and it may serve every covered account.
+    sensors = any(c.kind == "sensors" for c in batch)
     policy = SweepPolicy(
         trigger=sweeps[0].event_id,
-        refresh=any(c.refresh_inventory for c in sweeps),
+        refresh=sensors or any(c.refresh_inventory for c in sweeps),
         grace=settings.sweep_grace_seconds if scheduled else 0.0,
-        fleet=bool(settings.accounts) and any(c.fleet for c in sweeps),
+        fleet=bool(settings.accounts) and (sensors or any(c.fleet for c in sweeps)),
     )
     return Job("sweep", policy)
 
@@ -425,7 +573,7 @@ def sweep(ctx: Context, policy: SweepPolicy, on_done: Callable[[Result], None] |
     young = [s for s in sources if grace > 0 and s.attached_at is not None and s.attached_at > cutoff]
     settled = [s for s in sources if s not in young] if young else sources
     results = _plan_and_apply(ctx, inventory, settled, (), sessions, (), on_done, orphans=True, orphans_known=young)
-    return Outcome(results, {s.eni_id: {0} for s in settled})
+    return Outcome(results, {s.eni_id: {0} for s in settled}, sensors=counting.sensors(inventory, sessions))
 
 
 def sweep_fleet(ctx: Context, policy: SweepPolicy, covered: Sequence[str]) -> Outcome:
@@ -464,17 +612,19 @@ def across_accounts(ctx: Context, covered: Sequence[str], work: Callable[[Contex
 
     results: list[Result] = []
     owners: dict[str, set[int]] = {}
+    sensors: list[counting.Sensor] = []
     unfinished: list[int] = []
     for index, (account, outcome) in enumerate(container.fleet.map(one, order)):
         for result in outcome.results:
             result.account = "" if account == own else account
         results.extend(outcome.results)
         owners.update(outcome.owners)
+        sensors.extend(outcome.sensors)
         if any(r.retryable for r in outcome.results):
             unfinished.append(index)
     with container.lock:
         container.sweep_cursor = (start + unfinished[0]) % count if unfinished else 0
-    return Outcome(results, owners)
+    return Outcome(results, owners, sensors=tuple(sensors))
 
 
 def failed(reason: str, changes: int) -> Outcome:
@@ -485,6 +635,21 @@ def failed(reason: str, changes: int) -> Outcome:
 
 def read_only_plan(ctx: Context) -> tuple[list[Decision], list[Source]]:
     """What the sweep would do, without writing (the CLI's `plan` and `coverage`)."""
+    found = read_only(ctx)
+    return found.decisions, found.sources
+
+
+@dataclass(frozen=True)
+class ReadOnly:
+    """One read-only pass over a region: the sweep's decisions, its sources, its sensors."""
+
+    decisions: list[Decision]
+    sources: list[Source]
+    sensors: tuple[counting.Sensor, ...]
+
+
+def read_only(ctx: Context) -> ReadOnly:
+    """What the sweep would do, without writing, and the sensors as it sees them."""
     inventory, sources, sessions = read_region(ctx, refresh=True, trigger="plan")
     sources = _located(sources, ctx, inventory)  # as the sweep does: a member's zones by AZ id
     by_eni = inv.group_by_eni(sessions)
@@ -492,7 +657,7 @@ def read_only_plan(ctx: Context) -> tuple[list[Decision], list[Source]]:
         *plan(sources, by_eni, inventory, ctx.settings, learned=ctx.learned()),
         *plan_orphans(sessions, frozenset(s.eni_id for s in sources), ctx.settings),
     ]
-    return decisions, sources
+    return ReadOnly(decisions, sources, counting.sensors(inventory, sessions))
 
 
 def release_region(ctx: Context) -> Outcome:

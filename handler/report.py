@@ -51,8 +51,18 @@ _STATUS_METRIC = {
     "deferred": "Deferred",
     "planned": "Planned",
 }
-COVERAGE_METRICS = ("InScope", "Mirrored", "CoveragePercent", "SweepDurationMs")
-"""Published by every sweep (it sees the whole region): the dashboard's and the coverage alarm's data."""
+COVERAGE_METRICS = (
+    "InScope",
+    "Mirrored",
+    "CoveragePercent",
+    "SweepDurationMs",
+    "UsableTargets",
+    "UnusableTargets",
+    "SessionsOnUnusableTargets",
+)
+"""Published by every sweep (it sees the whole region): the dashboard's and the alarms' data.
+`SessionsOnUnusableTargets`: in-scope ENIs whose session of ours still points at a target that
+cannot receive packets after the sweep (no usable alternative, or the move failed)."""
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 log = logging.getLogger(LOGGER_NAME)
@@ -169,14 +179,19 @@ def counts(results: Iterable[Result], skips: Iterable[Skip]) -> Counter[str]:
     return tally
 
 
-def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
-    """The coverage log line plus its EMF metrics line (InScope, Mirrored, CoveragePercent),
-    counted as every coverage report counts (`coverage.count`, over what the sweep applied)."""
+def coverage(
+    results: Iterable[Result], region: str, sweep_ms: float, sensors: Sequence[counting.Sensor] = ()
+) -> None:
+    """The coverage log line plus its EMF metrics line (`COVERAGE_METRICS`), counted as every
+    coverage report counts (`coverage.count`, over what the sweep applied)."""
     results = list(results)
     counted = counting.count(region, (r.decision for r in results), {r.decision.eni_id: r.status for r in results})
     in_scope, mirrored = counted.in_scope, counted.mirrored
     percent = round(counted.percent, 2)
-    log.info(
+    usable, unusable = counting.usable_counts(sensors)
+    broken = sorted({f"{s.target_id}: {s.detail}" for s in sensors if not s.usable})
+    log.log(
+        logging.WARNING if counted.stranded else logging.INFO,
         "coverage",
         extra={
             "region": region,
@@ -184,6 +199,10 @@ def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
             "mirrored": mirrored,
             "coverage_percent": percent,
             "sweep_ms": round(sweep_ms, 1),
+            "usable_targets": usable,
+            "unusable_targets": unusable,
+            "sessions_on_unusable_targets": counted.stranded,
+            **({"unusable": broken[:20]} if broken else {}),
         },
     )
     function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
@@ -194,6 +213,9 @@ def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
         "Mirrored": (mirrored, "Count"),
         "CoveragePercent": (percent, "Percent"),
         "SweepDurationMs": (round(sweep_ms, 1), "Milliseconds"),
+        "UsableTargets": (usable, "Count"),
+        "UnusableTargets": (unusable, "Count"),
+        "SessionsOnUnusableTargets": (counted.stranded, "Count"),
     }
     _emit(metrics, function)
 

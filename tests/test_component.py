@@ -48,7 +48,7 @@ PER_REGION = {
     "aws:lambda/function:Function": 1,
     "aws:lambda/eventSourceMapping:EventSourceMapping": 1,
     "aws:lambda/permission:Permission": 1,
-    "aws:cloudwatch/metricAlarm:MetricAlarm": 3,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": 4,
     "aws:lambda/invocation:Invocation": 2,
     "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": 1,
     "aws:cloudwatch/dashboard:Dashboard": 1,
@@ -264,11 +264,21 @@ def test_optional_settings_are_left_out_when_not_given(run: Run) -> None:
 # --- events: rules, queues, targets, permissions ------------------------------------------------------
 
 API_PATTERN = {
-    "source": ["aws.ec2"],
+    "source": ["aws.ec2", "aws.elasticloadbalancing"],
     "detail-type": ["AWS API Call via CloudTrail"],
     "detail": {
-        "eventSource": ["ec2.amazonaws.com"],
-        "eventName": ["RunInstances", "StartInstances", "AttachNetworkInterface", "DeleteTrafficMirrorSession"],
+        "eventSource": ["ec2.amazonaws.com", "elasticloadbalancing.amazonaws.com"],
+        "eventName": [
+            "RunInstances",
+            "StartInstances",
+            "AttachNetworkInterface",
+            "DeleteTrafficMirrorSession",
+            # the calls that break a sensor
+            "DeleteTrafficMirrorTarget",
+            "DeleteLoadBalancer",
+            "DeleteListener",
+            "DeregisterTargets",
+        ],
         "errorCode": [{"exists": False}],
     },
 }
@@ -286,7 +296,8 @@ def test_event_patterns(run: Run) -> None:
         assert state == {
             "source": ["aws.ec2"],
             "detail-type": ["EC2 Instance State-change Notification"],
-            "detail": {"state": ["running"]},
+            # running: a source to mirror; the others: a sensor that stops receiving.
+            "detail": {"state": ["running", "stopping", "stopped", "shutting-down", "terminated"]},
         }
         sweep = one(run, "aws:cloudwatch/eventRule:EventRule", region, "sweep")
         assert sweep.inputs["scheduleExpression"] == "rate(5 minutes)"
@@ -298,7 +309,13 @@ def test_release_on_stop_and_tag_key_change_the_patterns() -> None:
     api = one(custom, "aws:cloudwatch/eventRule:EventRule", "us-east-1", "api-calls").json_input("eventPattern")
     assert api["detail"]["eventName"][-2:] == ["StopInstances", "DetachNetworkInterface"]
     state = one(custom, "aws:cloudwatch/eventRule:EventRule", "us-east-1", "state-changes")
-    assert state.json_input("eventPattern")["detail"]["state"] == ["running", "stopped"]
+    assert state.json_input("eventPattern")["detail"]["state"] == [
+        "running",
+        "stopping",
+        "stopped",
+        "shutting-down",
+        "terminated",
+    ]
     tags = one(custom, "aws:cloudwatch/eventRule:EventRule", "us-east-1", "tag-changes").json_input("eventPattern")
     assert tags["detail"]["requestParameters"]["tagSet"]["items"]["key"] == ["Sensor"]
     sweep = one(custom, "aws:cloudwatch/eventRule:EventRule", "us-east-1", "sweep")
@@ -530,6 +547,9 @@ def test_role_policy_is_least_privilege(run: Run) -> None:
         "ec2:DescribeSubnets",
         "ec2:DescribeAvailabilityZones",
         "elasticloadbalancing:DescribeLoadBalancers",
+        "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:DescribeTargetHealth",
+        "elasticloadbalancing:DescribeLoadBalancerAttributes",
     }
     # Only the describe calls (which support no resource ARNs) get resource "*".
     assert [sid for sid, s in statements.items() if "*" in _as_list(s["Resource"])] == ["DescribeWhatToMirror"]

@@ -458,9 +458,11 @@ def test_delete_tags_with_and_without_keys() -> None:
 def test_state_changes() -> None:
     running = change(state_change("i-0389a92bd5b886c39", "running", "sc-1"))
     assert (running.kind, running.instance_ids) == ("instances", ("i-0389a92bd5b886c39",))
-    for state in ("pending", "stopping", "shutting-down", "terminated"):
-        assert skip(state_change("i-0389a92bd5b886c39", state, "sc-1")).status == "ignored"
-    assert skip(state_change("i-0389a92bd5b886c39", "stopped", "sc-1")).status == "ignored"
+    assert skip(state_change("i-0389a92bd5b886c39", "pending", "sc-1")).status == "ignored"
+    # A sensor stops receiving in each of these: checked against the cached inventory.
+    for state in ("stopping", "stopped", "shutting-down", "terminated"):
+        down = change(state_change("i-0389a92bd5b886c39", state, "sc-1"))
+        assert (down.kind, down.instance_ids) == ("sensors", ("i-0389a92bd5b886c39",))
     stopped = change(state_change("i-0389a92bd5b886c39", "stopped", "sc-1"), Settings(release_on_stop=True))
     assert stopped.kind == "release-instances"
     assert skip(state_change("i-§", "running", "sc-1")).status == "rejected"
@@ -473,14 +475,14 @@ def test_real_state_change_records() -> None:
         ).read_text()
     )
     assert change(running).instance_ids == ("i-0389a92bd5b886c39",)
-    # AWS documentation sample: "terminated" with a stray space before the id. Nothing to do either way.
+    # AWS documentation sample: "terminated" with a stray space before the id: a sensor check.
     doc = json.loads(
         (
             EVENTS_DIR
             / "EC2InstanceStateChangeNotification__awsdocs-amazon-eventbridge-user-guide__1.json"
         ).read_text()
     )
-    assert skip(doc).status == "ignored"
+    assert change(doc).kind == "sensors" and change(doc).instance_ids == ("i-1234567890abcdef0",)
     doc["detail"]["state"] = "running"
     assert change(doc).instance_ids == ("i-1234567890abcdef0",)
 

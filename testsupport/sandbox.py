@@ -4,6 +4,21 @@ moto is laxer than EC2: it ignores ClientToken, the 3-sessions-per-ENI quota, du
 session numbers, unsupported instance types and the target's AZ. `aws_rules()` patches moto's
 traffic-mirror backend so those rules hold, with AWS's error codes, in-process and in server
 mode alike (the patch lives in the backend, behind the HTTP layer).
+
+Sensors, where moto is laxer than AWS's documentation (also patched by `aws_rules()`):
+- sources per ENI target: 10, or 100 on the instance types AWS lists (the handler's copy of that
+  list, `handler/target_capacity.json`), counted at CreateTrafficMirrorSession and at
+  ModifyTrafficMirrorSession when it names a new target (moto checks neither; a modify to another
+  target must also name an existing target in the source's AZ, as a create must);
+- DescribeInstances' documented filter `network-interface.network-interface-id` (moto raises
+  NotImplementedError);
+- an NLB target's health (DescribeTargetHealth): moto says `healthy` for every registered target
+  unless its instance is `stopped`. AWS: a target whose instance is not running is `unused`
+  (Target.InvalidState), one in an AZ not enabled for the load balancer is `unused`
+  (Target.NotInUse), one failing its health checks is `unhealthy` (Target.FailedHealthChecks):
+  moto runs no health checks, so `fail_health_checks` says which targets fail them.
+`add_nlb_target` builds an NLB sensor as AWS documents one: a UDP listener on port 4789 in front
+of running instances registered in the load balancer's AZs.
 """
 
 import contextlib
@@ -13,17 +28,35 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from moto.ec2 import utils as ec2_utils
 from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.instances import Instance
 from moto.ec2.models.traffic_mirrors import TrafficMirrorsBackend
+from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
+from traffic_mirror.handler import health as handler_health
 
 REFUSED_FAMILIES = frozenset({"t2", "m6i", "c6i", "r6i", "m7i", "m8i-flex", "t1", "m3"})
 """Families the fake API refuses (NetworkInterfaceNotSupported). m8i-flex is not in the
 handler's support table, so it exercises 'the API's refusal is final'."""
-LARGE_SIZES = frozenset({"8xlarge", "12xlarge", "16xlarge", "18xlarge", "24xlarge", "32xlarge", "48xlarge"})
+LARGE_TYPES = handler_health.LARGE_TYPES
+"""Instance types whose ENI targets take 100 sources (AWS's list, as the handler keeps it)."""
+ENI_FILTER = "network-interface.network-interface-id"
 
 _lock = threading.RLock()
 _shared: dict[str, tuple[str, frozenset[str]]] = {}
 """RAM, as moto lacks it: target id -> (owner account, accounts it is shared with)."""
+_failing: set[str] = set()
+"""Load balancer targets (instance ids or addresses) whose health checks fail (`fail_health_checks`)."""
+
+
+def fail_health_checks(target_ids: Sequence[str], failing: bool = True) -> None:
+    """Make these load balancer targets fail (or pass again) their health checks, as a sensor
+    process that stopped answering would: moto runs no health checks."""
+    with _lock:
+        if failing:
+            _failing.update(target_ids)
+        else:
+            _failing.difference_update(target_ids)
 
 
 def share_target(target_id: str, owner: str, accounts: Sequence[str]) -> None:
@@ -73,14 +106,72 @@ def _shared_target(backend: Any, target_id: str) -> tuple[Any, Any] | None:
 
 
 def _size_limit(backend: Any, eni_id: str | None) -> int:
-    """Sources per ENI target: 10, or 100 on the largest sizes (AWS quota)."""
+    """Sources per ENI target: 10, or 100 on the instance types AWS lists (AWS quota)."""
     try:
         eni = backend.get_network_interface(eni_id)
     except Exception:
         return 10
     instance = getattr(eni, "instance", None)
-    size = getattr(instance, "instance_type", "x.small").split(".")[-1]
-    return 100 if size in LARGE_SIZES else 10
+    return 100 if getattr(instance, "instance_type", "") in LARGE_TYPES else 10
+
+
+def _check_target(owner: Any, target: Any, source_backend: Any, eni: Any, target_id: str) -> None:
+    """An ENI target serves its own AZ and at most its size's number of sources (AWS's rules for a
+    session's target, at create and at modify)."""
+    if not target.network_interface_id:
+        return
+    target_eni = owner.get_network_interface(target.network_interface_id)
+    if _zone_id(owner, target_eni) != _zone_id(source_backend, eni):  # AZ ids: names differ per account
+        raise EC2ClientError("InvalidParameterValue", "an ENI target must be in the source's AZ")
+    sources = {
+        s.network_interface_id
+        for s in source_backend.traffic_mirror_sessions.values()
+        if s.traffic_mirror_target_id == target_id
+    }
+    if len(sources | {eni.id}) > _size_limit(owner, target.network_interface_id):
+        raise EC2ClientError("TrafficMirrorSourcesPerTargetLimitExceeded", "too many sources")
+
+
+def _eni_ids(instance: Any) -> list[str]:
+    """An instance's attached ENIs, for the `network-interface.network-interface-id` filter."""
+    return [nic.id for nic in instance.nics.values()]
+
+
+def _healthy_as_aws_says(original: Any) -> Any:
+    """FakeTargetGroup.health_for with AWS's rules for targets moto calls healthy."""
+
+    def health_for(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
+        status = original(self, target, ec2_backend)
+        if status.status != "healthy":
+            return status
+        target_id = str(target["Id"])
+
+        def answer(state: str, reason: str, description: str) -> Any:
+            return FakeHealthStatus(target_id, status.port, status.health_check_port, state, reason, description)
+
+        instance = ec2_backend.get_instance_by_id(target_id) if target_id.startswith("i-") else None
+        if instance is not None and instance.state != "running":
+            return answer("unused", "Target.InvalidState", f"Target is in the {instance.state} state")
+        if instance is not None:
+            from moto.elbv2.models import elbv2_backends
+
+            balancers = elbv2_backends[self.account_id][self.region_name].load_balancers
+            zones = {
+                subnet.availability_zone
+                for arn in self.load_balancer_arns
+                if arn in balancers
+                for subnet in balancers[arn].subnets
+            }
+            if zones and instance.placement.zone not in zones:
+                description = "Target is in an Availability Zone that is not enabled for the load balancer"
+                return answer("unused", "Target.NotInUse", description)
+        with _lock:
+            failing = target_id in _failing
+        if failing:
+            return answer("unhealthy", "Target.FailedHealthChecks", "Health checks failed")
+        return status
+
+    return health_for
 
 
 @contextlib.contextmanager
@@ -157,17 +248,7 @@ def aws_rules() -> Iterator[None]:
                 raise EC2ClientError(
                     "InvalidParameterValue", f"session number {session_number} is already in use"
                 )
-            if target.network_interface_id:
-                target_eni = owner.get_network_interface(target.network_interface_id)
-                if _zone_id(owner, target_eni) != _zone_id(self, eni):  # AZ ids: names differ per account
-                    raise EC2ClientError("InvalidParameterValue", "an ENI target must be in the source's AZ")
-                sources = {
-                    s.network_interface_id
-                    for s in self.traffic_mirror_sessions.values()
-                    if s.traffic_mirror_target_id == traffic_mirror_target_id
-                }
-                if len(sources | {network_interface_id}) > _size_limit(owner, target.network_interface_id):
-                    raise EC2ClientError("TrafficMirrorSourcesPerTargetLimitExceeded", "too many sources")
+            _check_target(owner, target, self, eni, traffic_mirror_target_id)
             session = original(
                 self,
                 network_interface_id,
@@ -184,12 +265,47 @@ def aws_rules() -> Iterator[None]:
                 tokens[(id(self), client_token)] = (params, session)
             return session
 
+    original_modify = TrafficMirrorsBackend.modify_traffic_mirror_session
+
+    def modify(self: Any, traffic_mirror_session_id: str, traffic_mirror_target_id: str | None, **kw: Any) -> Any:
+        with _lock:
+            session = self.traffic_mirror_sessions.get(traffic_mirror_session_id)
+            if session is None:
+                raise EC2ClientError(
+                    "InvalidTrafficMirrorSessionId.NotFound", f"{traffic_mirror_session_id} not found"
+                )
+            if traffic_mirror_target_id and traffic_mirror_target_id != session.traffic_mirror_target_id:
+                owner = self
+                target = self.traffic_mirror_targets.get(traffic_mirror_target_id)
+                if target is None:
+                    found = _shared_target(self, traffic_mirror_target_id)
+                    if found is None:
+                        raise EC2ClientError(
+                            "InvalidTrafficMirrorTargetId.NotFound", f"{traffic_mirror_target_id} not found"
+                        )
+                    owner, target = found
+                eni = self.get_network_interface(session.network_interface_id)
+                _check_target(owner, target, self, eni, traffic_mirror_target_id)
+            return original_modify(self, traffic_mirror_session_id, traffic_mirror_target_id, **kw)
+
+    original_health = FakeTargetGroup.health_for
     TrafficMirrorsBackend.create_traffic_mirror_session = create  # type: ignore[method-assign]
+    TrafficMirrorsBackend.modify_traffic_mirror_session = modify  # type: ignore[method-assign]
+    FakeTargetGroup.health_for = _healthy_as_aws_says(original_health)  # type: ignore[method-assign]
+    Instance.sandbox_eni_ids = property(_eni_ids)  # type: ignore[attr-defined]
+    mapped = ec2_utils.filter_dict_attribute_mapping.get(ENI_FILTER)
+    ec2_utils.filter_dict_attribute_mapping[ENI_FILTER] = "sandbox_eni_ids"
     try:
         yield
     finally:
         TrafficMirrorsBackend.create_traffic_mirror_session = original  # type: ignore[method-assign]
+        TrafficMirrorsBackend.modify_traffic_mirror_session = original_modify  # type: ignore[method-assign]
+        FakeTargetGroup.health_for = original_health  # type: ignore[method-assign]
+        if mapped is None:
+            ec2_utils.filter_dict_attribute_mapping.pop(ENI_FILTER, None)
         unshare_all()
+        with _lock:
+            _failing.clear()
 
 
 # --- a small account ---------------------------------------------------------------------
@@ -312,3 +428,77 @@ def launch_sample_workloads(ec2: Any, account: Account) -> None:
     launch(ec2, account, b, "m5.large", {"Name": "db-1", "Mirror": "off"})
     launch(ec2, account, a, "t2.micro", {"Name": "build-1"})
     launch(ec2, account, b, "m5.large", {"Name": "payments-1", "Mirror": "pci"})
+
+
+# --- an NLB sensor -------------------------------------------------------------------------
+
+
+@dataclass
+class NlbSensor:
+    """What `add_nlb_target` created."""
+
+    arn: str
+    target_id: str
+    listener_arn: str
+    target_group_arn: str
+    instances: dict[str, list[str]]
+    """AZ -> the sensor instances registered there."""
+
+
+def add_nlb_target(
+    ec2: Any,
+    elbv2: Any,
+    account: Account,
+    name: str,
+    azs: Sequence[str] | None = None,
+    per_az: int = 1,
+    cross_zone: bool = False,
+    tags: Mapping[str, str] | None = None,
+    itype: str = "c5.xlarge",
+    mirror_target: bool = True,
+) -> NlbSensor:
+    """An internal Network Load Balancer sensor as AWS documents one: enabled in `azs` (AZ names of
+    the account's subnets; all by default), a UDP target group on 4789 (TCP health checks, as a UDP
+    target group requires) with `per_az` running sensor instances registered in each AZ, a UDP
+    listener on port 4789 forwarding to it, cross-zone load balancing as asked, and (unless
+    `mirror_target` is false: a deployment makes it) a traffic mirror target for it
+    (`account.targets[name]`)."""
+    zones = list(azs or account.subnets)
+    subnets = [account.subnets[az] for az in zones]
+    arn = elbv2.create_load_balancer(Name=name, Subnets=subnets, Type="network", Scheme="internal")[
+        "LoadBalancers"
+    ][0]["LoadBalancerArn"]
+    group = elbv2.create_target_group(
+        Name=f"{name}-vxlan",
+        Protocol="UDP",
+        Port=handler_health.VXLAN_PORT,
+        VpcId=account.vpc,
+        TargetType="instance",
+        HealthCheckProtocol="TCP",
+        HealthCheckPort="80",
+    )["TargetGroups"][0]["TargetGroupArn"]
+    instances: dict[str, list[str]] = {}
+    for az, subnet in zip(zones, subnets, strict=True):
+        launched = launch(ec2, account, subnet, itype, {"Name": f"{name}-{az}"}, count=per_az)
+        instances[az] = [i["InstanceId"] for i in launched]
+    targets = [{"Id": i} for ids in instances.values() for i in ids]
+    if targets:
+        elbv2.register_targets(TargetGroupArn=group, Targets=targets)
+    listener = elbv2.create_listener(
+        LoadBalancerArn=arn,
+        Protocol="UDP",
+        Port=handler_health.VXLAN_PORT,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": group}],
+    )["Listeners"][0]["ListenerArn"]
+    elbv2.modify_load_balancer_attributes(
+        LoadBalancerArn=arn,
+        Attributes=[{"Key": handler_health.CROSS_ZONE, "Value": "true" if cross_zone else "false"}],
+    )
+    if not mirror_target:
+        return NlbSensor(arn, "", listener, group, instances)
+    spec = [{"ResourceType": "traffic-mirror-target", "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()]}]
+    target = ec2.create_traffic_mirror_target(
+        NetworkLoadBalancerArn=arn, Description=name, TagSpecifications=spec if tags else []
+    )["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+    account.targets[name] = target
+    return NlbSensor(arn, target, listener, group, instances)
