@@ -10,14 +10,17 @@ from typing import Any
 
 from traffic_mirror.handler import coverage as counting
 from traffic_mirror.handler import planner
-from traffic_mirror.handler.coverage import Group
+from traffic_mirror.handler.coverage import Group, Sensor
 from traffic_mirror.handler.model import Decision
 
 from . import reasons
 from .cost import Estimate
 
-JSON_SCHEMA_VERSION = 3
-"""3: with --account/--accounts, a total and one report per account; `by_az` entries there gain `az_id`."""
+JSON_SCHEMA_VERSION = 4
+"""3: with --account/--accounts, a total and one report per account; `by_az` entries there gain `az_id`.
+4: `sensors` (every traffic mirror target: usable or why not, sessions, sources limit); an ENI whose
+session's target cannot receive packets is unmirrored with problem `target-unhealthy`, one no usable
+target has room for with `target-full`."""
 OUT_OF_SCOPE_CATEGORIES = tuple(planner.OUT_OF_SCOPE)
 """The stable keys of the JSON report's `out_of_scope` counts."""
 
@@ -63,6 +66,8 @@ class Coverage:
     unmirrored: tuple[Unmirrored, ...]
     out_of_scope: dict[str, int]
     """Stable identifier (`planner.OUT_OF_SCOPE`) -> ENIs."""
+    sensors: tuple[Sensor, ...] = ()
+    """Every traffic mirror target the ENIs may use, with its health (`handler/coverage.sensors`)."""
 
     @property
     def percent(self) -> float:
@@ -95,6 +100,7 @@ class Coverage:
             "by_az": [_group_json("az", g) for g in self.by_az],
             "unmirrored": [dataclasses.asdict(u) for u in self.unmirrored],
             "out_of_scope": dict(self.out_of_scope),
+            "sensors": [sensor_json(s) for s in self.sensors],
         }
         if cost is not None:
             report["cost"] = cost.to_json()
@@ -147,6 +153,25 @@ class Total:
         }
 
 
+def sensor_json(sensor: Sensor) -> dict[str, Any]:
+    """One target of the `sensors` section: what it is, where, usable or why not, what it serves."""
+    return {
+        "target": sensor.target_id,
+        "kind": sensor.kind,
+        "resource": sensor.resource_id,
+        "owner_id": sensor.owner or None,
+        "vpc": sensor.vpc_id or None,
+        "az": sensor.az or None,
+        "az_id": sensor.az_id or None,
+        "usable": sensor.usable,
+        "why": sensor.why,
+        "detail": None if sensor.usable else sensor.detail,
+        "sessions": sensor.sessions,
+        "sources_limit": sensor.sources_limit,
+        "zones": list(sensor.zones) if sensor.zones is not None else None,
+    }
+
+
 def _group_json(name: str, group: Group) -> dict[str, Any]:
     ids = {"az_id": group.az_id} if group.az_id else {}  # known when accounts are compared
     return {
@@ -163,10 +188,12 @@ def coverage(
     decisions: Sequence[Decision],
     names: Mapping[str, str] | None = None,
     zone_ids: Mapping[str, str] | None = None,
+    sensors: Sequence[Sensor] = (),
 ) -> Coverage:
     """The coverage report over one region's planner decisions (counted by `handler/coverage.py`).
 
-    `names`: instance id -> Name tag; `zone_ids`: AZ name -> AZ id (known when accounts are compared).
+    `names`: instance id -> Name tag; `zone_ids`: AZ name -> AZ id (known when accounts are compared);
+    `sensors`: the targets with their health (`handler/coverage.sensors`).
     """
     names = names or {}
     counted = counting.count(region, decisions, zone_ids=zone_ids)
@@ -178,7 +205,7 @@ def coverage(
             d.vpc_id,
             d.az,
             unmirrored_action(d),
-            d.problem,
+            counting.problem(d),
             unmirrored_reason(d),
         )
         for d in counted.unmirrored
@@ -191,4 +218,5 @@ def coverage(
         counted.by_az,
         unmirrored,
         counted.out_of_scope,
+        tuple(sensors),
     )

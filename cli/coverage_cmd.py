@@ -1,9 +1,11 @@
 """`coverage`: the share of in-scope ENIs mirrored, by VPC and AZ, why the rest are not, the cost."""
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from traffic_mirror.handler.coverage import Sensor
 
 from . import exits, reasons, render
 from .aws import AWS_ERRORS
@@ -63,6 +65,7 @@ def render_coverage(
     elif not report.empty:
         render.blank(console)
         render.line(console, "Every in-scope ENI is mirrored.", style="green")
+    render_sensors(console, report.sensors)
     if report.out_of_scope:
         render.blank(console)
         rows = [["ENIs", "Why"]]
@@ -72,6 +75,29 @@ def render_coverage(
         render.blank(console)
         render.line(console, cost.sentence())
     verdict(console, report, minimum)
+
+
+def render_sensors(console: Console, sensors: Sequence[Sensor]) -> None:
+    """The sensors: where each is, usable or why not, the sources it serves (of how many)."""
+    if not sensors:
+        return
+    render.blank(console)
+    zones = "AZ ID" if any(s.az_id for s in sensors) else "AZ"
+    rows = [["Target", "Kind", zones, "Sources", "State"]]
+    for s in sensors:
+        kind = KINDS.get(s.kind, s.kind)
+        where = s.az_id or s.az or (", ".join(s.zones) if s.zones else "-")
+        served = f"{s.sessions}/{s.sources_limit}" if s.sources_limit is not None else str(s.sessions)
+        state = "usable" if s.usable else f"UNUSABLE: {s.detail}"
+        if s.owner:
+            state += f" (account {s.owner})"
+        rows.append([s.target_id, kind, where, served, state])
+    unusable = sum(not s.usable for s in sensors)
+    title = f"Sensors ({len(sensors)}, {unusable} unusable)" if unusable else f"Sensors ({len(sensors)})"
+    render.columns(console, title, rows, right=(3,))
+
+
+KINDS = {"network-interface": "ENI", "network-load-balancer": "NLB", "gateway-load-balancer-endpoint": "GWLB endpoint"}
 
 
 def verdict(console: Console, report: Coverage | Total, minimum: float | None) -> None:
@@ -112,7 +138,7 @@ def run(r: Run, output: str, minimum: float | None, fail_if_empty: bool) -> int:
     if r.several:
         return run_accounts(r, output, minimum, fail_if_empty)
     snapshot = read(r)
-    report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids)
+    report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids, snapshot.sensors)
     cost = estimate(snapshot.decisions, snapshot.targets, snapshot.zone_ids)
     if output == "json":
         payload = report.to_json(r.account, r.generated_at, cost)
@@ -143,7 +169,7 @@ def run_accounts(r: Run, output: str, minimum: float | None, fail_if_empty: bool
         except AWS_ERRORS as error:
             unreadable.append((one.account, r.unreadable(one.account, error)))
             continue
-        report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids)
+        report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids, snapshot.sensors)
         cost = estimate(snapshot.decisions, snapshot.targets, snapshot.zone_ids)
         reports.append((one.account, report))
         if output == "json":

@@ -10,6 +10,7 @@ from . import exits, reasons, render
 from .aws import AWS_ERRORS
 from .context import Run
 from .cost import estimate
+from .coverage_cmd import render_sensors
 from .read import Snapshot, read
 
 ACTION_STYLE = {"create": "green", "modify": "yellow", "delete": "red", "mirrored": "cyan", "skipped": "dim"}
@@ -66,6 +67,7 @@ def render_plan(console: Console, run_stamp: str, region: str, snapshot: Snapsho
     parts = [f"{tally[k]} {label}" for k, label in SUMMARY if tally[k]]
     render.line(console, f"{len(decisions)} ENI(s): {', '.join(parts) or 'nothing'}. Nothing was written.")
     render.line(console, estimate(decisions, snapshot.targets, snapshot.zone_ids).sentence())
+    render_sensors(console, snapshot.sensors)
 
 
 def run(r: Run) -> int:

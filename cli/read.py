@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from traffic_mirror.handler import inventory, reconcile
+from traffic_mirror.handler.coverage import Sensor
 from traffic_mirror.handler.model import Decision, Target
 from traffic_mirror.handler.settings import Settings
 
@@ -18,6 +19,8 @@ class Snapshot:
     """Target id -> target (its AZ, for the cost estimate)."""
     zone_ids: dict[str, str] = field(default_factory=dict)
     """AZ name -> AZ id, read when accounts are compared (settings.accounts set)."""
+    sensors: tuple[Sensor, ...] = ()
+    """Every target with its health and the sessions it serves."""
 
     def name(self, instance_id: str) -> str:
         """The Name tag, else the instance id (people know their instances by name)."""
@@ -29,8 +32,9 @@ def read(run: Run, settings: Settings | None = None) -> Snapshot:
     ctx = run.context(settings)
     where = f"{run.region} of account {run.member}" if run.member else run.region
     with run.activity.show(f"Reading {where}..."):
-        decisions, sources = reconcile.read_only_plan(ctx)
+        planned = reconcile.read_only(ctx)
         # Just refreshed by the plan, so this is the container's cached copy: no extra call.
         found = inventory.inventory(ctx)
-    names = {s.instance_id: s.name for s in sources if s.name}
-    return Snapshot(decisions, names, {t.target_id: t for t in found.targets}, dict(found.zone_ids))
+    names = {s.instance_id: s.name for s in planned.sources if s.name}
+    targets = {t.target_id: t for t in found.targets}
+    return Snapshot(planned.decisions, names, targets, dict(found.zone_ids), planned.sensors)

@@ -22,6 +22,8 @@ from .planner import is_designated
 from .settings import MANAGED_TAG_KEY, Settings
 
 FILTER_VALUES_PER_CALL = 200
+GONE = frozenset({"shutting-down", "terminated"})
+"""Instance states in which its ENIs are being deleted (the primary one by default)."""
 NLB_ARNS_PER_CALL = 20
 T = TypeVar("T")
 
@@ -130,9 +132,10 @@ def _load_inventory(ctx: Context) -> Inventory:
         for eni in instance.get("NetworkInterfaces", [])
         if eni.get("NetworkInterfaceId")
     }
-    # A sensor ENI that an instance lists but the ENI read lacks: the answers disagree (a sensor
-    # whose ENI was deleted is listed by no instance either). Nothing is decided on such a read.
-    unlisted = sorted(set(instance_of) & set(eni_ids) - set(enis))
+    # A sensor ENI that a live instance lists but the ENI read lacks: the answers disagree (a sensor
+    # whose ENI was deleted is listed by no live instance). Nothing is decided on such a read.
+    live = {e for e, i in instance_of.items() if (i.get("State") or {}).get("Name") not in GONE}
+    unlisted = sorted(live & set(eni_ids) - set(enis))
     if unlisted:
         raise ReadFailure(f"the ENI read lacks {len(unlisted)} sensor ENI(s) that instances list ({unlisted[0]}, ...)")
     nlbs, vpces = nlbs_f.result(), vpces_f.result()

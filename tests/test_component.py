@@ -442,6 +442,31 @@ def test_alarms_on_errors_and_dead_letters(run: Run) -> None:
         assert not errors.inputs.get("alarmActions") and not dead.inputs.get("alarmActions")
 
 
+def test_an_alarm_fires_when_sessions_point_at_unusable_sensors_for_longer_than_one_sweep(run: Run) -> None:
+    from traffic_mirror.components.dashboard import sweep_period_seconds
+    from traffic_mirror.handler import report
+
+    for region in REGIONS:
+        fn = one(run, "aws:lambda/function:Function", region)
+        alarm = one(run, "aws:cloudwatch/metricAlarm:MetricAlarm", region, "unusable-targets-alarm")
+        inputs = alarm.inputs
+        assert (inputs["namespace"], inputs["metricName"]) == (report.METRIC_NAMESPACE, "SessionsOnUnusableTargets")
+        assert "SessionsOnUnusableTargets" in report.COVERAGE_METRICS  # what every sweep publishes
+        assert inputs["dimensions"] == {"FunctionName": fn.outputs["name"]}
+        # Every sweep of two sweep periods in a row saw some (the default schedule: every 5 minutes).
+        assert (inputs["statistic"], inputs["period"], inputs["evaluationPeriods"], inputs["datapointsToAlarm"]) == (
+            "Minimum", 300, 2, 2
+        )  # fmt: skip
+        assert (inputs["threshold"], inputs["comparisonOperator"]) == (0, "GreaterThanThreshold")
+        assert inputs["treatMissingData"] == "missing"
+    assert sweep_period_seconds("rate(1 hour)") == 3600 and sweep_period_seconds("rate(2 minutes)") == 300
+    assert sweep_period_seconds("cron(0/10 * * * ? *)") == 900 and sweep_period_seconds("rate(7 days)") == 43200
+    hourly = deploy({"sweep_schedule": "rate(1 hour)"})
+    assert one(hourly, "aws:cloudwatch/metricAlarm:MetricAlarm", REGIONS[0], "unusable-targets-alarm").inputs[
+        "period"
+    ] == 3600
+
+
 def test_alarm_topics_are_used_in_their_own_region_only() -> None:
     topic = f"arn:aws:sns:eu-west-1:{ACCOUNT}:ops"
     custom = deploy({"alarm_topic_arns": [topic]})

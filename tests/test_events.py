@@ -10,7 +10,7 @@ import pytest
 from traffic_mirror.handler.events import Change, Skip, parse, tags_of
 from traffic_mirror.handler.settings import Settings
 
-from testsupport.event_builders import EVENTS_DIR, load_record, scheduled, state_change, wrap
+from testsupport.event_builders import EVENTS_DIR, api_call, load_record, scheduled, state_change, wrap
 
 EVENTS = sorted(p for p in EVENTS_DIR.glob("*.json"))
 ROLE_ARN = "arn:aws:iam::123456789012:role/mirror-automation"
@@ -580,3 +580,40 @@ def test_a_teardown_from_the_event_queue_is_refused() -> None:
     assert isinstance(direct, Change) and direct.kind == "release-region"
     queued = parse(event, SETTINGS, queued=True)
     assert isinstance(queued, Skip) and queued.status == "rejected" and "direct invocation" in queued.reason
+
+
+# --- the calls that break a sensor ------------------------------------------------------------------
+
+LB_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/sensors/50dc6c495c0c9188"
+LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/net/sensors/50dc6c495c0c9188/f2f7dc8efc522ab2"
+GROUP = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/vxlan/73e2d6bc24d8a067"
+
+
+@pytest.mark.parametrize(
+    ("name", "request_", "resource"),
+    [
+        ("DeleteLoadBalancer", {"loadBalancerArn": LB_ARN}, LB_ARN),
+        ("DeleteListener", {"listenerArn": LISTENER}, LISTENER),
+        ("DeregisterTargets", {"targetGroupArn": GROUP, "targets": [{"id": "i-0123456789abcdef0"}]}, GROUP),
+    ],
+)
+def test_load_balancer_calls_name_the_resource_a_sensor_may_depend_on(
+    name: str, request_: dict[str, Any], resource: str
+) -> None:
+    event = api_call(name, request_, "elasticloadbalancing")
+    found = change(event)
+    assert (found.kind, found.resources, found.instance_ids) == ("sensors", (resource,), ())
+    # Only Elastic Load Balancing puts these: the same record from another source is refused.
+    assert skip({**event, "source": "aws.ec2"}).status == "rejected"
+    # A classic load balancer (named, no ARN) is never a traffic mirror target.
+    classic = skip(api_call(name, {"loadBalancerName": "web"}, "elasticloadbalancing"))
+    assert classic.status == "ignored"
+
+
+def test_a_deleted_traffic_mirror_target_is_a_sensor_change() -> None:
+    nested = {"DeleteTrafficMirrorTargetRequest": {"TrafficMirrorTargetId": "tmt-0c62986bff32556ac"}}
+    found = change(api_call("DeleteTrafficMirrorTarget", nested))
+    assert (found.kind, found.resources) == ("sensors", ("tmt-0c62986bff32556ac",))
+    assert change(api_call("DeleteTrafficMirrorTarget", {"trafficMirrorTargetId": "tmt-0c62986bff32556ac"}))
+    bad = skip(api_call("DeleteTrafficMirrorTarget", {"DeleteTrafficMirrorTargetRequest": {"TrafficMirrorTargetId": "x"}}))
+    assert bad.status == "rejected"

@@ -211,10 +211,7 @@ def test_3_the_event_queue_denies_non_tls_and_other_senders(deployed: Run) -> No
 
 def test_4_a_target_whose_load_balancer_is_gone_fails_alone(aws: Any, account: sandbox.Account) -> None:
     elbv2 = conftest._SESSION.client("elbv2", region_name=REGION)
-    nlb = elbv2.create_load_balancer(Name="gone", Subnets=list(account.subnets.values()), Type="network")[
-        "LoadBalancers"
-    ][0]["LoadBalancerArn"]
-    aws.create_traffic_mirror_target(NetworkLoadBalancerArn=nlb)
+    nlb = sandbox.add_nlb_target(aws, elbv2, account, "gone").arn
     elbv2.delete_load_balancer(LoadBalancerArn=nlb)
     sandbox.launch(aws, account, account.subnets["us-east-1a"], count=2)
     result = app.handle(sweep_event())

@@ -12,6 +12,9 @@ Sensors, where moto is laxer than AWS's documentation (also patched by `aws_rule
   target must also name an existing target in the source's AZ, as a create must);
 - DescribeInstances' documented filter `network-interface.network-interface-id` (moto raises
   NotImplementedError);
+- TerminateInstances deletes the primary ENI made at launch (AWS's default DeleteOnTermination;
+  moto keeps it unless the launch asked explicitly), and with it the ENI's sessions (as AWS
+  does), so a terminated sensor's ENI is gone and its target points at nothing;
 - an NLB target's health (DescribeTargetHealth): moto says `healthy` for every registered target
   unless its instance is `stopped`. AWS: a target whose instance is not running is `unused`
   (Target.InvalidState), one in an AZ not enabled for the load balancer is `unused`
@@ -288,11 +291,27 @@ def aws_rules() -> Iterator[None]:
                 _check_target(owner, target, self, eni, traffic_mirror_target_id)
             return original_modify(self, traffic_mirror_session_id, traffic_mirror_target_id, **kw)
 
+    original_terminate = Instance.terminate
+
+    def terminate(self: Any) -> Any:
+        backend = self.ec2_backend
+        primary = self.nics.get(0)
+        if primary is not None and primary.id in backend.enis:
+            primary.delete_on_termination = True
+        before = set(backend.enis)
+        state = original_terminate(self)
+        gone = before - set(backend.enis)
+        with _lock:  # AWS deletes an ENI's sessions with the ENI
+            for session_id in [k for k, v in backend.traffic_mirror_sessions.items() if v.network_interface_id in gone]:
+                del backend.traffic_mirror_sessions[session_id]
+        return state
+
     original_health = FakeTargetGroup.health_for
     TrafficMirrorsBackend.create_traffic_mirror_session = create  # type: ignore[method-assign]
-    TrafficMirrorsBackend.modify_traffic_mirror_session = modify  # type: ignore[method-assign]
+    TrafficMirrorsBackend.modify_traffic_mirror_session = modify  # type: ignore[method-assign,assignment]
     FakeTargetGroup.health_for = _healthy_as_aws_says(original_health)  # type: ignore[method-assign]
     Instance.sandbox_eni_ids = property(_eni_ids)  # type: ignore[attr-defined]
+    Instance.terminate = terminate  # type: ignore[method-assign]
     mapped = ec2_utils.filter_dict_attribute_mapping.get(ENI_FILTER)
     ec2_utils.filter_dict_attribute_mapping[ENI_FILTER] = "sandbox_eni_ids"
     try:
@@ -301,6 +320,7 @@ def aws_rules() -> Iterator[None]:
         TrafficMirrorsBackend.create_traffic_mirror_session = original  # type: ignore[method-assign]
         TrafficMirrorsBackend.modify_traffic_mirror_session = original_modify  # type: ignore[method-assign]
         FakeTargetGroup.health_for = original_health  # type: ignore[method-assign]
+        Instance.terminate = original_terminate  # type: ignore[method-assign]
         if mapped is None:
             ec2_utils.filter_dict_attribute_mapping.pop(ENI_FILTER, None)
         unshare_all()
