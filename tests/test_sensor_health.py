@@ -161,7 +161,7 @@ def test_with_no_usable_sensor_sessions_stay_and_nothing_is_needed_when_it_retur
 # --- NLB sensors ----------------------------------------------------------------------------------
 
 
-def nlb_world(aws: Any) -> tuple[sandbox.Account, sandbox.NlbSensor, list[dict[str, Any]]]:
+def nlb_world(aws: Any) -> tuple[sandbox.Account, sandbox.NlbSensor]:
     """One AZ, an NLB sensor that serves three instances, then an ENI sensor beside them."""
     elbv2 = conftest._SESSION.client("elbv2", region_name=REGION)
     account = sandbox.build_account(aws, azs=("a",), sensors_per_az=0, ami=sandbox.moto_ami())
@@ -170,12 +170,12 @@ def nlb_world(aws: Any) -> tuple[sandbox.Account, sandbox.NlbSensor, list[dict[s
     app.handle(launch_event(instances, "launch-3"))
     assert on_target(aws) == {nlb.target_id: 3}, "the NLB's instances are sensors, never sources"
     sandbox.add_eni_target(aws, account, account.subnets[AZ], "spare", "c5.24xlarge")
-    return account, nlb, instances
+    return account, nlb
 
 
 @pytest.mark.parametrize("break_it", ["DeleteListener", "DeregisterTargets", "DeleteLoadBalancer"])
 def test_an_nlb_that_stops_receiving_loses_its_sessions_on_its_event(aws: Any, break_it: str) -> None:
-    account, nlb, instances = nlb_world(aws)
+    account, nlb = nlb_world(aws)
     elbv2 = conftest._SESSION.client("elbv2", region_name=REGION)
     if break_it == "DeleteListener":
         elbv2.delete_listener(ListenerArn=nlb.listener_arn)
@@ -196,7 +196,7 @@ def test_an_nlb_that_stops_receiving_loses_its_sessions_on_its_event(aws: Any, b
 
 
 def test_an_nlb_whose_targets_all_fail_their_health_checks_is_left_by_the_sweep(aws: Any) -> None:
-    account, nlb, instances = nlb_world(aws)
+    account, nlb = nlb_world(aws)
     sandbox.fail_health_checks([i for ids in nlb.instances.values() for i in ids])
     result = app.handle(scheduled("sweep-unhealthy"))
     assert result["counts"]["Modified"] == 3 and on_target(aws) == {account.targets["spare"]: 3}
@@ -270,6 +270,7 @@ def test_coverage_json_counts_only_sessions_on_usable_sensors(endpoint: str) -> 
     assert run("sweep", "--apply", *common(endpoint))[0] == 0
     code, out, _ = run_split("coverage", "--format", "json", *common(endpoint))
     after = json.loads(out)
+    assert code == 0
     assert (after["mirrored"], after["unmirrored"]) == (4, [])
     assert {s["target"]: s["sessions"] for s in after["sensors"]}[dead] == 0
 
