@@ -90,7 +90,7 @@ def render_sensors(console: Console, sensors: Sequence[Sensor]) -> None:
         served = f"{s.sessions}/{s.sources_limit}" if s.sources_limit is not None else str(s.sessions)
         state = "usable" if s.usable else f"UNUSABLE: {s.detail}"
         if s.owner:
-            state += f" (account {s.owner})"
+            state += " (another account's, shared)"
         rows.append([s.target_id, kind, where, served, state])
     unusable = sum(not s.usable for s in sensors)
     title = f"Sensors ({len(sensors)}, {unusable} unusable)" if unusable else f"Sensors ({len(sensors)})"

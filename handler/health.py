@@ -130,25 +130,25 @@ def nlb_target(
     if not udp:
         return _unusable(NO_UDP_LISTENER)
     groups = frozenset(g for listener in udp for g in forwarded_groups(listener))
-    zones: set[str] = set()
-    anywhere = False
     backends = frozenset(
         str((d.get("Target") or {}).get("Id", "")) for group in groups for d in target_health.get(group, ())
     )
-    for group in sorted(groups):
-        for described in target_health.get(group, ()):
-            if (described.get("TargetHealth") or {}).get("State") != "healthy":
-                continue
-            target = described.get("Target") or {}
-            zone = str(target.get("AvailabilityZone") or zone_of.get(str(target.get("Id", "")), ""))
-            if zone == "all":
-                anywhere = True
-            elif zone:
-                zones.add(zone)
-    if not zones and not anywhere:
+    healthy = [
+        described.get("Target") or {}
+        for group in sorted(groups)
+        for described in target_health.get(group, ())
+        if (described.get("TargetHealth") or {}).get("State") == "healthy"
+    ]
+    if not healthy:
         return _unusable(NO_HEALTHY_TARGET, target_groups=groups, backends=backends)
-    served = None if anywhere or cross_zone(attributes) else frozenset(zones)
-    return Health(zones=served, target_groups=groups, backends=backends)
+    where = {str(t.get("AvailabilityZone") or zone_of.get(str(t.get("Id", "")), "")) for t in healthy}
+    if "all" in where or cross_zone(attributes):
+        return Health(target_groups=groups, backends=backends)
+    zones = frozenset(where - {""})
+    if not zones:  # where the healthy targets are could not be read: serve no AZ rather than guess
+        detail = "its load balancer's healthy targets are in no AZ that could be read"
+        return _unusable(NO_HEALTHY_TARGET, detail, target_groups=groups, backends=backends)
+    return Health(zones=zones, target_groups=groups, backends=backends)
 
 
 def gwlb_endpoint(endpoint: Mapping[str, Any] | None) -> Health:

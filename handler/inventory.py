@@ -244,11 +244,34 @@ def _nlb_health(ctx: Context, nlbs: Mapping[str, Mapping[str, Any]]) -> dict[str
     )
     health_f = {group: submit(target_health, group) for group in groups}
     described = {group: health_f[group].result() for group in groups}
-    ids = [str(d.get("Target", {}).get("Id", "")) for found_ in described.values() for d in found_]
-    zone_of = _target_zones(ctx, [i for i in ids if i.startswith("i-")], [i for i in ids if i and not i.startswith(("i-", "arn:"))])
+    # Where the healthy targets are matters only for an NLB in several AZs without cross-zone load
+    # balancing (a target in an AZ the NLB is not enabled in is never healthy: `Target.NotInUse`).
+    zonal = {arn for arn in arns if not health.cross_zone(attributes_f[arn].result())}
+    single = {arn: _only_zone(nlbs[arn]) for arn in zonal}
+    ids = [
+        str(d.get("Target", {}).get("Id", ""))
+        for arn in zonal
+        if not single[arn]
+        for listener in health.vxlan_listeners(found[arn])
+        for group in health.forwarded_groups(listener)
+        for d in described.get(group, ())
+    ]
+    zone_of = _target_zones(ctx, sorted({i for i in ids if i.startswith("i-")}), sorted({i for i in ids if i and not i.startswith(("i-", "arn:"))}))
+    for arn, zone in single.items():
+        if zone:
+            for listener in health.vxlan_listeners(found[arn]):
+                for group in health.forwarded_groups(listener):
+                    for d in described.get(group, ()):
+                        zone_of.setdefault(str(d.get("Target", {}).get("Id", "")), zone)
     return {
         arn: health.nlb_target(nlbs[arn], found[arn], attributes_f[arn].result(), described, zone_of) for arn in arns
     }
+
+
+def _only_zone(load_balancer: Mapping[str, Any]) -> str:
+    """The AZ of a load balancer enabled in exactly one, else ""."""
+    zones = {z.get("ZoneName", "") for z in load_balancer.get("AvailabilityZones") or ()}
+    return zones.pop() if len(zones) == 1 else ""
 
 
 def _target_zones(ctx: Context, instance_ids: Sequence[str], addresses: Sequence[str]) -> dict[str, str]:
@@ -463,6 +486,12 @@ def describe_instances(
         )
     else:
         reservations = _pages(ctx, "describe_instances", "Reservations", Filters=state_filter)
+    return [i for r in reservations for i in r.get("Instances", [])]
+
+
+def instances_with_enis(ctx: Context, eni_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The instances these ENIs are attached to (DescribeInstances by ENI: no need to know their ids)."""
+    reservations = _by_filter(ctx, "describe_instances", "Reservations", "network-interface.network-interface-id", eni_ids)
     return [i for r in reservations for i in r.get("Instances", [])]
 
 

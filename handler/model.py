@@ -128,14 +128,6 @@ class Inventory:
         """This account's ENIs that are sensors: never mirrored themselves."""
         return frozenset(t.resource_id for t in self.targets if t.kind == "network-interface" and not t.owner)
 
-    @property
-    def sensor_instance_ids(self) -> frozenset[str]:
-        """This account's instances behind its NLB sensors: sensors too, never mirrored themselves
-        (their traffic is the mirrored traffic)."""
-        return frozenset(
-            b for t in self.targets if not t.owner for b in t.health.backends if b.startswith("i-")
-        )
-
     def target(self, target_id: str) -> Target | None:
         return next((t for t in self.targets if t.target_id == target_id), None)
 

@@ -420,9 +420,6 @@ def plan_source(
         return _delete_all(
             source, managed, "ENI is a traffic mirror target (a sensor): never a source", SENSOR
         )
-    if source.instance_id in inventory.sensor_instance_ids:
-        reason = "instance is a sensor behind a Network Load Balancer target: never a source"
-        return _delete_all(source, managed, reason, SENSOR)
     if source.interface_type not in MIRRORABLE_INTERFACE_TYPES:
         reason = f"interface type {source.interface_type!r} cannot be mirrored"
         return _delete_all(source, managed, reason, INTERFACE_TYPE)

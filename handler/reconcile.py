@@ -158,10 +158,9 @@ def _confirm(
     eni_ids = sorted(doubtful)
     inventory_f = inv.submit(ctx, inv.inventory, refresh=True)
     sessions_f = inv.submit(ctx, inv.sessions_for, eni_ids)
+    instances_f = inv.submit(ctx, inv.instances_with_enis, eni_ids)
     enis = inv.describe_enis(ctx, "network-interface-id", eni_ids)
-    attached = {e["NetworkInterfaceId"]: (e.get("Attachment") or {}).get("InstanceId") for e in enis}
-    instance_ids = sorted({i for i in attached.values() if i})
-    instances = inv.describe_instances(ctx, instance_ids) if instance_ids else []
+    instances = instances_f.result()
     _check_enis_listed(instances, enis, frozenset(eni_ids))
     sessions = sessions_f.result()
     inventory = inventory_f.result()
@@ -275,15 +274,16 @@ class Failover:
 
 
 def failover(batch: Sequence[Change], ctx: Context) -> Failover:
-    """Which sessions must leave a sensor the batch's events name (state changes of its instance,
-    deleted targets, load balancers, listeners, deregistered targets).
+    """Which ENIs to plan again because their sessions are on a sensor the batch's events name
+    (state changes of its instance, deleted targets, load balancers, listeners, deregistered targets).
 
     The cached inventory says whether a named instance or resource is a sensor at all: an event
     about anything else costs no API call (a cold container pays the inventory load any event
-    pays). A sensor is then read again now (the inventory, with its health) together with the
-    sessions on it as its owner lists them (other accounts' included), plus those the cached
-    inventory had listed (a deleted target's are no longer listed). Whether each session moves is
-    the planner's decision, confirmed by another read before it is made.
+    pays). For a sensor, the sessions on it are read now, as its owner lists them (other accounts'
+    included), with those the cached inventory had listed (a deleted target's are no longer
+    listed). Those ENIs are then planned on an inventory read again in the same round as their own
+    reads (`_changes`), so the sensor's health is the one read now; each move is confirmed by one
+    more read before it is made (`_confirm`).
     """
     found = Failover()
     hints = [(i, c) for i, c in enumerate(batch) if c.kind in ("sensors", "release-instances")]
@@ -301,32 +301,20 @@ def failover(batch: Sequence[Change], ctx: Context) -> Failover:
             named.setdefault(target, set()).add(index)
     if not named:
         return found
-    inv.check_time(ctx, "the reads of the sensors an event names")
-    fresh_f = inv.submit(ctx, inv.inventory, refresh=True)
-    on_f = inv.submit(ctx, inv.sessions_on_targets, sorted(named))
-    fresh = fresh_f.result()
-    broken = {t for t in named if _broken(fresh, t)}
-    for target in sorted(set(named) - broken):
-        index = min(named[target])
-        why = f"sensor {target} is usable: nothing to move"
-        found.skips.append(Skip("ignored", why, batch[index].event_name, batch[index].event_id))
+    inv.check_time(ctx, "the read of the sessions on the sensors an event names")
     here = ctx.place.account or accounts.own_account(ctx)
-    listed = [*on_f.result(), *(s for t in sorted(broken) for s in cached.sessions_on.get(t, ()))]
+    listed = [*inv.sessions_on_targets(ctx, sorted(named)), *(s for t in sorted(named) for s in cached.sessions_on.get(t, ()))]
     for session in listed:
-        if session.target_id not in broken:
-            continue
         owner = session.owner or here
         indexes = named[session.target_id]
         where = found.own if owner == here else found.members.setdefault(owner, {})
         where.setdefault(session.eni_id, set()).update(indexes)
         found.trigger.setdefault(session.eni_id, batch[min(indexes)].event_id)
+    if not found.own and not found.members:
+        for target, indexes in sorted(named.items()):
+            event = batch[min(indexes)]
+            found.skips.append(Skip("ignored", f"sensor {target} serves no session: nothing to move", event.event_name, event.event_id))
     return found
-
-
-def _broken(inventory: Inventory, target_id: str) -> bool:
-    """Gone, unusable, or (an NLB without cross-zone load balancing) not serving every AZ."""
-    target = inventory.target(target_id)
-    return target is None or not target.health.usable or target.health.zones is not None
 
 
 def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
@@ -344,7 +332,9 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
             why = f"sessions of account {account} are on a broken sensor, but the account is not covered"
             return account, Outcome([Result(_skip("", "", why), "skipped", why)])
         event = batch[min(min(i) for i in enis.values())]
-        moved = Change("enis", "sensor-failover", event.event_id, ctx.region, eni_ids=tuple(sorted(enis)))
+        moved = Change(
+            "enis", "sensor-failover", event.event_id, ctx.region, eni_ids=tuple(sorted(enis)), refresh_inventory=True
+        )
         try:
             return account, changes([moved], ctx.at(account))
         except Exception as error:  # this account only: the event is retried for it
@@ -383,9 +373,11 @@ def _changes(batch: Sequence[Change], ctx: Context, moving: Failover) -> Outcome
 
     keys = [ctx.settings.tag_key, "Name"]
     known_enis = sorted({s.eni_id for s in launch} | set(by_eni))
-    # Round 1: everything that needs only what the events say, concurrently.
+    # Round 1: everything that needs only what the events say, concurrently. The ENIs on a sensor an
+    # event names are planned on the sensors' health read now.
+    refresh = bool(moving.own) or any(c.refresh_inventory and c.kind == "enis" for c in batch)
     inv.check_time(ctx, "the event's reads")
-    inventory_f = inv.submit(ctx, inv.inventory)
+    inventory_f = inv.submit(ctx, inv.inventory, refresh=refresh)
     launch_ids = sorted({s.instance_id for s in launch} | {s.eni_id for s in launch})
     tags_f = inv.submit(ctx, inv.current_tags, launch_ids, keys) if launch else None
     sessions_f = inv.submit(ctx, inv.sessions_for, known_enis) if known_enis else None
@@ -394,10 +386,14 @@ def _changes(batch: Sequence[Change], ctx: Context, moving: Failover) -> Outcome
         inv.submit(ctx, inv.describe_enis, "attachment.instance-id", sorted(by_instance)) if by_instance else None
     )
     named_enis_f = inv.submit(ctx, inv.describe_enis, "network-interface-id", sorted(by_eni)) if by_eni else None
+    # The named ENIs' instances in the same round, found by their ENIs (no round for their ids).
+    attached_f = inv.submit(ctx, inv.instances_with_enis, sorted(by_eni)) if by_eni else None
 
     named_enis: list[dict[str, Any]] = named_enis_f.result() if named_enis_f else []
     their_enis: list[dict[str, Any]] = their_enis_f.result() if their_enis_f else []
     instances = {i["InstanceId"]: i for i in (instances_f.result() if instances_f else [])}
+    for instance in attached_f.result() if attached_f else []:
+        instances.setdefault(instance["InstanceId"], instance)
     extra: list[Decision] = []
     attached_to: dict[str, str] = {}
     for eni in named_enis:
@@ -410,7 +406,8 @@ def _changes(batch: Sequence[Change], ctx: Context, moving: Failover) -> Outcome
         extra.append(_skip(eni_id, "", "ENI not found (deleted?)"))
 
     _check_enis_listed([instances[i] for i in by_instance if i in instances], their_enis)
-    # Round 2 (only when events named ENIs or instances): their instances, and their sessions.
+    # Round 2 (only when events named instances, or an ENI moved between the two reads): the
+    # instances' other ENIs' sessions, and any instance not found yet.
     more_instances = sorted(set(attached_to.values()) - set(instances))
     more_f = inv.submit(ctx, inv.describe_instances, more_instances) if more_instances else None
     instance_enis = sorted({e["NetworkInterfaceId"] for e in their_enis} - set(known_enis))

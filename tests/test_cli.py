@@ -190,9 +190,10 @@ def test_coverage_json_schema_and_min_gate(endpoint: str, ec2: Any, account: Any
         "by_az",
         "unmirrored",
         "out_of_scope",
+        "sensors",
         "cost",
     }
-    assert report["schema_version"] == 3
+    assert report["schema_version"] == 4
     assert report["account_id"] == "123456789012"  # moto's default account
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", report["generated_at"])
     assert report["region"] == REGION
@@ -273,7 +274,7 @@ def test_aws_errors_are_one_clear_line(endpoint: str, monkeypatch: pytest.Monkey
             "DescribeInstances",
         )
 
-    monkeypatch.setattr(reconcile, "read_only_plan", refuse)
+    monkeypatch.setattr(reconcile, "read_only", refuse)
     code, out = run("plan", *common(endpoint))
     assert code == exits.CANNOT_RUN
     assert "AWS refused a request" in out and "UnauthorizedOperation" in out

@@ -168,7 +168,7 @@ def nlb_world(aws: Any) -> tuple[sandbox.Account, sandbox.NlbSensor]:
     nlb = sandbox.add_nlb_target(aws, elbv2, account, "sensors", [AZ])
     instances = sandbox.launch(aws, account, account.subnets[AZ], count=3)
     app.handle(launch_event(instances, "launch-3"))
-    assert on_target(aws) == {nlb.target_id: 3}, "the NLB's instances are sensors, never sources"
+    assert on_target(aws) == {nlb.target_id: 3}, "the NLB's instances are opted out (Mirror=off)"
     sandbox.add_eni_target(aws, account, account.subnets[AZ], "spare", "c5.24xlarge")
     return account, nlb
 

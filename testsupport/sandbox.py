@@ -479,7 +479,8 @@ def add_nlb_target(
 ) -> NlbSensor:
     """An internal Network Load Balancer sensor as AWS documents one: enabled in `azs` (AZ names of
     the account's subnets; all by default), a UDP target group on 4789 (TCP health checks, as a UDP
-    target group requires) with `per_az` running sensor instances registered in each AZ, a UDP
+    target group requires) with `per_az` running sensor instances registered in each AZ (tagged
+    `Mirror=off`), a UDP
     listener on port 4789 forwarding to it, cross-zone load balancing as asked, and (unless
     `mirror_target` is false: a deployment makes it) a traffic mirror target for it
     (`account.targets[name]`)."""
@@ -499,7 +500,9 @@ def add_nlb_target(
     )["TargetGroups"][0]["TargetGroupArn"]
     instances: dict[str, list[str]] = {}
     for az, subnet in zip(zones, subnets, strict=True):
-        launched = launch(ec2, account, subnet, itype, {"Name": f"{name}-{az}"}, count=per_az)
+        # Opted out, as an operator tags the appliances behind an NLB sensor: their traffic is the
+        # mirrored traffic (the handler cannot tell them from workloads by a read that may fail).
+        launched = launch(ec2, account, subnet, itype, {"Name": f"{name}-{az}", "Mirror": "off"}, count=per_az)
         instances[az] = [i["InstanceId"] for i in launched]
     targets = [{"Id": i} for ids in instances.values() for i in ids]
     if targets:
