@@ -21,3 +21,5 @@ if args.get("organization_units"):
     pulumi.export("memberStackSetIds", automation.member_stack_set_ids)
     pulumi.export("resourceShareArns", automation.resource_share_arns)
     pulumi.export("memberRoleName", automation.member_role_name)
+    if args.get("operator_principal_arns"):
+        pulumi.export("readOnlyRoleName", automation.read_only_role_name)

@@ -43,6 +43,8 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     """The scheduled sweep leaves ENIs attached less than this many seconds ago to their own events. Allowed: between 0 and 3600. Default 60."""
     accounts: NotRequired[str | None]
     """Accounts the handler covers besides its own: comma-separated account ids; 'organization' for every ACTIVE account of the organization; or 'organization:' and OU/root ids for the accounts under those units (the management account is left out unless it is this one). Unset: this account only."""
+    sensor_owners: NotRequired[str | None]
+    """Whose traffic mirror targets may serve a covered ENI: 'hub' (only this account's sensors designated by the tag key and shared with the ENI's account), 'hub,member' (also the ENI's own account's targets), or account ids (sensor accounts; 'hub' and 'member' may be listed beside them). Unset: 'hub' when other accounts are covered (accounts), else this account's own targets."""
     member_role_name: NotRequired[str | None]
     """Role the handler assumes in another account (arn:<partition>:iam::<account>:role/<name>). Default traffic-mirror-automation-member."""
     vni_per_vpc: NotRequired[bool | None]
@@ -56,7 +58,7 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     log_expiration_days: NotRequired[int | None]
     """Delete CloudTrail log files from the created bucket after this many days. Unset: keep them. Allowed: between 1 and 36500."""
     force_destroy_trail_bucket: NotRequired[bool | None]
-    """Let `pulumi destroy` delete the trail bucket with its logs. Default false."""
+    """Let `pulumi destroy` delete the trail bucket with its logs; false: destroy leaves the bucket, its logs and its settings in the account (no longer managed by the stack). Default false."""
     runtime: NotRequired[str | None]
     """Lambda runtime (the function runs on arm64). Allowed: one of python3.12, python3.13, python3.14. Default python3.13."""
     timeout_seconds: NotRequired[int | None]
@@ -83,6 +85,8 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     """With organizationUnits: this account's traffic mirror target ARNs to share with the organization units through AWS RAM (each in one of the regions)."""
     share_tagged_targets: NotRequired[bool | None]
     """With organizationUnits: also share this account's targets tagged with the tag key as sensors (found at deploy time; run pulumi up again after adding one). Default true."""
+    operator_principal_arns: NotRequired[Sequence[str] | None]
+    """With organizationUnits: IAM role or user ARNs (wildcards allowed in the name) trusted by a read-only role in every member account, <memberRoleName>-read-only, so that people can run `traffic-mirror plan` and `coverage` with --account and --member-role-name <that role> using their own credentials. Empty: no such role."""
     sensors: NotRequired[Sequence[str] | None]
     """Sensors to create traffic mirror targets for, each an NLB ARN, REGION/eni-... or REGION/vpce-... (a Gateway Load Balancer endpoint), optionally followed by =ROUTE; each target is tagged with the tag key (value true, or the route): a sensor the operator designated."""
     create_filter: NotRequired[bool | None]

@@ -44,6 +44,9 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
     """Organization coverage: the RAM share of the hub's sensors, per region that has sensors to share."""
     member_role_name: pulumi.Output[str | None]
     """Organization coverage: the role the handler assumes in member accounts; null without organization_units."""
+    read_only_role_name: pulumi.Output[str | None]
+    """Organization coverage with operator_principal_arns: the read-only role operators assume in member accounts
+    (traffic-mirror plan/coverage --account ID --member-role-name <this>); null otherwise."""
 
     def __init__(
         self,
@@ -79,6 +82,7 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
         self.member_stack_set_ids = pulumi.Output.from_input({})
         self.resource_share_arns = pulumi.Output.from_input({})
         self.member_role_name = pulumi.Output.from_input(None)
+        self.read_only_role_name = pulumi.Output.from_input(None)
         footprint: list[pulumi.Resource] = []
         if org is not None:
             organization.create_hub_permissions(name, options, org, partition, execution_role, parent=self)
@@ -87,6 +91,7 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
             )
             self.resource_share_arns = organization.create_shares(name, options, org, partition, parent=self)
             self.member_role_name = pulumi.Output.from_input(options.settings.member_role_name)
+            self.read_only_role_name = pulumi.Output.from_input(organization.read_only_role(options))
 
         plumbing = {
             region: regional.create_plumbing(
@@ -150,6 +155,7 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
                 "member_stack_set_ids": self.member_stack_set_ids,
                 "resource_share_arns": self.resource_share_arns,
                 "member_role_name": self.member_role_name,
+                "read_only_role_name": self.read_only_role_name,
             }
         )
 

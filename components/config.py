@@ -26,6 +26,7 @@ from ..common.regions import REGIONS_BY_PARTITION as REGIONS_BY_PARTITION
 from ..handler import settings as handler_settings
 from ..handler.settings import Settings, SettingsError, Spec, setting
 from . import filter as mirror_filter
+from . import permissions
 from .sensors import Sensor, SensorError, parse_sensors
 
 RUNTIMES = ("python3.12", "python3.13", "python3.14")
@@ -44,6 +45,7 @@ _RATE = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|ho
 _CRON = re.compile(r"^cron\(\S+( \S+){5}\)$")
 _TOPIC_ARN = re.compile(r"^arn:(aws[a-z-]*):sns:([a-z0-9-]+):(\d{12}):[A-Za-z0-9_.-]{1,256}$")
 _ORGANIZATION_UNIT = re.compile(r"^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$")
+_OPERATOR_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):(role|user)/[\w+=,.@/*?-]+$")
 _TARGET_ARN = re.compile(r"^arn:(aws[a-z-]*):ec2:([a-z0-9-]+):(\d{12}):traffic-mirror-target/(tmt|traf-mir-tar)-[0-9a-zA-Z]+$")
 
 
@@ -113,7 +115,11 @@ class Deployment:
         None, "Delete CloudTrail log files from the created bucket after this many days. Unset: keep them.",
         lo=1, hi=36500,
     )  # fmt: skip
-    force_destroy_trail_bucket: bool = setting(False, "Let `pulumi destroy` delete the trail bucket with its logs.")
+    force_destroy_trail_bucket: bool = setting(
+        False,
+        "Let `pulumi destroy` delete the trail bucket with its logs; false: destroy leaves the bucket, its logs "
+        "and its settings in the account (no longer managed by the stack).",
+    )
     runtime: str = setting("python3.13", "Lambda runtime (the function runs on arm64).", choices=RUNTIMES)
     timeout_seconds: int = setting(
         300, "Lambda timeout in seconds; the event queue's visibility timeout is this plus 30.", lo=30, hi=900
@@ -167,6 +173,13 @@ class Deployment:
         True,
         "With organizationUnits: also share this account's targets tagged with the tag key as sensors "
         "(found at deploy time; run pulumi up again after adding one).",
+    )
+    operator_principal_arns: tuple[str, ...] = setting(
+        (),
+        "With organizationUnits: IAM role or user ARNs (wildcards allowed in the name) trusted by a read-only "
+        "role in every member account, <memberRoleName>-read-only, so that people can run `traffic-mirror plan` "
+        "and `coverage` with --account and --member-role-name <that role> using their own credentials. "
+        "Empty: no such role.",
     )
     sensors: tuple[str, ...] = setting(
         (),
@@ -355,7 +368,7 @@ def resolve(args: Mapping[str, Any], default_home_region: str | None = None) -> 
                 f"alarm_topic_arns: {arn!r} is in {match.group(2)}, which is not one of the regions; "
                 "CloudWatch alarms can only notify a topic in their own region"
             )
-    _check_organization(deployment)
+    _check_organization(deployment, settings.member_role_name, PARTITION_OF_REGION[home_region])
     if deployment.organization_units and settings.accounts is None:
         # The handler covers the accounts under those units (the hub's own with its own credentials),
         # not the management account or accounts elsewhere, where no member role was deployed.
@@ -369,8 +382,8 @@ def resolve(args: Mapping[str, Any], default_home_region: str | None = None) -> 
     return Options(deployment, settings, home_region, sensors)
 
 
-def _check_organization(deployment: Deployment) -> None:
-    """Organization coverage: OU/root ids and shared target ARNs are checked before any resource."""
+def _check_organization(deployment: Deployment, member_role_name: str, partition: str) -> None:
+    """Organization coverage: OU/root ids, shared target and operator ARNs are checked before any resource."""
     for unit in deployment.organization_units:
         if not isinstance(unit, str) or not _ORGANIZATION_UNIT.match(unit):
             raise ConfigError(
@@ -389,6 +402,33 @@ def _check_organization(deployment: Deployment) -> None:
             )
         if match.group(2) not in deployment.regions:
             raise ConfigError(f"shared_target_arns: {arn!r} is in {match.group(2)}, which is not one of the regions")
+    _check_operators(deployment, member_role_name, partition)
+
+
+def _check_operators(deployment: Deployment, member_role_name: str, partition: str) -> None:
+    """Operator principals: IAM role or user ARNs of this partition, for a role name IAM accepts."""
+    operators = deployment.operator_principal_arns
+    if operators and not deployment.organization_units:
+        raise ConfigError(
+            "operator_principal_arns needs organization_units: the read-only role is deployed to their accounts"
+        )
+    for arn in operators:
+        match = _OPERATOR_ARN.match(arn) if isinstance(arn, str) else None
+        if match is None:
+            raise ConfigError(
+                f"operator_principal_arns: {arn!r} is not an IAM role or user ARN "
+                "(arn:aws:iam::<account>:role/<name> or user/<name>; an assumed-role session's ARN is not a principal)"
+            )
+        if match.group(1) != partition:
+            raise ConfigError(f"operator_principal_arns: {arn!r} is not in the deployment's partition ({partition})")
+    if len(set(operators)) != len(operators):
+        raise ConfigError("operator_principal_arns lists an ARN twice; list each once")
+    name = permissions.read_only_role_name(member_role_name)
+    if operators and len(name) > permissions.ROLE_NAME_MAX:
+        raise ConfigError(
+            f"operator_principal_arns: the read-only role's name {name!r} would be longer than IAM's "
+            f"{permissions.ROLE_NAME_MAX} characters; shorten member_role_name"
+        )
 
 
 # Pulumi.yaml can't declare an optional key without a default, so "unset" is spelled "" or 0

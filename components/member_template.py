@@ -7,8 +7,9 @@ Two templates, deployed by two service-managed stack sets (see organization.py):
   the user brings their own) the account's traffic mirror filter, since filters cannot be
   shared across accounts.
 - `account_template`, in one region only (IAM is global): the member role the hub's handler
-  assumes, trusting only the hub's execution role inside the organization, with the same
-  least-privilege rules as the hub's role.
+  assumes, trusting only the hub's execution role inside the organization, with the hub role's
+  EC2 rules (one builder: permissions.py); and, when operators are listed, a read-only role
+  they may assume to run the CLI's plan and coverage in the account.
 
 Values known only at deploy time (the hub's account, role, bus, the organization) are template
 parameters, so the template itself is static JSON: `cfn-lint` checks exactly what is deployed,
@@ -16,17 +17,15 @@ and the moto test deploys the same text with its own parameters.
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..handler import events
 from ..handler.settings import MANAGED_TAG_KEY, Settings
-from .role import DESCRIBE_ACTIONS
+from . import permissions
 
 MEMBER_SESSION_NAME = "traffic-mirror-automation"
 """The role session name the hub's handler uses; the member role's trust requires it."""
-MEMBER_DESCRIBE_ACTIONS = DESCRIBE_ACTIONS
-"""The hub's describes (with DescribeAvailabilityZones: zones are matched across accounts by AZ ID)."""
 CREATE_FILTER = "CreateFilter"
 """Template parameter: "true" = the stack owns the account's filter (moto's CloudFormation
 cannot create one, so the moto test passes "false" and creates it by API)."""
@@ -153,67 +152,44 @@ def regional_template(settings: Settings, forwarder_pattern: str) -> dict[str, A
     }
 
 
-def member_policy(managed_by: str) -> dict[str, Any]:
-    """The member role's permissions: the hub role's EC2 rules, in the member account.
+def member_policy(managed_by: str, reads: Sequence[str]) -> dict[str, Any]:
+    """The member role's permissions: the hub role's EC2 rules (the same builder), in the member.
 
-    Sessions are created only with the ManagedBy tag in the request, tagged only as part of
-    that creation, and changed or deleted only when they carry the tag. Targets may be the
-    member's own or the hub's (shared through RAM); filters and ENIs only the member's own.
+    Targets may be the member's own or the hub's (shared through RAM); filters and ENIs only
+    the member's own.
     """
-    in_regions = {"aws:RequestedRegion": {"Ref": "Regions"}}
-    own = "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}"
-    sessions = _sub(f"{own}:traffic-mirror-session/*")
-    targets = [
-        _sub(f"{own}:traffic-mirror-target/*"),
-        _sub("arn:${AWS::Partition}:ec2:*:${HubAccountId}:traffic-mirror-target/*"),
-    ]
-    filters = _sub(f"{own}:traffic-mirror-filter/*")
-    managed = {f"aws:ResourceTag/{MANAGED_TAG_KEY}": managed_by}
+    style = permissions.TEMPLATE_STYLE
+    return {
+        "Version": "2012-10-17",
+        "Statement": permissions.ec2_statements(
+            style, reads, managed_by, target_owners=(permissions.HUB_ACCOUNT_IN_TEMPLATE,)
+        ),
+    }
+
+
+def read_only_policy(reads: Sequence[str]) -> dict[str, Any]:
+    """The read-only operator role: the describe calls of the member role, nothing that writes."""
+    return {"Version": "2012-10-17", "Statement": [permissions.read_statement(permissions.TEMPLATE_STYLE, reads)]}
+
+
+def operator_trust(principals: Sequence[str]) -> dict[str, Any]:
+    """The listed operators (IAM role or user ARNs, wildcards allowed in the name).
+
+    As for the member role, the principal is each ARN's account with `aws:PrincipalArn`
+    pinned to the list: an operator's role that is recreated keeps its access, and a
+    wildcard can match an IAM Identity Center role (`AWSReservedSSO_<set>_<suffix>`).
+    """
+    accounts = sorted({arn.split(":")[4] for arn in principals})
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "DescribeWhatToMirror",
+                "Sid": "OnlyTheListedOperators",
                 "Effect": "Allow",
-                "Action": list(MEMBER_DESCRIBE_ACTIONS),
-                "Resource": "*",
-                "Condition": {"StringEquals": in_regions},
-            },
-            {
-                "Sid": "CreateSessionsOnlyTaggedManagedBy",
-                "Effect": "Allow",
-                "Action": "ec2:CreateTrafficMirrorSession",
-                "Resource": sessions,
-                "Condition": {"StringEquals": {f"aws:RequestTag/{MANAGED_TAG_KEY}": managed_by, **in_regions}},
-            },
-            {
-                "Sid": "CreateSessionsFromOwnEnisToOwnOrHubTargets",
-                "Effect": "Allow",
-                "Action": "ec2:CreateTrafficMirrorSession",
-                "Resource": [_sub(f"{own}:network-interface/*"), *targets, filters],
-                "Condition": {"StringEquals": in_regions},
-            },
-            {
-                "Sid": "TagSessionsOnlyAtCreation",
-                "Effect": "Allow",
-                "Action": "ec2:CreateTags",
-                "Resource": sessions,
-                "Condition": {"StringEquals": {"ec2:CreateAction": "CreateTrafficMirrorSession", **in_regions}},
-            },
-            {
-                "Sid": "ChangeOnlyManagedSessions",
-                "Effect": "Allow",
-                "Action": ["ec2:DeleteTrafficMirrorSession", "ec2:ModifyTrafficMirrorSession"],
-                "Resource": sessions,
-                "Condition": {"StringEquals": {**managed, **in_regions}},
-            },
-            {
-                "Sid": "ModifyReferencesOwnOrHubTargetsAndOwnFilters",
-                "Effect": "Allow",
-                "Action": "ec2:ModifyTrafficMirrorSession",
-                "Resource": [*targets, filters],
-                "Condition": {"StringEquals": in_regions},
-            },
+                "Principal": {"AWS": [_sub(f"arn:${{AWS::Partition}}:iam::{a}:root") for a in accounts]},
+                "Action": "sts:AssumeRole",
+                "Condition": {"ArnLike": {"aws:PrincipalArn": list(principals)}},
+            }
         ],
     }
 
@@ -245,8 +221,36 @@ def member_trust() -> dict[str, Any]:
     }
 
 
-def account_template(member_role_name: str, managed_by: str) -> dict[str, Any]:
-    """The member role, once per account (deployed to a single region)."""
+def account_template(
+    member_role_name: str, managed_by: str, reads: Sequence[str], operators: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The member role, once per account (deployed to a single region), and with `operators`
+    the read-only role they may assume (`traffic-mirror plan|coverage --account`)."""
+    resources: dict[str, Any] = {
+        "MemberRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "RoleName": member_role_name,
+                "Description": "Traffic mirror automation: the hub's handler mirrors this account's ENIs",
+                "MaxSessionDuration": 3600,
+                "AssumeRolePolicyDocument": member_trust(),
+                "Policies": [{"PolicyName": "traffic-mirror-sessions", "PolicyDocument": member_policy(managed_by, reads)}],
+            },
+        }
+    }
+    outputs: dict[str, Any] = {"MemberRoleArn": {"Value": {"Fn::GetAtt": ["MemberRole", "Arn"]}}}
+    if operators:
+        resources["ReadOnlyRole"] = {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "RoleName": permissions.read_only_role_name(member_role_name),
+                "Description": "Traffic mirror automation: operators read this account (traffic-mirror plan, coverage)",
+                "MaxSessionDuration": 3600,
+                "AssumeRolePolicyDocument": operator_trust(operators),
+                "Policies": [{"PolicyName": "traffic-mirror-read", "PolicyDocument": read_only_policy(reads)}],
+            },
+        }
+        outputs["ReadOnlyRoleArn"] = {"Value": {"Fn::GetAtt": ["ReadOnlyRole", "Arn"]}}
     return {
         "AWSTemplateFormatVersion": TEMPLATE_VERSION,
         "Description": "Traffic mirror automation, member account, once per account: the role the hub's handler assumes",
@@ -264,19 +268,8 @@ def account_template(member_role_name: str, managed_by: str) -> dict[str, Any]:
             },
             "Regions": {"Type": "CommaDelimitedList", "Description": "Regions the role may act in"},
         },
-        "Resources": {
-            "MemberRole": {
-                "Type": "AWS::IAM::Role",
-                "Properties": {
-                    "RoleName": member_role_name,
-                    "Description": "Traffic mirror automation: the hub's handler mirrors this account's ENIs",
-                    "MaxSessionDuration": 3600,
-                    "AssumeRolePolicyDocument": member_trust(),
-                    "Policies": [{"PolicyName": "traffic-mirror-sessions", "PolicyDocument": member_policy(managed_by)}],
-                },
-            }
-        },
-        "Outputs": {"MemberRoleArn": {"Value": {"Fn::GetAtt": ["MemberRole", "Arn"]}}},
+        "Resources": resources,
+        "Outputs": outputs,
     }
 
 

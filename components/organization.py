@@ -18,6 +18,8 @@ account under those units, in every listed region, including accounts that join 
   more EventBridge hop (sub-second) and EventBridge's cross-account event charge.
 - **Sensors**: per region, an AWS RAM share of the hub's targets (listed, and/or tagged with
   the tag key: the trust model's designated sensors) with the units, no external principals.
+- **Operators** listed in `operator_principal_arns` get a read-only role in every member account
+  (the account stack set), for the CLI's `plan` and `coverage` with `--account`.
 - **The hub's handler** may assume the member role in accounts of the organization
   (`aws:ResourceOrgID`), and list the organization's accounts when it sweeps `organization`.
 """
@@ -31,7 +33,7 @@ import pulumi_aws as aws
 
 from ..handler.planner import FALSE_LIKE
 from ..handler.settings import MANAGED_TAG_KEY
-from . import member_template
+from . import member_template, permissions
 from .config import Options
 from .naming import name_pattern, physical_name
 
@@ -107,6 +109,13 @@ def hub_policy(partition: str, member_role_name: str, organization_id: str, list
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def read_only_role(options: Options) -> str | None:
+    """The read-only operator role's name in member accounts; None when no operator is listed."""
+    if not options.deployment.operator_principal_arns:
+        return None
+    return permissions.read_only_role_name(options.settings.member_role_name)
 
 
 def unit_principal(unit: str, organization_id: str, organization_arn: str, management_account: str, partition: str) -> str:
@@ -185,7 +194,12 @@ def create_member_footprint(
     call_as = options.deployment.call_as
     home = options.home_region
     regional = member_template.regional_template(settings, forwarder_pattern(name))
-    account_wide = member_template.account_template(settings.member_role_name, settings.managed_by)
+    account_wide = member_template.account_template(
+        settings.member_role_name,
+        settings.managed_by,
+        permissions.read_actions(settings),
+        options.deployment.operator_principal_arns,
+    )
     stacks: dict[str, tuple[dict[str, Any], dict[str, pulumi.Input[str]], list[str]]] = {
         "regional": (
             regional,

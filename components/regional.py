@@ -409,6 +409,16 @@ def create_function(
         {"QueueName": plumbing.dead_letter_queue.name},
         "Maximum",
     )
+    if options.settings.accounts:  # other accounts are covered: each can fail on its own
+        alarm(
+            "failed-accounts",
+            "covered accounts could not be read by the sweep (member role, reads, or the organization's account list):"
+            " coverage counts only the accounts read",
+            METRIC_NAMESPACE,
+            "AccountsFailed",
+            {"FunctionName": function.name},
+            "Maximum",
+        )
     alarm(
         "failed-enis",
         "ENIs could not be mirrored (permissions, quotas, unsupported instances): read the failed decision lines",

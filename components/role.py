@@ -1,9 +1,8 @@
 """The Lambda's execution role: one for all regions, least privilege.
 
 What the handler may do, and nothing else:
-- the describe calls it makes (these don't support resource ARNs, hence resource "*");
-- create traffic mirror sessions, and tag them only as part of that creation;
-- delete or modify only sessions carrying the managed-by tag;
+- with EC2, what `permissions.ec2_statements` says (the same builder writes the member role's
+  statements): describe, create sessions only with the managed-by tag, change only those;
 - write to its own log groups, consume its own event queues, send to its own dead-letter queues.
 EC2 statements are limited to the configured regions with `aws:RequestedRegion`; logs and
 queues are matched by name patterns that carry the instance's hash (see naming.py). Both keep
@@ -18,27 +17,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ..handler.settings import MANAGED_TAG_KEY
+from . import permissions
 from .config import IAM_INLINE_POLICY_LIMIT, ConfigError, Options
 
-DESCRIBE_ACTIONS = (
-    "ec2:DescribeInstances",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeTags",
-    "ec2:DescribeTrafficMirrorTargets",
-    "ec2:DescribeTrafficMirrorFilters",
-    "ec2:DescribeTrafficMirrorSessions",
-    "ec2:DescribeVpcEndpoints",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeAvailabilityZones",  # AZ ids: zones are matched across accounts by id
-    "elasticloadbalancing:DescribeLoadBalancers",
-    # sensor health (handler/health.py): an NLB sensor's UDP 4789 listener, healthy targets, cross-zone
-    "elasticloadbalancing:DescribeListeners",
-    "elasticloadbalancing:DescribeTargetHealth",
-    "elasticloadbalancing:DescribeLoadBalancerAttributes",
-)
-SESSION_TAG_KEYS = (MANAGED_TAG_KEY, "Name")
-"""The only tags the handler puts on a session (handler/apply.py)."""
 QUEUE_CONSUMER_ACTIONS = (
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
@@ -78,65 +59,12 @@ class OwnNames:
 
 def execution_policy(options: Options, partition: str, account: str, own: OwnNames) -> dict[str, Any]:
     """The role's permissions as a policy document (plain values, so tests can read it)."""
-    ec2 = f"arn:{partition}:ec2:*:{account}"
-    in_regions = {"aws:RequestedRegion": list(options.regions)}
-    sessions = f"{ec2}:traffic-mirror-session/*"
-    targets = f"{ec2}:traffic-mirror-target/*"
-    filters = f"{ec2}:traffic-mirror-filter/*"
+    style = permissions.plain_style(partition, account, options.regions)
+    ec2 = permissions.ec2_statements(style, permissions.read_actions(options.settings), options.settings.managed_by)
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {
-                "Sid": "DescribeWhatToMirror",
-                "Effect": "Allow",
-                "Action": list(DESCRIBE_ACTIONS),
-                "Resource": "*",
-                "Condition": {"StringEquals": in_regions},
-            },
-            {
-                # CreateTrafficMirrorSession authorizes on four resources; the request's tags
-                # belong to the new session only, so the tag conditions sit on that resource.
-                "Sid": "CreateOnlyManagedSessions",
-                "Effect": "Allow",
-                "Action": "ec2:CreateTrafficMirrorSession",
-                "Resource": sessions,
-                "Condition": {
-                    "StringEquals": {f"aws:RequestTag/{MANAGED_TAG_KEY}": options.settings.managed_by, **in_regions},
-                    "ForAllValues:StringEquals": {"aws:TagKeys": list(SESSION_TAG_KEYS)},
-                },
-            },
-            {
-                "Sid": "CreateSessionsOnAnyEniTargetAndFilter",
-                "Effect": "Allow",
-                "Action": "ec2:CreateTrafficMirrorSession",
-                "Resource": [f"{ec2}:network-interface/*", targets, filters],
-                "Condition": {"StringEquals": in_regions},
-            },
-            {
-                "Sid": "TagSessionsOnlyAtCreation",
-                "Effect": "Allow",
-                "Action": "ec2:CreateTags",
-                "Resource": sessions,
-                "Condition": {
-                    "StringEquals": {"ec2:CreateAction": "CreateTrafficMirrorSession", **in_regions}
-                },
-            },
-            {
-                "Sid": "ChangeOnlyManagedSessions",
-                "Effect": "Allow",
-                "Action": ["ec2:DeleteTrafficMirrorSession", "ec2:ModifyTrafficMirrorSession"],
-                "Resource": sessions,
-                "Condition": {
-                    "StringEquals": {f"aws:ResourceTag/{MANAGED_TAG_KEY}": options.settings.managed_by, **in_regions}
-                },
-            },
-            {
-                "Sid": "ModifyReferencesTargetsAndFilters",
-                "Effect": "Allow",
-                "Action": "ec2:ModifyTrafficMirrorSession",
-                "Resource": [targets, filters],
-                "Condition": {"StringEquals": in_regions},
-            },
+            *ec2,
             {
                 "Sid": "WriteOwnLogs",
                 "Effect": "Allow",

@@ -5,6 +5,7 @@ management events: the calls the rules match are all writes, and reads would mul
 volume. The bucket blocks public access, encrypts at rest, refuses plain HTTP, and lets
 CloudTrail write only on behalf of this trail (`aws:SourceArn`). The trail's ARN is built
 from its name, because the bucket policy must exist before CloudTrail will create the trail.
+`pulumi destroy` keeps the bucket, its logs and its settings unless `force_destroy_trail_bucket`.
 """
 
 import json
@@ -74,22 +75,26 @@ def create_trail(
     parent: pulumi.Resource,
 ) -> TrailResources:
     region = options.home_region
-    child = pulumi.ResourceOptions(parent=parent)
+    # Unless force-destroy is asked for, `pulumi destroy` leaves the bucket with its logs (an
+    # audit trail, and S3 refuses to delete a non-empty bucket) and with the settings that keep
+    # it private: only the trail itself goes.
+    force = options.deployment.force_destroy_trail_bucket
+    kept = pulumi.ResourceOptions(parent=parent, retain_on_delete=not force)
     trail_name = physical_name(name, "trail", max_length=128)
     arn = pulumi.Output.all(partition, account).apply(lambda v: trail_arn(v[0], region, v[1], trail_name))
 
     bucket = aws.s3.Bucket(
         f"{name}-trail-bucket",
         region=region,
-        force_destroy=options.deployment.force_destroy_trail_bucket,
-        opts=child,
+        force_destroy=force,
+        opts=kept,
     )
     ownership = aws.s3.BucketOwnershipControls(
         f"{name}-trail-bucket-ownership",
         bucket=bucket.id,
         region=region,
         rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-        opts=child,
+        opts=kept,
     )
     public_access = aws.s3.BucketPublicAccessBlock(
         f"{name}-trail-bucket-public-access",
@@ -99,7 +104,7 @@ def create_trail(
         block_public_policy=True,
         ignore_public_acls=True,
         restrict_public_buckets=True,
-        opts=child,
+        opts=kept,
     )
     encryption = aws.s3.BucketServerSideEncryptionConfiguration(
         f"{name}-trail-bucket-encryption",
@@ -112,7 +117,7 @@ def create_trail(
                 ),
             )
         ],
-        opts=child,
+        opts=kept,
     )
     if options.deployment.log_expiration_days is not None:
         aws.s3.BucketLifecycleConfiguration(
@@ -132,7 +137,7 @@ def create_trail(
                     ),
                 )
             ],
-            opts=child,
+            opts=kept,
         )
     policy = aws.s3.BucketPolicy(
         f"{name}-trail-bucket-policy",
@@ -142,7 +147,7 @@ def create_trail(
             lambda v: json.dumps(bucket_policy_document(v[0], v[1], v[2], v[3]))
         ),
         # S3 rejects a bucket policy while the public access block is being written.
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[public_access]),
+        opts=pulumi.ResourceOptions.merge(kept, pulumi.ResourceOptions(depends_on=[public_access])),
     )
     trail = aws.cloudtrail.Trail(
         f"{name}-trail",

@@ -22,9 +22,12 @@ ORGANIZATION_TTL_SECONDS = 300.0
 
 
 def own_account(ctx: Context, lambda_context: Any = None) -> str:
-    """This function's account: from its own ARN in Lambda, else asked once of STS."""
+    """This function's account: from its own ARN in Lambda or its role's (MIRROR_ROLE_ARN), else
+    asked once of STS."""
     container = ctx.container
     arn = getattr(lambda_context, "invoked_function_arn", None)
+    if not (isinstance(arn, str) and arn.count(":") >= 5):
+        arn = ctx.settings.role_arn
     if isinstance(arn, str) and arn.count(":") >= 5:
         partition, account = arn.split(":")[1], arn.split(":")[4]
         with container.lock:
@@ -41,6 +44,27 @@ def own_account(ctx: Context, lambda_context: Any = None) -> str:
     with container.lock:
         container.own_account = account
     return account
+
+
+def known_account(ctx: Context) -> str | None:
+    """The place's account when it is known without a call (None: not yet)."""
+    if ctx.place.account:
+        return ctx.place.account
+    with ctx.container.lock:
+        known = ctx.container.own_account
+    if known:
+        return known
+    role = ctx.settings.role_arn
+    return role.split(":")[4] if role and role.count(":") >= 5 else None
+
+
+def sensor_owners(ctx: Context) -> frozenset[str]:
+    """The accounts whose targets may serve the ENIs of this place (MIRROR_SENSOR_OWNERS)."""
+    hub = own_account(ctx)
+    here = ctx.place.account or hub
+    raw = ctx.settings.sensor_owners or ("hub" if ctx.settings.accounts else "member")
+    names = {"hub": hub, "member": here}
+    return frozenset(names.get(part, part) for part in raw.split(",") if part)
 
 
 def configured(settings: Settings) -> tuple[str, ...]:

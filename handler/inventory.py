@@ -96,8 +96,17 @@ def _load_inventory(ctx: Context) -> Inventory:
     targets_f = submit(_pages, ctx, "describe_traffic_mirror_targets", "TrafficMirrorTargets")
     filters_f = submit(_pages, ctx, "describe_traffic_mirror_filters", "TrafficMirrorFilters")
     # Zones are matched across accounts by id (names differ per account): read only when needed.
-    zones_f = submit(_zone_ids, ctx) if ctx.settings.accounts else None
-    raw_targets = targets_f.result()
+    zones_f = submit(_zone_ids, ctx) if ctx.settings.accounts or ctx.settings.sensor_owners else None
+    listed = targets_f.result()
+    # A shared target is listed by the accounts it is shared with, with its owner's OwnerId: only
+    # the owner can describe what it points to (and read its health), so here it is only noted.
+    me = accounts.known_account(ctx)
+    shared = {
+        str(t["TrafficMirrorTargetId"]): str(t["OwnerId"])
+        for t in listed
+        if me is not None and t.get("OwnerId") and t["OwnerId"] != me
+    }
+    raw_targets = [t for t in listed if t.get("TrafficMirrorTargetId") not in shared]
     eni_ids = [t["NetworkInterfaceId"] for t in raw_targets if t.get("NetworkInterfaceId")]
     eni_target_ids = [t["TrafficMirrorTargetId"] for t in raw_targets if t.get("NetworkInterfaceId")]
     nlb_arns = [t["NetworkLoadBalancerArn"] for t in raw_targets if t.get("NetworkLoadBalancerArn")]
@@ -181,7 +190,15 @@ def _load_inventory(ctx: Context) -> Inventory:
             for t in targets
         ]
     on = {target: tuple(found) for target, found in sessions_on.items()}
-    return Inventory(tuple(targets), tuple(filters), time.monotonic(), zone_ids, on)
+    return Inventory(
+        tuple(targets),
+        tuple(filters),
+        time.monotonic(),
+        zone_ids,
+        sessions_on=on,
+        sensor_enis=frozenset(str(e) for e in eni_ids),
+        shared=shared,
+    )
 
 
 def _zone_ids(ctx: Context) -> dict[str, str]:
@@ -323,19 +340,35 @@ def prefetch(ctx: Context) -> None:
 
 
 def inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
-    """What sessions in this place may use: its own targets and filters, and in another account
-    the hub's designated sensors (shared through RAM), each read in the account that owns it."""
+    """What sessions in this place may use, and its filters.
+
+    The targets of the accounts MIRROR_SENSOR_OWNERS allows: this account's own, and another
+    account's sensors designated by the tag key (read in that account, where their details, tags
+    and health live, with the sessions its listing shows on them) that this account's own listing
+    shows, i.e. that RAM shares with it right now. A designated sensor it does not show is
+    `not_shared`, never used.
+    """
     own = _own_inventory(ctx, refresh=refresh)
-    if ctx.place.account is None:
-        return own
-    hub = _own_inventory(ctx.hub, refresh=refresh)
-    owner = accounts.own_account(ctx)
-    central = tuple(
-        dataclasses.replace(t, owner=owner) for t in hub.targets if is_designated(t.tags, ctx.settings.tag_key)
-    )
-    # Their health and the sessions on them come with them, as the hub read them.
-    on = {**own.sessions_on, **{t.target_id: hub.sessions_on[t.target_id] for t in central if t.target_id in hub.sessions_on}}
-    return dataclasses.replace(own, targets=(*own.targets, *central), sessions_on=on)
+    if ctx.place.account is None and not ctx.settings.accounts and not ctx.settings.sensor_owners:
+        return own  # one account, its own targets: no account id needed
+    owners = accounts.sensor_owners(ctx)
+    here = ctx.place.account or accounts.own_account(ctx)
+    hub = accounts.own_account(ctx)
+    usable = list(own.targets) if here in owners else []
+    not_shared: list[Target] = []
+    on = dict(own.sessions_on)
+    for owner in sorted(owners - {here}):
+        theirs = _own_inventory(ctx.hub if owner == hub else ctx.at(owner), refresh=refresh)
+        for target in theirs.targets:
+            if not is_designated(target.tags, ctx.settings.tag_key):
+                continue
+            seen = dataclasses.replace(target, owner=owner)
+            if own.shared.get(target.target_id) == owner:
+                usable.append(seen)
+                on[target.target_id] = theirs.sessions_on.get(target.target_id, ())
+            else:
+                not_shared.append(seen)
+    return dataclasses.replace(own, targets=tuple(usable), not_shared=tuple(not_shared), sessions_on=on)
 
 
 def _own_inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
@@ -421,8 +454,23 @@ def sessions_on_targets(ctx: Context, target_ids: Sequence[str]) -> list[Session
 
 
 def all_sessions(ctx: Context) -> list[Session]:
+    """Every session this account's listing shows: its own, and (AWS documents it) the sessions
+    other accounts made on its shared targets."""
     raw = _pages(ctx, "describe_traffic_mirror_sessions", "TrafficMirrorSessions")
     return [_session(s) for s in raw]
+
+
+def own_sessions(ctx: Context, sessions: Sequence[Session]) -> list[Session]:
+    """The sessions this account made: the only ones it plans, counts as coverage or touches.
+
+    Another account's session on one of our shared targets has a source ENI we cannot describe
+    and can only be changed by its owner (through its own member role, in its own sweep).
+    """
+    owners = {s.owner for s in sessions if s.owner}
+    if not owners:
+        return list(sessions)
+    here = ctx.place.account or accounts.own_account(ctx)
+    return [s for s in sessions if not s.owner or s.owner == here]
 
 
 def group_by_eni(sessions: Iterable[Session]) -> dict[str, list[Session]]:

@@ -106,13 +106,18 @@ class Session:
     number: int
     tags: Mapping[str, str] = field(default_factory=dict)
     owner: str = ""
-    """The account that made the session (OwnerId; "" when not read). A target owner's view lists
-    the sessions other accounts made on its targets too."""
+    """The account that made the session (its source ENI's account). A target owner's listing
+    also shows the sessions other accounts made on its shared targets: those are never its own
+    to plan or touch (they count against the target's capacity)."""
 
 
 @dataclass(frozen=True)
 class Inventory:
-    """Targets and filters of one region: read once, cached for a short TTL."""
+    """Targets and filters of one region of one account: read once, cached for a short TTL.
+
+    `targets` are what sessions made here may use (the candidates `sensor_owners` allows, each
+    read in the account that owns it); the rest says what the listing showed beside them.
+    """
 
     targets: tuple[Target, ...]
     filters: tuple[MirrorFilter, ...]
@@ -122,11 +127,20 @@ class Inventory:
     sessions_on: Mapping[str, tuple[Session, ...]] = field(default_factory=dict)
     """ENI target id -> the sessions on it, as its owner lists them (other accounts' included):
     the planner counts sources against the target's capacity from these."""
+    sensor_enis: frozenset[str] = frozenset()
+    """This account's ENIs that are traffic mirror targets: never mirrored themselves."""
+    shared: Mapping[str, str] = field(default_factory=dict)
+    """Targets another account owns that this account's listing shows (target id -> owner): what
+    RAM shares with it right now. Never described here: their details are read in their owner."""
+    not_shared: tuple[Target, ...] = ()
+    """Designated sensors of an allowed owner that this account's listing does not show: they
+    cannot be used here until their owner shares them (reported as `not-shared`)."""
 
     @property
     def target_eni_ids(self) -> frozenset[str]:
-        """This account's ENIs that are sensors: never mirrored themselves."""
-        return frozenset(t.resource_id for t in self.targets if t.kind == "network-interface" and not t.owner)
+        """This account's ENIs that are sensors (its own targets', usable or not): never mirrored."""
+        own = (t.resource_id for t in self.targets if t.kind == "network-interface" and not t.owner)
+        return self.sensor_enis | frozenset(own)
 
     def target(self, target_id: str) -> Target | None:
         return next((t for t in self.targets if t.target_id == target_id), None)

@@ -58,6 +58,9 @@ TARGET_UNHEALTHY = "target-unhealthy"
 deleted, no UDP 4789 listener, no healthy target): the sweep mirrors it once one is usable."""
 TARGET_FULL = "target-full"
 """Every usable trusted target already has as many sources as AWS allows (10, or 100)."""
+NOT_SHARED = "not-shared"
+"""The only sensors that could serve it are another account's, designated but not shared with
+the ENI's account (RAM): it cannot use them."""
 PROBLEMS: Mapping[str, str] = {
     NO_FILTER: "no traffic mirror filter",
     FILTER_MISSING: "the configured filter does not exist",
@@ -67,6 +70,7 @@ PROBLEMS: Mapping[str, str] = {
     NO_NUMBER: "no free session number",
     TARGET_UNHEALTHY: "no usable target (the sensors it may use cannot receive packets now)",
     TARGET_FULL: "every usable target has its maximum of sources",
+    NOT_SHARED: "its sensor is not shared with its account",
 }
 CONFIG_PROBLEMS = frozenset({NO_FILTER, FILTER_MISSING, FILTER_AMBIGUOUS})
 """Problems an operator fixes in configuration (logged at ERROR)."""
@@ -150,10 +154,14 @@ def trust_tier(source: Source, target: Target, tag_key: str) -> str | None:
         if target.vpc_id != source.vpc_id:
             return DESIGNATED if is_designated(target.tags, tag_key) else None
         return SAME_SUBNET if target.subnet_id == source.subnet_id else SAME_VPC_AZ
+    if target.kind == "network-load-balancer":
+        # An NLB receives VXLAN from any VPC that routes to it (peering, a transit gateway):
+        # its own VPC, or another when the operator designated it (a central sensor fleet).
+        if target.vpc_id == source.vpc_id:
+            return SAME_VPC_AZ
+        return DESIGNATED if is_designated(target.tags, tag_key) else None
     if target.vpc_id != source.vpc_id:
         return None
-    if target.kind == "network-load-balancer":
-        return SAME_VPC_AZ
     if target.subnet_id == source.subnet_id:
         return SAME_SUBNET
     return SAME_VPC_AZ if same_zone(source, target) else SAME_VPC
@@ -452,6 +460,15 @@ def plan_source(
             session_number=stranded[0].number,
         )
     if not candidates:
+        unshared = eligible_targets(source, intent.route, inventory.not_shared, settings.tag_key)
+        if unshared:
+            why = (
+                f"sensor {unshared[0].target_id} of account {unshared[0].owner} would serve it but is not shared"
+                f" with this account (RAM); not mirrored elsewhere"
+            )
+            # Like a sensor that is down: the session waits for the share to come back, untouched.
+            kept = managed[0].session_id if managed else None
+            return _decide(source, "skipped", why, problem=NOT_SHARED, kept_session=kept)
         _, why = choose_target(source, intent.route, inventory.targets, settings.tag_key)
         return _delete_all(source, managed, why, problem=NO_TARGET)
     usable = [t for t in candidates if usable_for(source, t)]

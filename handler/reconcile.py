@@ -467,7 +467,7 @@ def read_region(
     tagged_f = inv.submit(ctx, inv.describe_enis, "tag-key", [ctx.settings.tag_key])
     sessions_f = inv.submit(ctx, inv.all_sessions)
     sources = inv.sources_of_instances(instances_f.result(), inv.eni_tag_map(tagged_f.result()), trigger)
-    return inventory_f.result(), sources, sessions_f.result()
+    return inventory_f.result(), sources, inv.own_sessions(ctx, sessions_f.result())
 
 
 @dataclass(frozen=True)
@@ -534,24 +534,37 @@ def job_for(batch: Sequence[Change], settings: Settings) -> Job:
     return Job("sweep", policy)
 
 
-def run(job: Job, batch: Sequence[Change], ctx: Context, covered: Callable[[], Sequence[str]]) -> Outcome:
-    """Carry out one account's and region's job. `covered`: the accounts a fleet-wide job goes to
-    (asked only when needed: it may read Organizations). Every ENI of a sweep or a release answers
-    to every change of the batch."""
+def run(
+    job: Job, batch: Sequence[Change], ctx: Context, covered: Callable[[], Sequence[str]], own: str
+) -> Outcome:
+    """Carry out one account's and region's job. Every ENI of a sweep or a release answers to
+    every change of the batch.
+
+    `covered`: the accounts a fleet-wide job goes to (asked only when needed: it may read
+    Organizations); `own`: the handler's account. When the list cannot be read (Organizations
+    throttled or refused), the job still runs in the handler's own account, and the failure is
+    one failed result: the hub is never stopped by its members.
+    """
     if job.kind == "changes":
         return changes(batch, ctx)
+    fleet = (job.kind == "release" and bool(ctx.settings.accounts)) or (job.sweep is not None and job.sweep.fleet)
+    listed: Outcome | None = None
+    accounts: Sequence[str] = (own,)
+    if fleet:
+        try:
+            accounts = covered()
+        except Exception as error:
+            listed = failed(f"cannot list the accounts to cover: {type(error).__name__}: {error}", 1, "accounts")
     if job.kind == "release":
         # Teardown covers every account the handler covers, before their member roles go.
-        if ctx.settings.accounts:
-            outcome = across_accounts(ctx, covered(), release_region)
-        else:
-            outcome = release_region(ctx)
-        outcome.owners = {eni: set(range(len(batch))) for eni in outcome.owners}
-        return outcome
-    policy = job.sweep
-    assert policy is not None
-    outcome = sweep_fleet(ctx, policy, covered()) if policy.fleet else sweep(ctx, policy)
-    if outcome.failed_changes():
+        outcome = across_accounts(ctx, accounts, release_region) if fleet else release_region(ctx)
+    else:
+        policy = job.sweep
+        assert policy is not None
+        outcome = across_accounts(ctx, accounts, lambda here: sweep(here, policy)) if fleet else sweep(ctx, policy)
+    if listed is not None:
+        outcome.results.extend(listed.results)
+    if job.kind == "release" or outcome.failed_changes() or listed is not None:
         outcome.owners = {r.decision.eni_id: set(range(len(batch))) for r in outcome.results}
     return outcome
 
@@ -571,11 +584,6 @@ def sweep(ctx: Context, policy: SweepPolicy, on_done: Callable[[Result], None] |
     settled = [s for s in sources if s not in young] if young else sources
     results = _plan_and_apply(ctx, inventory, settled, (), sessions, (), on_done, orphans=True, orphans_known=young)
     return Outcome(results, {s.eni_id: {0} for s in settled}, sensors=counting.sensors(inventory, sessions))
-
-
-def sweep_fleet(ctx: Context, policy: SweepPolicy, covered: Sequence[str]) -> Outcome:
-    """Sweep every covered account of this region (see `across_accounts`)."""
-    return across_accounts(ctx, covered, lambda here: sweep(here, policy))
 
 
 def across_accounts(ctx: Context, covered: Sequence[str], work: Callable[[Context], Outcome]) -> Outcome:
@@ -605,7 +613,7 @@ def across_accounts(ctx: Context, covered: Sequence[str], work: Callable[[Contex
         try:
             return account, work(here)
         except Exception as error:  # this account only
-            return account, failed(f"cannot work in account {account}: {type(error).__name__}: {error}", 1)
+            return account, failed(f"cannot work in account {account}: {type(error).__name__}: {error}", 1, account)
 
     results: list[Result] = []
     owners: dict[str, set[int]] = {}
@@ -624,10 +632,14 @@ def across_accounts(ctx: Context, covered: Sequence[str], work: Callable[[Contex
     return Outcome(results, owners, sensors=tuple(sensors))
 
 
-def failed(reason: str, changes: int) -> Outcome:
-    """An outcome for work that could not even start (e.g. a role that cannot be assumed): retryable."""
+def failed(reason: str, changes: int, account: str = "") -> Outcome:
+    """An outcome for work that could not even start (e.g. a role that cannot be assumed): retryable.
+
+    `account`: the account it was for ("accounts": the list of accounts itself could not be read).
+    """
     decision = Decision(eni_id="", instance_id="", outcome="skipped", reason=reason)
-    return Outcome([Result(decision, "failed", reason, retryable=True)], {"": set(range(changes))})
+    result = Result(decision, "failed", reason, retryable=True, account=account)
+    return Outcome([result], {"": set(range(changes))})
 
 
 def read_only_plan(ctx: Context) -> tuple[list[Decision], list[Source]]:
@@ -664,7 +676,7 @@ def release_region(ctx: Context) -> Outcome:
     the sessions, then the deletes. A session without our tag is never named, whatever its ENI.
     """
     by_eni: dict[str, list[Session]] = {}
-    for session in inv.all_sessions(ctx):
+    for session in inv.own_sessions(ctx, inv.all_sessions(ctx)):
         if is_managed(session, ctx.settings):
             by_eni.setdefault(session.eni_id, []).append(session)
     decisions = [

@@ -55,12 +55,15 @@ COVERAGE_METRICS = (
     "InScope",
     "Mirrored",
     "CoveragePercent",
+    "AccountsFailed",
     "SweepDurationMs",
     "UsableTargets",
     "UnusableTargets",
     "SessionsOnUnusableTargets",
 )
 """Published by every sweep (it sees the whole region): the dashboard's and the alarms' data.
+`AccountsFailed`: covered accounts the sweep could not read (their role, their reads, or the list of
+accounts itself): coverage is over the accounts read, so these are alarmed on their own.
 `SessionsOnUnusableTargets`: in-scope ENIs whose session of ours still points at a target that
 cannot receive packets after the sweep (no usable alternative, or the move failed)."""
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -190,8 +193,10 @@ def coverage(
     percent = round(counted.percent, 2)
     usable, unusable = counting.usable_counts(sensors)
     broken = sorted({f"{s.target_id}: {s.detail}" for s in sensors if not s.usable})
+    # Work that could not start (no ENI): an account that could not be read, or the account list.
+    failed = sorted({r.account or "own" for r in results if not r.decision.eni_id and r.status == "failed"})
     log.log(
-        logging.WARNING if counted.stranded else logging.INFO,
+        logging.ERROR if failed else logging.WARNING if counted.stranded else logging.INFO,
         "coverage",
         extra={
             "region": region,
@@ -203,6 +208,7 @@ def coverage(
             "unusable_targets": unusable,
             "sessions_on_unusable_targets": counted.stranded,
             **({"unusable": broken[:20]} if broken else {}),
+            **({"failed_accounts": failed, "reason": "coverage counts only the accounts read"} if failed else {}),
         },
     )
     function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
@@ -212,6 +218,7 @@ def coverage(
         "InScope": (in_scope, "Count"),
         "Mirrored": (mirrored, "Count"),
         "CoveragePercent": (percent, "Percent"),
+        "AccountsFailed": (len(failed), "Count"),
         "SweepDurationMs": (round(sweep_ms, 1), "Milliseconds"),
         "UsableTargets": (usable, "Count"),
         "UnusableTargets": (unusable, "Count"),

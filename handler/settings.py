@@ -172,6 +172,7 @@ class Settings:
         "Value of the ManagedBy tag on created sessions; only sessions carrying it are ever changed or deleted.",
         pattern=r".{1,256}",
         like="a tag value of 1-256 characters",
+        cli=True,
     )
     release_on_stop: bool = setting(
         False, "Delete an instance's sessions when it stops or an ENI is detached (AWS bills stopped ones)."
@@ -202,6 +203,16 @@ class Settings:
         "units (the management account is left out unless it is this one). Unset: this account only.",
         pattern=r"organization(:(ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32})(,(ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32}))*)?|\d{12}(,\d{12})*",
         like="account ids, 'organization', or 'organization:ou-...,r-...'",
+    )
+    sensor_owners: str | None = setting(
+        None,
+        "Whose traffic mirror targets may serve a covered ENI: 'hub' (only this account's sensors designated by "
+        "the tag key and shared with the ENI's account), 'hub,member' (also the ENI's own account's targets), or "
+        "account ids (sensor accounts; 'hub' and 'member' may be listed beside them). Unset: 'hub' when other "
+        "accounts are covered (accounts), else this account's own targets.",
+        pattern=r"(hub|member|\d{12})(,(hub|member|\d{12}))*",
+        like="'hub', 'hub,member', or account ids",
+        lower=True,
     )
     member_role_name: str = setting(
         "traffic-mirror-automation-member",

@@ -1,7 +1,7 @@
 """Write what is derived from the settings' declarations: `make generate`.
 
     python -m scripts.generate           # rewrite components/args.py, Pulumi.yaml's config, README tables,
-                                         # provider/schema.json
+                                         # provider/schema.json, docs/permissions.md's tables
     python -m scripts.generate --check   # exit 1 if any of them is out of date (the tests run this)
 
 The declarations are `handler/settings.py` (`Settings`) and `components/config.py`
@@ -25,9 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 ARGS_FILE = ROOT / "components" / "args.py"
 PULUMI_YAML = ROOT / "Pulumi.yaml"
 README = ROOT / "README.md"
+PERMISSIONS_DOC = ROOT / "docs" / "permissions.md"
 SCHEMA = ROOT / "provider" / "schema.json"
 CONFIG_MARK = "stack-config"
 ENV_MARK = "handler-environment"
+READS_MARK = "reads"
+FUNCTION_MARK = "function-policy"
 
 
 def _shown(value: Any) -> str:
@@ -161,7 +164,7 @@ def env_table() -> str:
 def _replace_between(text: str, mark: str, body: str) -> str:
     begin, end = f"<!-- BEGIN GENERATED {mark} -->", f"<!-- END GENERATED {mark} -->"
     if begin not in text or end not in text:
-        raise SystemExit(f"README.md lacks the markers {begin} ... {end}")
+        raise SystemExit(f"a generated file lacks the markers {begin} ... {end}")
     before, rest = text.split(begin, 1)
     _, after = rest.split(end, 1)
     return f"{before}{begin}\n{body}\n{end}{after}"
@@ -169,6 +172,47 @@ def _replace_between(text: str, mark: str, body: str) -> str:
 
 def readme(current: str) -> str:
     return _replace_between(_replace_between(current, CONFIG_MARK, config_table()), ENV_MARK, env_table())
+
+
+def reads_table() -> str:
+    """The reads table (components/permissions.py `READS`), as every role that reads gets it."""
+    from traffic_mirror.components import permissions
+
+    rows = ["| Action | Why |", "| --- | --- |"]
+    for read in permissions.READS:
+        when = " (only when its setting is on)" if read.when is not None else ""
+        rows.append(f"| `{read.action}` | {_cell(read.why)}{when} |")
+    return "\n".join(rows)
+
+
+def _shown_values(value: Any) -> str:
+    items = value if isinstance(value, list) else [value]
+    return "<br>".join(f"`{item}`" for item in items)
+
+
+def function_policy_table() -> str:
+    """The function's role as the builder writes it (role.py, organization.py), for a deployment
+    with the defaults: `<region>`, `<account>` and the name patterns stand for the deployed values."""
+    from traffic_mirror.components import organization, role
+
+    defaults = config.resolve({"regions": ["us-east-1"]})
+    own = role.OwnNames("<component>-handler-*-<hash>", "<component>-events-*-<hash>", "<component>-dlq-*-<hash>")
+    statements = role.execution_policy(defaults, "aws", "<account>", own)["Statement"]
+    hub = organization.hub_policy("aws", defaults.settings.member_role_name, "<organization id>", True)["Statement"]
+    rows = ["| Statement | Actions | Resource | Condition |", "| --- | --- | --- | --- |"]
+    for statement in [*statements, *({**s, "Sid": f"{s['Sid']} (organization)"} for s in hub)]:
+        actions = statement["Action"]
+        shown = "the reads above" if statement["Sid"] == "DescribeWhatToMirror" else _shown_values(actions)
+        condition = json.dumps(statement.get("Condition", {}), separators=(", ", ": ")).replace("us-east-1", "<regions>")
+        rows.append(
+            f"| {statement['Sid']} | {shown} | {_shown_values(statement['Resource'])} | "
+            f"{'`' + _cell(condition) + '`' if statement.get('Condition') else ''} |"
+        )
+    return "\n".join(rows)
+
+
+def permissions_doc(current: str) -> str:
+    return _replace_between(_replace_between(current, READS_MARK, reads_table()), FUNCTION_MARK, function_policy_table())
 
 
 def schema_json() -> str:
@@ -182,6 +226,7 @@ OUTPUTS: tuple[tuple[Path, Callable[[str], str]], ...] = (
     (ARGS_FILE, lambda _: args_module()),
     (PULUMI_YAML, pulumi_yaml),
     (README, readme),
+    (PERMISSIONS_DOC, permissions_doc),
     (SCHEMA, lambda _: schema_json()),
 )
 

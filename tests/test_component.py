@@ -572,7 +572,9 @@ def test_role_policy_is_least_privilege(run: Run) -> None:
         "ec2:DescribeSubnets",
         "ec2:DescribeAvailabilityZones",
         "elasticloadbalancing:DescribeLoadBalancers",
+        # sensor health
         "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:DescribeTargetGroups",
         "elasticloadbalancing:DescribeTargetHealth",
         "elasticloadbalancing:DescribeLoadBalancerAttributes",
     }
@@ -589,7 +591,7 @@ def test_role_policy_is_least_privilege(run: Run) -> None:
         "StringEquals": {"aws:RequestTag/ManagedBy": "traffic-mirror-automation", **in_regions},
         "ForAllValues:StringEquals": {"aws:TagKeys": ["ManagedBy", "Name"]},
     }
-    referenced = statements["CreateSessionsOnAnyEniTargetAndFilter"]
+    referenced = statements["CreateSessionsOnOwnEnisAllowedTargetsAndOwnFilters"]
     assert referenced["Action"] == "ec2:CreateTrafficMirrorSession"
     assert set(referenced["Resource"]) == {
         f"{ec2}:network-interface/*",
@@ -611,7 +613,7 @@ def test_role_policy_is_least_privilege(run: Run) -> None:
     assert set(managed["Action"]) == {"ec2:DeleteTrafficMirrorSession", "ec2:ModifyTrafficMirrorSession"}
     assert managed["Resource"] == f"{ec2}:traffic-mirror-session/*"
     assert managed["Condition"]["StringEquals"]["aws:ResourceTag/ManagedBy"] == "traffic-mirror-automation"
-    references = statements["ModifyReferencesTargetsAndFilters"]
+    references = statements["ModifyReferencesAllowedTargetsAndOwnFilters"]
     assert references["Action"] == "ec2:ModifyTrafficMirrorSession"
     assert "traffic-mirror-session" not in json.dumps(references["Resource"])
 

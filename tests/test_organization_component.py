@@ -101,7 +101,10 @@ def test_with_units_the_single_account_resources_stay_and_only_organization_ones
     assert set(added.values()) <= ORG_TYPES | {
         "aws:cloudwatch/eventRule:EventRule",
         "aws:cloudwatch/eventTarget:EventTarget",
+        "aws:cloudwatch/metricAlarm:MetricAlarm",  # covered accounts the sweep could not read
     }
+    alarms = [n for n, t in added.items() if t == "aws:cloudwatch/metricAlarm:MetricAlarm"]
+    assert sorted(alarms) == sorted(f"mirror-failed-accounts-alarm-{r}" for r in REGIONS)
     assert all(org[name][0] == typ for name, (typ, _) in plain.items()), "nothing of today's is removed"
     # The member bus gets the hub's own rules, one per pattern, targeting the same queue.
     member_rules = [n for n, t in added.items() if t == "aws:cloudwatch/eventRule:EventRule"]
@@ -244,10 +247,10 @@ def test_member_role_policy_is_least_privilege(run: Run) -> None:
     describe = statements["DescribeWhatToMirror"]
     assert all(a.split(":")[1].startswith("Describe") for a in describe["Action"])
     assert "ec2:DescribeAvailabilityZones" in describe["Action"]
-    create = statements["CreateSessionsOnlyTaggedManagedBy"]
+    create = statements["CreateOnlyManagedSessions"]
     assert create["Resource"] == {"Fn::Sub": f"{own}:traffic-mirror-session/*"}
     assert create["Condition"]["StringEquals"] == {"aws:RequestTag/ManagedBy": "traffic-mirror-automation", **regions}
-    refs = statements["CreateSessionsFromOwnEnisToOwnOrHubTargets"]
+    refs = statements["CreateSessionsOnOwnEnisAllowedTargetsAndOwnFilters"]
     assert refs["Resource"] == [
         {"Fn::Sub": f"{own}:network-interface/*"},
         {"Fn::Sub": f"{own}:traffic-mirror-target/*"},
@@ -421,6 +424,9 @@ def test_cfn_lint_passes_on_every_generated_template(run: Run) -> None:
         "account": template(run, "account"),
         "regional, other tag key, release on stop": member_template.regional_template(
             Settings(tag_key="Sensor", release_on_stop=True, managed_by="x"), "a-fwd-*-b"
+        ),
+        "account, with the read-only operator role": member_template.account_template(
+            "m", "x", ["ec2:DescribeInstances"], ["arn:aws:iam::111122223333:role/ops", "arn:aws:iam::111122223333:user/a*"]
         ),
     }
     for label, body in variants.items():

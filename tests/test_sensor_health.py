@@ -181,7 +181,7 @@ def test_an_nlb_that_stops_receiving_loses_its_sessions_on_its_event(aws: Any, b
         elbv2.delete_listener(ListenerArn=nlb.listener_arn)
         event = api_call(break_it, {"listenerArn": nlb.listener_arn}, "elasticloadbalancing")
     elif break_it == "DeregisterTargets":
-        backends = [{"Id": i} for ids in nlb.instances.values() for i in ids]
+        backends: list[Any] = [{"Id": i} for ids in nlb.instances.values() for i in ids]
         elbv2.deregister_targets(TargetGroupArn=nlb.target_group_arn, Targets=backends)
         event = api_call(break_it, {"targetGroupArn": nlb.target_group_arn, "targets": backends}, "elasticloadbalancing")
     else:

@@ -122,7 +122,7 @@ def test_modifying_a_sessions_target_holds_the_rules_of_a_create(aws: Any) -> No
     big = sandbox.add_eni_target(aws, account, a, "big", "c5.24xlarge")  # 100 sources
     other_az = sandbox.add_eni_target(aws, account, b, "b", "c5.24xlarge")
     filter_id = account.filters["default"]
-    sessions = []
+    sessions: list[str] = []
     for inst in sandbox.launch(aws, account, a, count=11):
         eni = inst["NetworkInterfaces"][0]["NetworkInterfaceId"]
         target = small if len(sessions) < 10 else big

@@ -42,6 +42,8 @@ class Registered:
     parent_urn: str
     dependencies: tuple[str, ...] = ()
     """URNs this resource depends on (inputs and depends_on): Pulumi deletes it before them."""
+    retain_on_delete: bool = False
+    """`pulumi destroy` leaves it in the cloud (only the stack forgets it)."""
 
     def depends_on(self, name: str) -> bool:
         return any(urn.endswith(f"::{name}") for urn in self.dependencies)
@@ -76,6 +78,7 @@ class RecordingMocks(Mocks):
         self.calls: list[MockCallArgs] = []
         self._parents: dict[tuple[str, str], str] = {}
         self._dependencies: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._retained: dict[tuple[str, str], bool] = {}
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
         inputs = dict(args.inputs)
@@ -141,6 +144,7 @@ class RecordingMocks(Mocks):
                 custom=bool(args.custom),
                 parent_urn=self._parents.get((typ, args.name), ""),
                 dependencies=self._dependencies.get((typ, args.name), ()),
+                retain_on_delete=self._retained.get((typ, args.name), False),
             )
         )
         return resource_id, outputs
@@ -198,6 +202,7 @@ class RecordingMonitor(MockMonitor):
     def RegisterResource(self, request: Any) -> Any:
         self.recording._parents[(request.type, request.name)] = request.parent
         self.recording._dependencies[(request.type, request.name)] = tuple(request.dependencies)
+        self.recording._retained[(request.type, request.name)] = bool(request.retainOnDelete)
         return super().RegisterResource(request)
 
 
