@@ -114,18 +114,20 @@ def _remember_placements(ctx: Context, inventory: Inventory, results: Iterable[R
     read; another container's are counted from that read, or refused by AWS and learned)."""
     by_owner: dict[bool, list[Session]] = {}
     moved: set[str] = set()
+    maker = ""
     for result in results:
         decision = result.decision
         target = inventory.target(decision.target_id or "")
         if result.status not in counting.APPLIED or target is None or target.health.capacity is None:
             continue
+        maker = maker or ctx.place.account or accounts.own_account(ctx)  # as the owner's listing shows it
         for action in decision.actions:
             session_id = action.session_id or (result.session_ids[0] if result.session_ids else "")
             if action.kind == "modify" and action.session_id and action.target_id:
                 moved.add(action.session_id)
             elif action.kind != "create" or not session_id:
                 continue
-            session = Session(session_id, decision.eni_id, target.target_id, decision.filter_id or "", 0)
+            session = Session(session_id, decision.eni_id, target.target_id, decision.filter_id or "", 0, owner=maker)
             by_owner.setdefault(bool(target.owner), []).append(session)
     for hub, sessions in by_owner.items():
         inv.add_sessions(ctx.hub if hub else ctx, sessions, moved)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from traffic_mirror.handler import app, inventory, report
+from traffic_mirror.handler.settings import Settings
 
 from tests import conftest
 from tests.conftest import home
@@ -17,7 +18,7 @@ from tests.test_cli import common, run, run_split
 from tests.test_coverage import by_eni, enis_of, launch_event, scheduled, sessions
 from testsupport import sandbox
 from testsupport.calls import CallCounter
-from testsupport.event_builders import api_call, state_change
+from testsupport.event_builders import api_call, run_instances_record, state_change, wrap
 
 REGION = "us-east-1"
 AZ = f"{REGION}a"
@@ -290,3 +291,53 @@ def test_the_sweep_publishes_sensor_metrics(
     assert {m["Name"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]} == set(report.COVERAGE_METRICS)
     assert (emf["UsableTargets"], emf["UnusableTargets"], emf["SessionsOnUnusableTargets"]) == (0, 1, 2)
     assert (emf["InScope"], emf["Mirrored"]) == (2, 0)
+
+
+# --- organization: a hub sensor serves a member --------------------------------------------------------
+
+
+@pytest.mark.moto
+def test_a_stopped_or_deleted_hub_sensor_moves_the_members_sessions_through_the_member_role() -> None:
+    """The hub's view lists the sessions a member made on its sensor (OwnerId: the member): the
+    hub's handler moves them in the member, through its role, never with its own credentials."""
+    from moto import mock_aws
+
+    from tests.test_organization import HUB, MEMBER_A, LambdaContext, member_ec2
+
+    settings = Settings(accounts=MEMBER_A)
+    with mock_aws(), sandbox.aws_rules():
+        app.CONTAINER.reset()
+        hub = conftest._SESSION.client("ec2", region_name=REGION)
+        built = sandbox.build_account(hub, REGION, ("a",), sensors_per_az=0, ami=sandbox.moto_ami())
+        sensors = [
+            sandbox.add_eni_target(hub, built, built.subnets[AZ], f"central-{n}", "c5.24xlarge", {"Mirror": "true"})
+            for n in range(2)
+        ]
+        for sensor in sensors:
+            sandbox.share_target(sensor, HUB, [MEMBER_A])
+        member = member_ec2(MEMBER_A)
+        workloads = sandbox.build_account(member, REGION, ("a",), sensors_per_az=0, ami=sandbox.moto_ami())
+        instances = sandbox.launch(member, workloads, workloads.subnets[AZ], count=4)
+        launch = wrap(run_instances_record(instances, event_id="launch-member"), account=MEMBER_A)
+        assert app.handle(launch, LambdaContext(), settings=settings)["counts"]["Created"] == 4
+        per_sensor = Counter(s["TrafficMirrorTargetId"] for s in member.describe_traffic_mirror_sessions()["TrafficMirrorSessions"])
+        dead, live = sorted(sensors, key=lambda t: -per_sensor[t])
+        (eni,) = hub.describe_network_interfaces(NetworkInterfaceIds=[built.target_enis[dead]])["NetworkInterfaces"]
+        hub.stop_instances(InstanceIds=[eni["Attachment"]["InstanceId"]])
+
+        result = app.handle(state_change(eni["Attachment"]["InstanceId"], "stopping", "sc-hub"), LambdaContext(), settings=settings)
+        assert result["counts"]["Modified"] == per_sensor[dead] > 0
+        found = member.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
+        assert {s["TrafficMirrorTargetId"] for s in found} == {live} and len(found) == 4
+        assert sandbox.refused_writes() == [], "only the member changes its sessions"
+
+        # The hub deletes the sensor its members use (AWS refuses only while its own sessions use
+        # it): the hub no longer lists their sessions, its cached inventory did, and they move.
+        hub.start_instances(InstanceIds=[eni["Attachment"]["InstanceId"]])
+        hub.delete_traffic_mirror_target(TrafficMirrorTargetId=live)
+        deleted = api_call("DeleteTrafficMirrorTarget", {"DeleteTrafficMirrorTargetRequest": {"TrafficMirrorTargetId": live}})
+        result = app.handle(deleted, LambdaContext(), settings=settings)
+        assert result["counts"]["Modified"] == 4
+        found = member.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
+        assert {s["TrafficMirrorTargetId"] for s in found} == {dead} and sandbox.refused_writes() == []
+    app.CONTAINER.reset()

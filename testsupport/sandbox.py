@@ -409,15 +409,18 @@ def _delete_session(self: Any, traffic_mirror_session_id: str) -> Any:
 
 
 def _delete_target(self: Any, traffic_mirror_target_id: str) -> str:
-    """DeleteTrafficMirrorTarget, which moto lacks: the owner's only. (The API's refusal of a
-    target in use by the owner's own sessions is not emulated; sessions in other accounts stay,
-    inactive on AWS, here still listed with the gone target's id.)"""
+    """DeleteTrafficMirrorTarget, which moto lacks: the owner's only, and (AWS: "You cannot delete a
+    Traffic Mirror target that is in use by a Traffic Mirror session") not while a session of the
+    owner's own uses it. Sessions in other accounts stay (an assumption: docs/organization-emulation.md),
+    inactive on AWS, here still listed with the gone target's id in their own account."""
     with _lock:
         target = self.traffic_mirror_targets.get(traffic_mirror_target_id)
         if target is None:
             if _shared_target(self, traffic_mirror_target_id) is not None:
                 raise _refuse(self, "DeleteTrafficMirrorTarget", traffic_mirror_target_id)
             raise EC2ClientError(TARGET_NOT_FOUND, f"{traffic_mirror_target_id} not found")
+        if any(s.traffic_mirror_target_id == traffic_mirror_target_id for s in self.traffic_mirror_sessions.values()):
+            raise EC2ClientError("InvalidParameterValue", f"{traffic_mirror_target_id} is in use by a traffic mirror session")
         del self.traffic_mirror_targets[traffic_mirror_target_id]
         _shared.pop(traffic_mirror_target_id, None)
         return traffic_mirror_target_id
