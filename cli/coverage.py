@@ -18,9 +18,10 @@ from .cost import Estimate
 
 JSON_SCHEMA_VERSION = 4
 """3: with --account/--accounts, a total and one report per account; `by_az` entries there gain `az_id`.
-4: `sensors` (every traffic mirror target: usable or why not, sessions, sources limit); an ENI whose
-session's target cannot receive packets is unmirrored with problem `target-unhealthy`, one no usable
-target has room for with `target-full`."""
+4: `by_kind` (coverage by kind of source: instances, load-balancers, databases) and `kind` on each
+`unmirrored` entry; `sensors` (every traffic mirror target: usable or why not, sessions, sources
+limit); an ENI whose session's target cannot receive packets is unmirrored with problem
+`target-unhealthy`, one no usable target has room for with `target-full`."""
 OUT_OF_SCOPE_CATEGORIES = tuple(planner.OUT_OF_SCOPE)
 """The stable keys of the JSON report's `out_of_scope` counts."""
 
@@ -54,6 +55,8 @@ class Unmirrored:
     problem: str | None
     """What to fix, as an identifier (one of `planner.PROBLEMS`: `no-filter`, `no-target`, ...), or None."""
     reason: str
+    kind: str = "instances"
+    """Its kind of source (`instances`, `load-balancers`, `databases`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +69,7 @@ class Coverage:
     unmirrored: tuple[Unmirrored, ...]
     out_of_scope: dict[str, int]
     """Stable identifier (`planner.OUT_OF_SCOPE`) -> ENIs."""
+    by_kind: tuple[Group, ...] = ()
     sensors: tuple[Sensor, ...] = ()
     """Every traffic mirror target the ENIs may use, with its health (`handler/coverage.sensors`)."""
 
@@ -98,6 +102,7 @@ class Coverage:
             "coverage_percent": round(self.percent, 2),
             "by_vpc": [_group_json("vpc", g) for g in self.by_vpc],
             "by_az": [_group_json("az", g) for g in self.by_az],
+            "by_kind": [_group_json("kind", g) for g in self.by_kind],
             "unmirrored": [dataclasses.asdict(u) for u in self.unmirrored],
             "out_of_scope": dict(self.out_of_scope),
             "sensors": [sensor_json(s) for s in self.sensors],
@@ -193,7 +198,8 @@ def coverage(
     """The coverage report over one region's planner decisions (counted by `handler/coverage.py`).
 
     `names`: instance id -> Name tag; `zone_ids`: AZ name -> AZ id (known when accounts are compared);
-    `sensors`: the targets with their health (`handler/coverage.sensors`).
+    `sensors`: the targets with their health (`handler/coverage.sensors`). A service's ENI is named by
+    what it belongs to (`Decision.resource`).
     """
     names = names or {}
     counted = counting.count(region, decisions, zone_ids=zone_ids)
@@ -201,12 +207,13 @@ def coverage(
         Unmirrored(
             d.eni_id,
             d.instance_id,
-            names.get(d.instance_id, ""),
+            names.get(d.instance_id, "") or d.resource,
             d.vpc_id,
             d.az,
             unmirrored_action(d),
             counting.problem(d),
             unmirrored_reason(d),
+            d.kind,
         )
         for d in counted.unmirrored
     )
@@ -218,5 +225,6 @@ def coverage(
         counted.by_az,
         unmirrored,
         counted.out_of_scope,
+        counted.by_kind,
         tuple(sensors),
     )

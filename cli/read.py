@@ -35,6 +35,6 @@ def read(run: Run, settings: Settings | None = None) -> Snapshot:
         planned = reconcile.read_only(ctx)
         # Just refreshed by the plan, so this is the container's cached copy: no extra call.
         found = inventory.inventory(ctx)
-    names = {s.instance_id: s.name for s in planned.sources if s.name}
+    names = {s.instance_id: s.name for s in planned.sources if s.name and s.instance_id}
     targets = {t.target_id: t for t in found.targets}
     return Snapshot(planned.decisions, names, targets, dict(found.zone_ids), planned.sensors)

@@ -116,6 +116,8 @@ def decision(result: Result, region: str, event_name: str, account: str = "") ->
         "event": event_name,
         "eni": d.eni_id or None,
         "instance": d.instance_id or None,
+        "kind": d.kind if d.kind != "instances" else None,  # a service's ENI: what it belongs to
+        "resource": d.resource or None,
         "outcome": result.status,
         "reason": result.reason,
         "target": d.target_id,
@@ -208,6 +210,7 @@ def coverage(
             "unusable_targets": unusable,
             "sessions_on_unusable_targets": counted.stranded,
             **({"unusable": broken[:20]} if broken else {}),
+            **_by_kind(counted.by_kind),
             **({"failed_accounts": failed, "reason": "coverage counts only the accounts read"} if failed else {}),
         },
     )
@@ -225,6 +228,13 @@ def coverage(
         "SessionsOnUnusableTargets": (counted.stranded, "Count"),
     }
     _emit(metrics, function)
+
+
+def _by_kind(groups: Sequence[counting.Group]) -> dict[str, Any]:
+    """The coverage line's counts by kind of source, once services' ENIs are among them."""
+    if all(g.key == "instances" for g in groups):
+        return {}
+    return {"by_kind": {g.key: {"in_scope": g.in_scope, "mirrored": g.mirrored} for g in groups}}
 
 
 def _emit(metrics: Mapping[str, tuple[float, str]], function: str) -> None:
