@@ -341,3 +341,33 @@ def test_a_stopped_or_deleted_hub_sensor_moves_the_members_sessions_through_the_
         found = member.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
         assert {s["TrafficMirrorTargetId"] for s in found} == {dead} and sandbox.refused_writes() == []
     app.CONTAINER.reset()
+
+
+def test_an_event_of_a_sensor_that_is_running_again_moves_nothing(aws: Any, counter: CallCounter) -> None:
+    """The event is not the truth: the sensor is read again, and a running one keeps its sessions."""
+    account, sensors = two_sensors(aws)
+    instances = sandbox.launch(aws, account, account.subnets[AZ], count=4)
+    app.handle(launch_event(instances, "launch-4"))
+    busy = max(sensors, key=lambda t: on_target(aws)[t])
+    instance = sensor_instance(aws, account, busy)
+    aws.stop_instances(InstanceIds=[instance])
+    inventory.inventory(home(), refresh=True)  # the container's copy says: stopped
+    aws.start_instances(InstanceIds=[instance])
+    before = sessions(aws)
+    counter.clear()
+    result = app.handle(state_change(instance, "stopping", "sc-late"))
+    assert result["counts"]["Modified"] == 0 and sessions(aws) == before
+    assert not any(op.startswith(("Create", "Modify", "Delete")) for op in counter.calls)
+
+
+def test_the_container_counts_the_sessions_it_made_since_its_read(aws: Any, counter: CallCounter) -> None:
+    """Two launches on a warm container: the second counts the first's sessions (no refused create)."""
+    account = sandbox.build_account(aws, azs=("a",), sensors_per_az=0, ami=sandbox.moto_ami())
+    sandbox.add_eni_target(aws, account, account.subnets[AZ], "small", "c5.xlarge")  # 10 sources
+    first = sandbox.launch(aws, account, account.subnets[AZ], count=6)
+    second = sandbox.launch(aws, account, account.subnets[AZ], count=6)
+    assert app.handle(launch_event(first, "launch-first"))["counts"]["Created"] == 6
+    counter.clear()
+    result = app.handle(launch_event(second, "launch-second"))
+    assert (result["counts"]["Created"], result["counts"]["Failed"]) == (4, 0)
+    assert result["problems"] == {"target-full": 2} and counter.calls["CreateTrafficMirrorSession"] == 4
