@@ -178,12 +178,7 @@ def build_world(ec2: Any, elbv2: Any, instances: int) -> World:
     app_subnet = ec2.create_subnet(
         VpcId=account.vpc, CidrBlock="10.0.64.0/20", AvailabilityZone=f"{REGION}a"
     )["Subnet"]["SubnetId"]
-    nlb = elbv2.create_load_balancer(
-        Name="sensors", Subnets=list(account.subnets.values()), Type="network", Scheme="internal"
-    )["LoadBalancers"][0]["LoadBalancerArn"]
-    account.targets["nlb"] = ec2.create_traffic_mirror_target(NetworkLoadBalancerArn=nlb, Description="nlb")[
-        "TrafficMirrorTarget"
-    ]["TrafficMirrorTargetId"]
+    sandbox.add_nlb_target(ec2, elbv2, account, "nlb")  # a UDP 4789 listener, healthy sensors behind it
     subnets = [*account.subnets.values(), app_subnet]
     launched: list[list[dict[str, Any]]] = []
     for n in range(0, instances, 2):

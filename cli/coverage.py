@@ -11,7 +11,7 @@ from typing import Any
 from traffic_mirror.handler import coverage as counting
 from traffic_mirror.handler import loss as mirror_loss
 from traffic_mirror.handler import planner
-from traffic_mirror.handler.coverage import Group
+from traffic_mirror.handler.coverage import Group, Sensor
 from traffic_mirror.handler.model import Decision, Untrusted
 
 from . import evidence, reasons
@@ -21,7 +21,9 @@ JSON_SCHEMA_VERSION = 4
 """3: with --account/--accounts, a total and one report per account; `by_az` entries there gain `az_id`.
 4: `by_kind` (coverage by kind of source: instances, load-balancers, databases) and `kind` on each
 `unmirrored` entry; `untrusted_sessions` and `mirror_loss` (and in the total, their count and the
-loss over every account)."""
+loss over every account); `sensors` (every traffic mirror target: usable or why not, sessions,
+sources limit); an ENI whose session's target cannot receive packets is unmirrored with problem
+`target-unhealthy`, one no usable target has room for with `target-full`."""
 OUT_OF_SCOPE_CATEGORIES = tuple(planner.OUT_OF_SCOPE)
 """The stable keys of the JSON report's `out_of_scope` counts."""
 
@@ -94,6 +96,8 @@ class Coverage(Share):
     """Sessions of other tools to targets not trusted for their ENI, by ENI and number."""
     loss: mirror_loss.Loss | None = None
     """The mirrored instances' loss, when it was read (`coverage` reads it; the demo and tests may not)."""
+    sensors: tuple[Sensor, ...] = ()
+    """Every traffic mirror target the ENIs may use, with its health (`handler/coverage.sensors`)."""
 
     def to_json(self, account: str, generated_at: str, cost: Estimate | None = None) -> dict[str, Any]:
         """The stable JSON schema of `coverage --format json` (README, "Coverage JSON").
@@ -116,6 +120,7 @@ class Coverage(Share):
             "out_of_scope": dict(self.out_of_scope),
             "untrusted_sessions": evidence.untrusted_json(self.untrusted, account),
             "mirror_loss": self.loss.to_json() if self.loss is not None else None,
+            "sensors": [sensor_json(s) for s in self.sensors],
         }
         if cost is not None:
             report["cost"] = cost.to_json()
@@ -169,6 +174,25 @@ class Total(Share):
         }
 
 
+def sensor_json(sensor: Sensor) -> dict[str, Any]:
+    """One target of the `sensors` section: what it is, where, usable or why not, what it serves."""
+    return {
+        "target": sensor.target_id,
+        "kind": sensor.kind,
+        "resource": sensor.resource_id,
+        "owner_id": sensor.owner or None,
+        "vpc": sensor.vpc_id or None,
+        "az": sensor.az or None,
+        "az_id": sensor.az_id or None,
+        "usable": sensor.usable,
+        "why": sensor.why,
+        "detail": None if sensor.usable else sensor.detail,
+        "sessions": sensor.sessions,
+        "sources_limit": sensor.sources_limit,
+        "zones": list(sensor.zones) if sensor.zones is not None else None,
+    }
+
+
 def _group_json(name: str, group: Group) -> dict[str, Any]:
     ids = {"az_id": group.az_id} if group.az_id else {}  # known when accounts are compared
     return {
@@ -185,11 +209,13 @@ def coverage(
     decisions: Sequence[Decision],
     names: Mapping[str, str] | None = None,
     zone_ids: Mapping[str, str] | None = None,
+    sensors: Sequence[Sensor] = (),
 ) -> Coverage:
     """The coverage report over one region's planner decisions (counted by `handler/coverage.py`).
 
-    `names`: instance id -> Name tag; `zone_ids`: AZ name -> AZ id (known when accounts are compared).
-    A service's ENI is named by what it belongs to (`Decision.resource`).
+    `names`: instance id -> Name tag; `zone_ids`: AZ name -> AZ id (known when accounts are compared);
+    `sensors`: the targets with their health (`handler/coverage.sensors`). A service's ENI is named by
+    what it belongs to (`Decision.resource`).
     """
     names = names or {}
     counted = counting.count(region, decisions, zone_ids=zone_ids)
@@ -201,7 +227,7 @@ def coverage(
             d.vpc_id,
             d.az,
             unmirrored_action(d),
-            d.problem,
+            counting.problem(d),
             unmirrored_reason(d),
             d.kind,
         )
@@ -217,4 +243,5 @@ def coverage(
         counted.out_of_scope,
         counted.by_kind,
         evidence.untrusted(decisions),
+        sensors=tuple(sensors),
     )

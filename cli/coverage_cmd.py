@@ -7,11 +7,13 @@ page and the JSON cannot disagree.
 """
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from traffic_mirror.handler import loss as mirror_loss
+from traffic_mirror.handler.coverage import Sensor
 
 from . import documents, evidence, exits, html_report, reasons, render
 from .aws import AWS_ERRORS
@@ -92,6 +94,7 @@ def render_coverage(
     elif not report.empty:
         render.blank(console)
         render.line(console, "Every in-scope ENI is mirrored.", style="green")
+    render_sensors(console, report.sensors)
     if report.out_of_scope:
         render.blank(console)
         rows = [["ENIs", "Why"]]
@@ -104,6 +107,29 @@ def render_coverage(
         render.blank(console)
         render.line(console, cost.sentence())
     verdict(err or console, report, minimum)
+
+
+def render_sensors(console: Console, sensors: Sequence[Sensor]) -> None:
+    """The sensors: where each is, usable or why not, the sources it serves (of how many)."""
+    if not sensors:
+        return
+    render.blank(console)
+    zones = "AZ ID" if any(s.az_id for s in sensors) else "AZ"
+    rows = [["Target", "Kind", zones, "Sources", "State"]]
+    for s in sensors:
+        kind = KINDS.get(s.kind, s.kind)
+        where = s.az_id or s.az or (", ".join(s.zones) if s.zones else "-")
+        served = f"{s.sessions}/{s.sources_limit}" if s.sources_limit is not None else str(s.sessions)
+        state = "usable" if s.usable else f"UNUSABLE: {s.detail}"
+        if s.owner:
+            state += " (another account's, shared)"
+        rows.append([s.target_id, kind, where, served, state])
+    unusable = sum(not s.usable for s in sensors)
+    title = f"Sensors ({len(sensors)}, {unusable} unusable)" if unusable else f"Sensors ({len(sensors)})"
+    render.columns(console, title, rows, right=(3,))
+
+
+KINDS = {"network-interface": "ENI", "network-load-balancer": "NLB", "gateway-load-balancer-endpoint": "GWLB endpoint"}
 
 
 def verdict(err: Console, report: Coverage | Total, minimum: float | None, quiet: bool = False) -> None:
@@ -177,7 +203,7 @@ def publish(r: Run, output: str, document: dict[str, Any], destination: str | No
 
 def measured(r: Run, snapshot: Snapshot, window: int) -> Coverage:
     """The report of one account, with its mirror loss (a CloudWatch failure: unknown, and a warning)."""
-    report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids)
+    report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids, snapshot.sensors)
     found = loss(r, snapshot, window)
     if found.error:
         r.warn(f"mirror loss unknown in account {r.account}: CloudWatch could not be read ({found.error})")

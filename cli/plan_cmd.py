@@ -14,6 +14,8 @@ from traffic_mirror.handler.settings import Settings
 from . import documents, evidence, reasons, render
 from .context import Run, for_each_account
 from .cost import HOURS_PER_MONTH, SESSION_HOUR_USD, estimate, will_be_mirrored
+from .coverage import sensor_json
+from .coverage_cmd import render_sensors
 from .read import Snapshot, guardrail_findings, read
 
 JSON_SCHEMA_VERSION = 1
@@ -133,6 +135,7 @@ def render_plan(
     for index, line in enumerate(summary):
         if line:
             render.line(console, line, style="bold" if index == len(summary) - 1 else "")
+    render_sensors(console, snapshot.sensors)
     if findings is not None:
         render.blank(console)
         evidence.render_guardrails(console, findings)
@@ -177,6 +180,7 @@ def plan_json(one: Run, snapshot: Snapshot, findings: Sequence[Finding] = ()) ->
         **_sources_added_json(snapshot, one),
         "untrusted_sessions": evidence.untrusted_json(evidence.untrusted(decisions), one.account),
         "guardrails": evidence.guardrails_json(findings),
+        "sensors": [sensor_json(s) for s in snapshot.sensors],
     }
 
 

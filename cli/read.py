@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from traffic_mirror.handler import cloudwatch, guardrails, inventory, reconcile
 from traffic_mirror.handler import loss as mirror_loss
 from traffic_mirror.handler.context import Context
+from traffic_mirror.handler.coverage import Sensor
 from traffic_mirror.handler.model import Decision, Inventory, Source, Target
 from traffic_mirror.handler.settings import Settings
 
@@ -24,6 +25,8 @@ class Snapshot:
     """ENI id -> the source as read (its address and security groups, for the guardrails)."""
     inventory: Inventory | None = None
     """The place's targets and filters, as the plan used them."""
+    sensors: tuple[Sensor, ...] = ()
+    """Every target with its health and the sessions it serves."""
 
     def name(self, instance_id: str) -> str:
         """The Name tag, else the instance id (people know their instances by name)."""
@@ -35,17 +38,18 @@ def read(run: Run, settings: Settings | None = None) -> Snapshot:
     ctx = run.context(settings)
     where = f"{run.region} of account {run.member}" if run.member else run.region
     with run.activity.show(f"Reading {where}..."):
-        decisions, sources = reconcile.read_only_plan(ctx)
+        planned = reconcile.read_only(ctx)
         # Just refreshed by the plan, so this is the container's cached copy: no extra call.
         found = inventory.inventory(ctx)
-    names = {s.instance_id: s.name for s in sources if s.name and s.instance_id}
+    names = {s.instance_id: s.name for s in planned.sources if s.name and s.instance_id}
     return Snapshot(
-        decisions,
+        planned.decisions,
         names,
         {t.target_id: t for t in found.targets},
         dict(found.zone_ids),
-        {s.eni_id: s for s in sources},
+        {s.eni_id: s for s in planned.sources},
         found,
+        planned.sensors,
     )
 
 

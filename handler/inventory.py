@@ -8,19 +8,22 @@ MIRROR_CACHE_TTL_SECONDS and dropped as soon as an API answer shows it is stale.
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from . import accounts, errors, guardrails, kinds
+from . import accounts, errors, guardrails, health, kinds
 from .context import Context
 from .errors import ReadFailure
-from .model import FilterRule, Inventory, MirrorFilter, Session, Source, Target, TargetKind
+from .model import FilterRule, Health, Inventory, MirrorFilter, Session, Source, Target, TargetKind
 from .planner import is_designated
 from .settings import MANAGED_TAG_KEY, Settings
 
 FILTER_VALUES_PER_CALL = 200
+GONE = frozenset({"shutting-down", "terminated"})
+"""Instance states in which its ENIs are being deleted (the primary one by default)."""
 NLB_ARNS_PER_CALL = 20
 TAGGED_LOAD_BALANCERS_PER_CALL = 20
 """elbv2 DescribeTags takes at most 20 ARNs, classic elb DescribeTags at most 20 names."""
@@ -89,6 +92,8 @@ def _by_filter(ctx: Context, operation: str, key: str, name: str, values: Sequen
 
 
 def _load_inventory(ctx: Context) -> Inventory:
+    """Targets with their health, filters, and the sessions on ENI targets: two rounds of reads
+    (three more, concurrent per NLB, only when NLB targets exist)."""
     submit = ctx.container.inventory_reads.submit
     targets_f = submit(_pages, ctx, "describe_traffic_mirror_targets", "TrafficMirrorTargets")
     filters_f = submit(_pages, ctx, "describe_traffic_mirror_filters", "TrafficMirrorFilters")
@@ -96,7 +101,7 @@ def _load_inventory(ctx: Context) -> Inventory:
     zones_f = submit(_zone_ids, ctx) if ctx.settings.accounts or ctx.settings.sensor_owners else None
     listed = targets_f.result()
     # A shared target is listed by the accounts it is shared with, with its owner's OwnerId: only
-    # the owner can describe what it points to, so here it is only noted (read in its owner).
+    # the owner can describe what it points to (and read its health), so here it is only noted.
     me = accounts.known_account(ctx)
     shared = {
         str(t["TrafficMirrorTargetId"]): str(t["OwnerId"])
@@ -111,6 +116,7 @@ def _load_inventory(ctx: Context) -> Inventory:
         if (tid := t.get("TrafficMirrorTargetId")) in shared and (kind := _TARGET_KINDS.get(t.get("Type", "")))
     )
     eni_ids = [t["NetworkInterfaceId"] for t in raw_targets if t.get("NetworkInterfaceId")]
+    eni_target_ids = [t["TrafficMirrorTargetId"] for t in raw_targets if t.get("NetworkInterfaceId")]
     nlb_arns = [t["NetworkLoadBalancerArn"] for t in raw_targets if t.get("NetworkLoadBalancerArn")]
     gwlbe_ids = [
         t["GatewayLoadBalancerEndpointId"] for t in raw_targets if t.get("GatewayLoadBalancerEndpointId")
@@ -120,41 +126,69 @@ def _load_inventory(ctx: Context) -> Inventory:
     enis_f = submit(
         _by_filter, ctx, "describe_network_interfaces", "NetworkInterfaces", "network-interface-id", eni_ids
     )
+    # The sensors' instances (their state and type) in the same round, found by their ENIs.
+    sensors_f = submit(
+        _by_filter, ctx, "describe_instances", "Reservations", "network-interface.network-interface-id", eni_ids
+    )
+    # The sessions on ENI targets, as their owner lists them (other accounts' included): capacity.
+    on_f = submit(
+        _by_filter,
+        ctx,
+        "describe_traffic_mirror_sessions",
+        "TrafficMirrorSessions",
+        "traffic-mirror-target-id",
+        eni_target_ids,
+    )
     nlbs_f = submit(_describe_nlbs, ctx, nlb_arns)
     vpces_f = submit(_describe_gwlb_endpoints, ctx, gwlbe_ids)
     enis = {e["NetworkInterfaceId"]: e for e in enis_f.result()}
+    instance_of = {
+        eni["NetworkInterfaceId"]: instance
+        for reservation in sensors_f.result()
+        for instance in reservation.get("Instances", [])
+        for eni in instance.get("NetworkInterfaces", [])
+        if eni.get("NetworkInterfaceId")
+    }
+    # A sensor ENI that a live instance lists but the ENI read lacks: the answers disagree (a sensor
+    # whose ENI was deleted is listed by no live instance). Nothing is decided on such a read.
+    live = {e for e, i in instance_of.items() if (i.get("State") or {}).get("Name") not in GONE}
+    unlisted = sorted(live & set(eni_ids) - set(enis))
+    if unlisted:
+        raise ReadFailure(f"the ENI read lacks {len(unlisted)} sensor ENI(s) that instances list ({unlisted[0]}, ...)")
     nlbs, vpces = nlbs_f.result(), vpces_f.result()
+    nlb_health = _nlb_health(ctx, nlbs) if nlbs else {}
     zone_ids = zones_f.result() if zones_f else {}
-    if eni_ids and not enis:
-        raise ReadFailure(f"none of the {len(set(eni_ids))} ENIs of ENI targets was found")
+    sessions_on: dict[str, list[Session]] = {}
+    for raw in on_f.result():
+        session = _session(raw)
+        sessions_on.setdefault(session.target_id, []).append(session)
 
     targets: list[Target] = []
     for raw in raw_targets:
         kind = _TARGET_KINDS.get(raw.get("Type", ""))
-        tags = _tags(raw.get("Tags"))
-        if kind == "network-interface" and raw.get("NetworkInterfaceId") in enis:
-            eni = enis[raw["NetworkInterfaceId"]]
-            targets.append(
-                Target(
-                    raw["TrafficMirrorTargetId"],
-                    kind,
-                    eni["NetworkInterfaceId"],
-                    eni.get("VpcId"),
-                    eni.get("SubnetId"),
-                    eni.get("AvailabilityZone"),
-                    tags,
-                    security_groups=tuple(str(g["GroupId"]) for g in eni.get("Groups", []) if "GroupId" in g),
-                )
-            )
-        elif kind == "network-load-balancer" and raw.get("NetworkLoadBalancerArn") in nlbs:
+        target_id, tags = raw["TrafficMirrorTargetId"], _tags(raw.get("Tags"))
+        if kind == "network-interface" and raw.get("NetworkInterfaceId"):
+            eni_id = raw["NetworkInterfaceId"]
+            eni = enis.get(eni_id) or {}
+            status = health.eni_target(enis.get(eni_id), instance_of.get(eni_id))
+            vpc, subnet, az = eni.get("VpcId"), eni.get("SubnetId"), eni.get("AvailabilityZone")
+            groups = tuple(str(g["GroupId"]) for g in eni.get("Groups", []) if "GroupId" in g)
+            targets.append(Target(target_id, kind, eni_id, vpc, subnet, az, tags, security_groups=groups, health=status))
+        elif kind == "network-load-balancer" and raw.get("NetworkLoadBalancerArn"):
             arn = raw["NetworkLoadBalancerArn"]
-            vpc, nodes = nlbs[arn]
-            targets.append(Target(raw["TrafficMirrorTargetId"], kind, arn, vpc, None, None, tags, nodes=nodes))
-        elif kind == "gateway-load-balancer-endpoint" and raw.get("GatewayLoadBalancerEndpointId") in vpces:
+            lb = nlbs.get(arn)
+            status = nlb_health.get(arn) or health.nlb_target(None, (), (), {}, {})
+            vpc = lb.get("VpcId") if lb else None
+            nodes = _nodes(lb) if lb else ()
+            targets.append(Target(target_id, kind, arn, vpc, None, None, tags, nodes=nodes, health=status))
+        elif kind == "gateway-load-balancer-endpoint" and raw.get("GatewayLoadBalancerEndpointId"):
             vpce_id = raw["GatewayLoadBalancerEndpointId"]
-            vpc, subnet, az = vpces[vpce_id]
-            targets.append(Target(raw["TrafficMirrorTargetId"], kind, vpce_id, vpc, subnet, az, tags))
-        # A target whose resource is gone cannot receive traffic: leave it out.
+            found = vpces.get(vpce_id)
+            vpc, subnet, az = found[:3] if found else (None, None, None)
+            status = health.gwlb_endpoint(found[3] if found else None)
+            targets.append(Target(target_id, kind, vpce_id, vpc, subnet, az, tags, health=status))
+        # A target whose resource is gone stays, unusable: the sessions on it are not delivered,
+        # and it is reported as such (never a reason to delete them).
     filters = [
         MirrorFilter(
             f["TrafficMirrorFilterId"], _tags(f.get("Tags")), f.get("Description", "") or "", _filter_rules(f)
@@ -164,14 +198,29 @@ def _load_inventory(ctx: Context) -> Inventory:
     if zone_ids:
         targets = [
             dataclasses.replace(
-                t, az_id=zone_ids.get(t.az or "", ""), node_ids=tuple(zone_ids.get(n, "") for n in t.nodes)
+                t,
+                az_id=zone_ids.get(t.az or "", ""),
+                node_ids=tuple(zone_ids.get(n, "") for n in t.nodes),
+                health=health.with_zone_ids(t.health, zone_ids),
             )
             for t in targets
         ]
-    sensor_enis = frozenset(str(e) for e in eni_ids)
+    on = {target: tuple(found) for target, found in sessions_on.items()}
     return Inventory(
-        tuple(targets), tuple(filters), time.monotonic(), zone_ids, sensor_enis, shared, listed=seen_shared
+        tuple(targets),
+        tuple(filters),
+        time.monotonic(),
+        zone_ids,
+        sessions_on=on,
+        sensor_enis=frozenset(str(e) for e in eni_ids),
+        shared=shared,
+        listed=seen_shared,
     )
+
+
+def _nodes(load_balancer: Mapping[str, Any]) -> tuple[str, ...]:
+    """The zones (names in its owner's account) a load balancer has a node in."""
+    return tuple(sorted(str(z["ZoneName"]) for z in load_balancer.get("AvailabilityZones", []) if z.get("ZoneName")))
 
 
 def _resource_of(raw: Mapping[str, Any]) -> str:
@@ -215,13 +264,13 @@ def _zone_ids(ctx: Context) -> dict[str, str]:
     return {z["ZoneName"]: z["ZoneId"] for z in zones.get("AvailabilityZones", []) if "ZoneId" in z}
 
 
-def _describe_nlbs(ctx: Context, arns: Sequence[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """NLB ARN -> (VPC id, the zones it has nodes in) (elbv2 takes at most 20 ARNs per call).
+def _describe_nlbs(ctx: Context, arns: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """NLB ARN -> its description (elbv2 takes at most 20 ARNs per call).
 
     One deleted NLB makes the whole call fail (LoadBalancerNotFound): that chunk is then
     described one ARN at a time, so only the targets whose NLB is gone drop out.
     """
-    found: dict[str, tuple[str, tuple[str, ...]]] = {}
+    found: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(arns, NLB_ARNS_PER_CALL):
         try:
             found.update(_nlb_chunk(ctx, chunk))
@@ -237,20 +286,86 @@ def _describe_nlbs(ctx: Context, arns: Sequence[str]) -> dict[str, tuple[str, tu
     return found
 
 
-def _nlb_chunk(ctx: Context, arns: Sequence[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+def _nlb_chunk(ctx: Context, arns: Sequence[str]) -> dict[str, dict[str, Any]]:
     pages = ctx.clients.elbv2(ctx.place).get_paginator("describe_load_balancers").paginate(LoadBalancerArns=arns)
+    return {lb["LoadBalancerArn"]: dict(lb) for page in pages for lb in page.get("LoadBalancers", [])}
+
+
+def _nlb_health(ctx: Context, nlbs: Mapping[str, Mapping[str, Any]]) -> dict[str, Health]:
+    """NLB ARN -> health. elbv2 has no batch for listeners, attributes or target health: one call
+    each per NLB (and per target group), all NLBs at once; then one batched read of where the
+    healthy targets are."""
+    check_time(ctx, "reading the NLB sensors' listeners and targets")
+    elbv2 = ctx.clients.elbv2(ctx.place)
+    submit = ctx.container.inventory_reads.submit
+
+    def listeners(arn: str) -> list[Any]:
+        pages = elbv2.get_paginator("describe_listeners").paginate(LoadBalancerArn=arn)
+        return [listener for page in pages for listener in page.get("Listeners", [])]
+
+    def attributes(arn: str) -> list[Any]:
+        return list(elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn).get("Attributes", []))
+
+    def target_health(group: str) -> list[Any]:
+        return list(elbv2.describe_target_health(TargetGroupArn=group).get("TargetHealthDescriptions", []))
+
+    arns = sorted(nlbs)
+    listeners_f = {arn: submit(listeners, arn) for arn in arns}
+    attributes_f = {arn: submit(attributes, arn) for arn in arns}
+    found = {arn: listeners_f[arn].result() for arn in arns}
+    groups = sorted(
+        {g for arn in arns for listener in health.vxlan_listeners(found[arn]) for g in health.forwarded_groups(listener)}
+    )
+    health_f = {group: submit(target_health, group) for group in groups}
+    described = {group: health_f[group].result() for group in groups}
+    # Where the healthy targets are matters only for an NLB in several AZs without cross-zone load
+    # balancing (a target in an AZ the NLB is not enabled in is never healthy: `Target.NotInUse`).
+    zonal = {arn for arn in arns if not health.cross_zone(attributes_f[arn].result())}
+    single = {arn: _only_zone(nlbs[arn]) for arn in zonal}
+    ids = [
+        str(d.get("Target", {}).get("Id", ""))
+        for arn in zonal
+        if not single[arn]
+        for listener in health.vxlan_listeners(found[arn])
+        for group in health.forwarded_groups(listener)
+        for d in described.get(group, ())
+    ]
+    zone_of = _target_zones(ctx, sorted({i for i in ids if i.startswith("i-")}), sorted({i for i in ids if i and not i.startswith(("i-", "arn:"))}))
+    for arn, zone in single.items():
+        if zone:
+            for listener in health.vxlan_listeners(found[arn]):
+                for group in health.forwarded_groups(listener):
+                    for d in described.get(group, ()):
+                        zone_of.setdefault(str(d.get("Target", {}).get("Id", "")), zone)
     return {
-        lb["LoadBalancerArn"]: (
-            lb["VpcId"],
-            tuple(sorted(str(z["ZoneName"]) for z in lb.get("AvailabilityZones", []) if z.get("ZoneName"))),
-        )
-        for page in pages
-        for lb in page.get("LoadBalancers", [])
+        arn: health.nlb_target(nlbs[arn], found[arn], attributes_f[arn].result(), described, zone_of) for arn in arns
     }
 
 
-def _describe_gwlb_endpoints(ctx: Context, ids: Sequence[str]) -> dict[str, tuple[str, str | None, str | None]]:
-    """GWLB endpoint id -> (VPC, subnet, AZ). The AZ comes from the endpoint's subnet."""
+def _only_zone(load_balancer: Mapping[str, Any]) -> str:
+    """The AZ of a load balancer enabled in exactly one, else ""."""
+    zones = {z.get("ZoneName", "") for z in load_balancer.get("AvailabilityZones") or ()}
+    return zones.pop() if len(zones) == 1 else ""
+
+
+def _target_zones(ctx: Context, instance_ids: Sequence[str], addresses: Sequence[str]) -> dict[str, str]:
+    """Load balancer target id (instance id or IP address) -> its AZ name (a batched read each)."""
+    zones: dict[str, str] = {}
+    if instance_ids:
+        for instance in describe_instances(ctx, instance_ids):
+            zones[instance["InstanceId"]] = str((instance.get("Placement") or {}).get("AvailabilityZone", ""))
+    if addresses:
+        for eni in describe_enis(ctx, "addresses.private-ip-address", addresses):
+            for address in eni.get("PrivateIpAddresses") or ():
+                if address.get("PrivateIpAddress") in addresses:
+                    zones[address["PrivateIpAddress"]] = str(eni.get("AvailabilityZone", ""))
+    return zones
+
+
+def _describe_gwlb_endpoints(
+    ctx: Context, ids: Sequence[str]
+) -> dict[str, tuple[str, str | None, str | None, Mapping[str, Any]]]:
+    """GWLB endpoint id -> (VPC, subnet, AZ, the endpoint). The AZ comes from the endpoint's subnet."""
     if not ids:
         return {}
     vpces = _by_filter(ctx, "describe_vpc_endpoints", "VpcEndpoints", "vpc-endpoint-id", ids)
@@ -263,6 +378,7 @@ def _describe_gwlb_endpoints(ctx: Context, ids: Sequence[str]) -> dict[str, tupl
             v["VpcId"],
             subnet_of[v["VpcEndpointId"]],
             az_of.get(subnet_of[v["VpcEndpointId"]] or ""),
+            v,
         )
         for v in vpces
     }
@@ -284,9 +400,10 @@ def inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
     """What sessions in this place may use, and its filters.
 
     The targets of the accounts MIRROR_SENSOR_OWNERS allows: this account's own, and another
-    account's sensors designated by the tag key (read in that account, where their details and
-    tags live) that this account's own listing shows, i.e. that RAM shares with it right now.
-    A designated sensor it does not show is `not_shared`, never used.
+    account's sensors designated by the tag key (read in that account, where their details, tags
+    and health live, with the sessions its listing shows on them) that this account's own listing
+    shows, i.e. that RAM shares with it right now. A designated sensor it does not show is
+    `not_shared`, never used.
     """
     own = _own_inventory(ctx, refresh=refresh)
     if ctx.place.account is None and not ctx.settings.accounts and not ctx.settings.sensor_owners:
@@ -298,6 +415,7 @@ def inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
     listed = [] if here in owners else list(own.targets)
     not_shared: list[Target] = []
     read: set[str] = set()
+    on = dict(own.sessions_on)
     for owner in sorted(owners - {here}):
         theirs = _own_inventory(owner_context(ctx, owner), refresh=refresh)
         for target in theirs.targets:
@@ -305,6 +423,7 @@ def inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
             shared_here = own.shared.get(target.target_id) == owner
             if shared_here:
                 read.add(target.target_id)
+                on[target.target_id] = theirs.sessions_on.get(target.target_id, ())
             if not is_designated(target.tags, ctx.settings.tag_key):
                 if shared_here:
                     listed.append(seen)
@@ -318,6 +437,7 @@ def inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
         listed=tuple(listed),
         allowed_owners=frozenset(owners),
         account=here,
+        sessions_on=on,
     )
 
 
@@ -351,6 +471,22 @@ def _own_inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
     return loaded
 
 
+def add_sessions(ctx: Context, sessions: Sequence[Session], moved: AbstractSet[str] = frozenset()) -> None:
+    """Count sessions this container just created on (or moved to) this place's targets in its
+    cached inventory (`moved`: session ids that left the target they were counted on)."""
+    with ctx.container.lock:
+        cached = ctx.container.inventories.get(ctx.place)
+        if cached is None:
+            return
+        ids = {s.session_id for s in sessions} | set(moved)
+        on = {t: [s for s in found if s.session_id not in ids] for t, found in cached.sessions_on.items()}
+        for session in sessions:
+            on.setdefault(session.target_id, []).append(session)
+        ctx.container.inventories[ctx.place] = dataclasses.replace(
+            cached, sessions_on={t: tuple(found) for t, found in on.items()}
+        )
+
+
 def invalidate(ctx: Context) -> None:
     """Drop the cached inventory of this place (an API answer showed it is stale)."""
     with ctx.container.lock:
@@ -369,7 +505,7 @@ def _session(raw: Mapping[str, Any]) -> Session:
         raw["TrafficMirrorFilterId"],
         int(raw.get("SessionNumber", 0)),
         _tags(raw.get("Tags")),
-        str(raw.get("OwnerId") or ""),
+        str(raw.get("OwnerId", "") or ""),
     )
 
 
@@ -381,6 +517,15 @@ def sessions_for(ctx: Context, eni_ids: Sequence[str]) -> list[Session]:
         "TrafficMirrorSessions",
         "network-interface-id",
         eni_ids,
+    )
+    return [_session(s) for s in raw]
+
+
+def sessions_on_targets(ctx: Context, target_ids: Sequence[str]) -> list[Session]:
+    """Sessions on these targets, as this account lists them (a target owner sees other accounts'
+    sessions on its targets too): one call per 200 targets."""
+    raw = _by_filter(
+        ctx, "describe_traffic_mirror_sessions", "TrafficMirrorSessions", "traffic-mirror-target-id", target_ids
     )
     return [_session(s) for s in raw]
 
@@ -466,6 +611,12 @@ def describe_instances(
         )
     else:
         reservations = _pages(ctx, "describe_instances", "Reservations", Filters=state_filter)
+    return [i for r in reservations for i in r.get("Instances", [])]
+
+
+def instances_with_enis(ctx: Context, eni_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The instances these ENIs are attached to (DescribeInstances by ENI: no need to know their ids)."""
+    reservations = _by_filter(ctx, "describe_instances", "Reservations", "network-interface.network-interface-id", eni_ids)
     return [i for r in reservations for i in r.get("Instances", [])]
 
 

@@ -72,6 +72,37 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Health:
+    """Whether a target can receive packets now, and how many sources it takes (`handler/health.py`).
+
+    Read with the inventory (batched, cached with it). The default is what a target whose health
+    nobody read looks like: usable, no limit (unit tests build targets this way).
+    """
+
+    usable: bool = True
+    why: str | None = None
+    """Why not usable, as a stable identifier (one of `health.WHY`); None when usable."""
+    detail: str = ""
+    """The same in words, with the ids (logged, shown by the CLI)."""
+    capacity: int | None = None
+    """Sources the target accepts (ENI targets: 10, or 100 on AWS's list of large sizes); None: no limit."""
+    zones: frozenset[str] | None = None
+    """NLB targets without cross-zone load balancing: the AZ names (in the owner's account) that have
+    a healthy target; a source elsewhere is not served. None: every AZ."""
+    zone_ids: frozenset[str] | None = None
+    """The same zones by AZ id (filled when zone ids were read: zones are compared across accounts)."""
+    instance_id: str = ""
+    """ENI targets: the sensor instance the ENI is attached to (events name instances)."""
+    target_groups: frozenset[str] = frozenset()
+    """NLB targets: the target groups behind its UDP 4789 listener (DeregisterTargets names them)."""
+    backends: frozenset[str] = frozenset()
+    """NLB targets: the targets registered behind it (instance ids or addresses; a state change names them)."""
+
+
+USABLE = Health()
+
+
+@dataclass(frozen=True)
 class Target:
     target_id: str
     kind: TargetKind
@@ -90,6 +121,8 @@ class Target:
     """An NLB target's zones (names in its owner's account): where it has a load balancer node."""
     node_ids: tuple[str, ...] = ()
     """The same zones by id, where the owner's zone map was read."""
+    health: Health = USABLE
+    """Read in the account that owns the target, with its inventory."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +159,7 @@ class Session:
     owner: str = ""
     """The account that made the session (its source ENI's account). A target owner's listing
     also shows the sessions other accounts made on its shared targets: those are never its own
-    to plan, count or touch."""
+    to plan or touch (they count against the target's capacity)."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +175,9 @@ class Inventory:
     fetched_at: float = 0.0
     zone_ids: Mapping[str, str] = field(default_factory=dict)
     """AZ name -> AZ id in this account (read only when several accounts are covered)."""
+    sessions_on: Mapping[str, tuple[Session, ...]] = field(default_factory=dict)
+    """ENI target id -> the sessions on it, as its owner lists them (other accounts' included):
+    the planner counts sources against the target's capacity from these."""
     sensor_enis: frozenset[str] = frozenset()
     """This account's ENIs that are traffic mirror targets: never mirrored themselves."""
     shared: Mapping[str, str] = field(default_factory=dict)
@@ -175,6 +211,10 @@ class Inventory:
 
     def has_filter(self, filter_id: str) -> bool:
         return any(f.filter_id == filter_id for f in self.filters)
+
+    def sources_on(self, target_id: str) -> frozenset[str]:
+        """Source ENIs of the sessions on this target, as read with the inventory."""
+        return frozenset(s.eni_id for s in self.sessions_on.get(target_id, ()))
 
 
 @dataclass(frozen=True)
@@ -245,6 +285,9 @@ class Decision:
     untrusted: tuple[Untrusted, ...] = ()
     """Sessions of other tools on this ENI whose target is not trusted for it: never touched,
     always reported (a session to one's own target is a known way to copy traffic out)."""
+    repairs: str | None = None
+    """The problem this decision's actions repair (`planner.TARGET_UNHEALTHY` for a failover move):
+    the ENI has it until they are applied, so a plan not applied counts it as that problem."""
     kind: str = kinds.INSTANCES
     """The source's kind (`Source.kind`): coverage counts by it."""
     resource: str = ""

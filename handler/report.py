@@ -53,10 +53,21 @@ _STATUS_METRIC = {
     "deferred": "Deferred",
     "planned": "Planned",
 }
-COVERAGE_METRICS = ("InScope", "Mirrored", "CoveragePercent", "AccountsFailed", "SweepDurationMs")
-"""Published by every sweep (it sees the whole region): the dashboard's and the coverage alarm's data.
+COVERAGE_METRICS = (
+    "InScope",
+    "Mirrored",
+    "CoveragePercent",
+    "AccountsFailed",
+    "SweepDurationMs",
+    "UsableTargets",
+    "UnusableTargets",
+    "SessionsOnUnusableTargets",
+)
+"""Published by every sweep (it sees the whole region): the dashboard's and the alarms' data.
 `AccountsFailed`: covered accounts the sweep could not read (their role, their reads, or the list of
-accounts itself): coverage is over the accounts read, so these are alarmed on their own."""
+accounts itself): coverage is over the accounts read, so these are alarmed on their own.
+`SessionsOnUnusableTargets`: in-scope ENIs whose session of ours still points at a target that
+cannot receive packets after the sweep (no usable alternative, or the move failed)."""
 EVIDENCE_METRICS = ("UntrustedSessions", "MirrorLossPercent")
 """Published by sweeps. `UntrustedSessions`: sessions of other tools to targets not trusted for
 their ENI; by FunctionName every account's together (each sweep, 0 included: its alarm fires
@@ -184,17 +195,21 @@ def counts(results: Iterable[Result], skips: Iterable[Skip]) -> Counter[str]:
     return tally
 
 
-def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
-    """The coverage log line plus its EMF metrics line (InScope, Mirrored, CoveragePercent),
-    counted as every coverage report counts (`coverage.count`, over what the sweep applied)."""
+def coverage(
+    results: Iterable[Result], region: str, sweep_ms: float, sensors: Sequence[counting.Sensor] = ()
+) -> None:
+    """The coverage log line plus its EMF metrics line (`COVERAGE_METRICS`), counted as every
+    coverage report counts (`coverage.count`, over what the sweep applied)."""
     results = list(results)
     counted = counting.count(region, (r.decision for r in results), {r.decision.eni_id: r.status for r in results})
     in_scope, mirrored = counted.in_scope, counted.mirrored
     percent = round(counted.percent, 2)
+    usable, unusable = counting.usable_counts(sensors)
+    broken = sorted({f"{s.target_id}: {s.detail}" for s in sensors if not s.usable})
     # Work that could not start (no ENI): an account that could not be read, or the account list.
     failed = sorted({r.account or "own" for r in results if not r.decision.eni_id and r.status == "failed"})
     log.log(
-        logging.ERROR if failed else logging.INFO,
+        logging.ERROR if failed else logging.WARNING if counted.stranded else logging.INFO,
         "coverage",
         extra={
             "region": region,
@@ -202,6 +217,10 @@ def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
             "mirrored": mirrored,
             "coverage_percent": percent,
             "sweep_ms": round(sweep_ms, 1),
+            "usable_targets": usable,
+            "unusable_targets": unusable,
+            "sessions_on_unusable_targets": counted.stranded,
+            **({"unusable": broken[:20]} if broken else {}),
             **_by_kind(counted.by_kind),
             **({"failed_accounts": failed, "reason": "coverage counts only the accounts read"} if failed else {}),
         },
@@ -215,6 +234,9 @@ def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
         "CoveragePercent": (percent, "Percent"),
         "AccountsFailed": (len(failed), "Count"),
         "SweepDurationMs": (round(sweep_ms, 1), "Milliseconds"),
+        "UsableTargets": (usable, "Count"),
+        "UnusableTargets": (unusable, "Count"),
+        "SessionsOnUnusableTargets": (counted.stranded, "Count"),
     }
     _emit(metrics, function)
 

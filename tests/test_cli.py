@@ -193,6 +193,7 @@ def test_coverage_json_schema_and_min_gate(endpoint: str, ec2: Any, account: Any
         "out_of_scope",
         "untrusted_sessions",
         "mirror_loss",
+        "sensors",
         "cost",
     }
     assert report["schema_version"] == 4
@@ -280,7 +281,7 @@ def test_aws_errors_are_one_clear_line(endpoint: str, monkeypatch: pytest.Monkey
             "DescribeInstances",
         )
 
-    monkeypatch.setattr(reconcile, "read_only_plan", refuse)
+    monkeypatch.setattr(reconcile, "read_only", refuse)
     code, out = run("plan", *common(endpoint))
     assert code == exits.CANNOT_RUN
     assert "AWS refused a request" in out and "UnauthorizedOperation" in out

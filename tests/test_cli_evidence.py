@@ -269,7 +269,7 @@ def test_guardrails_security_groups_and_mtu(
 def test_guardrails_cross_zone_and_vxlan_filter(endpoint: str, ec2: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     account = sandbox.build_account(ec2, REGION, sensors_per_az=0, ami=sandbox.moto_ami())
     elbv2 = boto3.client("elbv2", region_name=REGION, endpoint_url=endpoint)
-    nlb = sandbox.add_nlb_target(ec2, elbv2, account, [f"{REGION}a"], "sensors")
+    nlb = sandbox.add_nlb_target(ec2, elbv2, account, "sensors", [f"{REGION}a"]).target_id
     instance(ec2, account, "web-1", "a")
     far = instance(ec2, account, "app-1", "b")
     (line,) = guardrail_lines(endpoint, "cross-zone")

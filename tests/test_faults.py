@@ -6,7 +6,6 @@ whatever the load); every other call has all the time a loaded machine needs.
 
 import io
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 

@@ -211,16 +211,9 @@ def test_a_target_whose_nlb_is_gone_drops_only_itself(aws: Any, account: sandbox
     import boto3
 
     elbv2 = boto3.client("elbv2", region_name=REGION)
-    subnets = list(account.subnets.values())
-    arns = [
-        elbv2.create_load_balancer(Name=f"nlb-{n}", Subnets=subnets, Type="network")["LoadBalancers"][0][
-            "LoadBalancerArn"
-        ]
-        for n in range(2)
-    ]
-    for arn in arns:
-        aws.create_traffic_mirror_target(NetworkLoadBalancerArn=arn)
-    elbv2.delete_load_balancer(LoadBalancerArn=arns[0])
+    gone, _ = (sandbox.add_nlb_target(aws, elbv2, account, f"nlb-{n}") for n in range(2))
+    elbv2.delete_load_balancer(LoadBalancerArn=gone.arn)  # a sensor stack torn down: its instances too
+    aws.terminate_instances(InstanceIds=[i for ids in gone.instances.values() for i in ids])
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=3)
     result = app.handle(scheduled("sweep-nlb"))
     assert result["counts"]["Created"] == 3

@@ -212,11 +212,9 @@ def test_the_event_queue_denies_non_tls_and_other_senders(deployed: Run) -> None
 
 def test_a_target_whose_load_balancer_is_gone_fails_alone(aws: Any, account: sandbox.Account) -> None:
     elbv2 = conftest.SESSION.client("elbv2", region_name=REGION)
-    nlb = elbv2.create_load_balancer(Name="gone", Subnets=list(account.subnets.values()), Type="network")[
-        "LoadBalancers"
-    ][0]["LoadBalancerArn"]
-    aws.create_traffic_mirror_target(NetworkLoadBalancerArn=nlb)
-    elbv2.delete_load_balancer(LoadBalancerArn=nlb)
+    nlb = sandbox.add_nlb_target(aws, elbv2, account, "gone")
+    elbv2.delete_load_balancer(LoadBalancerArn=nlb.arn)  # a sensor stack torn down: its instances too
+    aws.terminate_instances(InstanceIds=[i for ids in nlb.instances.values() for i in ids])
     sandbox.launch(aws, account, account.subnets["us-east-1a"], count=2)
     result = app.handle(sweep_event())
     assert result["counts"]["Created"] == 2 and len(sessions(aws)) == 2

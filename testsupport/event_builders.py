@@ -118,6 +118,44 @@ def state_change(
     }
 
 
+def api_call(
+    name: str,
+    request: Mapping[str, Any],
+    service: str = "ec2",
+    event_id: str | None = None,
+    region: str = REGION,
+    account: str = DEFAULT_ACCOUNT,
+) -> dict[str, Any]:
+    """A successful API call as CloudTrail records it and EventBridge delivers it (`source` is
+    `aws.<service>`): for the calls no real record of is kept in tests/events (ELB's, and EC2's
+    traffic-mirror calls, whose parameters CloudTrail nests in `<Action>Request`, as the kept
+    CreateTrafficMirrorSession records show)."""
+    record_id = event_id or str(uuid.uuid4())
+    return {
+        "version": "0",
+        "id": record_id,
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": f"aws.{service}",
+        "account": account,
+        "time": TIME,
+        "region": region,
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{account}:user/operator", "accountId": account},
+            "eventTime": TIME,
+            "eventSource": f"{service}.amazonaws.com",
+            "eventName": name,
+            "awsRegion": region,
+            "requestParameters": dict(request),
+            "responseElements": None,
+            "eventID": record_id,
+            "eventType": "AwsApiCall",
+            "recipientAccountId": account,
+        },
+    }
+
+
 SERVICE_ENI_TEMPLATE = "CreateNetworkInterface__awsdocs-amazon-efs-user-guide__1.json"
 """A real CreateNetworkInterface made by a service (EFS, from AWS's documentation)."""
 

@@ -15,6 +15,7 @@ from benchmarks.scale.account import (
     setup_client,
 )
 from benchmarks.scale.constants import (
+    ACCOUNT_ID,
     DEFAULT_MARGIN,
     FUNCTION_TIMEOUT,
     MAX_CONCURRENCY,
@@ -48,14 +49,10 @@ class Options:
     retries: dict[str, Any] = field(default_factory=dict)
     experiments: tuple[str, ...] = ()
     scenarios: tuple[str, ...] = (
-        "queue",
-        "queue+state",
-        "queue+sweep",
-        "direct",
-        "naive",
-        "sweep",
-        "accounts",
-    )
+        "queue", "queue+state", "queue+sweep", "direct", "naive", "sweep", "accounts", "failover"
+    )  # fmt: skip
+    failover_enis: int = 100
+    """The `failover` scenario: ENIs on the sensor that fails (one AZ, a second sensor beside it)."""
     quick: bool = False
     accounts: int = 5
     """The `accounts` scenario: the same burst in each of this many member accounts at once."""
@@ -229,3 +226,59 @@ class Bench:
         finally:
             pool.close()
         return self._finish(run, ec2, expected)
+
+    def failover(self) -> Run:
+        """One sensor of an AZ serves every ENI there and stops; a second, large sensor stands beside it.
+
+        The sessions (ours: made with the ManagedBy tag, as the handler makes them) are all on the
+        first sensor; the containers start (their INIT reads the inventory: both sensors running),
+        the sensor's instance is stopped, and its `stopping` state-change event goes through the
+        deployed queue. Done when every session is on the second sensor: 0 left on the stopped one,
+        0 lost (every ENI still has its session), 0 duplicated, within 1.3x of the bucket bound
+        for the moves ((N - burst) / rate of ModifyTrafficMirrorSession).
+        """
+        from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
+
+        from testsupport import sandbox
+
+        opts = self.options
+        ec2 = self._fresh()
+        account = sandbox.build_account(ec2, REGION, azs=("a",), sensor_type="c5.24xlarge")
+        subnet = account.subnets[f"{REGION}a"]
+        failing = account.targets[f"sensor-{REGION}a-0"]
+        expected: set[str] = set()
+        for start in range(0, opts.failover_enis, 100):
+            expected |= enis_of(sandbox.launch(ec2, account, subnet, count=min(100, opts.failover_enis - start)))
+        tags = [{"ResourceType": "traffic-mirror-session", "Tags": [{"Key": MANAGED_TAG_KEY, "Value": Settings().managed_by}]}]
+        for eni in sorted(expected):
+            ec2.create_traffic_mirror_session(
+                NetworkInterfaceId=eni,
+                TrafficMirrorTargetId=failing,
+                TrafficMirrorFilterId=account.filters["default"],
+                SessionNumber=1,
+                TagSpecifications=tags,
+            )
+        standing = sandbox.add_eni_target(ec2, account, subnet, f"sensor-{REGION}a-1", "c5.24xlarge")
+        eni = account.target_enis[failing]
+        (sensor,) = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"]
+        instance = sensor["Attachment"]["InstanceId"]
+        name = f"ours, failover of {len(expected)} ENIs (state-change event, SQS queue)"
+        run = Run(name, "failover", "ours", enis=len(expected), containers=MAX_CONCURRENCY)
+        self._count(run)
+        pool = Pool("ours", MAX_CONCURRENCY, _env(self.server.url, opts.handler_env), opts.retries, opts.experiments)
+        try:
+            ec2.stop_instances(InstanceIds=[instance])
+            event = state_change(instance, "stopping", f"failover-{uuid.uuid4()}")
+            event["account"] = ACCOUNT_ID
+            self._start(run)
+            simulate([(QueueModel([event]), pool)], self.clock, run)
+        finally:
+            pool.close()
+        self._finish(run, ec2, expected)
+        per_target: dict[str, int] = {}
+        for page in ec2.get_paginator("describe_traffic_mirror_sessions").paginate():
+            for found in page["TrafficMirrorSessions"]:
+                per_target[found["TrafficMirrorTargetId"]] = per_target.get(found["TrafficMirrorTargetId"], 0) + 1
+        run.left_on_failed = per_target.get(failing, 0)
+        run.notes.append(f"sessions per sensor after: stopped {per_target.get(failing, 0)}, standing {per_target.get(standing, 0)}")
+        return run
