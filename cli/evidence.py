@@ -149,7 +149,7 @@ def guardrails_json(findings: Sequence[Finding]) -> list[dict[str, str]]:
 def render_guardrails(console: Console, findings: Sequence[Finding]) -> None:
     """One line each, with what to change."""
     if not findings:
-        render.line(console, "Guardrails: nothing found (security groups, cross-zone, MTU, VXLAN filters).", style="green")
+        render.line(console, "Guardrails: nothing found (security groups, MTU, VXLAN filters).", style="green")
         return
     render.line(console, f"Guardrails ({len(findings)}): nothing was changed", style="bold yellow")
     for finding in findings:

@@ -61,7 +61,7 @@ def loss(run: Run, snapshot: Snapshot, window_seconds: int) -> mirror_loss.Loss:
 
 
 def guardrail_findings(run: Run, snapshot: Snapshot) -> list[guardrails.Finding]:
-    """The plan's guardrails: the sensors' security groups and NLB attributes read where each sensor lives."""
+    """The plan's guardrails: the sensors' security groups read where each sensor lives."""
     ctx = run.context()
     served = guardrails.serving(snapshot.decisions)
     used = [snapshot.targets[t] for t in served if t in snapshot.targets]
@@ -69,18 +69,12 @@ def guardrail_findings(run: Run, snapshot: Snapshot) -> list[guardrails.Finding]
     for target in used:
         if target.kind == "network-interface":
             groups_by_owner.setdefault(target.owner, set()).update(target.security_groups)
-    gaps = guardrails.zone_gaps(served, snapshot.targets, snapshot.zone_ids)
-    owner_of = {t.resource_id: t.owner for t in used}
-    with run.activity.show("Reading the sensors' security groups and load balancer attributes..."):
+    with run.activity.show("Reading the sensors' security groups..."):
         group_reads = {
             owner: inventory.submit(_owner(ctx, owner), inventory.security_groups, sorted(ids))
             for owner, ids in groups_by_owner.items()
         }
-        zone_reads = {
-            arn: inventory.submit(_owner(ctx, owner_of.get(arn, "")), inventory.cross_zone_enabled, arn) for arn in gaps
-        }
         groups = {g: sg for future in group_reads.values() for g, sg in future.result().items()}
-        cross_zone = {arn: future.result() for arn, future in zone_reads.items()}
     found = snapshot.inventory
     filters = {f.filter_id: f for f in found.filters} if found is not None else {}
     return guardrails.check(
@@ -89,8 +83,6 @@ def guardrail_findings(run: Run, snapshot: Snapshot) -> list[guardrails.Finding]
         snapshot.targets,
         filters,
         groups,
-        cross_zone,
-        snapshot.zone_ids,
         run.settings.packet_length,
     )
 

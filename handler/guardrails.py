@@ -3,8 +3,6 @@
 `plan` reports each as one line saying what to change (nothing is changed):
 - `security-group`: an ENI sensor whose security groups do not admit VXLAN (UDP 4789) from the
   sources it serves: the copies are sent, and dropped at the sensor;
-- `cross-zone`: an NLB sensor without cross-zone load balancing serving sources in an AZ where
-  it has no node;
 - `mtu`: sources whose instance type's MTU (9001 by default in a VPC) exceeds what the target kind
   carries untruncated: VXLAN adds 54 bytes, so an ENI target (MTU 9001) carries 8947 bytes and a
   Gateway Load Balancer endpoint (8500) 8446; larger packets arrive truncated;
@@ -12,8 +10,9 @@
   are mirrored again (a loop when a sensor's own instances are mirrored, as behind an NLB).
 
 Fed by the reads the plan already made (`Inventory`: the sensors' ENIs with their security
-groups, the NLBs' zones, the filters' rules; the sources' addresses and groups) and two batched
-ones (`SecurityGroup`s, and the cross-zone attribute of the NLBs that have a zone without a node).
+groups, the filters' rules; the sources' addresses and groups) and one batched read
+(`SecurityGroup`s). An NLB without cross-zone load balancing is not a guardrail: sensor health
+(`health.py`) serves from it only the zones where it has a healthy target.
 """
 
 import ipaddress
@@ -66,7 +65,7 @@ class SecurityGroup:
 @dataclass(frozen=True)
 class Finding:
     check: str
-    """`security-group`, `cross-zone`, `mtu` or `vxlan-filter`."""
+    """`security-group`, `mtu` or `vxlan-filter`."""
     subject: str
     """The sensor's target id, or the filter's id."""
     text: str
@@ -153,59 +152,6 @@ def security_groups(
     return findings
 
 
-def _zone(decision: Decision, target: Target, zone_ids: Mapping[str, str]) -> tuple[str, frozenset[str]] | None:
-    """The source's zone and the NLB's node zones, compared by id across accounts; None: unknown."""
-    if target.owner:
-        zone = zone_ids.get(decision.az, "")
-        nodes = frozenset(n for n in target.node_ids if n)
-        return (zone, nodes) if zone and nodes else None
-    return (decision.az, frozenset(target.nodes)) if decision.az and target.nodes else None
-
-
-def zone_gaps(
-    served: Mapping[str, Sequence[Decision]], targets: Mapping[str, Target], zone_ids: Mapping[str, str]
-) -> dict[str, list[str]]:
-    """NLB ARN -> the zones of sources it serves where it has no node (only NLBs that have some)."""
-    gaps: dict[str, set[str]] = {}
-    for target_id, decisions in served.items():
-        target = targets.get(target_id)
-        if target is None or target.kind != "network-load-balancer":
-            continue
-        for d in decisions:
-            found = _zone(d, target, zone_ids)
-            if found is not None and found[0] not in found[1]:
-                gaps.setdefault(target.resource_id, set()).add(found[0])
-    return {arn: sorted(zones) for arn, zones in gaps.items()}
-
-
-def cross_zone(
-    served: Mapping[str, Sequence[Decision]],
-    targets: Mapping[str, Target],
-    zone_ids: Mapping[str, str],
-    cross_zone_enabled: Mapping[str, bool],
-) -> list[Finding]:
-    """NLB sensors with no node in a source's zone and cross-zone load balancing off."""
-    gaps = zone_gaps(served, targets, zone_ids)
-    findings = []
-    for target_id, decisions in sorted(served.items()):
-        target = targets.get(target_id)
-        if target is None or target.resource_id not in gaps or cross_zone_enabled.get(target.resource_id) is not False:
-            continue  # no gap, cross-zone on, or not read
-        zones = gaps[target.resource_id]
-        count = sum(1 for d in decisions if (z := _zone(d, target, zone_ids)) is not None and z[0] in zones)
-        name = target.resource_id.split("/")[-2] if target.resource_id.count("/") >= 2 else target.resource_id
-        findings.append(
-            Finding(
-                "cross-zone",
-                target_id,
-                f"NLB sensor {target_id} ({name}): no load balancer node in {_listed(zones)}, where {count}"
-                " source(s) it serves run, and cross-zone load balancing is off: turn it on"
-                " (load_balancing.cross_zone.enabled) or give the load balancer a subnet there",
-            )
-        )
-    return findings
-
-
 def mtu(
     served: Mapping[str, Sequence[Decision]], targets: Mapping[str, Target], packet_length: int | None
 ) -> list[Finding]:
@@ -287,15 +233,12 @@ def check(
     targets: Mapping[str, Target],
     filters: Mapping[str, MirrorFilter],
     groups: Mapping[str, SecurityGroup],
-    cross_zone_enabled: Mapping[str, bool],
-    zone_ids: Mapping[str, str],
     packet_length: int | None,
 ) -> list[Finding]:
     """Every guardrail over one place's plan, in a stable order."""
     served = serving(decisions)
     return [
         *security_groups(served, targets, sources, groups),
-        *cross_zone(served, targets, zone_ids, cross_zone_enabled),
         *mtu(served, targets, packet_length),
         *vxlan_filters(served, filters),
     ]

@@ -179,8 +179,7 @@ def _load_inventory(ctx: Context) -> Inventory:
             lb = nlbs.get(arn)
             status = nlb_health.get(arn) or health.nlb_target(None, (), (), {}, {})
             vpc = lb.get("VpcId") if lb else None
-            nodes = _nodes(lb) if lb else ()
-            targets.append(Target(target_id, kind, arn, vpc, None, None, tags, nodes=nodes, health=status))
+            targets.append(Target(target_id, kind, arn, vpc, None, None, tags, health=status))
         elif kind == "gateway-load-balancer-endpoint" and raw.get("GatewayLoadBalancerEndpointId"):
             vpce_id = raw["GatewayLoadBalancerEndpointId"]
             found = vpces.get(vpce_id)
@@ -200,7 +199,6 @@ def _load_inventory(ctx: Context) -> Inventory:
             dataclasses.replace(
                 t,
                 az_id=zone_ids.get(t.az or "", ""),
-                node_ids=tuple(zone_ids.get(n, "") for n in t.nodes),
                 health=health.with_zone_ids(t.health, zone_ids),
             )
             for t in targets
@@ -216,11 +214,6 @@ def _load_inventory(ctx: Context) -> Inventory:
         shared=shared,
         listed=seen_shared,
     )
-
-
-def _nodes(load_balancer: Mapping[str, Any]) -> tuple[str, ...]:
-    """The zones (names in its owner's account) a load balancer has a node in."""
-    return tuple(sorted(str(z["ZoneName"]) for z in load_balancer.get("AvailabilityZones", []) if z.get("ZoneName")))
 
 
 def _resource_of(raw: Mapping[str, Any]) -> str:
@@ -804,11 +797,3 @@ def security_groups(ctx: Context, group_ids: Sequence[str]) -> dict[str, guardra
     }
 
 
-CROSS_ZONE_ATTRIBUTE = "load_balancing.cross_zone.enabled"
-
-
-def cross_zone_enabled(ctx: Context, arn: str) -> bool:
-    """Whether an NLB balances across zones (ELBv2 has no batch form: one call per NLB asked)."""
-    answer = ctx.clients.elbv2(ctx.place).describe_load_balancer_attributes(LoadBalancerArn=arn)
-    values = {a.get("Key"): a.get("Value") for a in answer.get("Attributes", [])}
-    return str(values.get(CROSS_ZONE_ATTRIBUTE, "false")).lower() == "true"

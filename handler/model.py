@@ -117,10 +117,6 @@ class Target:
     """The AZ id of an ENI or GWLB endpoint target, where the owner's zone map was read."""
     security_groups: tuple[str, ...] = ()
     """An ENI target's security groups (they must admit VXLAN, UDP 4789, from its sources)."""
-    nodes: tuple[str, ...] = ()
-    """An NLB target's zones (names in its owner's account): where it has a load balancer node."""
-    node_ids: tuple[str, ...] = ()
-    """The same zones by id, where the owner's zone map was read."""
     health: Health = USABLE
     """Read in the account that owns the target, with its inventory."""
 

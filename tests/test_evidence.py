@@ -160,7 +160,7 @@ SERVED = planner.plan_source(SOURCE, [], Inventory((SENSOR,), (MirrorFilter("tmf
 def findings(**kw: Any) -> list[guardrails.Finding]:
     args: dict[str, Any] = {
         "decisions": [SERVED], "sources": {SOURCE.eni_id: SOURCE}, "targets": {SENSOR.target_id: SENSOR},
-        "filters": {}, "groups": {}, "cross_zone_enabled": {}, "zone_ids": {}, "packet_length": 8000,
+        "filters": {}, "groups": {}, "packet_length": 8000,
     }  # fmt: skip
     return guardrails.check(**{**args, **kw})
 
@@ -187,19 +187,6 @@ def test_an_eni_sensor_must_admit_vxlan_from_its_sources(
         assert "10.0.1.5" in lines[0] and "add an inbound rule for UDP 4789" in lines[0]
     # A group that could not be read is unknown, never a finding.
     assert not [f for f in findings(targets={sensor.target_id: sensor}) if f.check == "security-group"]
-
-
-def test_an_nlb_without_a_node_in_a_sources_zone_needs_cross_zone() -> None:
-    nlb = Target("tmt-nlb", "network-load-balancer", "arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/net/s/1",
-                 "vpc-1", None, None, nodes=("us-east-1b",))  # fmt: skip
-    served = planner.plan_source(SOURCE, [], Inventory((nlb,), (MirrorFilter("tmf-1"),)), SETTINGS)
-    args: dict[str, Any] = {"decisions": [served], "targets": {nlb.target_id: nlb}}
-    assert guardrails.zone_gaps(guardrails.serving([served]), {nlb.target_id: nlb}, {}) == {nlb.resource_id: ["us-east-1a"]}
-    (found,) = [f for f in findings(**args, cross_zone_enabled={nlb.resource_id: False}) if f.check == "cross-zone"]
-    assert "no load balancer node in us-east-1a" in found.text and "cross-zone load balancing is off" in found.text
-    assert not [f for f in findings(**args, cross_zone_enabled={nlb.resource_id: True}) if f.check == "cross-zone"]
-    with_node = Target(**{**nlb.__dict__, "nodes": ("us-east-1a", "us-east-1b")})
-    assert not guardrails.zone_gaps(guardrails.serving([served]), {nlb.target_id: with_node}, {})
 
 
 def test_sources_with_jumbo_frames_are_truncated_at_an_eni_or_gwlb_endpoint_target() -> None:
