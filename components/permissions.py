@@ -43,7 +43,10 @@ READS: tuple[Read, ...] = (
     Read("elasticloadbalancing:DescribeLoadBalancers", "NLB sensors: their VPC and zones"),
     # sensor health
     Read("elasticloadbalancing:DescribeListeners", "sensor health: an NLB sensor's UDP 4789 listener"),
-    Read("elasticloadbalancing:DescribeTargetGroups", "sensor health: the listener's target groups"),
+    Read(
+        "elasticloadbalancing:DescribeTargetGroups",
+        "sensor health: no target group associated with an NLB sensor whose listener read is empty",
+    ),
     Read("elasticloadbalancing:DescribeTargetHealth", "sensor health: healthy targets behind an NLB sensor"),
     Read("elasticloadbalancing:DescribeLoadBalancerAttributes", "sensor health: cross-zone load balancing"),
     # evidence

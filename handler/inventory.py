@@ -155,6 +155,13 @@ def _load_inventory(ctx: Context) -> Inventory:
     unlisted = sorted(live & set(eni_ids) - set(enis))
     if unlisted:
         raise ReadFailure(f"the ENI read lacks {len(unlisted)} sensor ENI(s) that instances list ({unlisted[0]}, ...)")
+    # And the other way: a sensor ENI attached to an instance the instance read lacks (an instance
+    # lives as long as the ENIs attached to it), never taken for a sensor that is not running.
+    orphaned = sorted(
+        e for e in eni_ids if e in enis and (enis[e].get("Attachment") or {}).get("InstanceId") and e not in instance_of
+    )
+    if orphaned:
+        raise ReadFailure(f"the instance read lacks the instances of {len(orphaned)} sensor ENI(s) ({orphaned[0]}, ...)")
     nlbs, vpces = nlbs_f.result(), vpces_f.result()
     nlb_health = _nlb_health(ctx, nlbs) if nlbs else {}
     zone_ids = zones_f.result() if zones_f else {}
@@ -280,8 +287,14 @@ def _describe_nlbs(ctx: Context, arns: Sequence[str]) -> dict[str, dict[str, Any
 
 
 def _nlb_chunk(ctx: Context, arns: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The load balancers asked for. A deleted one fails the call (LoadBalancerNotFound): an answer
+    that silently omits one is not AWS's, and nothing is decided on it."""
     pages = ctx.clients.elbv2(ctx.place).get_paginator("describe_load_balancers").paginate(LoadBalancerArns=arns)
-    return {lb["LoadBalancerArn"]: dict(lb) for page in pages for lb in page.get("LoadBalancers", [])}
+    found = {lb["LoadBalancerArn"]: dict(lb) for page in pages for lb in page.get("LoadBalancers", [])}
+    missing = sorted(set(arns) - set(found))
+    if missing:
+        raise ReadFailure(f"the load balancer read omits {len(missing)} of those asked for ({missing[0]}, ...)")
+    return found
 
 
 def _nlb_health(ctx: Context, nlbs: Mapping[str, Mapping[str, Any]]) -> dict[str, Health]:
@@ -299,6 +312,15 @@ def _nlb_health(ctx: Context, nlbs: Mapping[str, Mapping[str, Any]]) -> dict[str
     def attributes(arn: str) -> list[Any]:
         return list(elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn).get("Attributes", []))
 
+    def associated_groups(arn: str) -> list[Any]:
+        try:
+            pages = elbv2.get_paginator("describe_target_groups").paginate(LoadBalancerArn=arn)
+            return [group for page in pages for group in page.get("TargetGroups", [])]
+        except ClientError as error:  # none associated: an empty list, or this error (as moto answers)
+            if errors.code(error) == "TargetGroupNotFound":
+                return []
+            raise
+
     def target_health(group: str) -> list[Any]:
         return list(elbv2.describe_target_health(TargetGroupArn=group).get("TargetHealthDescriptions", []))
 
@@ -306,6 +328,13 @@ def _nlb_health(ctx: Context, nlbs: Mapping[str, Mapping[str, Any]]) -> dict[str
     listeners_f = {arn: submit(listeners, arn) for arn in arns}
     attributes_f = {arn: submit(attributes, arn) for arn in arns}
     found = {arn: listeners_f[arn].result() for arn in arns}
+    # No listener at all makes a sensor unusable, and may move sessions: only when the target groups
+    # agree that none is associated with it (a listener is what associates one; one call per such NLB).
+    bare = [arn for arn in arns if not found[arn]]
+    associated_f = {arn: submit(associated_groups, arn) for arn in bare}
+    contradicted = sorted(arn for arn in bare if associated_f[arn].result())
+    if contradicted:
+        raise ReadFailure(f"the listener read of {contradicted[0]} is empty while target groups are associated with it")
     groups = sorted(
         {g for arn in arns for listener in health.vxlan_listeners(found[arn]) for g in health.forwarded_groups(listener)}
     )

@@ -196,6 +196,38 @@ def test_an_nlb_that_stops_receiving_loses_its_sessions_on_its_event(aws: Any, b
     assert on_target(aws) == {account.targets["spare"]: 5}
 
 
+@pytest.mark.parametrize(
+    ("client", "operation", "key"),
+    [
+        ("elbv2", "DescribeListeners", "Listeners"),
+        ("elbv2", "DescribeLoadBalancers", "LoadBalancers"),
+        ("ec2", "DescribeInstances", "Reservations"),
+    ],
+)
+def test_an_answer_emptied_on_its_way_moves_no_session_off_a_live_sensor(
+    aws: Any, client: str, operation: str, key: str
+) -> None:
+    """Twice the same lie (the first read and the confirming one) is still contradicted by what
+    AWS answers beside it: an NLB's target groups, the ENI's attachment, an error for a deleted NLB."""
+    account, nlb = nlb_world(aws)
+    if client == "ec2":  # an ENI sensor stands where the NLB stood
+        conftest.SESSION.client("elbv2", region_name=REGION).delete_load_balancer(LoadBalancerArn=nlb.arn)
+        app.handle(scheduled("move-to-spare"))
+        assert on_target(aws) == {account.targets["spare"]: 3}
+    before = on_target(aws)
+    place = app.CONTAINER.clients.ec2(conftest.home().place) if client == "ec2" else None
+    handler_client = place or app.CONTAINER.clients.elbv2(conftest.home().place)
+
+    def emptied(parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == operation:
+            parsed[key] = []
+
+    handler_client.meta.events.register("after-call", emptied)
+    with pytest.raises(app.RetryableFailure):
+        app.handle(scheduled("lied-to"))
+    assert on_target(aws) == before
+
+
 def test_an_nlb_whose_targets_all_fail_their_health_checks_is_left_by_the_sweep(aws: Any) -> None:
     account, nlb = nlb_world(aws)
     sandbox.fail_health_checks([i for ids in nlb.instances.values() for i in ids])

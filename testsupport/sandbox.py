@@ -57,7 +57,7 @@ from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ec2.models.instances import Instance
 from moto.ec2.models.traffic_mirrors import TrafficMirrorsBackend
 from moto.ec2.responses.traffic_mirrors import TrafficMirrors
-from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
+from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
 from traffic_mirror.handler import health as handler_health
 
 from testsupport import moto_gaps
@@ -485,6 +485,25 @@ def _terminate(self: Any) -> Any:
     return state
 
 
+_MOTO_DELETE_LISTENER = ELBv2Backend.delete_listener
+
+
+def _delete_listener(self: Any, listener_arn: str) -> Any:
+    """DeleteListener as on AWS: a target group the listener forwarded to is no longer associated
+    with the load balancer unless another of its listeners still forwards to it (moto keeps it)."""
+    listener = _MOTO_DELETE_LISTENER(self, listener_arn)
+    balancer = self.load_balancers.get(listener.load_balancer_arn)
+    still = {
+        str(action.data.get("TargetGroupArn", ""))
+        for other in (balancer.listeners.values() if balancer else ())
+        for action in other.default_actions
+    }
+    for group in self.target_groups.values():
+        if listener.load_balancer_arn in group.load_balancer_arns and group.arn not in still:
+            group.load_balancer_arns.remove(listener.load_balancer_arn)
+    return listener
+
+
 def _health_for(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
     """FakeTargetGroup.health_for with AWS's rules for the targets moto calls healthy."""
     status = _MOTO_HEALTH(self, target, ec2_backend)
@@ -530,6 +549,7 @@ _PATCHES: tuple[tuple[Any, str, Any], ...] = (
     (Instance, "terminate", _terminate),
     (Instance, "sandbox_eni_ids", property(_eni_ids)),
     (FakeTargetGroup, "health_for", _health_for),
+    (ELBv2Backend, "delete_listener", _delete_listener),
 )
 _ORIGINALS = {(cls, name): cls.__dict__.get(name) for cls, name, _ in _PATCHES}
 """What each patched attribute was before (None: absent), restored when the last block ends."""
