@@ -247,6 +247,25 @@ def test_in_an_organization_members_are_mirrored_to_the_hubs_sensors_not_their_o
     assert moved["TrafficMirrorTargetId"] == hub_sensor
 
 
+@pytest.mark.moto
+@pytest.mark.parametrize(
+    ("owners", "expected"),
+    [("hub,member", "member"), ("member", "member"), ("hub", "hub"), (None, "hub")],
+)
+def test_sensor_owners_say_whose_targets_serve_a_member(world: World, owners: str | None, expected: str) -> None:
+    """MIRROR_SENSOR_OWNERS: with the member's own targets allowed, its same-VPC sensor is nearer
+    than the hub's (cross-VPC); with only the hub's (the organization default), the hub's."""
+    member = fresh_member(world)
+    ec2, built, _ = world.members[member]
+    theirs = sandbox.add_eni_target(ec2, built, built.subnets["us-east-1a"], "member-sensor")
+    settings = Settings(accounts=member, sensor_owners=owners)
+    (instance,) = world.launch(member, "us-east-1a")
+    handle(world.event(member, [instance], f"launch-owners-{owners}"), settings)
+    (session,) = world.sessions(member, [instance])
+    wanted = theirs if expected == "member" else world.expected_sensor(member, "us-east-1a")
+    assert session["TrafficMirrorTargetId"] == wanted
+
+
 # --- finding 7: the smaller ones ---------------------------------------------------------------------------------
 
 
