@@ -16,8 +16,10 @@ from traffic_mirror.handler.model import Decision
 from . import reasons
 from .cost import Estimate
 
-JSON_SCHEMA_VERSION = 3
-"""3: with --account/--accounts, a total and one report per account; `by_az` entries there gain `az_id`."""
+JSON_SCHEMA_VERSION = 4
+"""3: with --account/--accounts, a total and one report per account; `by_az` entries there gain `az_id`.
+4: `by_kind` (coverage by kind of source: instances, load-balancers, databases) and `kind` on each
+`unmirrored` entry."""
 OUT_OF_SCOPE_CATEGORIES = tuple(planner.OUT_OF_SCOPE)
 """The stable keys of the JSON report's `out_of_scope` counts."""
 
@@ -51,18 +53,15 @@ class Unmirrored:
     problem: str | None
     """What to fix, as an identifier (one of `planner.PROBLEMS`: `no-filter`, `no-target`, ...), or None."""
     reason: str
+    kind: str = "instances"
+    """Its kind of source (`instances`, `load-balancers`, `databases`)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Coverage:
-    region: str
+class Share:
+    """What a report says from its two counts (`in_scope`, `mirrored`): one account's or a total."""
+
     in_scope: int
     mirrored: int
-    by_vpc: tuple[Group, ...]
-    by_az: tuple[Group, ...]
-    unmirrored: tuple[Unmirrored, ...]
-    out_of_scope: dict[str, int]
-    """Stable identifier (`planner.OUT_OF_SCOPE`) -> ENIs."""
 
     @property
     def percent(self) -> float:
@@ -76,6 +75,19 @@ class Coverage:
     def below(self, minimum: float | None) -> bool:
         """True when a `--min` is given and the exact (unrounded) coverage is under it."""
         return counting.below(self.mirrored, self.in_scope, minimum)
+
+
+@dataclasses.dataclass(frozen=True)
+class Coverage(Share):
+    region: str
+    in_scope: int
+    mirrored: int
+    by_vpc: tuple[Group, ...]
+    by_az: tuple[Group, ...]
+    unmirrored: tuple[Unmirrored, ...]
+    out_of_scope: dict[str, int]
+    """Stable identifier (`planner.OUT_OF_SCOPE`) -> ENIs."""
+    by_kind: tuple[Group, ...] = ()
 
     def to_json(self, account: str, generated_at: str, cost: Estimate | None = None) -> dict[str, Any]:
         """The stable JSON schema of `coverage --format json` (docs/cli-json.md, "coverage").
@@ -93,6 +105,7 @@ class Coverage:
             "coverage_percent": round(self.percent, 2),
             "by_vpc": [_group_json("vpc", g) for g in self.by_vpc],
             "by_az": [_group_json("az", g) for g in self.by_az],
+            "by_kind": [_group_json("kind", g) for g in self.by_kind],
             "unmirrored": [dataclasses.asdict(u) for u in self.unmirrored],
             "out_of_scope": dict(self.out_of_scope),
         }
@@ -102,7 +115,7 @@ class Coverage:
 
 
 @dataclasses.dataclass(frozen=True)
-class Total:
+class Total(Share):
     """Coverage over several accounts (`--account`/`--accounts`): what `--min` is checked against."""
 
     region: str
@@ -111,24 +124,12 @@ class Total:
     unreadable: tuple[tuple[str, str], ...] = ()
     """(account id, why) for the accounts that could not be read (not counted)."""
 
-    @property
-    def in_scope(self) -> int:
-        return sum(r.in_scope for _, r in self.reports)
+    in_scope: int = dataclasses.field(init=False)
+    mirrored: int = dataclasses.field(init=False)
 
-    @property
-    def mirrored(self) -> int:
-        return sum(r.mirrored for _, r in self.reports)
-
-    @property
-    def percent(self) -> float:
-        return counting.percent(self.mirrored, self.in_scope)
-
-    @property
-    def empty(self) -> bool:
-        return self.in_scope == 0
-
-    def below(self, minimum: float | None) -> bool:
-        return counting.below(self.mirrored, self.in_scope, minimum)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "in_scope", sum(r.in_scope for _, r in self.reports))
+        object.__setattr__(self, "mirrored", sum(r.mirrored for _, r in self.reports))
 
     def to_json(self, generated_at: str, accounts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """The multi-account document: the total, then each account's single-account report."""
@@ -167,6 +168,7 @@ def coverage(
     """The coverage report over one region's planner decisions (counted by `handler/coverage.py`).
 
     `names`: instance id -> Name tag; `zone_ids`: AZ name -> AZ id (known when accounts are compared).
+    A service's ENI is named by what it belongs to (`Decision.resource`).
     """
     names = names or {}
     counted = counting.count(region, decisions, zone_ids=zone_ids)
@@ -174,12 +176,13 @@ def coverage(
         Unmirrored(
             d.eni_id,
             d.instance_id,
-            names.get(d.instance_id, ""),
+            names.get(d.instance_id, "") or d.resource,
             d.vpc_id,
             d.az,
             unmirrored_action(d),
             d.problem,
             unmirrored_reason(d),
+            d.kind,
         )
         for d in counted.unmirrored
     )
@@ -191,4 +194,5 @@ def coverage(
         counted.by_az,
         unmirrored,
         counted.out_of_scope,
+        counted.by_kind,
     )

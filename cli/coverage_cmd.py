@@ -47,7 +47,9 @@ def render_coverage(
     if run_stamp:
         render.line(console, run_stamp, style="dim")
     zones = "AZ ID" if any(g.az_id for g in report.by_az) else "AZ"
-    for title, groups in (("VPC", report.by_vpc), (zones, report.by_az)):
+    # By kind only once services' ENIs are among the sources (MIRROR_SOURCES): instances alone need no table.
+    kinds = report.by_kind if any(g.key != "instances" for g in report.by_kind) else ()
+    for title, groups in (("VPC", report.by_vpc), (zones, report.by_az), ("Kind", kinds)):
         if not groups:
             continue
         render.blank(console)
@@ -68,7 +70,9 @@ def render_coverage(
                 console,
                 render.head(title, "bold", u.eni, f"({sweep})"),
                 [
-                    ", ".join(p for p in (f"instance {u.instance}" if u.instance else "", u.vpc, u.az) if p),
+                    ", ".join(
+                        p for p in (f"instance {u.instance}" if u.instance else render.service_kind(u.kind), u.vpc, u.az) if p
+                    ),
                     u.reason,
                 ],
             )

@@ -462,7 +462,8 @@ def main(
             account = aws.account_id(session, region, endpoint, cfg)
         now = datetime.now(UTC)
         run = Run(console, err, region, endpoint, settings, account, now, activity, container)
-        run = dataclasses.replace(run, timeout=timeout, quiet=quiet)
+        deployed = settings_from(argparse.Namespace())  # the variables alone: what the function runs
+        run = dataclasses.replace(run, timeout=timeout, quiet=quiet, deployed=deployed)
         if args.account and args.accounts:
             return _fail(err, "give --account or --accounts, not both", exits.USAGE)
         asked = args.account or args.accounts

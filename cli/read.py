@@ -32,5 +32,5 @@ def read(run: Run, settings: Settings | None = None) -> Snapshot:
         decisions, sources = reconcile.read_only_plan(ctx)
         # Just refreshed by the plan, so this is the container's cached copy: no extra call.
         found = inventory.inventory(ctx)
-    names = {s.instance_id: s.name for s in sources if s.name}
+    names = {s.instance_id: s.name for s in sources if s.name and s.instance_id}
     return Snapshot(decisions, names, {t.target_id: t for t in found.targets}, dict(found.zone_ids))

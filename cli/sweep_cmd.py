@@ -120,12 +120,12 @@ def render_changes(console: Console, changes: Sequence[Result], names: Mapping[s
             render.head(
                 status_label(r).ljust(9),
                 STATUS_STYLE.get(r.status, ""),
-                names.get(d.instance_id) or d.instance_id,
+                names.get(d.instance_id) or d.instance_id or d.resource,
                 d.eni_id,
             ),
             [
                 ", ".join(
-                    p for p in (f"instance {d.instance_id}" if d.instance_id else "", d.vpc_id, d.az) if p
+                    p for p in (f"instance {d.instance_id}" if d.instance_id else render.service_kind(d.kind), d.vpc_id, d.az) if p
                 ),
                 "; ".join(ends),
                 note(r),

@@ -21,6 +21,8 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     """Traffic mirror filter (tmf-...) for new sessions in this account (a member account's filter is chosen among its own). Unset: the handler picks the region's filter."""
     scope: NotRequired[str | None]
     """all: every ENI not opted out is mirrored; tagged: only ENIs/instances tagged with the tag key. Allowed: one of all, tagged. Default all."""
+    sources: NotRequired[str | None]
+    """Which ENIs are mirror sources: comma-separated from instances, load-balancers (Application and Classic Load Balancers' nodes), databases (RDS), or all (every kind AWS can mirror). Unset: instances. Default instances."""
     session_number: NotRequired[int | None]
     """Session number for new sessions; lower numbers take precedence on an ENI. Allowed: between 1 and 32766. Default 1."""
     vni: NotRequired[int | None]

@@ -46,6 +46,13 @@ READS: tuple[Read, ...] = (
     Read("elasticloadbalancing:DescribeTargetGroups", "sensor health: the listener's target groups"),
     Read("elasticloadbalancing:DescribeTargetHealth", "sensor health: healthy targets behind an NLB sensor"),
     Read("elasticloadbalancing:DescribeLoadBalancerAttributes", "sensor health: cross-zone load balancing"),
+    # service ENIs (MIRROR_SOURCES): their ENIs come from DescribeNetworkInterfaces (above); a
+    # database's ENI carries its own tags, a load balancer's ENIs take its tags too
+    Read(
+        "elasticloadbalancing:DescribeTags",
+        "load balancers' ENIs: the load balancer's tags (MIRROR_SOURCES with load-balancers)",
+        when=lambda settings: "load-balancers" in settings.kinds,
+    ),
     # A feature that needs another read adds one line here (with `when` if only some deployments
     # need it); the hub's role, the member role, the read-only role and docs/permissions.md follow.
 )

@@ -254,6 +254,10 @@ class Clients:
     def elbv2(self, place: Place) -> "ElasticLoadBalancingv2Client":
         return self.client("elbv2", place)
 
+    def elb(self, place: Place) -> Any:
+        """Classic Load Balancers (their tags, when MIRROR_SOURCES includes load-balancers)."""
+        return self.client("elb", place)
+
     def paginator(self, place: Place, operation: str) -> Any:
         """EC2 paginators, built once per client (loading the paginator model is not free)."""
         key = (place, operation)

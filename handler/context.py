@@ -1,7 +1,7 @@
 """What a container keeps (`Container`) and what one piece of work needs (`Context`).
 
 A Lambda container lives for many invocations: its clients, the targets-and-filters cache, the
-instance types EC2 refused and the targets that said they are full are worth keeping, and they
+instance types (and service ENIs) EC2 refused and the targets that said they are full are worth keeping, and they
 all live here, with one `reset`. Everything else is passed: the planner gets what the container
 learned as plain data (`Learned`), never by reading it behind the caller's back.
 """
@@ -42,6 +42,7 @@ class Container:
         self.inventories: dict[Place, Inventory] = {}
         self.prefetching: dict[Place, Future[Inventory]] = {}
         self.refused_types: set[str] = set()
+        self.refused_enis: set[str] = set()
         self.full_targets: dict[tuple[Place, str], float] = {}
         self.own_account: str | None = None
         self.organization: tuple[float, tuple[str, ...]] | None = None
@@ -53,13 +54,18 @@ class Container:
         now = time.monotonic()
         with self.lock:
             full = frozenset(t for (p, t), until in self.full_targets.items() if p == place and until > now)
-            return Learned(frozenset(self.refused_types), full)
+            return Learned(frozenset(self.refused_types), full, frozenset(self.refused_enis))
 
     def refuse_type(self, instance_type: str) -> None:
         """Remember an API refusal so later ENIs of this type are skipped without a call."""
         if instance_type:
             with self.lock:
                 self.refused_types.add(instance_type.strip().lower())
+
+    def refuse_eni(self, eni_id: str) -> None:
+        """Remember an API refusal of a service's ENI (it has no instance type to remember)."""
+        with self.lock:
+            self.refused_enis.add(eni_id)
 
     def target_full(self, place: Place, target_id: str) -> None:
         with self.lock:
@@ -72,6 +78,7 @@ class Container:
             self.inventories.clear()
             self.prefetching.clear()
             self.refused_types.clear()
+            self.refused_enis.clear()
             self.full_targets.clear()
             self.own_account = None
             self.organization = None

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .kinds import KINDS
 from .model import Decision
 
 APPLIED = frozenset({"created", "modified"})
@@ -72,7 +73,8 @@ class Group:
 
 @dataclass(frozen=True)
 class Counts:
-    """One region's coverage: totals, by VPC and AZ, the unmirrored ENIs, what is out of scope."""
+    """One region's coverage: totals, by VPC, AZ and kind of source, the unmirrored ENIs, what is
+    out of scope."""
 
     region: str
     in_scope: int
@@ -83,6 +85,8 @@ class Counts:
     """In-scope ENIs not mirrored, sorted by ENI id (their `problem` and `reason` say why)."""
     out_of_scope: dict[str, int]
     """Stable identifier (`planner.OUT_OF_SCOPE`) -> ENIs."""
+    by_kind: tuple[Group, ...] = ()
+    """By kind of source (`instances`, `load-balancers`, `databases`), in the kinds table's order."""
 
     @property
     def percent(self) -> float:
@@ -100,8 +104,8 @@ def count(
     statuses = statuses or {}
     zone_ids = zone_ids or {}
     out: Counter[str] = Counter()
-    totals: dict[str, Counter[str]] = {"vpc": Counter(), "az": Counter()}
-    mirrored_in: dict[str, Counter[str]] = {"vpc": Counter(), "az": Counter()}
+    totals: dict[str, Counter[str]] = {"vpc": Counter(), "az": Counter(), "kind": Counter()}
+    mirrored_in: dict[str, Counter[str]] = {"vpc": Counter(), "az": Counter(), "kind": Counter()}
     unmirrored: list[Decision] = []
     scoped = mirrored = 0
     for decision in decisions:
@@ -113,16 +117,19 @@ def count(
         scoped += 1
         ok = is_mirrored(decision, statuses.get(decision.eni_id))
         mirrored += ok
-        for kind, key in (("vpc", decision.vpc_id or "(unknown)"), ("az", decision.az or "(unknown)")):
-            totals[kind][key] += 1
-            mirrored_in[kind][key] += ok
+        keys = (("vpc", decision.vpc_id or "(unknown)"), ("az", decision.az or "(unknown)"), ("kind", decision.kind))
+        for axis, key in keys:
+            totals[axis][key] += 1
+            mirrored_in[axis][key] += ok
         if not ok:
             unmirrored.append(decision)
 
-    def groups(kind: str) -> tuple[Group, ...]:
+    def groups(axis: str) -> tuple[Group, ...]:
+        order = sorted(totals[axis].items())
+        if axis == "kind":
+            order.sort(key=lambda item: KINDS.index(item[0]) if item[0] in KINDS else len(KINDS))
         return tuple(
-            Group(k, n, mirrored_in[kind][k], zone_ids.get(k, "") if kind == "az" else "")
-            for k, n in sorted(totals[kind].items())
+            Group(k, n, mirrored_in[axis][k], zone_ids.get(k, "") if axis == "az" else "") for k, n in order
         )
 
     return Counts(
@@ -133,4 +140,5 @@ def count(
         groups("az"),
         tuple(sorted(unmirrored, key=lambda d: (d.eni_id, d.instance_id))),
         dict(sorted(out.items())),
+        groups("kind"),
     )

@@ -3,7 +3,9 @@
 Each entry names the event, the EventBridge rule that subscribes to it (the component and the
 member template build their rules from `rules(settings)`, so they match exactly what is parsed
 here), when it is subscribed, and how its record becomes a `Change`. Adding an event type is one
-entry and its parser below (and, if it needs new reads, the reconcile step that uses them).
+entry and its parser below (and, if it needs new reads, the reconcile step that uses them): e.g.
+CreateNetworkInterface, subscribed only when MIRROR_SOURCES selects a service's ENIs, and matched
+only when a service made the call (`match`).
 
 Parsing is pure: no AWS calls, no exceptions on bad input. Real CloudTrail records vary (see
 tests/events): `tagSet` missing, `{}`, `{"items": []}` or `""`; failed and dry-run calls carry
@@ -12,11 +14,13 @@ becomes a `Skip` with the reason, which the caller logs and counts; retrying wou
 """
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import kinds
 from .model import MEMBER_SESSION_NAME, Source
 from .settings import Settings
 
@@ -34,6 +38,9 @@ _ACCOUNT = re.compile(r"^\d{12}$")
 CLOUDTRAIL = "AWS API Call via CloudTrail"
 STATE_CHANGE = "EC2 Instance State-change Notification"
 SCHEDULED = "Scheduled Event"
+SERVICE_CALLER = ".amazonaws.com"
+"""How CloudTrail names an AWS service that made a call on the account's behalf (`sourceIPAddress`,
+`invokedBy`: `elasticloadbalancing.amazonaws.com`, `rds.amazonaws.com`, ...)."""
 EC2_SOURCE = "aws.ec2"
 """EventBridge's `source` for CloudTrail records of EC2 calls and EC2's state changes."""
 SCHEDULE_SOURCE = "aws.events"
@@ -98,6 +105,8 @@ class Change:
     """Parts of an otherwise usable event that were dropped (e.g. a malformed instance)."""
     account: str = ""
     """The account the event happened in (the envelope's `account`, else the record's)."""
+    eni_descriptions: tuple[str, ...] = ()
+    """ENIs named by their description: a load balancer's nodes (`ELB app/<name>/<id>`, `ELB <name>`)."""
 
 
 @dataclass(frozen=True)
@@ -305,6 +314,49 @@ def _session_deleted(call: Call) -> Change | Skip:
     return Change("sweep", call.name, call.event_id, call.region)
 
 
+def _by_service(record: Mapping[str, Any]) -> bool:
+    """The call was made by an AWS service (its service-linked role), not by a person or a program."""
+    identity = record.get("userIdentity")
+    invoked = _str(identity.get("invokedBy")) if isinstance(identity, Mapping) else ""
+    return _str(record.get("sourceIPAddress")).endswith(SERVICE_CALLER) or invoked.endswith(SERVICE_CALLER)
+
+
+def _service_eni_created(call: Call) -> Change | Skip:
+    # A load balancer's new node or a database's ENI: EC2's own description of it (read by id)
+    # says whose it is; MIRROR_SOURCES says whether that kind is mirrored.
+    name, event_id = call.name, call.event_id
+    if not kinds.with_services(call.settings.kinds):
+        return Skip("ignored", f"{name}: MIRROR_SOURCES={call.settings.sources} mirrors no service's ENIs", name, event_id)
+    response = call.record.get("responseElements")
+    eni = response.get("networkInterface") if isinstance(response, Mapping) else None
+    eni_id = _str(eni.get("networkInterfaceId")) if isinstance(eni, Mapping) else ""
+    if not _ENI_ID.match(eni_id):
+        return Skip("rejected", f"{name}: no valid ENI id in responseElements ({eni_id!r})", name, event_id)
+    if not _by_service(call.record) or (isinstance(eni, Mapping) and eni.get("requesterManaged") is False):
+        why = f"{name} not made by an AWS service: the ENI is mirrored once attached to an instance"
+        return Skip("ignored", why, name, event_id)
+    return Change("enis", name, event_id, call.region, eni_ids=(eni_id,))
+
+
+def _load_balancer_tags_changed(call: Call) -> Change | Skip:
+    # elbv2 (`resourceArns`) and classic elb (`loadBalancerNames`) AddTags/RemoveTags: the nodes'
+    # ENIs take their load balancer's tags, so they are planned again (found by their description).
+    name, event_id, key = call.name, call.event_id, call.settings.tag_key
+    if "load-balancers" not in call.settings.kinds:
+        return Skip("ignored", f"{name}: MIRROR_SOURCES={call.settings.sources} mirrors no load balancer", name, event_id)
+    request = call.request
+    keys = {_str(t.get("key")) for t in request.get("tags") or [] if isinstance(t, Mapping)}
+    keys |= {_str(k) for k in request.get("tagKeys") or []}
+    if key not in keys:
+        return Skip("ignored", f"{name} does not touch the {key} tag", name, event_id)
+    arns = [_str(a) for a in request.get("resourceArns") or []]
+    names = [_str(n) for n in request.get("loadBalancerNames") or []]
+    found = [*filter(None, map(kinds.alb_description, arns)), *filter(None, map(kinds.clb_description, names))]
+    if not found:
+        return Skip("ignored", f"{name} on no Application or Classic Load Balancer", name, event_id)
+    return Change("enis", name, event_id, call.region, eni_descriptions=tuple(sorted(set(found))))
+
+
 def _terminated(call: Call) -> Change | Skip:
     # AWS deletes an ENI's sessions together with the ENI: nothing to do.
     return Skip("ignored", "TerminateInstances: AWS deletes the sessions with the ENIs", call.name, call.event_id)
@@ -348,6 +400,34 @@ def _releasing(settings: Settings) -> bool:
     return settings.release_on_stop
 
 
+def _services(settings: Settings) -> bool:
+    return kinds.with_services(settings.kinds)
+
+
+def _made_by_a_service(_: Settings) -> Mapping[str, Any]:
+    return {"sourceIPAddress": [{"suffix": SERVICE_CALLER}]}
+
+
+def _load_balancers(settings: Settings) -> bool:
+    return "load-balancers" in settings.kinds
+
+
+def _tag_set_names(settings: Settings) -> Mapping[str, Any]:
+    """EC2's CreateTags/DeleteTags naming our key (inside the tagSet array)."""
+    return {"requestParameters": {"tagSet": {"items": {"key": [settings.tag_key]}}}}
+
+
+def _tags_named(settings: Settings) -> Mapping[str, Any]:
+    """elbv2's and classic elb's AddTags naming our key."""
+    return {"requestParameters": {"tags": {"key": [settings.tag_key]}}}
+
+
+def _keys_named(settings: Settings) -> Mapping[str, Any]:
+    """elbv2's RemoveTags (`tagKeys`) or classic elb's (`tags`) naming our key."""
+    key = [settings.tag_key]
+    return {"$or": [{"requestParameters": {"tagKeys": key}}, {"requestParameters": {"tags": {"key": key}}}]}
+
+
 @dataclass(frozen=True)
 class ApiCall:
     """One CloudTrail event the handler understands."""
@@ -360,6 +440,8 @@ class ApiCall:
     service: str = "ec2"
     """The calling service: the record's eventSource is `<service>.amazonaws.com`, EventBridge's
     source `aws.<service>`."""
+    match: Callable[[Settings], Mapping[str, Any]] | None = None
+    """What else the record must show for the rule to deliver it (pattern fields under `detail`)."""
 
     @property
     def source(self) -> str:
@@ -373,8 +455,15 @@ API_CALLS: tuple[ApiCall, ...] = (
     ApiCall("DeleteTrafficMirrorSession", _session_deleted),
     ApiCall("StopInstances", _stop_instances, subscribed=_releasing),
     ApiCall("DetachNetworkInterface", _detach, subscribed=_releasing),
-    ApiCall("CreateTags", _tags_changed, rule=TAG_RULE),
-    ApiCall("DeleteTags", _tags_changed, rule=TAG_RULE),
+    ApiCall("CreateNetworkInterface", _service_eni_created, subscribed=_services, match=_made_by_a_service),
+    ApiCall("CreateTags", _tags_changed, rule=TAG_RULE, match=_tag_set_names),
+    ApiCall("DeleteTags", _tags_changed, rule=TAG_RULE, match=_tag_set_names),
+    ApiCall(
+        "AddTags", _load_balancer_tags_changed, TAG_RULE, _load_balancers, "elasticloadbalancing", _tags_named
+    ),
+    ApiCall(
+        "RemoveTags", _load_balancer_tags_changed, TAG_RULE, _load_balancers, "elasticloadbalancing", _keys_named
+    ),
     ApiCall("TerminateInstances", _terminated, rule=None),
 )
 """Every CloudTrail event the handler parses: the one table (the rules are built from it)."""
@@ -386,17 +475,22 @@ def _states(settings: Settings) -> list[str]:
     return ["running", *(["stopped"] if settings.release_on_stop else [])]
 
 
-def _cloudtrail_pattern(calls: list[ApiCall], **detail: Any) -> dict[str, Any]:
-    return {
-        "source": sorted({c.source for c in calls}),
-        "detail-type": [CLOUDTRAIL],
-        "detail": {
-            "eventSource": sorted({f"{c.service}.amazonaws.com" for c in calls}),
-            "eventName": [c.name for c in calls],
-            "errorCode": [{"exists": False}],
-            **detail,
-        },
-    }
+def _cloudtrail_pattern(calls: list[ApiCall], settings: Settings) -> dict[str, Any]:
+    """The calls' pattern: calls with the same `match` share one set of fields; several sets are the
+    branches of an `$or` (one set, as every rule has unless MIRROR_SOURCES adds a service's calls,
+    is inlined)."""
+    groups: dict[str, tuple[Mapping[str, Any], list[str]]] = {}
+    for call in calls:
+        match = call.match(settings) if call.match else {}
+        groups.setdefault(json.dumps(match, sort_keys=True), (match, []))[1].append(call.name)
+    branches = [{"eventName": names, **match} for match, names in groups.values()]
+    detail: dict[str, Any] = {"eventSource": sorted({f"{c.service}.amazonaws.com" for c in calls})}
+    if len(branches) == 1:
+        (only,) = branches
+        detail.update(eventName=only.pop("eventName"), errorCode=[{"exists": False}], **only)
+    else:
+        detail.update({"errorCode": [{"exists": False}], "$or": branches})
+    return {"source": sorted({c.source for c in calls}), "detail-type": [CLOUDTRAIL], "detail": detail}
 
 
 def rules(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -408,10 +502,8 @@ def rules(settings: Settings) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for rule in (API_RULE, TAG_RULE):
         calls = [c for c in API_CALLS if c.rule == rule and c.subscribed(settings)]
-        if not calls:
-            continue
-        detail = {"requestParameters": {"tagSet": {"items": {"key": [settings.tag_key]}}}} if rule == TAG_RULE else {}
-        found[rule] = _cloudtrail_pattern(calls, **detail)
+        if calls:
+            found[rule] = _cloudtrail_pattern(calls, settings)
     found[STATE_RULE] = {"source": [EC2_SOURCE], "detail-type": [STATE_CHANGE], "detail": {"state": _states(settings)}}
     return found
 

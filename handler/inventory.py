@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from . import accounts, errors
+from . import accounts, errors, kinds
 from .context import Context
 from .errors import ReadFailure
 from .model import Inventory, MirrorFilter, Session, Source, Target, TargetKind
@@ -22,6 +22,8 @@ from .settings import MANAGED_TAG_KEY, Settings
 
 FILTER_VALUES_PER_CALL = 200
 NLB_ARNS_PER_CALL = 20
+TAGGED_LOAD_BALANCERS_PER_CALL = 20
+"""elbv2 DescribeTags takes at most 20 ARNs, classic elb DescribeTags at most 20 names."""
 T = TypeVar("T")
 
 _TARGET_KINDS: Mapping[str, TargetKind] = {
@@ -428,3 +430,112 @@ def _epoch(value: Any) -> float | None:
 
 def eni_tag_map(enis: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
     return {e["NetworkInterfaceId"]: _tags(e.get("TagSet")) for e in enis}
+
+
+# --- services' ENIs (MIRROR_SOURCES beyond instances) --------------------------------------
+
+
+def service_enis(ctx: Context) -> list[dict[str, Any]]:
+    """Every requester-managed ENI of type `interface` in use: the candidates of every service kind,
+    in one paginated read that EC2 filters (its pages grow with services' ENIs, never instances')."""
+    filters = [
+        {"Name": "requester-managed", "Values": ["true"]},
+        {"Name": "interface-type", "Values": [kinds.INTERFACE_TYPE]},
+        {"Name": "status", "Values": ["in-use"]},
+    ]
+    return _pages(ctx, "describe_network_interfaces", "NetworkInterfaces", Filters=filters)
+
+
+def service_sources(ctx: Context, enis: Iterable[Mapping[str, Any]], trigger: str) -> list[Source]:
+    """The services' ENIs among `enis` that MIRROR_SOURCES selects (and those of services the kinds
+    table does not know: the planner leaves them out of scope), each with its load balancer's tags.
+
+    ENIs attached to an instance, and ENIs nobody's service made, are not here: they are instances'.
+    """
+    wanted = ctx.settings.kinds
+    found: list[tuple[Mapping[str, Any], kinds.ServiceEni, str]] = []
+    partition = ""
+    for eni in enis:
+        seen = kinds.recognise(eni)
+        if seen is None or not kinds.selected(seen.kind, wanted):
+            continue
+        service = seen.service
+        resource = str(eni.get("Description") or "")[:64] if service is None else ""
+        if service is not None and service.tags == "elbv2":
+            partition = partition or ctx.clients.base_session().get_partition_for_region(ctx.region)
+            owner = str(eni.get("OwnerId") or ctx.place.account or accounts.own_account(ctx))
+            resource = kinds.alb_arn(partition, ctx.region, owner, seen.name, seen.resource_id)
+        elif service is not None and service.tags == "elb":
+            resource = seen.name
+        found.append((eni, seen, resource))
+    tags = load_balancer_tags(
+        ctx,
+        [r for _, seen, r in found if seen.service and seen.service.tags == "elbv2"],
+        [r for _, seen, r in found if seen.service and seen.service.tags == "elb"],
+    )
+    return [
+        Source(
+            str(eni["NetworkInterfaceId"]),
+            "",
+            "",
+            str(eni.get("SubnetId", "")),
+            str(eni.get("VpcId", "")),
+            str(eni.get("AvailabilityZone", "")),
+            tags.get(resource, {}) if seen.service and seen.service.tags else {},
+            _tags(eni.get("TagSet")),
+            str(eni.get("InterfaceType") or "interface"),
+            trigger,
+            _epoch((eni.get("Attachment") or {}).get("AttachTime")),
+            kind=seen.kind,
+            service=seen.service.service if seen.service else "",
+            resource=resource,
+        )
+        for eni, seen, resource in found
+    ]
+
+
+def service_sources_of_region(ctx: Context, trigger: str) -> list[Source]:
+    """Every service ENI of the region that MIRROR_SOURCES selects (the sweep's and the CLI's)."""
+    return service_sources(ctx, service_enis(ctx), trigger)
+
+
+def load_balancer_tags(
+    ctx: Context, arns: Sequence[str] = (), names: Sequence[str] = ()
+) -> dict[str, dict[str, str]]:
+    """Load balancer ARN (elbv2) or name (classic elb) -> its tags, 20 per call.
+
+    A load balancer deleted meanwhile fails its whole call (LoadBalancerNotFound): that chunk is
+    then read one at a time, and the gone one has no tags (its ENIs are going too).
+    """
+    found: dict[str, dict[str, str]] = {}
+    if arns:
+        elbv2 = ctx.clients.elbv2(ctx.place)
+        found.update(_tag_chunks(lambda c: elbv2.describe_tags(ResourceArns=c), "ResourceArn", arns))
+    if names:
+        elb = ctx.clients.elb(ctx.place)
+        found.update(_tag_chunks(lambda c: elb.describe_tags(LoadBalancerNames=c), "LoadBalancerName", names))
+    return found
+
+
+def _tag_chunks(
+    describe: Callable[[list[str]], Mapping[str, Any]], key: str, ids: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+
+    def read(chunk: list[str]) -> None:
+        for item in describe(chunk).get("TagDescriptions", []):
+            found[str(item[key])] = _tags(item.get("Tags"))
+
+    for chunk in _chunks(ids, TAGGED_LOAD_BALANCERS_PER_CALL):
+        try:
+            read(chunk)
+        except ClientError as error:
+            if errors.code(error) != errors.LOAD_BALANCER_GONE:
+                raise
+            for one in chunk if len(chunk) > 1 else ():
+                try:
+                    read([one])
+                except ClientError as single:
+                    if errors.code(single) != errors.LOAD_BALANCER_GONE:
+                        raise
+    return found

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from . import kinds
+
 MEMBER_SESSION_NAME = "traffic-mirror-automation"
 """The role session name of the handler in member accounts: CloudTrail shows it as the caller."""
 
@@ -36,10 +38,33 @@ class Source:
     """The account that owns the ENI ("" = the handler's own)."""
     az_id: str = ""
     """The AZ's id (use1-az1): AZ names differ per account, ids do not. "" when not needed."""
+    kind: str = kinds.INSTANCES
+    """Its kind of source (`kinds.KINDS`, or `kinds.OTHER`): an instance's ENI, or a service's
+    (instance_id and instance_type are "" then; `instance_tags` are its load balancer's)."""
+    service: str = ""
+    """A service's ENI: the service in the kinds table (`alb`, `clb`, `rds`)."""
+    resource: str = ""
+    """A service's ENI: what it belongs to, as reports name it and its tags are read by (an ALB's
+    ARN, a Classic Load Balancer's name; "" for a database: its ENI does not say which)."""
 
     @property
     def name(self) -> str | None:
+        """The Name tag of its instance or load balancer (the ENI's own is not a session's name)."""
         return self.instance_tags.get("Name") or None
+
+    @property
+    def owner(self) -> str:
+        """What `instance_tags` belong to, in words: "instance", "load balancer", "database"."""
+        return kinds.owner(self.kind)
+
+    @property
+    def label(self) -> str:
+        """Who people know this ENI by: its instance, or its service's resource."""
+        if self.instance_id:
+            return self.instance_id
+        if self.resource:
+            return f"{self.service} {self.resource.rsplit(':loadbalancer/', 1)[-1]}"
+        return self.service or self.kind
 
 
 @dataclass(frozen=True)
@@ -158,6 +183,10 @@ class Decision:
     tier: str | None = None
     """Trust tier of the chosen target (one of `planner.TIERS`): in the source's own VPC, or
     `designated-cross-vpc` (another VPC, a sensor the operator tagged)."""
+    kind: str = kinds.INSTANCES
+    """The source's kind (`Source.kind`): coverage counts by it."""
+    resource: str = ""
+    """A service's ENI: what it belongs to (`Source.label`, e.g. `alb app/web/50dc6c495c0c9188`)."""
 
 
 @dataclass(frozen=True)
@@ -168,3 +197,5 @@ class Learned:
     """Instance types EC2 answered NetworkInterfaceNotSupported for."""
     full_targets: frozenset[str] = frozenset()
     """Targets that recently answered TrafficMirrorSourcesPerTargetLimitExceeded."""
+    refused_enis: frozenset[str] = frozenset()
+    """Service ENIs (no instance type to remember) EC2 answered NetworkInterfaceNotSupported for."""

@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from . import support
+from . import kinds, support
 from .model import Action, Decision, Inventory, Learned, MirrorFilter, Outcome, Session, Source, Target
 from .settings import MANAGED_TAG_KEY, Settings
 
@@ -31,13 +31,17 @@ UNSUPPORTED = "unsupported-type"
 OPTED_OUT = "opted-out"
 NOT_TAGGED = "not-tagged"
 RELEASED = "released"
+UNKNOWN_SERVICE = "unknown-service"
+GONE = "gone"
 OUT_OF_SCOPE: Mapping[str, str] = {
     SENSOR: "sensor ENI (a traffic mirror target)",
     INTERFACE_TYPE: "interface type cannot be mirrored",
-    UNSUPPORTED: "instance type does not support traffic mirroring",
+    UNKNOWN_SERVICE: "ENI of an AWS service this tool does not mirror",
+    UNSUPPORTED: "instance type does not support traffic mirroring (or AWS refused the ENI)",
     OPTED_OUT: "opted out by tag",
     NOT_TAGGED: "not tagged (MIRROR_SCOPE=tagged)",
     RELEASED: "released (instance stopped or ENI detached)",
+    GONE: "ENI deleted while being mirrored (AWS removes its sessions with it)",
 }
 
 # Why an in-scope ENI is not mirrored (`Decision.problem`), for counts, levels and alarms.
@@ -95,10 +99,11 @@ class Intent:
 
 
 def tag_intent(source: Source, tag_key: str, scope: str) -> Intent:
-    """Apply the tagging rules: the ENI's own tag overrides its instance's; values ignore case."""
+    """Apply the tagging rules: the ENI's own tag overrides its instance's (or its load
+    balancer's); values ignore case."""
     raw, where = source.eni_tags.get(tag_key), "ENI"
     if raw is None:
-        raw, where = source.instance_tags.get(tag_key), "instance"
+        raw, where = source.instance_tags.get(tag_key), source.owner
     if raw is None:
         if scope == "all":
             return Intent(True, None, "in scope (MIRROR_SCOPE=all)")
@@ -307,6 +312,8 @@ def _decide(
         kept_session=kept_session,
         session_number=session_number,
         tier=tier,
+        kind=source.kind,
+        resource="" if source.kind == kinds.INSTANCES else source.label,
     )
 
 
@@ -354,10 +361,19 @@ def plan_source(
         return _delete_all(
             source, managed, "ENI is a traffic mirror target (a sensor): never a source", SENSOR
         )
-    if source.interface_type not in MIRRORABLE_INTERFACE_TYPES:
+    instance = source.kind == kinds.INSTANCES
+    if source.interface_type not in (MIRRORABLE_INTERFACE_TYPES if instance else {kinds.INTERFACE_TYPE}):
         reason = f"interface type {source.interface_type!r} cannot be mirrored"
         return _delete_all(source, managed, reason, INTERFACE_TYPE)
-    unsupported = support.unsupported_reason(source.instance_type, learned.refused_types)
+    if source.kind == kinds.OTHER:
+        reason = f"requester-managed ENI of a service not in the source kinds table ({source.service or 'unknown'})"
+        return _delete_all(source, managed, reason, UNKNOWN_SERVICE)
+    if instance:
+        unsupported = support.unsupported_reason(source.instance_type, learned.refused_types)
+    elif source.eni_id in learned.refused_enis:
+        unsupported = f"{source.label}: refused earlier by the API (NetworkInterfaceNotSupported)"
+    else:
+        unsupported = None
     if unsupported:
         return _delete_all(source, managed, unsupported, UNSUPPORTED)
     intent = tag_intent(source, settings.tag_key, settings.scope)
@@ -396,7 +412,7 @@ def plan_source(
     number = free_session_number((s.number for s in foreign), settings.session_number)
     if number is None:
         return _decide(source, "skipped", "no free session number on this ENI", problem=NO_NUMBER)
-    description = f"Mirror of {source.eni_id} ({source.instance_id}), managed by {settings.managed_by}"
+    description = f"Mirror of {source.eni_id} ({source.label}), managed by {settings.managed_by}"
     create = Action(
         "create",
         source.eni_id,

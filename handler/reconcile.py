@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import inventory as inv
+from . import kinds
 from .apply import Result, apply_all, conflicted, problem_counts
 from .context import FLEET_WORKERS, Context
 from .errors import ReadFailure
@@ -133,17 +134,22 @@ def _confirm(
     inv.plausible(inventory, sessions, settings)
 
     state = {i["InstanceId"]: (i.get("State") or {}).get("Name", "") for i in instances}
+    services = inv.service_sources(ctx, enis, "confirm") if kinds.with_services(settings.kinds) else []
     found = _located(
         [
             dataclasses.replace(s, trigger=triggers.get(s.eni_id, s.trigger))
-            for s in inv.sources_of_instances(instances, inv.eni_tag_map(enis), "confirm")
+            for s in _selected([*inv.sources_of_instances(instances, inv.eni_tag_map(enis), "confirm"), *services], settings)
             if s.eni_id in doubtful
         ],
         ctx,
         inventory,
     )
     releasing = [s for s in found if settings.release_on_stop and state.get(s.instance_id) in STOPPED_STATES]
-    live = [s for s in found if s not in releasing and state.get(s.instance_id) in _states(settings)]
+    live = [
+        s
+        for s in found
+        if s not in releasing and (s.kind != kinds.INSTANCES or state.get(s.instance_id) in _states(settings))
+    ]
     by_eni = inv.group_by_eni(sessions)
     learned = ctx.learned()
     again = {
@@ -222,6 +228,7 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
     launch: list[Source] = []
     by_instance: dict[str, set[int]] = {}
     by_eni: dict[str, set[int]] = {}
+    by_description: dict[str, set[int]] = {}
     release_idx = {i for i, c in enumerate(batch) if c.kind == "release-instances"}
     trigger: dict[str, str] = {}
     for index, change in enumerate(batch):
@@ -234,6 +241,9 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
         for eni_id in change.eni_ids:
             by_eni.setdefault(eni_id, set()).add(index)
             trigger.setdefault(eni_id, change.event_id)
+        for description in change.eni_descriptions:
+            by_description.setdefault(description, set()).add(index)
+            trigger.setdefault(description, change.event_id)
 
     keys = [ctx.settings.tag_key, "Name"]
     known_enis = sorted({s.eni_id for s in launch} | set(by_eni))
@@ -248,16 +258,28 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
         inv.submit(ctx, inv.describe_enis, "attachment.instance-id", sorted(by_instance)) if by_instance else None
     )
     named_enis_f = inv.submit(ctx, inv.describe_enis, "network-interface-id", sorted(by_eni)) if by_eni else None
+    # A load balancer's nodes (its tags changed), by their description.
+    described_f = inv.submit(ctx, inv.describe_enis, "description", sorted(by_description)) if by_description else None
 
     named_enis: list[dict[str, Any]] = named_enis_f.result() if named_enis_f else []
+    for eni in described_f.result() if described_f else []:
+        eni_id, description = eni["NetworkInterfaceId"], eni.get("Description", "")
+        if eni_id in by_eni or description not in by_description:
+            continue
+        by_eni[eni_id] = set(by_description[description])
+        trigger.setdefault(eni_id, trigger[description])
+        named_enis.append(eni)
     their_enis: list[dict[str, Any]] = their_enis_f.result() if their_enis_f else []
     instances = {i["InstanceId"]: i for i in (instances_f.result() if instances_f else [])}
     extra: list[Decision] = []
     attached_to: dict[str, str] = {}
+    services_named: list[dict[str, Any]] = []
     for eni in named_enis:
         owner_instance = (eni.get("Attachment") or {}).get("InstanceId")
         if owner_instance:
             attached_to[eni["NetworkInterfaceId"]] = str(owner_instance)
+        elif kinds.recognise(eni) is not None:
+            services_named.append(eni)  # a load balancer's or a database's (CreateNetworkInterface, tags)
         else:
             extra.append(_skip(eni["NetworkInterfaceId"], "", "ENI is not attached to an instance"))
     for eni_id in sorted(set(by_eni) - {e["NetworkInterfaceId"] for e in named_enis}):
@@ -267,8 +289,9 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
     # Round 2 (only when events named ENIs or instances): their instances, and their sessions.
     more_instances = sorted(set(attached_to.values()) - set(instances))
     more_f = inv.submit(ctx, inv.describe_instances, more_instances) if more_instances else None
-    instance_enis = sorted({e["NetworkInterfaceId"] for e in their_enis} - set(known_enis))
+    instance_enis = sorted(({e["NetworkInterfaceId"] for e in their_enis} | set(by_eni)) - set(known_enis))
     more_sessions_f = inv.submit(ctx, inv.sessions_for, instance_enis) if instance_enis else None
+    services_f = inv.submit(ctx, inv.service_sources, services_named, "") if services_named else None
     for instance in more_f.result() if more_f else []:
         instances[instance["InstanceId"]] = instance
     eni_tags = inv.eni_tag_map([*their_enis, *named_enis])
@@ -299,11 +322,24 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
         for source in found:
             owners.setdefault(eni_id, set()).update(by_eni[eni_id])
             sources.append(source)
+    selected = {s.eni_id: s for s in (services_f.result() if services_f else [])}
+    for eni in services_named:
+        eni_id = eni["NetworkInterfaceId"]
+        chosen = selected.get(eni_id)
+        if chosen is None:
+            extra.append(_skip(eni_id, "", f"not a source (MIRROR_SOURCES={ctx.settings.sources})"))
+            continue
+        owners.setdefault(eni_id, set()).update(by_eni[eni_id])
+        sources.append(dataclasses.replace(chosen, trigger=trigger[eni_id]))
 
     sessions = [
         *(sessions_f.result() if sessions_f else []),
         *(more_sessions_f.result() if more_sessions_f else []),
     ]
+    unselected = [s for s in sources if not kinds.selected(s.kind, ctx.settings.kinds)]
+    for source in unselected:
+        extra.append(_skip(source.eni_id, source.instance_id, f"not a source (MIRROR_SOURCES={ctx.settings.sources})"))
+    sources = [s for s in sources if s not in unselected]
     results = _plan_and_apply(ctx, inventory_f.result(), sources, release_sources, sessions, extra, None)
     return Outcome(results, owners)
 
@@ -317,14 +353,28 @@ def _states(settings: Settings) -> list[str]:
 def read_region(
     ctx: Context, *, refresh: bool = False, trigger: str = "sweep"
 ) -> tuple[Inventory, list[Source], list[Session]]:
-    """The whole region in four concurrent paginated reads: calls grow with pages, not ENIs."""
+    """The whole region in four concurrent paginated reads: calls grow with pages, not ENIs.
+
+    With service kinds in MIRROR_SOURCES, a fifth: the services' ENIs (and their load balancers' tags).
+    """
     inv.check_time(ctx, "the sweep's reads")
     inventory_f = inv.submit(ctx, inv.inventory, refresh=refresh)
-    instances_f = inv.submit(ctx, inv.describe_instances, (), _states(ctx.settings))
-    tagged_f = inv.submit(ctx, inv.describe_enis, "tag-key", [ctx.settings.tag_key])
+    chosen = ctx.settings.kinds
+    instances_f = inv.submit(ctx, inv.describe_instances, (), _states(ctx.settings)) if kinds.INSTANCES in chosen else None
+    tagged_f = inv.submit(ctx, inv.describe_enis, "tag-key", [ctx.settings.tag_key]) if instances_f else None
     sessions_f = inv.submit(ctx, inv.all_sessions)
-    sources = inv.sources_of_instances(instances_f.result(), inv.eni_tag_map(tagged_f.result()), trigger)
+    services_f = inv.submit(ctx, inv.service_sources_of_region, trigger) if kinds.with_services(chosen) else None
+    sources: list[Source] = []
+    if instances_f and tagged_f:
+        sources = inv.sources_of_instances(instances_f.result(), inv.eni_tag_map(tagged_f.result()), trigger)
+    sources += services_f.result() if services_f else []
     return inventory_f.result(), sources, inv.own_sessions(ctx, sessions_f.result())
+
+
+def _selected(sources: Iterable[Source], settings: Settings) -> list[Source]:
+    """The sources of the kinds MIRROR_SOURCES selects (the others are not planned at all: as if
+    never read, their sessions are left alone, or released as orphans with MIRROR_RELEASE_ON_STOP)."""
+    return [s for s in sources if kinds.selected(s.kind, settings.kinds)]
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,8 @@ def decision(result: Result, region: str, event_name: str, account: str = "") ->
         "event": event_name,
         "eni": d.eni_id or None,
         "instance": d.instance_id or None,
+        "kind": d.kind if d.kind != "instances" else None,  # a service's ENI: what it belongs to
+        "resource": d.resource or None,
         "outcome": result.status,
         "reason": result.reason,
         "target": d.target_id,
@@ -189,6 +191,7 @@ def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
             "mirrored": mirrored,
             "coverage_percent": percent,
             "sweep_ms": round(sweep_ms, 1),
+            **_by_kind(counted.by_kind),
             **({"failed_accounts": failed, "reason": "coverage counts only the accounts read"} if failed else {}),
         },
     )
@@ -203,6 +206,13 @@ def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
         "SweepDurationMs": (round(sweep_ms, 1), "Milliseconds"),
     }
     _emit(metrics, function)
+
+
+def _by_kind(groups: Sequence[counting.Group]) -> dict[str, Any]:
+    """The coverage line's counts by kind of source, once services' ENIs are among them."""
+    if all(g.key == "instances" for g in groups):
+        return {}
+    return {"by_kind": {g.key: {"in_scope": g.in_scope, "mirrored": g.mirrored} for g in groups}}
 
 
 def _emit(metrics: Mapping[str, tuple[float, str]], function: str) -> None:

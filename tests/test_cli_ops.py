@@ -222,11 +222,11 @@ def test_every_command_prints_its_documented_json(endpoint: str, ec2: Any, workl
     assert failure["error_code"] == "NetworkInterfaceNotSupported" and failure["enis"] == [eni_of(ec2, "new-1")]
 
     coverage = document("coverage")
-    assert coverage["schema_version"] == 3  # the features coming will make it 4
+    assert coverage["schema_version"] == 4  # by_kind and unmirrored[].kind (MIRROR_SOURCES)
     release = document("release")
     own = ["--account", "123456789012", "--format", "json", *common(endpoint)]
     several = {command: json.loads(run(command, *own)[1]) for command in ("plan", "coverage", "release")}
-    assert [d["schema_version"] for d in several.values()] == [1, 3, 1]
+    assert [d["schema_version"] for d in several.values()] == [1, 4, 1]
     assert several["coverage"]["total"]["in_scope"] == coverage["in_scope"]
     check_schema("plan", [plan, *several["plan"]["accounts"]])
     check_schema("sweep", [dry, applied])

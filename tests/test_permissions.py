@@ -114,7 +114,9 @@ def test_member_resources_are_the_hubs_in_the_member_plus_the_hubs_targets(run: 
 
 def test_reads_are_one_table_of_read_only_actions_with_the_sensor_health_reads() -> None:
     actions = permissions.read_actions(Settings())
-    assert actions == tuple(r.action for r in permissions.READS)
+    assert actions == tuple(r.action for r in permissions.READS if r.when is None)
+    every = permissions.read_actions(Settings(sources="all"))  # every optional read's setting on
+    assert every == tuple(r.action for r in permissions.READS)
     assert len(set(actions)) == len(actions)
     assert all(a.split(":")[1].startswith(READ_VERBS) for a in actions)
     assert {
@@ -196,3 +198,11 @@ def test_invalid_operator_principals(args: dict[str, Any], message: str) -> None
     with pytest.raises(ConfigError) as raised:
         resolve({"regions": REGIONS, **args})
     assert message in str(raised.value)
+
+
+def test_service_kinds_add_only_the_reads_they_need_and_only_when_enabled() -> None:
+    default = set(permissions.read_actions(Settings()))
+    assert "elasticloadbalancing:DescribeTags" not in default
+    with_lbs = set(permissions.read_actions(Settings(sources="instances,load-balancers")))
+    assert with_lbs - default == {"elasticloadbalancing:DescribeTags"}  # a load balancer's tags
+    assert set(permissions.read_actions(Settings(sources="databases"))) == default  # its ENI is enough

@@ -15,7 +15,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 IN_FLIGHT = {
     "docs/health.md": "issue 18, sensor health",
-    "docs/sources.md": "issue 19, service ENIs",
     "docs/evidence.md": "issue 20, evidence",
     "docs/budget.md": "issue 21, session budget",
 }

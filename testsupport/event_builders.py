@@ -116,3 +116,36 @@ def state_change(
         "resources": [f"arn:aws:ec2:{region}:{ACCOUNT_ID}:instance/{instance_id}"],
         "detail": {"instance-id": instance_id, "state": state},
     }
+
+
+SERVICE_ENI_TEMPLATE = "CreateNetworkInterface__awsdocs-amazon-efs-user-guide__1.json"
+"""A real CreateNetworkInterface made by a service (EFS, from AWS's documentation)."""
+
+
+def create_network_interface_record(
+    eni: Mapping[str, Any],
+    caller: str = "elasticloadbalancing.amazonaws.com",
+    event_id: str = "eni-created-1",
+    account: str = ACCOUNT_ID,
+) -> dict[str, Any]:
+    """The EFS record's shape, made by `caller` (a service's host name, or an IP for a person), for
+    an ENI as DescribeNetworkInterfaces shows it: its ids, subnet, VPC, AZ and description swapped in."""
+    record = load_record(SERVICE_ENI_TEMPLATE)
+    record["sourceIPAddress"] = record["userAgent"] = caller
+    record["recipientAccountId"] = account
+    record["userIdentity"]["accountId"] = account
+    record["requestParameters"].update(subnetId=eni["SubnetId"], description=eni.get("Description", ""))
+    created = record["responseElements"]["networkInterface"]
+    created.update(
+        networkInterfaceId=eni["NetworkInterfaceId"],
+        subnetId=eni["SubnetId"],
+        vpcId=eni["VpcId"],
+        availabilityZone=eni["AvailabilityZone"],
+        description=eni.get("Description", ""),
+        ownerId=account,
+        requesterId=eni.get("RequesterId", account),
+        requesterManaged=bool(eni.get("RequesterManaged")),
+    )
+    record["eventID"] = event_id
+    record["awsRegion"] = eni["AvailabilityZone"][:-1]
+    return record

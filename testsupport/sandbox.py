@@ -16,6 +16,10 @@ RAM's sharing of targets is emulated by `share_target`, as moto lacks it:
   see it gets `UnauthorizedOperation` (`refused_writes()` lists those attempts), one that cannot
   see it gets moto's account-scoped NotFound;
 - ENIs stay account-scoped (moto's own behaviour): a member cannot describe the hub's ENIs.
+
+moto cannot create requester-managed ENIs (a load balancer's nodes, a database's): `service_eni`
+shapes them in moto's backend as AWS shows them, the one place that does; `aws_rules()` also
+gives DescribeNetworkInterfaces the filters on them that EC2 has and moto lacks.
 """
 
 import contextlib
@@ -26,7 +30,9 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from moto.core.utils import utcnow
 from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ec2.models.traffic_mirrors import TrafficMirrorsBackend
 from moto.ec2.responses.traffic_mirrors import TrafficMirrors
 
@@ -384,6 +390,22 @@ def _delete_target_response(self: Any) -> Any:
     return ActionResult({"TrafficMirrorTargetId": target_id})
 
 
+_MOTO_ENI_FILTER = NetworkInterface.__dict__["get_filter_value"]
+
+
+def _eni_filter_value(self: Any, filter_name: str, method_name: str | None = None) -> Any:
+    """EC2's filters on requester-managed ENIs, which moto's DescribeNetworkInterfaces lacks."""
+    shown = {
+        "requester-managed": self.requester_managed,
+        "requester-id": self.requester_id,
+        "interface-type": self.interface_type,
+        "status": self.status,
+    }
+    if filter_name in shown:
+        return shown[filter_name]
+    return _MOTO_ENI_FILTER(self, filter_name, method_name)
+
+
 _PATCHES: tuple[tuple[Any, str, Any], ...] = (
     (TrafficMirrorsBackend, "create_traffic_mirror_session", _create),
     (TrafficMirrorsBackend, "describe_traffic_mirror_targets", _describe_targets),
@@ -392,6 +414,7 @@ _PATCHES: tuple[tuple[Any, str, Any], ...] = (
     (TrafficMirrorsBackend, "delete_traffic_mirror_session", _delete_session),
     (TrafficMirrorsBackend, "delete_traffic_mirror_target", _delete_target),
     (TrafficMirrors, "delete_traffic_mirror_target", _delete_target_response),
+    (NetworkInterface, "get_filter_value", _eni_filter_value),
 )
 
 
@@ -416,6 +439,8 @@ def aws_rules() -> Iterator[None]:
                 for cls, name, _ in _PATCHES:
                     if name in _MOTO and cls is TrafficMirrorsBackend:
                         setattr(cls, name, _MOTO[name])
+                    elif cls is NetworkInterface:
+                        setattr(cls, name, _MOTO_ENI_FILTER)
                     else:
                         delattr(cls, name)
                 _tokens.clear()
@@ -542,3 +567,141 @@ def launch_sample_workloads(ec2: Any, account: Account) -> None:
     launch(ec2, account, b, "m5.large", {"Name": "db-1", "Mirror": "off"})
     launch(ec2, account, a, "t2.micro", {"Name": "build-1"})
     launch(ec2, account, b, "m5.large", {"Name": "payments-1", "Mirror": "pci"})
+
+
+# --- services' ENIs, as AWS shows them ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceShape:
+    """How AWS shows one service's ENIs (DescribeNetworkInterfaces)."""
+
+    requester: str
+    """`RequesterId`, and the attachment's `InstanceOwnerId`: the service's alias."""
+    description: str
+    """`Description`, with `{name}` and `{id}` of the resource it belongs to."""
+    interface_type: str = "interface"
+
+
+SERVICE_SHAPES: Mapping[str, ServiceShape] = {
+    "alb": ServiceShape("amazon-elb", "ELB app/{name}/{id}"),
+    "clb": ServiceShape("amazon-elb", "ELB {name}"),
+    "nlb": ServiceShape("amazon-elb", "ELB net/{name}/{id}", "network_load_balancer"),
+    "gwlb": ServiceShape("amazon-elb", "ELB gwy/{name}/{id}", "gateway_load_balancer"),
+    "rds": ServiceShape("amazon-rds", "RDSNetworkInterface"),
+    "nat": ServiceShape("amazon-aws", "Interface for NAT Gateway {id}", "nat_gateway"),
+    "vpce": ServiceShape("amazon-aws", "VPC Endpoint Interface {id}", "vpc_endpoint"),
+    "efs": ServiceShape("amazon-aws", "EFS mount target for {name} ({id})"),
+}
+"""The services' ENIs tests build: real shapes (descriptions and types as AWS documents and shows them)."""
+
+
+@dataclass
+class _ServiceAttachment:
+    """A service's attachment: its own instance, in AWS's accounts (no `InstanceId` shown to us)."""
+
+    attachment_id: str
+    attach_time: Any
+    instance_owner_id: str
+    delete_on_termination: bool = False
+    device_index: int = 1
+    network_card_index: int = 0
+    status: str = "attached"
+    instance_id: str | None = None
+
+
+class _ServiceNetworkInterface(NetworkInterface):
+    """A requester-managed ENI: made by a service in our subnet, attached to the service's node."""
+
+    service_owner = ""
+
+    @property
+    def attachment(self) -> Any:
+        return _ServiceAttachment(str(self.attachment_id), self.attach_time, self.service_owner)
+
+    def get_filter_value(self, filter_name: str, method_name: str | None = None) -> Any:
+        if filter_name == "attachment.instance-owner-id":
+            return self.service_owner
+        return super().get_filter_value(filter_name, method_name)
+
+
+def service_eni(
+    ec2: Any,
+    subnet: str,
+    service: str,
+    name: str = "",
+    resource_id: str = "",
+    tags: Mapping[str, str] | None = None,
+    interface_type: str | None = None,
+) -> str:
+    """A service's ENI in `subnet` (the account and region of `ec2`), shaped in moto's backend as AWS
+    shows it: requester-managed, the service as requester and as the attachment's instance owner,
+    in use, its description naming the resource (`SERVICE_SHAPES[service]`)."""
+    from moto.ec2.models import ec2_backends
+
+    shape = SERVICE_SHAPES[service]
+    found = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]
+    backend = ec2_backends[found["OwnerId"]][ec2.meta.region_name]
+    description = shape.description.format(name=name, id=resource_id)
+    with _lock:
+        eni = _ServiceNetworkInterface(  # type: ignore[abstract]  # moto's abstract CloudFormation hooks
+            backend, subnet, [], description=description, tags=dict(tags or {})
+        )
+        eni.requester_managed = True
+        eni.requester_id = shape.requester
+        eni.service_owner = shape.requester
+        eni.interface_type = interface_type or shape.interface_type
+        eni.status = "in-use"
+        eni.attachment_id = f"ela-attach-{eni.id[4:]}"
+        eni.attach_time = utcnow()
+        eni.device_index = 1
+        backend.enis[eni.id] = eni
+    return str(eni.id)
+
+
+def delete_service_eni(ec2: Any, eni_id: str) -> None:
+    """A load balancer node scales in: AWS deletes its ENI, and the ENI's sessions with it."""
+    from moto.ec2.models import ec2_backends
+
+    found = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni_id])["NetworkInterfaces"][0]
+    backend = ec2_backends[found["OwnerId"]][ec2.meta.region_name]
+    with _lock:
+        for session_id, session in list(backend.traffic_mirror_sessions.items()):
+            if session.network_interface_id == eni_id:
+                del backend.traffic_mirror_sessions[session_id]
+        del backend.enis[eni_id]
+
+
+def application_load_balancer(
+    elbv2: Any, ec2: Any, account: Account, name: str, tags: Mapping[str, str] | None = None, per_az: int = 1
+) -> tuple[str, list[str]]:
+    """A real (moto) Application Load Balancer over the account's subnets, with its tags, and its
+    nodes' ENIs (`per_az` in each subnet). Returns its ARN and the ENI ids."""
+    spec = [{"Key": k, "Value": v} for k, v in (tags or {}).items()]
+    tagged: dict[str, Any] = {"Tags": spec} if spec else {}
+    lb = elbv2.create_load_balancer(
+        Name=name, Subnets=list(account.subnets.values()), Type="application", **tagged
+    )["LoadBalancers"][0]
+    arn = str(lb["LoadBalancerArn"])
+    _, lb_name, lb_id = arn.split(":loadbalancer/")[1].split("/")
+    enis = [
+        service_eni(ec2, subnet, "alb", lb_name, lb_id)
+        for subnet in account.subnets.values()
+        for _ in range(per_az)
+    ]
+    return arn, enis
+
+
+def classic_load_balancer(
+    elb: Any, ec2: Any, account: Account, name: str, tags: Mapping[str, str] | None = None
+) -> list[str]:
+    """A real (moto) Classic Load Balancer over the account's subnets, with its tags, and one node's
+    ENI in each subnet. Returns the ENI ids."""
+    spec = [{"Key": k, "Value": v} for k, v in (tags or {}).items()]
+    elb.create_load_balancer(
+        LoadBalancerName=name,
+        Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}],
+        Subnets=list(account.subnets.values()),
+        **({"Tags": spec} if spec else {}),
+    )
+    return [service_eni(ec2, subnet, "clb", name) for subnet in account.subnets.values()]
