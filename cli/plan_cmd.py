@@ -1,4 +1,5 @@
-"""`plan`: read-only; for every ENI, what the automation would do, why, and what it would cost."""
+"""`plan`: read-only; for every ENI, what the automation would do, why, and what it would cost;
+first the sessions of others to untrusted targets, last the guardrails (what to change)."""
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -6,13 +7,16 @@ from typing import Any
 
 from rich.console import Console
 from traffic_mirror.handler import kinds
+from traffic_mirror.handler.guardrails import Finding
 from traffic_mirror.handler.model import Decision
 from traffic_mirror.handler.settings import Settings
 
-from . import documents, reasons, render
+from . import documents, evidence, reasons, render
 from .context import Run, for_each_account
 from .cost import HOURS_PER_MONTH, SESSION_HOUR_USD, estimate, will_be_mirrored
-from .read import Snapshot, read
+from .coverage import sensor_json
+from .coverage_cmd import render_sensors
+from .read import Snapshot, guardrail_findings, read
 
 JSON_SCHEMA_VERSION = 1
 """`plan --format json` (docs/cli-json.md)."""
@@ -99,16 +103,22 @@ def render_plan(
     quiet: bool = False,
     asked: Settings | None = None,
     deployed: Settings | None = None,
+    findings: Sequence[Finding] | None = None,
+    account: str = "",
 ) -> None:
-    """Every ENI as a record, then the tally (by kind, once services' ENIs are sources), the cost,
-    and what `--sources` beyond the deployment's would add (`quiet`: the summary lines only)."""
+    """Untrusted sessions first, every ENI as a record, then the tally (by kind, once services' ENIs
+    are sources), the cost, what `--sources` beyond the deployment's would add, and the guardrails
+    (`quiet`: the untrusted sessions' count, when there are any, and the summary lines only)."""
     decisions: Sequence[Decision] = snapshot.decisions
     cost = estimate(decisions, snapshot.targets, snapshot.zone_ids).sentence()
     summary = [tally_line(decisions), by_kind(decisions), cost, added_by_sources(snapshot, asked, deployed)]
+    untrusted = evidence.untrusted(decisions)
     if quiet:
+        evidence.untrusted_count(console, untrusted)
         for line in filter(None, summary):
             render.line(console, line)
         return
+    evidence.render_untrusted(console, untrusted, account, snapshot.names)
     render.line(console, f"Plan for {region} (read-only)", style="bold")
     render.line(console, run_stamp, style="dim")
     order = sorted(decisions, key=lambda d: (d.vpc_id, d.az, snapshot.name(d.instance_id), d.eni_id))
@@ -125,6 +135,10 @@ def render_plan(
     for index, line in enumerate(summary):
         if line:
             render.line(console, line, style="bold" if index == len(summary) - 1 else "")
+    render_sensors(console, snapshot.sensors)
+    if findings is not None:
+        render.blank(console)
+        evidence.render_guardrails(console, findings)
 
 
 def decision_json(decision: Decision, names: Mapping[str, str]) -> dict[str, Any]:
@@ -154,7 +168,7 @@ def decision_json(decision: Decision, names: Mapping[str, str]) -> dict[str, Any
     }
 
 
-def plan_json(one: Run, snapshot: Snapshot) -> dict[str, Any]:
+def plan_json(one: Run, snapshot: Snapshot, findings: Sequence[Finding] = ()) -> dict[str, Any]:
     """`plan --format json` for one account (docs/cli-json.md, "plan")."""
     decisions = sorted(snapshot.decisions, key=lambda d: (d.eni_id, d.instance_id))
     tally: Counter[str] = Counter(d.outcome for d in decisions)
@@ -164,6 +178,9 @@ def plan_json(one: Run, snapshot: Snapshot) -> dict[str, Any]:
         "enis": [decision_json(d, snapshot.names) for d in decisions],
         "cost": estimate(decisions, snapshot.targets, snapshot.zone_ids).to_json(),
         **_sources_added_json(snapshot, one),
+        "untrusted_sessions": evidence.untrusted_json(evidence.untrusted(decisions), one.account),
+        "guardrails": evidence.guardrails_json(findings),
+        "sensors": [sensor_json(s) for s in snapshot.sensors],
     }
 
 
@@ -180,9 +197,10 @@ def run(r: Run, output: str = "table") -> int:
 
     def one_account(one: Run) -> tuple[int, dict[str, Any] | None]:
         snapshot = read(one)
+        findings = guardrail_findings(one, snapshot)
         if output == "json":
-            return 0, plan_json(one, snapshot)
-        render_plan(r.console, one.stamp, r.region, snapshot, r.quiet, one.settings, one.deployed)
+            return 0, plan_json(one, snapshot, findings)
+        render_plan(r.console, one.stamp, r.region, snapshot, r.quiet, one.settings, one.deployed, findings, one.account)
         return 0, None
 
     return for_each_account(r, output, one_account, JSON_SCHEMA_VERSION)

@@ -51,6 +51,8 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     """Role the handler assumes in another account (arn:<partition>:iam::<account>:role/<name>). Default traffic-mirror-automation-member."""
     vni_per_vpc: NotRequired[bool | None]
     """Give each (account, VPC) its own deterministic VXLAN network id, so sensors can tell overlapping CIDRs apart (overrides vni). Default false."""
+    loss_alarm_percent: NotRequired[float | None]
+    """Mirror loss (the share of mirrored bytes AWS skipped, per AZ, over the last hour) above which the sweep's loss line is a warning and the loss alarm fires. Allowed: between 0 and 100. Default 5."""
     log_level: NotRequired[str | None]
     """Lambda application log level. Allowed: one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL. Default INFO."""
     home_region: NotRequired[str | None]

@@ -43,9 +43,15 @@ READS: tuple[Read, ...] = (
     Read("elasticloadbalancing:DescribeLoadBalancers", "NLB sensors: their VPC and zones"),
     # sensor health
     Read("elasticloadbalancing:DescribeListeners", "sensor health: an NLB sensor's UDP 4789 listener"),
-    Read("elasticloadbalancing:DescribeTargetGroups", "sensor health: the listener's target groups"),
+    Read(
+        "elasticloadbalancing:DescribeTargetGroups",
+        "sensor health: no target group associated with an NLB sensor whose listener read is empty",
+    ),
     Read("elasticloadbalancing:DescribeTargetHealth", "sensor health: healthy targets behind an NLB sensor"),
     Read("elasticloadbalancing:DescribeLoadBalancerAttributes", "sensor health: cross-zone load balancing"),
+    # evidence
+    Read("cloudwatch:GetMetricData", "mirror loss: the mirrored instances' NetworkMirror/NetworkSkipMirror bytes"),
+    Read("ec2:DescribeSecurityGroups", "plan's guardrails: do ENI sensors admit VXLAN (UDP 4789) from their sources"),
     # service ENIs (MIRROR_SOURCES): their ENIs come from DescribeNetworkInterfaces (above); a
     # database's ENI carries its own tags, a load balancer's ENIs take its tags too
     Read(

@@ -23,6 +23,9 @@ FULL_TARGET_SECONDS = 900.0
 """How long a target that refused a source is passed over for new sessions."""
 MARGIN_FRACTION = 0.6
 """The deadline margin is at most this share of the invocation's budget (see `Context.margin`)."""
+LOSS_INTERVAL_SECONDS = 240.0
+"""A container reads a place's mirror-loss metrics at most this often: once per scheduled sweep
+(every 5 minutes by default), never again for a sweep that an event asked for in between."""
 
 
 class Container:
@@ -49,6 +52,8 @@ class Container:
         """(read at, ACTIVE account ids) of the organization, when MIRROR_ACCOUNTS=organization."""
         self.sweep_cursor = 0
         """Where the next multi-account sweep starts: the first account the last one did not finish."""
+        self.loss_read: dict[Place, float] = {}
+        """When each place's mirror-loss metrics were last read (monotonic seconds)."""
 
     def learned(self, place: Place) -> Learned:
         now = time.monotonic()
@@ -61,6 +66,16 @@ class Container:
         if instance_type:
             with self.lock:
                 self.refused_types.add(instance_type.strip().lower())
+
+    def loss_due(self, place: Place) -> bool:
+        """Whether the place's mirror loss may be read now; if so, the slot is taken."""
+        now = time.monotonic()
+        with self.lock:
+            last = self.loss_read.get(place)
+            if last is not None and now - last < LOSS_INTERVAL_SECONDS:
+                return False
+            self.loss_read[place] = now
+            return True
 
     def refuse_eni(self, eni_id: str) -> None:
         """Remember an API refusal of a service's ENI (it has no instance type to remember)."""
@@ -83,6 +98,7 @@ class Container:
             self.own_account = None
             self.organization = None
             self.sweep_cursor = 0
+            self.loss_read.clear()
 
 
 def deadline_margin(settings: Settings, budget: float | None) -> float:

@@ -24,7 +24,7 @@ from . import kinds
 from .model import MEMBER_SESSION_NAME, Source
 from .settings import Settings
 
-ChangeKind = Literal["launch", "instances", "enis", "sweep", "release-instances", "release-region"]
+ChangeKind = Literal["launch", "instances", "enis", "sweep", "release-instances", "release-region", "sensors"]
 
 _INSTANCE_ID = re.compile(r"^i-[0-9a-zA-Z]{6,32}$")
 _ENI_ID = re.compile(r"^eni-[0-9a-zA-Z]{6,32}$")
@@ -33,6 +33,8 @@ _VPC_ID = re.compile(r"^vpc-[0-9a-zA-Z]{6,32}$")
 _AZ = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+-\d[a-z0-9]*$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+-\d+$")
 _ACCOUNT = re.compile(r"^\d{12}$")
+_TARGET_ID = re.compile(r"^(tmt|traf-mir-tar)-[0-9a-zA-Z]{6,32}$")  # moto: traf-mir-tar-
+_ELB_ARN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:(loadbalancer|listener|targetgroup)/\S+$")
 
 # --- the envelopes ---------------------------------------------------------------------------
 CLOUDTRAIL = "AWS API Call via CloudTrail"
@@ -107,6 +109,10 @@ class Change:
     """The account the event happened in (the envelope's `account`, else the record's)."""
     eni_descriptions: tuple[str, ...] = ()
     """ENIs named by their description: a load balancer's nodes (`ELB app/<name>/<id>`, `ELB <name>`)."""
+    resources: tuple[str, ...] = ()
+    """`sensors`: what may have broken a sensor besides `instance_ids` (a traffic mirror target id,
+    a load balancer, listener or target group ARN). Checked against the cached inventory: a
+    resource that is no sensor's costs no API call."""
 
 
 @dataclass(frozen=True)
@@ -381,13 +387,46 @@ def _tags_changed(call: Call) -> Change | Skip:
     return Change("instances" if instances else "enis", name, event_id, region, instance_ids=instances, eni_ids=enis)
 
 
+def _param(request: Mapping[str, Any], name: str) -> str:
+    """A request parameter as CloudTrail records it: lowerCamel (`loadBalancerArn`), the API's own
+    name, or inside EC2's `<Action>Request` wrapper (traffic mirroring's newer calls)."""
+    for key in (name[0].lower() + name[1:], name):
+        if isinstance(request.get(key), str):
+            return _str(request[key])
+    for value in request.values():
+        if isinstance(value, Mapping):
+            found = _param(value, name)
+            if found:
+                return found
+    return ""
+
+
+def _target_deleted(call: Call) -> Change | Skip:
+    # Sessions of other accounts on it go inactive (AWS): the target's owner moves them.
+    target = _param(call.request, "TrafficMirrorTargetId")
+    if not _TARGET_ID.match(target):
+        return Skip("rejected", f"{call.name}: malformed target id {target!r}", call.name, call.event_id)
+    return Change("sensors", call.name, call.event_id, call.region, resources=(target,))
+
+
+def _load_balancer_changed(call: Call) -> Change | Skip:
+    """DeleteLoadBalancer, DeleteListener, DeregisterTargets: an NLB sensor may have stopped
+    receiving (a classic load balancer, named without an ARN, is never a sensor)."""
+    name = {"DeleteLoadBalancer": "LoadBalancerArn", "DeleteListener": "ListenerArn"}.get(call.name, "TargetGroupArn")
+    arn = _param(call.request, name)
+    if not _ELB_ARN.match(arn):
+        why = f"{call.name}: no load balancer ARN ({name}); not a Network Load Balancer sensor"
+        return Skip("ignored", why, call.name, call.event_id)
+    return Change("sensors", call.name, call.event_id, call.region, resources=(arn,))
+
+
 API_RULE = "api-calls"
 TAG_RULE = "tag-changes"
 STATE_RULE = "state-changes"
 RULES: Mapping[str, str] = {
-    API_RULE: "successful API calls that can need a traffic mirror session",
+    API_RULE: "successful API calls that can need a traffic mirror session or break a sensor",
     TAG_RULE: "changes to the mirror tag",
-    STATE_RULE: "EC2 instance state changes",
+    STATE_RULE: "EC2 instance state changes (a source starting, a sensor stopping)",
 }
 """The EventBridge rules the component deploys (name suffix -> description)."""
 
@@ -453,6 +492,10 @@ API_CALLS: tuple[ApiCall, ...] = (
     ApiCall("StartInstances", _start_instances),
     ApiCall("AttachNetworkInterface", _attach),
     ApiCall("DeleteTrafficMirrorSession", _session_deleted),
+    ApiCall("DeleteTrafficMirrorTarget", _target_deleted),
+    ApiCall("DeleteLoadBalancer", _load_balancer_changed, service="elasticloadbalancing"),
+    ApiCall("DeleteListener", _load_balancer_changed, service="elasticloadbalancing"),
+    ApiCall("DeregisterTargets", _load_balancer_changed, service="elasticloadbalancing"),
     ApiCall("StopInstances", _stop_instances, subscribed=_releasing),
     ApiCall("DetachNetworkInterface", _detach, subscribed=_releasing),
     ApiCall("CreateNetworkInterface", _service_eni_created, subscribed=_services, match=_made_by_a_service),
@@ -470,9 +513,14 @@ API_CALLS: tuple[ApiCall, ...] = (
 _API_CALL: Mapping[str, ApiCall] = {c.name: c for c in API_CALLS}
 
 
+SENSOR_DOWN_STATES = ("stopping", "stopped", "shutting-down", "terminated")
+"""States in which an instance receives no packets: if it is a sensor, its sessions move."""
+
+
 def _states(settings: Settings) -> list[str]:
-    """The instance states the state-change rule subscribes to."""
-    return ["running", *(["stopped"] if settings.release_on_stop else [])]
+    """The instance states the state-change rule subscribes to: `running` (a source to mirror) and
+    every state in which a sensor stops receiving."""
+    return ["running", *SENSOR_DOWN_STATES]
 
 
 def _cloudtrail_pattern(calls: list[ApiCall], settings: Settings) -> dict[str, Any]:
@@ -626,6 +674,9 @@ def _state_change(record: Mapping[str, Any], region: str, event_id: str, setting
         return Change("instances", f"state-change:{state}", event_id, region, instance_ids=(instance_id,))
     if state == "stopped" and settings.release_on_stop:
         return Change("release-instances", f"state-change:{state}", event_id, region, instance_ids=(instance_id,))
+    if state in SENSOR_DOWN_STATES:
+        # Only a sensor's matters (checked against the cached inventory, no API call otherwise).
+        return Change("sensors", f"state-change:{state}", event_id, region, instance_ids=(instance_id,))
     return Skip("ignored", f"instance state {state!r} needs nothing", STATE_CHANGE, event_id)
 
 

@@ -237,6 +237,13 @@ class Settings:
         "Give each (account, VPC) its own deterministic VXLAN network id, so sensors can tell overlapping "
         "CIDRs apart (overrides vni).",
     )
+    loss_alarm_percent: float = setting(
+        5.0,
+        "Mirror loss (the share of mirrored bytes AWS skipped, per AZ, over the last hour) above which the "
+        "sweep's loss line is a warning and the loss alarm fires.",
+        lo=0,
+        hi=100,
+    )
     log_level: str = setting(
         "INFO",
         "Lambda application log level.",

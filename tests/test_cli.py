@@ -191,9 +191,14 @@ def test_coverage_json_schema_and_min_gate(endpoint: str, ec2: Any, account: Any
         "by_kind",
         "unmirrored",
         "out_of_scope",
+        "untrusted_sessions",
+        "mirror_loss",
+        "sensors",
         "cost",
     }
     assert report["schema_version"] == 4
+    assert report["untrusted_sessions"] == []
+    assert report["mirror_loss"]["mirrored_instances"] == 0 and report["mirror_loss"]["percent"] is None
     assert report["account_id"] == "123456789012"  # moto's default account
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", report["generated_at"])
     assert report["region"] == REGION
@@ -276,7 +281,7 @@ def test_aws_errors_are_one_clear_line(endpoint: str, monkeypatch: pytest.Monkey
             "DescribeInstances",
         )
 
-    monkeypatch.setattr(reconcile, "read_only_plan", refuse)
+    monkeypatch.setattr(reconcile, "read_only", refuse)
     code, out = run("plan", *common(endpoint))
     assert code == exits.CANNOT_RUN
     assert "AWS refused a request" in out and "UnauthorizedOperation" in out

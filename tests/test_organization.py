@@ -17,7 +17,8 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.sts.models import STSBackend
-from traffic_mirror.handler import app
+from traffic_mirror.handler import app, planner
+from traffic_mirror.handler.model import Source
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
 from testsupport import sandbox
@@ -169,6 +170,34 @@ def test_a_batch_mixing_accounts_and_its_redelivery(world: World) -> None:
             i["NetworkInterfaces"][0]["NetworkInterfaceId"] for i in instances
         )
         assert {s["TrafficMirrorTargetId"] for s in found} == {world.expected_sensor(account, az)}
+
+
+def per_vpc_vni(account: str, vpc: str) -> int:
+    return planner.vni_for(Source("", "", "", "", vpc, "", account=account))
+
+
+def test_with_vni_per_vpc_each_account_and_vpc_has_its_own_vni_on_every_session(world: World) -> None:
+    """MIRROR_VNI_PER_VPC: a sensor tells two VPCs with the same CIDR apart by the sessions' VNI."""
+    ec2_a, built_a, _ = world.members[MEMBER_A]
+    twin = ec2_a.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]  # member A's VPC's CIDR again
+    subnet = ec2_a.create_subnet(VpcId=twin, CidrBlock="10.0.0.0/20", AvailabilityZone="us-east-1a")
+    a = world.launch(MEMBER_A, "us-east-1a") + world.launch(MEMBER_A, "us-east-1b")
+    a_twin = sandbox.launch(ec2_a, built_a, subnet["Subnet"]["SubnetId"])
+    b = world.launch(MEMBER_B, "us-east-1a")
+    batch = sqs_batch(world.event(MEMBER_A, a + a_twin, "vni-a"), world.event(MEMBER_B, b, "vni-b"))
+    assert handle(batch, Settings(accounts=f"{MEMBER_A},{MEMBER_B}", vni_per_vpc=True)) == {"batchItemFailures": []}
+    expected = {
+        (MEMBER_A, built_a.vpc): a,
+        (MEMBER_A, twin): a_twin,
+        (MEMBER_B, world.members[MEMBER_B][1].vpc): b,
+    }
+    vnis = set()
+    for (account, vpc), instances in expected.items():
+        found = world.sessions(account, instances)
+        assert len(found) == len(instances)
+        assert {s.get("VirtualNetworkId") for s in found} == {per_vpc_vni(account, vpc)}, (account, vpc)
+        vnis.add(per_vpc_vni(account, vpc))
+    assert len(vnis) == len(expected)  # one per (account, VPC)
 
 
 def test_an_account_not_covered_is_rejected_and_nothing_is_done(world: World) -> None:

@@ -139,11 +139,14 @@ EFS_SAMPLE = load_record("CreateNetworkInterface__awsdocs-amazon-efs-user-guide_
 def test_create_network_interface_is_subscribed_only_when_a_service_kind_is() -> None:
     default = events.rules(Settings())
     assert "CreateNetworkInterface" not in json.dumps(default)
-    assert default["api-calls"]["detail"] == {  # exactly the pattern before MIRROR_SOURCES existed
-        "eventSource": ["ec2.amazonaws.com"],
-        "eventName": ["RunInstances", "StartInstances", "AttachNetworkInterface", "DeleteTrafficMirrorSession"],
+    assert default["api-calls"]["detail"] == {  # the sources' and the sensors' events, nothing else
+        "eventSource": ["ec2.amazonaws.com", "elasticloadbalancing.amazonaws.com"],
+        "eventName": [
+            "RunInstances", "StartInstances", "AttachNetworkInterface", "DeleteTrafficMirrorSession",
+            "DeleteTrafficMirrorTarget", "DeleteLoadBalancer", "DeleteListener", "DeregisterTargets",
+        ],
         "errorCode": [{"exists": False}],
-    }
+    }  # fmt: skip
     for sources in ("databases", "load-balancers", "all"):
         detail = events.rules(Settings(sources=sources))["api-calls"]["detail"]
         assert "eventName" not in detail and detail["errorCode"] == [{"exists": False}]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "tests" / "events"
-"""Real CloudTrail records (a copy of ../shared/events, provenance in SOURCES.md there)."""
+"""Real CloudTrail and EventBridge records, kept in the repository (provenance in its SOURCES.md)."""
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 TIME = "2026-11-27T12:00:00Z"
@@ -115,6 +115,44 @@ def state_change(
         "region": region,
         "resources": [f"arn:aws:ec2:{region}:{ACCOUNT_ID}:instance/{instance_id}"],
         "detail": {"instance-id": instance_id, "state": state},
+    }
+
+
+def api_call(
+    name: str,
+    request: Mapping[str, Any],
+    service: str = "ec2",
+    event_id: str | None = None,
+    region: str = REGION,
+    account: str = DEFAULT_ACCOUNT,
+) -> dict[str, Any]:
+    """A successful API call as CloudTrail records it and EventBridge delivers it (`source` is
+    `aws.<service>`): for the calls no real record of is kept in tests/events (ELB's, and EC2's
+    traffic-mirror calls, whose parameters CloudTrail nests in `<Action>Request`, as the kept
+    CreateTrafficMirrorSession records show)."""
+    record_id = event_id or str(uuid.uuid4())
+    return {
+        "version": "0",
+        "id": record_id,
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": f"aws.{service}",
+        "account": account,
+        "time": TIME,
+        "region": region,
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{account}:user/operator", "accountId": account},
+            "eventTime": TIME,
+            "eventSource": f"{service}.amazonaws.com",
+            "eventName": name,
+            "awsRegion": region,
+            "requestParameters": dict(request),
+            "responseElements": None,
+            "eventID": record_id,
+            "eventType": "AwsApiCall",
+            "recipientAccountId": account,
+        },
     }
 
 
