@@ -123,7 +123,9 @@ def test_playground_keeps_the_embedded_aws_and_the_readme_commands_work_on_it(
                 assert json.loads(out)["schema_version"] >= 1, line
             elif "--output" in argv:
                 page = (tmp_path / argv[argv.index("--output") + 1]).read_text()
-                assert page.startswith("<!DOCTYPE html>") and "75.0" in page, line
+                assert page.startswith("<!DOCTYPE html>") and ">50.0</strong>%" in page, line
+                for section in ('id="chart"', 'id="extra-sensors"', 'id="extra-untrusted_sessions"', 'id="extra-mirror_loss"'):
+                    assert section in page, (line, section)  # what the README says the page shows
             if argv[1] == "release":  # what a dry run finds now: our 3 sessions, then none
                 dry = json.loads(run_line(f"{demo.CLI} release --endpoint-url {url} --format json", capsys)[1])
                 assert (dry["dry_run"], dry["session_count"]) == (True, 0 if "--apply" in argv else 3), line

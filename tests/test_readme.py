@@ -14,8 +14,6 @@ from traffic_mirror.cli import entry
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 IN_FLIGHT = {
-    "docs/health.md": "issue 18, sensor health",
-    "docs/evidence.md": "issue 20, evidence",
     "docs/budget.md": "issue 21, session budget",
 }
 """Docs the README links to that land with their features (their authors write them)."""
