@@ -19,7 +19,7 @@ from . import documents, evidence, exits, html_report, reasons, render
 from .aws import AWS_ERRORS
 from .context import Run
 from .cost import Estimate, estimate
-from .coverage import Coverage, Total, coverage
+from .coverage import Coverage, Share, Total, coverage
 from .read import Snapshot, loss, read
 
 DEFAULT_WINDOW = mirror_loss.DEFAULT_WINDOW_SECONDS
@@ -227,12 +227,19 @@ def run(
         return exits.CANNOT_RUN
 
 
-def nothing_in_scope(r: Run, message: str, fail_if_empty: bool) -> None:
-    """Usually the wrong region or account: a warning, or an error with --fail-if-empty (even quiet)."""
-    if fail_if_empty:
-        r.error(message)
-    else:
+def exit_code(r: Run, report: Share, minimum: float | None, fail_if_empty: bool, where: str) -> int:
+    """Nothing in scope is usually the wrong region or account: a warning, or an error (exit code
+    EMPTY) with --fail-if-empty (even quiet); otherwise BELOW_MIN under `--min`."""
+    if report.empty:
+        message = (
+            f"no in-scope ENIs in {r.region} of {where}: is this the right region and account, or is"
+            " everything opted out or untagged?"
+        )
+        if fail_if_empty:
+            r.error(message)
+            return exits.EMPTY
         r.warn(message + " (--fail-if-empty makes this an error)")
+    return exits.BELOW_MIN if report.below(minimum) else exits.OK
 
 
 def run_one(
@@ -249,16 +256,7 @@ def run_one(
     else:
         publish(r, output, report.to_json(r.account, r.generated_at, cost), destination)
         verdict(r.err, report, minimum, r.quiet)
-    if report.empty:
-        nothing_in_scope(
-            r,
-            f"no in-scope ENIs in {r.region} of account {r.account}: is this the right region and "
-            "account, or is everything opted out or untagged?",
-            fail_if_empty,
-        )
-        if fail_if_empty:
-            return exits.EMPTY
-    return exits.BELOW_MIN if report.below(minimum) else exits.OK
+    return exit_code(r, report, minimum, fail_if_empty, f"account {r.account}")
 
 
 def run_accounts(
@@ -294,13 +292,4 @@ def run_accounts(
         verdict(r.err, total, minimum, r.quiet)
     if unreadable:
         return exits.CANNOT_RUN
-    if total.empty:
-        nothing_in_scope(
-            r,
-            f"no in-scope ENIs in {r.region} of {render.plural(len(reports), 'account')}: are these the "
-            "right region and accounts, or is everything opted out or untagged?",
-            fail_if_empty,
-        )
-        if fail_if_empty:
-            return exits.EMPTY
-    return exits.BELOW_MIN if total.below(minimum) else exits.OK
+    return exit_code(r, total, minimum, fail_if_empty, render.plural(len(reports), "account"))
