@@ -100,7 +100,7 @@ class Coverage(Share):
     """Every traffic mirror target the ENIs may use, with its health (`handler/coverage.sensors`)."""
 
     def to_json(self, account: str, generated_at: str, cost: Estimate | None = None) -> dict[str, Any]:
-        """The stable JSON schema of `coverage --format json` (README, "Coverage JSON").
+        """The stable JSON schema of `coverage --format json` (docs/cli-json.md, "coverage").
 
         Lists are sorted (by VPC, AZ, ENI id); percentages are rounded to two decimals, but
         `--min` compares the exact value. New keys may be added; existing ones keep their meaning.

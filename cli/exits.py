@@ -1,4 +1,4 @@
-"""Exit codes: one meaning each, the same for every command (README, "Exit codes")."""
+"""Exit codes: one meaning each, the same for every command (README, "CLI reference")."""
 
 OK = 0
 CANNOT_RUN = 1

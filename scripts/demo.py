@@ -686,18 +686,25 @@ class Demo:
 PLAYGROUND_PORT = 5000
 """`make playground` serves the embedded AWS here (another free port when this one is taken)."""
 CLI = ".venv/bin/traffic-mirror"
+HTML_REPORT = "coverage.html"
+"""Where the playground's `coverage --format html` writes the report (the current directory)."""
 
 
 def playground_commands(url: str) -> list[str]:
     """What to try against the kept embedded AWS (the README lists the same; a test runs them)."""
     at = f"--endpoint-url {url}"
     return [
+        f"{CLI} --version",
         f"{CLI} plan {at}",
+        f"{CLI} plan {at} --format json",
         f"{CLI} coverage {at}",
         f"{CLI} coverage {at} --format json",
         f"{CLI} coverage {at} --min 100  # exits {exits.BELOW_MIN}: web-1 is intercepted, payments-2 has no PCI sensor",
-        f"{CLI} sweep {at}",
+        f"{CLI} coverage {at} --format html --output {HTML_REPORT}",
+        f"{CLI} sweep {at} --dry-run",
         f"{CLI} sweep {at} --apply --summary",
+        f"{CLI} release {at}",
+        f"{CLI} release {at} --apply  # deletes the sessions the automation made, and no other",
     ]
 
 

@@ -1,10 +1,12 @@
 """`make demo` end to end: the embedded AWS starts, the story plays, the server stops."""
 
 import io
+import json
 import os
 import re
 import shlex
 import socket
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -74,30 +76,67 @@ def test_demo_runs_end_to_end_and_cleans_up() -> None:
 
 
 def readme_playground_commands() -> list[str]:
-    """The CLI commands in the README's "Try the CLI locally" section."""
+    """The CLI commands of the README's "Try it on your machine" section: every line there that
+    starts with the CLI's path (`.venv/bin/traffic-mirror`)."""
     text = (ROOT / "README.md").read_text()
-    section = text.split("## Try the CLI locally", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## Try it on your machine", 1)[1].split("\n## ", 1)[0]
     return [line.strip() for line in section.splitlines() if line.strip().startswith(demo.CLI)]
 
 
-def test_playground_keeps_the_embedded_aws_and_the_readme_commands_work_on_it() -> None:
-    """`make playground`: the README's commands, run against the kept embedded AWS, do what they say."""
+def run_line(line: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """One README line as the shell runs it: (exit code, stdout, stderr). `--version` and `--help`
+    are argparse's: they print on sys.stdout and exit."""
+    words = shlex.split(line.partition("#")[0])[1:]
+    out, err = io.StringIO(), io.StringIO()
+    console = Console(file=out, width=80, color_system=None, soft_wrap=True)
+    errors = Console(file=err, width=80, color_system=None, soft_wrap=True)
+    try:
+        code = cli.main(words, console=console, err_console=errors)
+    except SystemExit as done:
+        code = int(done.code or 0)
+    return code, out.getvalue() + capsys.readouterr().out, err.getvalue()
+
+
+def test_playground_keeps_the_embedded_aws_and_the_readme_commands_work_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make playground`: the README's commands, run in order against the kept embedded AWS, do
+    what they say (exit codes, JSON on stdout, the HTML file, the version, the release)."""
     commands = readme_playground_commands()
     assert commands == demo.playground_commands(README_URL)
+    for shown in ("--version", "plan --endpoint-url", "--format json", "--format html --output", "--dry-run", "release"):
+        assert any(shown in line for line in commands), shown
+    monkeypatch.chdir(tmp_path)  # `--output coverage.html` writes into the current directory
     ran: list[tuple[str, int]] = []
+    left: dict[str, object] = {}
 
     def try_them(url: str) -> None:
         for line in demo.playground_commands(url):
             words, _, comment = line.partition("#")
             expected = int(re.search(r"exits (\d+)", comment).group(1)) if "exits" in comment else 0  # type: ignore[union-attr]
-            out = io.StringIO()
-            console = Console(file=out, width=80, color_system=None, soft_wrap=True)
-            code = cli.main(shlex.split(words)[1:], console=console, err_console=console)
-            assert code == expected, (line, out.getvalue())
+            code, out, err = run_line(line, capsys)
+            assert code == expected, (line, out, err)
+            argv = words.split()
+            if argv[1] == "--version":
+                assert out == f"traffic-mirror {metadata.version('traffic-mirror-automation')}\n"
+            elif "json" in argv and "--output" not in argv:
+                assert json.loads(out)["schema_version"] >= 1, line
+            elif "--output" in argv:
+                page = (tmp_path / argv[argv.index("--output") + 1]).read_text()
+                assert page.startswith("<!DOCTYPE html>") and ">50.0</strong>%" in page, line
+                for section in ('id="chart"', 'id="extra-sensors"', 'id="extra-untrusted_sessions"', 'id="extra-mirror_loss"'):
+                    assert section in page, (line, section)  # what the README says the page shows
+            if argv[1] == "release":  # what a dry run finds now: our 3 sessions, then none
+                dry = json.loads(run_line(f"{demo.CLI} release --endpoint-url {url} --format json", capsys)[1])
+                assert (dry["dry_run"], dry["session_count"]) == (True, 0 if "--apply" in argv else 3), line
             ran.append((line, code))
+        # After the last line (`release --apply`) no session of the automation is left, and the
+        # ENIs are still in scope: coverage is 0 of 4.
+        left.update(json.loads(run_line(f"{demo.CLI} coverage --endpoint-url {url} --format json", capsys)[1]))
 
     out = io.StringIO()
     assert demo.main(Console(file=out, width=80, color_system=None), keep=True, wait=try_them) == 0
     assert len(ran) == len(commands)
+    assert (left["in_scope"], left["mirrored"]) == (4, 0)
     text = out.getvalue()
     assert "export AWS_ACCESS_KEY_ID=demo" in text and "Ctrl-C" in text

@@ -1,6 +1,6 @@
 """The fault campaign, small (benchmarks.fault_campaign.QUICK): its must-be-zero figures at 5, 20, 50%.
 
-The full campaign is `python -m benchmarks.fault_campaign` (README, "Faults and hostile input").
+The full campaign is `python -m benchmarks.fault_campaign` (docs/scale-and-faults.md, "Faults and hostile input").
 """
 
 from typing import Any

@@ -8,7 +8,7 @@ the registered inputs. A member account's RunInstances event then goes through t
 forwarding rule to the hub's bus, its rules, the hub's queue, and the hub's handler, which
 mirrors the ENI in the member account through the member role the stack set created.
 
-What moto lacks, and how this test covers it (the README says the same):
+What moto lacks, and how this test covers it (docs/organization.md says the same):
 - `AWS::EC2::TrafficMirrorFilter` is not supported by moto's CloudFormation: the stack set is
   deployed with `CreateFilter=false` and the filter the template would create (same tags) is
   made by API.

@@ -122,10 +122,10 @@ def test_an_input_from_another_resources_output_fails_with_a_clear_message() -> 
 
 
 def _readme_block(language: str) -> str:
-    text = (REPO / "README.md").read_text()
-    section = text.split("### Other Pulumi languages", 1)[1].split("\n### ", 1)[0]
+    text = (REPO / "docs" / "reuse.md").read_text()
+    section = text.split("## Other Pulumi languages", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(rf"```{language}\n(.*?)```", section, re.S)
-    assert len(blocks) == 1, f"one {language} example in the README's Other Pulumi languages section"
+    assert len(blocks) == 1, f"one {language} example in docs/reuse.md's Other Pulumi languages section"
     return blocks[0]
 
 
