@@ -60,7 +60,8 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.15rem; margin-
 .bad { color: #c62828; } .none { color: #999; }
 table { border-collapse: collapse; margin: .5rem 0; } th, td { border: 1px solid #ddd;
   padding: .25rem .5rem; text-align: left; vertical-align: top; } th { background: #f5f5f5; }
-td.number { text-align: right; font-variant-numeric: tabular-nums; } td.id { white-space: nowrap; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; } td.id { overflow-wrap: anywhere; }
+section { overflow-x: auto; }
 table table { margin: 0; }
 svg text { font: 12px system-ui, sans-serif; fill: #1d1d1f; }
 footer { margin-top: 2rem; color: #777; font-size: .85rem; }
@@ -110,7 +111,7 @@ def columns_of(rows: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def cell(value: Any) -> str:
-    """A table cell: numbers aligned right; ids (no space) kept on one line."""
+    """A table cell: numbers aligned right; ids (no space) broken anywhere, so wide tables fit the page."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f'<td class="number">{value_html(value)}</td>'
     if isinstance(value, str) and " " not in value:
