@@ -10,16 +10,19 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from . import accounts, errors, guardrails, health, kinds
+from . import accounts, errors, health, kinds
 from .context import Context
 from .errors import ReadFailure
 from .model import FilterRule, Health, Inventory, MirrorFilter, Session, Source, Target, TargetKind
 from .planner import is_designated
 from .settings import MANAGED_TAG_KEY, Settings
+
+if TYPE_CHECKING:
+    from . import guardrails
 
 FILTER_VALUES_PER_CALL = 200
 GONE = frozenset({"shutting-down", "terminated"})
@@ -802,7 +805,9 @@ def _tag_chunks(
 # --- what the plan's guardrails read besides (guardrails.py decides) -----------------------------
 
 
-def _permission(raw: Mapping[str, Any]) -> guardrails.Permission:
+def _permission(raw: Mapping[str, Any]) -> "guardrails.Permission":
+    from . import guardrails
+
     return guardrails.Permission(
         str(raw.get("IpProtocol", "")),
         int(raw["FromPort"]) if raw.get("FromPort") is not None else None,
@@ -813,8 +818,11 @@ def _permission(raw: Mapping[str, Any]) -> guardrails.Permission:
     )
 
 
-def security_groups(ctx: Context, group_ids: Sequence[str]) -> dict[str, guardrails.SecurityGroup]:
-    """Security groups by id with their inbound rules (200 ids per call; a gone id is simply absent)."""
+def security_groups(ctx: Context, group_ids: Sequence[str]) -> dict[str, "guardrails.SecurityGroup"]:
+    """Security groups by id with their inbound rules (200 ids per call; a gone id is simply absent).
+    Only `plan` reads them: the Lambda never imports the guardrails (imported here, not at the top)."""
+    from . import guardrails
+
     if not group_ids:
         return {}
     raw = _by_filter(ctx, "describe_security_groups", "SecurityGroups", "group-id", group_ids)

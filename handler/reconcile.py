@@ -12,9 +12,9 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from . import accounts, cloudwatch, health, kinds, loss
+from . import accounts, health, kinds
 from . import coverage as counting
 from . import inventory as inv
 from .apply import Result, apply_all, conflicted, problem_counts
@@ -24,6 +24,9 @@ from .events import Change, Skip
 from .model import Action, Decision, Inventory, Session, Source
 from .planner import RELEASED, is_managed, placements, plan, plan_orphans
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from . import loss
 
 GONE_STATES = frozenset({"shutting-down", "terminated"})
 STOPPED_STATES = frozenset({"stopping", "stopped"})
@@ -35,7 +38,7 @@ class Outcome:
 
     results: list[Result]
     owners: dict[str, set[int]] = field(default_factory=dict)
-    losses: dict[str, loss.Loss] = field(default_factory=dict)
+    losses: dict[str, "loss.Loss"] = field(default_factory=dict)
     """Mirror loss read by a scheduled sweep, by account ("" = the invocation's own)."""
     skips: list[Skip] = field(default_factory=list)
     """Events that need nothing once the cached inventory was consulted (a state change of an
@@ -653,9 +656,12 @@ def sweep(ctx: Context, policy: SweepPolicy, on_done: Callable[[Result], None] |
     return outcome
 
 
-def measure_loss(ctx: Context, results: Sequence[Result], zone_ids: Mapping[str, str]) -> loss.Loss | None:
+def measure_loss(ctx: Context, results: Sequence[Result], zone_ids: Mapping[str, str]) -> "loss.Loss | None":
     """The mirrored instances' loss over the last hour, read at most once per sweep period
-    (`Container.loss_due`) and only when something is mirrored; None when not read."""
+    (`Container.loss_due`) and only when something is mirrored; None when not read. Only the
+    schedule's sweeps read it: the modules are imported here, not at an event's cold start."""
+    from . import cloudwatch, loss
+
     statuses = {r.decision.eni_id: r.status for r in results}
     instances = loss.mirrored_instances((r.decision for r in results), statuses, zone_ids)
     if not instances or ctx.too_late() or not ctx.container.loss_due(ctx.place):

@@ -12,15 +12,17 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import coverage as counting
 from . import errors
-from . import loss as mirror_loss
 from .apply import Result, problem_counts
 from .events import Change, Skip
 from .planner import CONFIG_PROBLEMS, INTERCEPTED, NOT_LISTED, PROBLEMS
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from . import loss as mirror_loss
 
 LOGGER_NAME = "traffic_mirror"
 METRIC_NAMESPACE = "TrafficMirrorAutomation"
@@ -294,6 +296,8 @@ def evidence(
             _emit({"UntrustedSessions": (float(count), "Count")}, function, {"Account": account})
     if not losses:
         return
+    from . import loss as mirror_loss  # read by the schedule's sweeps only: not at a cold start
+
     measured = mirror_loss.combine(losses.values(), next(iter(losses.values())).window_seconds)
     zones = [(z.zone, z.percent) for z in measured.by_zone() if z.percent is not None]
     worst = max((p for _, p in zones), default=None)

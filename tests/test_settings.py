@@ -1,5 +1,6 @@
 """Settings: defaults, validation with a clear message naming the variable."""
 
+import os
 import subprocess
 import sys
 
@@ -98,3 +99,16 @@ def test_sensor_owners_accepts_hub_member_and_account_ids(value: str) -> None:
 def test_sensor_owners_refuses_anything_else(value: str) -> None:
     with pytest.raises(SettingsError, match="MIRROR_SENSOR_OWNERS"):
         load({"MIRROR_SENSOR_OWNERS": value})
+
+
+def test_an_events_cold_start_imports_only_what_an_event_needs() -> None:
+    """The plan's guardrails (the CLI's) and the mirror loss (the schedule's sweeps) are not
+    compiled at a cold start: the deployed package ships no .pyc, so every module imported costs."""
+    code = (
+        "import sys, traffic_mirror.handler.app\n"
+        "late = ('guardrails', 'loss', 'cloudwatch')\n"
+        "bad = [n for n in sys.modules if n.rsplit('.', 1)[-1] in late and n.startswith('traffic_mirror')]\n"
+        "assert not bad, bad"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"})
+    assert done.returncode == 0, done.stderr
