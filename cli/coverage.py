@@ -14,10 +14,12 @@ from traffic_mirror.handler.coverage import Group
 from traffic_mirror.handler.model import Decision
 
 from . import reasons
+from .budget_view import BudgetView
 from .cost import Estimate
 
-JSON_SCHEMA_VERSION = 3
-"""3: with --account/--accounts, a total and one report per account; `by_az` entries there gain `az_id`."""
+JSON_SCHEMA_VERSION = 4
+"""3: with --account/--accounts, a total and one report per account; `by_az` entries there gain `az_id`.
+4: `budget` (the session cap, the sessions used, the cost at the cap, the ENIs waiting; docs/budget.md)."""
 OUT_OF_SCOPE_CATEGORIES = tuple(planner.OUT_OF_SCOPE)
 """The stable keys of the JSON report's `out_of_scope` counts."""
 
@@ -77,7 +79,9 @@ class Coverage:
         """True when a `--min` is given and the exact (unrounded) coverage is under it."""
         return counting.below(self.mirrored, self.in_scope, minimum)
 
-    def to_json(self, account: str, generated_at: str, cost: Estimate | None = None) -> dict[str, Any]:
+    def to_json(
+        self, account: str, generated_at: str, cost: Estimate | None = None, budget: BudgetView | None = None
+    ) -> dict[str, Any]:
         """The stable JSON schema of `coverage --format json` (README, "Coverage JSON").
 
         Lists are sorted (by VPC, AZ, ENI id); percentages are rounded to two decimals, but
@@ -98,6 +102,8 @@ class Coverage:
         }
         if cost is not None:
             report["cost"] = cost.to_json()
+        if budget is not None:
+            report["budget"] = budget.to_json()
         return report
 
 

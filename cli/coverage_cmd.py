@@ -7,6 +7,7 @@ from rich.console import Console
 
 from . import exits, reasons, render
 from .aws import AWS_ERRORS
+from .budget_view import BudgetView
 from .context import Run
 from .cost import Estimate, estimate
 from .coverage import Coverage, Total, coverage
@@ -28,8 +29,9 @@ def render_coverage(
     minimum: float | None = None,
     run_stamp: str = "",
     cost: Estimate | None = None,
+    budget: BudgetView | None = None,
 ) -> None:
-    """Headline, by VPC, by AZ, the unmirrored ENIs with their reasons, out of scope, cost, verdict."""
+    """Headline, by VPC, by AZ, the unmirrored ENIs with their reasons, out of scope, cost, budget, verdict."""
     colour = "green" if report.percent >= 100 else "red" if report.below(minimum) else "yellow"
     render.line(console, headline(report), style=f"bold {colour}" if not report.empty else "bold yellow")
     if run_stamp:
@@ -71,6 +73,10 @@ def render_coverage(
     if cost is not None:
         render.blank(console)
         render.line(console, cost.sentence())
+    if budget is not None and budget.shown:
+        render.blank(console)
+        for text in budget.lines():
+            render.line(console, text)
     verdict(console, report, minimum)
 
 
@@ -115,10 +121,10 @@ def run(r: Run, output: str, minimum: float | None, fail_if_empty: bool) -> int:
     report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids)
     cost = estimate(snapshot.decisions, snapshot.targets, snapshot.zone_ids)
     if output == "json":
-        payload = report.to_json(r.account, r.generated_at, cost)
+        payload = report.to_json(r.account, r.generated_at, cost, snapshot.budget)
         r.console.out(json.dumps(payload, indent=2), highlight=False)
     else:
-        render_coverage(r.console, report, minimum, r.stamp, cost)
+        render_coverage(r.console, report, minimum, r.stamp, cost, snapshot.budget)
     if report.empty:
         r.warn(
             f"no in-scope ENIs in {r.region} of account {r.account}: is this the right region and "
@@ -147,9 +153,9 @@ def run_accounts(r: Run, output: str, minimum: float | None, fail_if_empty: bool
         cost = estimate(snapshot.decisions, snapshot.targets, snapshot.zone_ids)
         reports.append((one.account, report))
         if output == "json":
-            documents.append(report.to_json(one.account, r.generated_at, cost))
+            documents.append(report.to_json(one.account, r.generated_at, cost, snapshot.budget))
         else:
-            render_coverage(r.console, report, None, one.stamp, cost)
+            render_coverage(r.console, report, None, one.stamp, cost, snapshot.budget)
     total = Total(r.region, tuple(reports), tuple(unreadable))
     if output == "json":
         r.console.out(json.dumps(total.to_json(r.generated_at, documents), indent=2), highlight=False)

@@ -66,6 +66,11 @@ def render_plan(console: Console, run_stamp: str, region: str, snapshot: Snapsho
     parts = [f"{tally[k]} {label}" for k, label in SUMMARY if tally[k]]
     render.line(console, f"{len(decisions)} ENI(s): {', '.join(parts) or 'nothing'}. Nothing was written.")
     render.line(console, estimate(decisions, snapshot.targets, snapshot.zone_ids).sentence())
+    found = snapshot.budget
+    if found is not None and found.shown:
+        render.blank(console)
+        for text in found.lines():
+            render.line(console, text)
 
 
 def run(r: Run) -> int:

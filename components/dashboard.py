@@ -1,7 +1,7 @@
 """A CloudWatch dashboard per region, and the optional coverage alarm.
 
 Everything on it comes from metrics that already exist: the handler's EMF metrics (namespace
-TrafficMirrorAutomation, dimension FunctionName: Created, Failed, Deferred, ..., and from every
+TrafficMirrorAutomation, dimension FunctionName: Created, Failed, Deferred, OverBudget, AtQuota, ..., and from every
 sweep InScope, Mirrored, CoveragePercent, SweepDurationMs), Lambda's and SQS's own.
 """
 
@@ -99,6 +99,15 @@ def body(region: str, function_name: str, event_queue: str, dead_letter_queue: s
                 ],
                 12,
                 12,
+            ),
+            widget(
+                "Session budget: ENIs waiting for room (max_sessions, AWS's quota)",
+                [
+                    ours("OverBudget", "Maximum", label="over the cap (max_sessions)"),
+                    ours("AtQuota", "Maximum", label="at AWS's session quota"),
+                ],
+                0,
+                18,
             ),
         ]
     }

@@ -310,12 +310,22 @@ def _terminated(call: Call) -> Change | Skip:
     return Skip("ignored", "TerminateInstances: AWS deletes the sessions with the ENIs", call.name, call.event_id)
 
 
+def watched_tag_keys(settings: Settings) -> list[str]:
+    """The tag keys whose changes are events: the mirror tag, and under a cap the priority tag."""
+    keys = [settings.tag_key]
+    if settings.max_sessions is not None and settings.priority_tag_key not in keys:
+        keys.append(settings.priority_tag_key)
+    return keys
+
+
 def _tags_changed(call: Call) -> Change | Skip:
-    name, event_id, region, key = call.name, call.event_id, call.region, call.settings.tag_key
+    name, event_id, region = call.name, call.event_id, call.region
+    watched = watched_tag_keys(call.settings)
+    key = " or ".join(watched)
     keys = {_str(t.get("key")) for t in _items(call.request.get("tagSet"))}
-    if name == "CreateTags" and key not in keys:
+    if name == "CreateTags" and not keys & set(watched):
         return Skip("ignored", f"{name} does not touch the {key} tag", name, event_id)
-    if name == "DeleteTags" and keys and key not in keys:
+    if name == "DeleteTags" and keys and not keys & set(watched):
         # DeleteTags without a tagSet deletes every tag, ours included.
         return Skip("ignored", f"{name} does not touch the {key} tag", name, event_id)
     resources = [_str(r.get("resourceId")) for r in _items(call.request.get("resourcesSet"))]
@@ -410,7 +420,8 @@ def rules(settings: Settings) -> dict[str, dict[str, Any]]:
         calls = [c for c in API_CALLS if c.rule == rule and c.subscribed(settings)]
         if not calls:
             continue
-        detail = {"requestParameters": {"tagSet": {"items": {"key": [settings.tag_key]}}}} if rule == TAG_RULE else {}
+        watched = watched_tag_keys(settings)
+        detail = {"requestParameters": {"tagSet": {"items": {"key": watched}}}} if rule == TAG_RULE else {}
         found[rule] = _cloudtrail_pattern(calls, **detail)
     found[STATE_RULE] = {"source": [EC2_SOURCE], "detail-type": [STATE_CHANGE], "detail": {"state": _states(settings)}}
     return found

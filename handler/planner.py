@@ -5,7 +5,9 @@ them, the region's targets and filters, and the settings, `plan` returns one `De
 ENI. Events, the sweep and the CLI all go through this one function, so they agree.
 """
 
+import dataclasses
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -55,6 +57,11 @@ NO_NUMBER = "no-session-number"
 NOT_SHARED = "not-shared"
 """The only sensors that could serve it are another account's, designated but not shared with
 the ENI's account (RAM): it cannot use them."""
+OVER_BUDGET = "over-budget"
+"""MIRROR_MAX_SESSIONS is reached by ENIs of equal or higher priority: it waits for room (handler/budget.py)."""
+QUOTA = "quota"
+"""AWS's session quota for the account is reached (TrafficMirrorSessionLimitExceeded): it waits for room,
+by priority like the cap."""
 PROBLEMS: Mapping[str, str] = {
     NO_FILTER: "no traffic mirror filter",
     FILTER_MISSING: "the configured filter does not exist",
@@ -63,6 +70,8 @@ PROBLEMS: Mapping[str, str] = {
     ENI_FULL: "ENI has 3 sessions of other tools",
     NO_NUMBER: "no free session number",
     NOT_SHARED: "its sensor is not shared with its account",
+    OVER_BUDGET: "waits for room under the session cap (MIRROR_MAX_SESSIONS)",
+    QUOTA: "waits for room under AWS's session quota",
 }
 CONFIG_PROBLEMS = frozenset({NO_FILTER, FILTER_MISSING, FILTER_AMBIGUOUS})
 """Problems an operator fixes in configuration (logged at ERROR)."""
@@ -109,6 +118,29 @@ def tag_intent(source: Source, tag_key: str, scope: str) -> Intent:
     if value in TRUE_LIKE or value == DEFAULT_ROUTE_VALUE:
         return Intent(True, None, f"opted in by {where} tag {tag_key}={raw}")
     return Intent(True, value, f"route {value!r} from {where} tag {tag_key}={raw}")
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def priority(source: Source, key: str) -> tuple[int, str | None]:
+    """An ENI's priority under a budget: the ENI's own tag over its instance's, untagged 0.
+
+    A value that is not an integer is a configuration problem of that ENI (the error, priority 0).
+    """
+    return priority_of(source.eni_tags, source.instance_tags, key)
+
+
+def priority_of(eni_tags: Mapping[str, str], parent_tags: Mapping[str, str], key: str) -> tuple[int, str | None]:
+    """`priority` from the ENI's tags and its instance's."""
+    raw, where = eni_tags.get(key), "ENI"
+    if raw is None:
+        raw, where = parent_tags.get(key), "instance"
+    if raw is None:
+        return 0, None
+    if _INTEGER.fullmatch(raw.strip()):
+        return int(raw.strip()), None
+    return 0, f"{where} tag {key}={raw!r} is not an integer: priority 0"
 
 
 def resource_route(tags: Mapping[str, str], tag_key: str) -> str | None:
@@ -307,6 +339,7 @@ def _decide(
         kept_session=kept_session,
         session_number=session_number,
         tier=tier,
+        attached_at=source.attached_at,
     )
 
 
@@ -343,6 +376,22 @@ def plan_source(
     *,
     release: bool = False,
     learned: Learned = NOTHING_LEARNED,
+) -> Decision:
+    """Decide one ENI, with its priority (which the budget pass, handler/budget.py, ranks by)."""
+    decision = _plan_source(source, sessions, inventory, settings, release, learned)
+    rank, error = priority(source, settings.priority_tag_key)
+    if rank == 0 and error is None:
+        return decision
+    return dataclasses.replace(decision, priority=rank, priority_error=error)
+
+
+def _plan_source(
+    source: Source,
+    sessions: Sequence[Session],
+    inventory: Inventory,
+    settings: Settings,
+    release: bool,
+    learned: Learned,
 ) -> Decision:
     """Decide one ENI. Only sessions this tool manages are ever modified or deleted."""
     managed = sorted((s for s in sessions if is_managed(s, settings)), key=lambda s: s.number)

@@ -273,7 +273,7 @@ def test_aws_errors_are_one_clear_line(endpoint: str, monkeypatch: pytest.Monkey
             "DescribeInstances",
         )
 
-    monkeypatch.setattr(reconcile, "read_only_plan", refuse)
+    monkeypatch.setattr(reconcile, "read_only", refuse)
     code, out = run("plan", *common(endpoint))
     assert code == exits.CANNOT_RUN
     assert "AWS refused a request" in out and "UnauthorizedOperation" in out
