@@ -216,7 +216,9 @@ def _confirm(
             room = budget.room(settings, fresh, learned.session_quota, room.priorities, room.complete)
         planned = {d.eni_id for d in budgeted.planned}
         merged = [again.get(d.eni_id, d) for d in budgeted.planned]
-        merged += [d for eni_id, d in again.items() if eni_id not in planned]
+        # ENIs the first pass knew only by their sessions (an event's view of the rest of the place) are
+        # ranked as it ranked them (age unknown), with what the second read says of their priority.
+        merged += [dataclasses.replace(d, attached_at=None) for eni_id, d in again.items() if eni_id not in planned]
         rebudgeted = {d.eni_id: d for d in budget.limit(merged, room)}
         again = {eni_id: rebudgeted.get(eni_id, d) for eni_id, d in again.items()}
     kept = [d for d in decisions if d.eni_id not in doubtful]

@@ -191,8 +191,9 @@ def test_coverage_json_schema_and_min_gate(endpoint: str, ec2: Any, account: Any
         "unmirrored",
         "out_of_scope",
         "cost",
+        "budget",
     }
-    assert report["schema_version"] == 3
+    assert report["schema_version"] == 4
     assert report["account_id"] == "123456789012"  # moto's default account
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", report["generated_at"])
     assert report["region"] == REGION

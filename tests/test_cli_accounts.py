@@ -64,7 +64,7 @@ def test_coverage_per_account_with_a_total(world: World) -> None:
     code, report, err = coverage_json("--accounts", BOTH, "--min", "50")
     assert code == exits.BELOW_MIN, err  # nothing mirrored yet: the total is judged
     assert set(report) == {"schema_version", "generated_at", "region", "total", "accounts", "failed_accounts"}
-    assert report["schema_version"] == 3 and report["region"] == REGION
+    assert report["schema_version"] == 4 and report["region"] == REGION
     assert [a["account_id"] for a in report["accounts"]] == [HUB, MEMBER_A, MEMBER_B]  # own first
     assert report["failed_accounts"] == []
     by_account = {a["account_id"]: a for a in report["accounts"]}
