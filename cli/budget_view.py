@@ -64,7 +64,7 @@ class BudgetView:
         if cap is None:
             head = f"Session budget: no cap (max_sessions unset); {quota}."
         else:
-            head = f"Session budget: at most {cap:,} sessions (max_sessions); {quota}."
+            head = f"Session budget: at most {cap:,} session(s) (max_sessions); {quota}."
         found = [
             head,
             f"Sessions of ours: {self.sessions} now, {self.sessions_after} once the sweep has run.",

@@ -64,7 +64,7 @@ class Room:
 
     def limit_words(self) -> str:
         if self.binding == OVER_BUDGET:
-            return f"the cap of {self.cap} sessions (MIRROR_MAX_SESSIONS)"
+            return f"the cap of {self.cap} session(s) (MIRROR_MAX_SESSIONS)"
         return f"AWS's session quota ({self.quota} in the account, {self.others} of them other tools')"
 
 
@@ -177,12 +177,12 @@ def limit(
     released: dict[str, str] = {}
     if release and room.complete and room.cap is not None:
         over = fixed + len(held) - room.cap
-        while over > 0 and held:
-            lowest = held.pop()
-            released[lowest.eni_id] = (
-                f"released above {room.limit_words()}: priority {lowest.priority} is among the lowest"
+        above = [held.pop() for _ in range(min(max(over, 0), len(held)))]
+        floor = f"the sessions kept have priority {held[-1].priority} or higher" if held else "no session is kept"
+        for item in above:
+            released[item.eni_id] = (
+                f"released above {room.limit_words()}: priority {item.priority}; {floor} (a tie keeps the older ENI)"
             )
-            over -= 1
     free = bound - fixed - len(held)
     waiting: dict[str, str] = {}
     for item in newcomers:
