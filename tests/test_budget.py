@@ -15,10 +15,10 @@ from traffic_mirror.handler import app, budget, inventory, planner
 from traffic_mirror.handler.model import Action, Decision, Session, Source
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
+from tests.test_tags import tag_event
 from testsupport import sandbox
 from testsupport.calls import CallCounter
 from testsupport.event_builders import run_instances_record, scheduled, state_change, wrap
-from tests.test_tags import tag_event
 
 OURS = {MANAGED_TAG_KEY: "traffic-mirror-automation"}
 PRIORITY = "MirrorPriority"
@@ -295,7 +295,7 @@ def test_awss_session_quota_waits_by_priority_reported_not_retried(
         refused = counter.calls["CreateTrafficMirrorSession"] - 3
         assert 1 <= refused <= Settings().max_workers
         (summary,) = [r for r in logged if r.getMessage() == "summary"]
-        assert getattr(summary, "counts")["AtQuota"] == 2 and getattr(summary, "problems") == {planner.QUOTA: 2}
+        assert vars(summary)["counts"]["AtQuota"] == 2 and vars(summary)["problems"] == {planner.QUOTA: 2}
         assert any(r.getMessage() == "session quota reached" and r.levelno == logging.ERROR for r in logged)
         # Handled by priority like the cap: the learned quota lets a higher priority displace the lowest.
         held = mirrored_enis(aws)
