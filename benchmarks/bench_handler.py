@@ -19,7 +19,13 @@ Per row (N instances, E ENIs each, alternating between the two AZs' subnets):
 - naive cold: a fresh import of scripts/baseline.py and a new default boto3 session and EC2
   client (the JS module's `new AWS.EC2()`), timed, then `naive_handler(event, client)`;
 - naive warm: the same module and client, a second event for other instances.
-"Cold" is a fresh module in a process whose botocore models are already loaded, for both sides:
+A second table (`benchmarks.cold_process`) measures cold start as Lambda pays it: each run a new
+Python process started on the deployment package with Lambda's environment, from its start to
+the end of its first event (one instance, one ENI), against a moto server on loopback, nothing
+loaded beforehand; `--process-repeat` runs per side, interleaved (none with `--quick`: the moto
+server, its account and the package take a while to set up).
+
+In the first table, "cold" is a fresh module in a process whose botocore models are already loaded, for both sides:
 an untimed warm-up loads them, and every boto3 session of the process shares one botocore data
 loader (`_shared_botocore_loader`); otherwise every new session parses the EC2 model again
 (~100 ms), a cost a real Lambda cold start pays on both sides alike. Fresh imports compile
@@ -48,6 +54,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from benchmarks import cold_process
 from testsupport import botocore_models, environment, lambda_context, logs, modules
 from testsupport.calls import WRITE_PREFIXES, CallCounter
 from testsupport.event_builders import run_instances_record, wrap
@@ -64,6 +71,9 @@ CALL_RATIO_MIN = 3.5
 TIME_CRITERIA_LATENCY_MS = 50.0
 COLD_TIME_MAX = 0.85
 WARM_TIME_MAX = 0.55
+PROCESS_REPEAT = 15
+PROCESS_MIN_REPEAT = 5
+"""Fewer new processes per side than this say nothing about the process cold start."""
 
 LAMBDA_CONTEXT = lambda_context.steady(300.0, "traffic-mirror-bench")
 """What Lambda passes: the function's own ARN (its account) and the time left."""
@@ -525,6 +535,19 @@ def verdicts(rows: Sequence[Row], latency_ms: float) -> list[Verdict]:
     return found
 
 
+def process_verdict(process: "cold_process.Result") -> Verdict:
+    """The issue's criterion: a new process's cold start, to the end of its first event, is at most the baseline's."""
+    ours, theirs = process.of("ours", "total"), process.of("baseline", "total")
+    text = (
+        f"process cold start (new process to the end of the first event, "
+        f"{'best' if process.stat == 'min' else 'median'} of {process.repeat}): ours {ours:.0f} ms = "
+        f"{_ratio(ours, theirs):.2f}x baseline {theirs:.0f} ms (needs ≤ 1x)"
+    )
+    if process.repeat < PROCESS_MIN_REPEAT:
+        return Verdict("SKIP", f"{text}; too few runs to judge")
+    return Verdict("PASS" if ours <= theirs else "FAIL", text)
+
+
 def footnote(rows: Sequence[Row], latency_ms: float, repeat: int, bytecode: bool, stat: str) -> str:
     workers = rows[0].max_workers if rows else 0
     code = (
@@ -539,7 +562,7 @@ def footnote(rows: Sequence[Row], latency_ms: float, repeat: int, bytecode: bool
             "calls do not vary between runs.",
             "- Cold = a fresh module in a process whose botocore models are already loaded, for both "
             "sides. Its wall time includes that module's init, shown in brackets: for ours the fresh "
-            f"import of `handler`, {code}, with its boto3 session, EC2 client and paginators, and "
+            f"import of `handler`, {code}, with its botocore session, EC2 client and the prefetch's paginators, and "
             "the inventory prefetch it starts during init (as in Lambda's init phase, which runs "
             "before the first event arrives; here it is timed in full); for the naive side the fresh import of scripts/baseline.py, a new default "
             "boto3 session and its EC2 client.",
@@ -568,9 +591,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--bytecode", action="store_true", help="fresh imports read cached .pyc files instead of compiling"
     )
+    parser.add_argument(
+        "--process-repeat",
+        type=int,
+        help=f"new processes per side for the process cold start (default {PROCESS_REPEAT}; 0 and --quick: skip it)",
+    )
+    parser.add_argument(
+        "--process-latency-ms", type=float, default=0.0, help="latency added to every AWS call of the new processes"
+    )
     args = parser.parse_args(argv)
     sizes = tuple(args.sizes or (QUICK_SIZES if args.quick else SIZES))
     repeat = 1 if args.quick else max(1, args.repeat)
+    process_repeat = args.process_repeat if args.process_repeat is not None else (0 if args.quick else PROCESS_REPEAT)
 
     started = time.perf_counter()
     rows = bench(sizes, ENIS_PER_INSTANCE, args.latency_ms, repeat, args.bytecode, args.stat)
@@ -581,9 +613,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(footnote(rows, args.latency_ms, repeat, args.bytecode, args.stat))
     print()
     found = verdicts(rows, args.latency_ms)
+    process_problems: list[str] = []
+    if process_repeat > 0:
+        process = cold_process.measure(process_repeat, args.process_latency_ms, args.stat)
+        print(cold_process.table(process))
+        print()
+        print(cold_process.describe(process))
+        print()
+        found.append(process_verdict(process))
+        process_problems = [f"process cold start: {p}" for p in process.problems]
     for verdict in found:
         print(verdict)
     problems = [f"{r.instances} x {r.enis_per_instance}: {p}" for r in rows for p in r.problems]
+    problems += process_problems
     for problem in problems:
         print(f"INVALID  {problem}")
     print(f"\n({time.perf_counter() - started:.1f} s)")

@@ -69,6 +69,8 @@ class Activity:
     """The spinner: what the CLI is waiting for, and the retry botocore is making, if any."""
 
     console: Console
+    quiet: bool = False
+    """`--quiet`: no spinner (the retries are still noted)."""
     label: str = ""
     text: str = ""
     """What the spinner says now."""
@@ -80,6 +82,9 @@ class Activity:
     def show(self, label: str) -> Iterator[None]:
         """A spinner with `label` while the block runs (nothing at all when output is piped)."""
         self.label = self.text = label
+        if self.quiet:
+            yield
+            return
         with self.console.status(label) as status:
             self._status = status
             try:

@@ -1,11 +1,16 @@
-"""`coverage`: the share of in-scope ENIs mirrored, by VPC and AZ, why the rest are not, the cost."""
+"""`coverage`: the share of in-scope ENIs mirrored, by VPC and AZ, why the rest are not, the cost.
 
-import json
+Three forms of one report: the table (for people), the JSON document (`Coverage.to_json`, the
+stable schema) and the HTML page, which is built from that JSON document (`html_report`), so the
+page and the JSON cannot disagree.
+"""
+
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from . import exits, reasons, render
+from . import documents, exits, html_report, reasons, render
 from .aws import AWS_ERRORS
 from .budget_view import BudgetView
 from .context import Run
@@ -30,10 +35,18 @@ def render_coverage(
     run_stamp: str = "",
     cost: Estimate | None = None,
     budget: BudgetView | None = None,
+    *,
+    err: Console | None = None,
+    quiet: bool = False,
 ) -> None:
-    """Headline, by VPC, by AZ, the unmirrored ENIs with their reasons, out of scope, cost, budget, verdict."""
+    """Headline, by VPC, by AZ, the unmirrored ENIs with their reasons, out of scope, cost, the
+    session budget; the verdict on `--min` on `err` (stderr). `quiet`: the headline and a missed
+    minimum only."""
     colour = "green" if report.percent >= 100 else "red" if report.below(minimum) else "yellow"
     render.line(console, headline(report), style=f"bold {colour}" if not report.empty else "bold yellow")
+    if quiet:
+        verdict(err or console, report, minimum, quiet)
+        return
     if run_stamp:
         render.line(console, run_stamp, style="dim")
     zones = "AZ ID" if any(g.az_id for g in report.by_az) else "AZ"
@@ -77,19 +90,26 @@ def render_coverage(
         render.blank(console)
         for text in budget.lines():
             render.line(console, text)
-    verdict(console, report, minimum)
+    verdict(err or console, report, minimum)
 
 
-def verdict(console: Console, report: Coverage | Total, minimum: float | None) -> None:
+def verdict(err: Console, report: Coverage | Total, minimum: float | None, quiet: bool = False) -> None:
+    """The verdict on `--min`, on stderr (stdout holds the report): a miss always, a pass unless quiet."""
     if minimum is not None:
         if report.below(minimum):
-            render.line(console, f"Below the required minimum of {minimum:g}%.", style="bold red")
-        else:
-            render.line(console, f"At or above the required minimum of {minimum:g}%.", style="green")
+            render.line(err, f"Below the required minimum of {minimum:g}%.", style="bold red")
+        elif not quiet:
+            render.line(err, f"At or above the required minimum of {minimum:g}%.", style="green")
 
 
-def render_total(console: Console, total: Total, minimum: float | None) -> None:
-    """The accounts side by side (those not read included), the total, and the verdict on it."""
+def render_total(
+    console: Console, total: Total, minimum: float | None, *, err: Console | None = None, quiet: bool = False
+) -> None:
+    """The accounts side by side (those not read included), the total, and the verdict on it (on `err`)."""
+    if quiet:
+        render.line(console, total_line(total))
+        verdict(err or console, total, minimum, quiet)
+        return
     render.blank(console)
     rows = [["Account", "In scope", "Mirrored", "Coverage", ""]]
     rows += [
@@ -99,50 +119,87 @@ def render_total(console: Console, total: Total, minimum: float | None) -> None:
     rows += [[a, "-", "-", "-", "not read (see the error above)"] for a, _ in total.unreadable]
     render.columns(console, "By account", rows, right=(1, 2, 3))
     render.blank(console)
+    colour = "green" if total.percent >= 100 else "red" if total.below(minimum) else "yellow"
+    render.line(console, total_line(total), style=f"bold {colour}")
+    verdict(err or console, total, minimum)
+
+
+def total_line(total: Total) -> str:
     accounts = render.plural(len(total.reports), "account")
     if total.unreadable:
         accounts += f" ({len(total.unreadable)} not read)"
     if total.empty:
-        text = f"Total in {total.region} over {accounts}: nothing in scope (0 ENIs to mirror)"
+        return f"Total in {total.region} over {accounts}: nothing in scope (0 ENIs to mirror)"
+    return (
+        f"Total in {total.region} over {accounts}: {total.percent:.1f}% "
+        f"({total.mirrored} of {total.in_scope} in-scope ENIs mirrored)"
+    )
+
+
+def publish(r: Run, output: str, document: dict[str, Any], destination: str | None) -> None:
+    """The JSON document, or the HTML page built from it, on stdout or into `destination`.
+
+    An unwritable file raises OSError (the caller's one-line error, exit 1).
+    """
+    text = html_report.page(document) if output == "html" else documents.dumps(document)
+    if destination is None:
+        r.console.out(text, highlight=False)
+        return
+    Path(destination).write_text(text + "\n", encoding="utf-8")
+    if not r.quiet:
+        render.line(r.err, f"Wrote the {output} report to {destination}.")
+
+
+def run(
+    r: Run, output: str, minimum: float | None, fail_if_empty: bool, destination: str | None = None
+) -> int:
+    try:
+        if r.several:
+            return run_accounts(r, output, minimum, fail_if_empty, destination)
+        return run_one(r, output, minimum, fail_if_empty, destination)
+    except OSError as error:  # --output: the file cannot be written (AWS errors are not OSErrors)
+        r.error(f"cannot write {destination}: {error.strerror or error}")
+        return exits.CANNOT_RUN
+
+
+def nothing_in_scope(r: Run, message: str, fail_if_empty: bool) -> None:
+    """Usually the wrong region or account: a warning, or an error with --fail-if-empty (even quiet)."""
+    if fail_if_empty:
+        r.error(message)
     else:
-        text = (
-            f"Total in {total.region} over {accounts}: {total.percent:.1f}% "
-            f"({total.mirrored} of {total.in_scope} in-scope ENIs mirrored)"
-        )
-    colour = "green" if total.percent >= 100 else "red" if total.below(minimum) else "yellow"
-    render.line(console, text, style=f"bold {colour}")
-    verdict(console, total, minimum)
+        r.warn(message + " (--fail-if-empty makes this an error)")
 
 
-def run(r: Run, output: str, minimum: float | None, fail_if_empty: bool) -> int:
-    if r.several:
-        return run_accounts(r, output, minimum, fail_if_empty)
+def run_one(r: Run, output: str, minimum: float | None, fail_if_empty: bool, destination: str | None) -> int:
     snapshot = read(r)
     report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids)
     cost = estimate(snapshot.decisions, snapshot.targets, snapshot.zone_ids)
-    if output == "json":
-        payload = report.to_json(r.account, r.generated_at, cost, snapshot.budget)
-        r.console.out(json.dumps(payload, indent=2), highlight=False)
+    if output == "table":
+        render_coverage(r.console, report, minimum, r.stamp, cost, snapshot.budget, err=r.err, quiet=r.quiet)
     else:
-        render_coverage(r.console, report, minimum, r.stamp, cost, snapshot.budget)
+        publish(r, output, report.to_json(r.account, r.generated_at, cost, snapshot.budget), destination)
+        verdict(r.err, report, minimum, r.quiet)
     if report.empty:
-        r.warn(
+        nothing_in_scope(
+            r,
             f"no in-scope ENIs in {r.region} of account {r.account}: is this the right region and "
-            "account, or is everything opted out or untagged?"
-            + ("" if fail_if_empty else " (--fail-if-empty makes this an error)")
+            "account, or is everything opted out or untagged?",
+            fail_if_empty,
         )
         if fail_if_empty:
             return exits.EMPTY
     return exits.BELOW_MIN if report.below(minimum) else exits.OK
 
 
-def run_accounts(r: Run, output: str, minimum: float | None, fail_if_empty: bool) -> int:
+def run_accounts(
+    r: Run, output: str, minimum: float | None, fail_if_empty: bool, destination: str | None
+) -> int:
     """Each account's report, then the total; `--min` and `--fail-if-empty` judge the total."""
     reports: list[tuple[str, Coverage]] = []
-    documents: list[dict[str, Any]] = []
+    docs: list[dict[str, Any]] = []
     unreadable: list[tuple[str, str]] = []
     for index, one in enumerate(r.each()):
-        if output != "json":
+        if output == "table":
             r.section(index, one.account)
         try:
             snapshot = read(one)
@@ -152,22 +209,24 @@ def run_accounts(r: Run, output: str, minimum: float | None, fail_if_empty: bool
         report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids)
         cost = estimate(snapshot.decisions, snapshot.targets, snapshot.zone_ids)
         reports.append((one.account, report))
-        if output == "json":
-            documents.append(report.to_json(one.account, r.generated_at, cost, snapshot.budget))
+        if output == "table":
+            render_coverage(r.console, report, None, one.stamp, cost, snapshot.budget, quiet=r.quiet)
         else:
-            render_coverage(r.console, report, None, one.stamp, cost, snapshot.budget)
+            docs.append(report.to_json(one.account, r.generated_at, cost, snapshot.budget))
     total = Total(r.region, tuple(reports), tuple(unreadable))
-    if output == "json":
-        r.console.out(json.dumps(total.to_json(r.generated_at, documents), indent=2), highlight=False)
+    if output == "table":
+        render_total(r.console, total, minimum, err=r.err, quiet=r.quiet)
     else:
-        render_total(r.console, total, minimum)
+        publish(r, output, total.to_json(r.generated_at, docs), destination)
+        verdict(r.err, total, minimum, r.quiet)
     if unreadable:
         return exits.CANNOT_RUN
     if total.empty:
-        r.warn(
+        nothing_in_scope(
+            r,
             f"no in-scope ENIs in {r.region} of {render.plural(len(reports), 'account')}: are these the "
-            "right region and accounts, or is everything opted out or untagged?"
-            + ("" if fail_if_empty else " (--fail-if-empty makes this an error)")
+            "right region and accounts, or is everything opted out or untagged?",
+            fail_if_empty,
         )
         if fail_if_empty:
             return exits.EMPTY

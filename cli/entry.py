@@ -1,16 +1,20 @@
 """Arguments and dispatch: parse the line, build the run (session, account, time), call the command.
 
-Global options (`--region`, `--profile`, `--endpoint-url`, `--timeout` and the settings flags)
-are accepted before or after the command. Every mistake is one line on stderr and a documented
-exit code (`exits`), never a traceback.
+Global options (`--region`, `--profile`, `--endpoint-url`, `--timeout`, `--quiet` and the
+settings flags) are accepted before or after the command. Every mistake is one line on stderr
+and a documented exit code (`exits`), never a traceback; a mistyped command, choice or flag
+names the closest one. Shell completion is argcomplete's (`eval "$(register-python-argcomplete
+traffic-mirror)"`): it runs only when the shell asks (`_ARGCOMPLETE` set).
 """
 
 import argparse
 import dataclasses
+import difflib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -18,10 +22,26 @@ from rich.text import Text
 from traffic_mirror.common import regions
 from traffic_mirror.common.declarations import flag, override
 
-from . import aws, exits
+from . import aws, exits, render
 from .render import make_console
 
 PROG = "traffic-mirror"
+DISTRIBUTION = "traffic-mirror-automation"
+"""The package whose metadata `--version` reports."""
+FORMATS = ("table", "json")
+"""`--format` of every command (coverage adds `html`)."""
+COMPLETION = f'eval "$(register-python-argcomplete {PROG})"'
+"""The activation line of shell completion (argcomplete's; in ~/.bashrc or ~/.zshrc)."""
+ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
+"""The default of `--endpoint-url` (botocore's own variable for every service)."""
+
+
+def version() -> str:
+    """This package's version, from its installed metadata (one source: pyproject.toml)."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # a checkout that was never installed
+        return "unknown (not installed: pip install -e .)"
 
 
 def setting_flags() -> tuple[Any, ...]:
@@ -32,10 +52,48 @@ def setting_flags() -> tuple[Any, ...]:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (with where to look), not the usage block."""
+    """argparse, but a usage error is one line (with where to look), not the usage block, and a
+    mistyped choice (a command, a `--format`) names the closest one."""
+
+    commands: dict[str, "Parser"]
+    """Each command's parser (on the main parser), for the flags a mistyped one is compared with."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(exits.USAGE, f"{self.prog}: error: {message} (see {self.prog.split()[0]} --help)\n")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # argparse's own check (it has no suggestions before Python 3.14), with the closest choice.
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError:
+            hint = regions.suggest(str(value), (str(c) for c in action.choices or ()))
+            if not hint:
+                raise
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}{hint}") from None
+
+    def flags(self) -> list[str]:
+        """Every option string this parser accepts."""
+        return [flag for action in self._actions for flag in action.option_strings]
+
+
+def unrecognized(extras: Sequence[str], known: Sequence[str], elsewhere: Mapping[str, Sequence[str]]) -> str:
+    """argparse's 'unrecognized arguments', with a hint for the first flag that has one: the
+    commands it belongs to (`elsewhere`: flag -> commands), or the closest of the `known` flags."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    longs = sorted({k for k in known if k.startswith("--")})
+    for word in extras:
+        flag = word.split("=", 1)[0]
+        if not flag.startswith("--"):
+            continue
+        if flag in elsewhere:
+            return f"{message} ({flag} is an option of {' and '.join(elsewhere[flag])})"
+        # Swapped letters first (difflib alone may prefer another flag), then a close spelling.
+        close = [k for k in longs if sorted(k) == sorted(flag)] or difflib.get_close_matches(
+            flag, longs, n=1, cutoff=0.75
+        )
+        if close:
+            return f"{message} (did you mean {close[0]}?)"
+    return message
 
 
 def _setting_value(spec: Any) -> Callable[[str], Any]:
@@ -101,6 +159,7 @@ def _accounts(raw: str) -> str:
 
 
 GLOBAL_DESTS = (
+    "quiet",
     "region",
     "profile",
     "endpoint_url",
@@ -116,18 +175,21 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
 
     SUPPRESS keeps a command's parser from resetting a value given before the command.
     """
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
     group = parser.add_argument_group("where and as whom (before or after the command)")
     s = argparse.SUPPRESS
-    group.add_argument(
+    region = group.add_argument(
         "--region", default=s, help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)"
     )
+    region.completer = lambda **_: sorted(regions.KNOWN_REGIONS)  # type: ignore[attr-defined]  # argcomplete's
     group.add_argument("--profile", default=s, help="AWS profile from ~/.aws/config (default: AWS_PROFILE)")
     group.add_argument(
         "--endpoint-url",
         default=s,
         type=_endpoint,
         metavar="URL",
-        help="talk to this endpoint instead of AWS, e.g. the playground's http://127.0.0.1:PORT",
+        help=f"talk to this endpoint instead of AWS, for every service (STS and Organizations "
+        f"included), e.g. the playground's http://127.0.0.1:PORT (default: {ENDPOINT_VARIABLE})",
     )
     group.add_argument(
         "--timeout",
@@ -153,6 +215,14 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
         help="the credentials' account, then these (comma-separated ids, 'organization' or "
         "'organization:<OU ids>', as MIRROR_ACCOUNTS): one section each, and a total for coverage",
     )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=s,
+        help="no spinner, progress bar or warning; reports in their summary lines only (JSON and "
+        "HTML unchanged); errors and a missed --min still on stderr",
+    )
     settings = parser.add_argument_group("settings (override the MIRROR_* variables)")
     for spec in setting_flags():
         default = "" if spec.default is None else f"; default {spec.default}"
@@ -166,11 +236,38 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _format(command: argparse.ArgumentParser, *extra: str, about: str = "") -> None:
+    command.add_argument(
+        "--format",
+        choices=(*FORMATS, *extra),
+        default="table",
+        help=f"table: for people (default); json: for scripts and CI, a versioned schema "
+        f"(docs/cli-json.md){about}",
+    )
+
+
+def _apply_or_dry_run(command: argparse.ArgumentParser, what: str) -> None:
+    """`--apply` writes; `--dry-run` (the default) says so explicitly; not both."""
+    choice = command.add_mutually_exclusive_group()
+    choice.add_argument("--apply", action="store_true", help=f"really {what}")
+    choice.add_argument(
+        "--dry-run", action="store_true", help="write nothing, show what --apply would do (the default)"
+    )
+    command.add_argument(
+        "--summary",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="group the changes by what and why, and the failures by error code with the first "
+        f"ENIs of each, instead of one record each (default: automatic above "
+        f"{render.SUMMARY_THRESHOLD} changed ENIs)",
+    )
+
+
+def build_parser() -> Parser:
     parser = Parser(
         prog=PROG,
         description="Plan, check and reconcile automated VPC Traffic Mirroring.",
-        epilog=exits.epilog(),
+        epilog=f"{exits.epilog()}. Shell completion (bash, zsh): {COMPLETION}",
     )
     add_global_options(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -181,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and the estimated monthly cost.",
         epilog=exits.epilog(),
     )
+    _format(plan)
     cov = commands.add_parser(
         "coverage",
         help="share of in-scope ENIs mirrored, by VPC and AZ, and why the rest are not",
@@ -189,18 +287,23 @@ def build_parser() -> argparse.ArgumentParser:
         f"{exits.EMPTY} with --fail-if-empty when nothing is in scope.",
         epilog=exits.epilog(),
     )
+    _format(
+        cov,
+        "html",
+        about="; html: one self-contained page to hand over (totals, a chart by account and AZ, "
+        "the unmirrored ENIs), built from the JSON document",
+    )
     cov.add_argument(
-        "--format",
-        choices=("table", "json"),
-        default="table",
-        help="table: for people (default); json: for scripts and CI, the stable schema in the "
-        "README's 'Coverage JSON' (account, region and time included)",
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write the json or html report to FILE instead of stdout",
     )
     cov.add_argument(
         "--min",
         type=_percentage,
         metavar="PCT",
-        help=f"exit {exits.BELOW_MIN} when coverage is below PCT percent (0-100)",
+        help=f"exit {exits.BELOW_MIN} when coverage is below PCT percent (0-100); the verdict is on stderr",
     )
     cov.add_argument(
         "--fail-if-empty",
@@ -213,24 +316,59 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reconcile every ENI of the region like the scheduled sweep. A dry run unless --apply.",
         epilog=exits.epilog(),
     )
-    sweep.add_argument("--apply", action="store_true", help="really create, modify and delete sessions")
-    sweep.add_argument(
-        "--summary",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="group the changes by what and why instead of one record each (default: automatic "
-        "above 25 changed ENIs; failures are always listed)",
+    _apply_or_dry_run(sweep, "create, modify and delete sessions")
+    _format(sweep)
+    release = commands.add_parser(
+        "release",
+        help="remove the automation's own sessions (its ManagedBy tag), and no other (dry run unless --apply)",
+        description="Delete every traffic mirror session of the region tagged ManagedBy=<--managed-by, "
+        "MIRROR_MANAGED_BY> (with --account/--accounts, in each account), the same way the "
+        "deployment's tear-down does; a session without that tag is never touched. A dry run unless "
+        "--apply. For tear-downs and upgrades: while a deployment still runs, its next sweep "
+        "mirrors the ENIs again.",
+        epilog=exits.epilog(),
     )
-    for sub in (plan, cov, sweep):
+    _apply_or_dry_run(release, "delete the sessions")
+    _format(release)
+    parser.commands = {"plan": plan, "coverage": cov, "sweep": sweep, "release": release}
+    for sub in parser.commands.values():
         add_global_options(sub)
     return parser
 
 
+def complete(parser: argparse.ArgumentParser) -> None:
+    """Shell completion: argcomplete answers the shell and exits; a no-op unless the shell asks."""
+    if "_ARGCOMPLETE" not in os.environ:
+        return
+    import argcomplete
+
+    argcomplete.autocomplete(parser)
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    complete(parser)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # A flag no command knows, wherever it is: argparse would take the value after a mistyped
+    # flag before the command for the command ("invalid choice: 'http://...'").
+    every = sorted({f for p in (parser, *parser.commands.values()) for f in p.flags()})
+    for word in words[: words.index("--")] if "--" in words else words:
+        flag = word.split("=", 1)[0]
+        if flag.startswith("--") and not any(f.startswith(flag) for f in every):  # prefixes: abbreviations
+            parser.error(unrecognized([word], every, {}))
+    args, extras = parser.parse_known_args(words)
+    if extras:
+        known = parser.flags() + parser.commands[args.command].flags()
+        elsewhere: dict[str, list[str]] = {}
+        for name, command in parser.commands.items():
+            for flag in sorted(set(command.flags()) - set(known)):
+                elsewhere.setdefault(flag, []).append(name)
+        parser.error(unrecognized(extras, known, elsewhere))
     for dest in GLOBAL_DESTS:
         if not hasattr(args, dest):
             setattr(args, dest, None)
+    if getattr(args, "output", None) and args.format == "table":
+        parser.error("--output needs --format json or html")
     return args
 
 
@@ -255,6 +393,26 @@ def _fail(err: Console, message: str, code: int) -> int:
     return code
 
 
+def default_endpoint(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
+    """`--endpoint-url`, else AWS_ENDPOINT_URL (checked the same way), else None (AWS itself).
+
+    Given explicitly to every client, STS's AssumeRole included, and named in every report and error.
+    """
+    if args.endpoint_url:
+        return str(args.endpoint_url)
+    raw = env.get(ENDPOINT_VARIABLE, "").strip()
+    if not raw:
+        return None
+    try:
+        return aws.endpoint_url(raw)
+    except ValueError as error:
+        raise SettingsProblem(f"{ENDPOINT_VARIABLE} {error}") from None
+
+
+class SettingsProblem(Exception):
+    """A variable of the environment the CLI cannot use (exit 1, one line)."""
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -266,17 +424,23 @@ def main(
     console = console or make_console()
     err = err_console or make_console(stderr=True)
     timeout = args.timeout or aws.DEFAULT_TIMEOUT
+    quiet = bool(args.quiet)
     # Imported here, not at module level: `--help` and usage errors need no boto3 at all.
     from traffic_mirror.handler import accounts
     from traffic_mirror.handler.clients import Clients
     from traffic_mirror.handler.context import Container
     from traffic_mirror.handler.settings import SettingsError
 
-    from . import coverage_cmd, plan_cmd, sweep_cmd
+    from . import coverage_cmd, plan_cmd, release_cmd, sweep_cmd
     from .context import Run
 
     region = args.region or ""
+    endpoint = args.endpoint_url
     try:
+        try:
+            endpoint = default_endpoint(args, os.environ)
+        except SettingsProblem as error:
+            return _fail(err, str(error), exits.CANNOT_RUN)
         session = aws.session(args.profile)
         region = region or os.environ.get("AWS_REGION") or session.region_name or ""
         if not region:
@@ -290,15 +454,15 @@ def main(
             settings = settings_from(args)
         except SettingsError as error:
             return _fail(err, str(error), exits.CANNOT_RUN)
-        activity = aws.Activity(err)
+        activity = aws.Activity(err, quiet=quiet)
         activity.watch(session)
         cfg = aws.config(timeout)
         container = Container(Clients(cfg, session=session))
         with activity.show(f"Checking credentials for {region}..."):
-            account = aws.account_id(session, region, args.endpoint_url, cfg)
+            account = aws.account_id(session, region, endpoint, cfg)
         now = datetime.now(UTC)
-        run = Run(console, err, region, args.endpoint_url, settings, account, now, activity, container)
-        run = dataclasses.replace(run, timeout=timeout)
+        run = Run(console, err, region, endpoint, settings, account, now, activity, container)
+        run = dataclasses.replace(run, timeout=timeout, quiet=quiet)
         if args.account and args.accounts:
             return _fail(err, "give --account or --accounts, not both", exits.USAGE)
         asked = args.account or args.accounts
@@ -312,14 +476,14 @@ def main(
                     chosen = accounts.covered(run.context())
             run = dataclasses.replace(run, accounts=chosen)
         if args.command == "plan":
-            return plan_cmd.run(run)
+            return plan_cmd.run(run, args.format)
         if args.command == "coverage":
-            return coverage_cmd.run(run, args.format, args.min, args.fail_if_empty)
-        return sweep_cmd.run(run, args.apply, args.summary)
+            return coverage_cmd.run(run, args.format, args.min, args.fail_if_empty, args.output)
+        if args.command == "release":
+            return release_cmd.run(run, args.apply, args.summary, args.format)
+        return sweep_cmd.run(run, args.apply, args.summary, args.format)
     except aws.AWS_ERRORS as error:
-        return _fail(
-            err, aws.describe(error, region or "(no region)", args.endpoint_url, timeout), exits.CANNOT_RUN
-        )
+        return _fail(err, aws.describe(error, region or "(no region)", endpoint, timeout), exits.CANNOT_RUN)
     except KeyboardInterrupt:
         err.print("interrupted")
         return exits.INTERRUPTED

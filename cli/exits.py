@@ -6,7 +6,7 @@ CANNOT_RUN = 1
 USAGE = 2
 """A mistake on the command line: unknown option, bad value (region, endpoint URL, filter id, ...)."""
 FAILED_WRITES = 3
-"""`sweep --apply` left writes that failed."""
+"""`sweep --apply` or `release --apply` left writes that failed."""
 BELOW_MIN = 4
 """`coverage --min PCT`: coverage is below PCT."""
 EMPTY = 5
@@ -18,7 +18,7 @@ TABLE = (
     (OK, "success"),
     (CANNOT_RUN, "cannot run: AWS credentials, profile, endpoint, permissions or a MIRROR_* variable"),
     (USAGE, "usage error: unknown option or bad value"),
-    (FAILED_WRITES, "sweep --apply left failed writes"),
+    (FAILED_WRITES, "sweep or release --apply left failed writes"),
     (BELOW_MIN, "coverage below --min"),
     (EMPTY, "coverage found nothing in scope, with --fail-if-empty"),
     (INTERRUPTED, "interrupted"),

@@ -17,6 +17,9 @@ from rich.console import Console
 from rich.text import Text
 
 INDENT = 4
+SUMMARY_THRESHOLD = 25
+"""Above this many changed ENIs, `sweep` and `release` summarise: changes by what and why,
+failures by error code (`--summary`/`--no-summary` decide instead)."""
 
 
 def make_console(stderr: bool = False) -> Console:

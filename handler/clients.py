@@ -1,4 +1,9 @@
-"""boto3 clients per place (account, region, endpoint), created once and reused across invocations.
+"""boto3's clients per place (account, region, endpoint), created once and reused across invocations.
+
+They are made by botocore's session directly (what `boto3.client` calls): a boto3 session adds
+nothing an EC2, ELBv2, STS or Organizations client uses, and importing boto3 itself (resources,
+s3transfer) costs about 25 ms of CPU, 5% of a cold start. A boto3 session passed in (the CLI's, with
+its profile) is used through the botocore session under it.
 
 Retries are botocore's own (adaptive mode: client-side rate limiting that backs off when EC2
 throttles), never a hand-written loop. Timeouts are short because EC2 answers in well under a
@@ -21,13 +26,13 @@ adaptive rate limiter: EC2 throttles per account and region, and a burst in one 
 not slow another.
 """
 
+import functools
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
@@ -37,6 +42,7 @@ from botocore.retries import quota, standard
 from .model import MEMBER_SESSION_NAME
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
 else:
@@ -121,6 +127,11 @@ def _install_retries(client: Any, time_left: TimeLeft) -> quota.RetryQuota:
     return budget
 
 
+def _botocore_session(session: "boto3.session.Session | botocore.session.Session | None") -> Any:
+    """botocore's session under a boto3 one (the CLI's, with its profile), or the session itself."""
+    return getattr(session, "_session", session)
+
+
 @dataclass(frozen=True)
 class Place:
     """Where work happens: one region of one account, through one endpoint."""
@@ -137,15 +148,18 @@ class Clients:
     """Every client and paginator of a container, and the API calls they made (by operation)."""
 
     def __init__(
-        self, config: Config = RETRY_CONFIG, partition: str = "aws", session: boto3.session.Session | None = None
+        self,
+        config: Config = RETRY_CONFIG,
+        partition: str = "aws",
+        session: "boto3.session.Session | botocore.session.Session | None" = None,
     ) -> None:
         self.config = config
         self.partition = partition
-        self._session = session
+        self._session: botocore.session.Session | None = _botocore_session(session)
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, Place], Any] = {}
         self._paginators: dict[tuple[Place, str], Any] = {}
-        self._sessions: dict[tuple[str, str], boto3.session.Session] = {}
+        self._sessions: dict[tuple[str, str, str | None], botocore.session.Session] = {}
         self._budgets: list[quota.RetryQuota] = []
         self._deadline: Callable[[], float] | None = None
         self.calls: Counter[str] = Counter()
@@ -172,38 +186,46 @@ class Clients:
         with self._lock:
             return Counter(self.calls)
 
-    def base_session(self) -> boto3.session.Session:
+    def base_session(self) -> botocore.session.Session:
         """The container's own credentials (made on first use: never at import)."""
         with self._lock:
             if self._session is None:
-                self._session = boto3.session.Session()
+                self._session = botocore.session.Session()
             return self._session
 
-    def session_for(self, place: Place) -> boto3.session.Session:
+    def session_for(self, place: Place) -> botocore.session.Session:
         """The session that acts in `place.account`: our own, or the member role's there."""
         base = self.base_session()
         if place.account is None:
             return base
         if not place.role:
             raise ValueError(f"account {place.account} needs a member role, and none is configured")
-        key = (place.account, place.role)
+        key = (place.account, place.role, place.endpoint)
         with self._lock:
             found = self._sessions.get(key)
         if found is not None:
             return found
+        # AssumeRole goes where every other call of this place goes (an endpoint such as the
+        # playground's, or AWS_ENDPOINT_URL through botocore when None), with this container's
+        # retries and timeouts, in the credentials' region or else the place's: botocore's
+        # fetcher would otherwise make a default STS client (AWS's, with no region at all when
+        # only AWS_REGION is set, as for the CLI).
+        region = base.get_config_variable("region") or place.region
+        sts_options: dict[str, Any] = {"config": self.config, "region_name": region}
+        if place.endpoint:
+            sts_options["endpoint_url"] = place.endpoint
         fetcher = AssumeRoleCredentialFetcher(
-            client_creator=base._session.create_client,
-            source_credentials=base._session.get_credentials(),
+            client_creator=functools.partial(base.create_client, **sts_options),
+            source_credentials=base.get_credentials(),
             role_arn=f"arn:{self.partition}:iam::{place.account}:role/{place.role}",
             extra_args={"RoleSessionName": MEMBER_SESSION_NAME},
         )
         credentials = DeferredRefreshableCredentials(
             refresh_using=fetcher.fetch_credentials, method="assume-role"
         )
-        core = botocore.session.Session()
+        session = botocore.session.Session()
         # botocore has no public setter for refreshable credentials; this is the documented idiom.
-        core._credentials = credentials  # type: ignore[attr-defined]
-        session = boto3.session.Session(botocore_session=core, region_name=place.region)
+        session._credentials = credentials  # type: ignore[attr-defined]
         with self._lock:
             return self._sessions.setdefault(key, session)
 
@@ -213,7 +235,7 @@ class Clients:
             found = self._clients.get(key)
         if found is not None:
             return found
-        client = self.session_for(place).client(  # type: ignore[call-overload]
+        client = self.session_for(place).create_client(
             service, region_name=place.region, endpoint_url=place.endpoint, config=self.config
         )
         client.meta.events.register("before-call", self._count)
@@ -253,7 +275,9 @@ class Clients:
             self._session = None
 
     def warm(self, place: Place) -> None:
-        """Create the function's own region's client and paginators during init (cold start)."""
+        """Create the function's own region's EC2 client during init (cold start), and the
+        paginators the inventory prefetch starts with: botocore's paginator model is then read
+        once, here, not by two of its threads at once. Any other paginator is made on first use."""
         self.ec2(place)  # the ELBv2 client is made only when an NLB target exists
-        for operation in ("describe_traffic_mirror_sessions", "describe_tags", "describe_instances"):
+        for operation in ("describe_traffic_mirror_targets", "describe_traffic_mirror_filters"):
             self.paginator(place, operation)

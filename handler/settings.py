@@ -172,6 +172,7 @@ class Settings:
         "Value of the ManagedBy tag on created sessions; only sessions carrying it are ever changed or deleted.",
         pattern=r".{1,256}",
         like="a tag value of 1-256 characters",
+        cli=True,
     )
     release_on_stop: bool = setting(
         False, "Delete an instance's sessions when it stops or an ENI is detached (AWS bills stopped ones)."

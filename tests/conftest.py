@@ -43,6 +43,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if MOTO_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.moto)
+        if item.get_closest_marker("xfail") is not None:
+            _native_tracebacks(item)
+
+
+def _native_tracebacks(item: pytest.Item) -> None:
+    """An expected failure's traceback in Python's own format: it is formatted on every run, and
+    pytest's format parses the test file with `ast`, which CPython 3.11 can fail on once other
+    threads or tests used it ("SystemError: AST constructor recursion depth mismatch",
+    python/cpython#106905, pytest-dev/pytest#10874): an INTERNALERROR that stops the xdist worker."""
+
+    def repr_failure(excinfo: pytest.ExceptionInfo[BaseException], *_: Any) -> Any:
+        return excinfo.getrepr(style="native")
+
+    item.repr_failure = repr_failure  # type: ignore[method-assign,assignment]
 
 
 @contextlib.contextmanager

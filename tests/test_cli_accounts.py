@@ -8,6 +8,7 @@ sweep that writes, then what the reads say after it.
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -18,6 +19,7 @@ from rich.console import Console
 from traffic_mirror import cli
 from traffic_mirror.cli import aws, exits
 
+from tests.test_cli_ops import check_page_against_json
 from tests.test_organization import HUB, MEMBER_A, MEMBER_B, REGION, World, roles_refused_in
 from testsupport import sandbox
 
@@ -133,10 +135,28 @@ def test_sweep_apply_creates_the_sessions_in_each_member(world: World) -> None:
         found = world.members[account][0].describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
         assert sorted(s["NetworkInterfaceId"] for s in found) == sorted(enis(world, account))
         assert {s["TrafficMirrorTargetId"] for s in found} == {world.expected_sensor(account, az)}
-    assert world.hub.describe_traffic_mirror_sessions()["TrafficMirrorSessions"] == []
+    assert world.hub_sessions() == []  # nothing made in the hub
     code, report, _ = coverage_json("--accounts", BOTH, "--min", "100", "--fail-if-empty")
     assert code == 0
     assert report["total"]["mirrored"] == report["total"]["in_scope"] == 3
+
+
+def test_coverage_html_over_accounts_is_the_json(world: World, tmp_path: Path) -> None:
+    """One page for every account: the total, a bar per account and AZ, every unmirrored ENI."""
+    assert run("sweep", "--apply", "--accounts", BOTH)[0] == 0  # done already when the tests run in order
+    (late,) = world.launch(MEMBER_B, "us-east-1b")  # after the sweep: not mirrored yet
+    code, report, _ = coverage_json("--accounts", BOTH)
+    assert code == 0 and report["total"]["mirrored"] == report["total"]["in_scope"] - 1 == 3
+    target = tmp_path / "coverage.html"
+    code, out, err = run("coverage", "--accounts", BOTH, "--format", "html", "-o", str(target), "--min", "100")
+    assert code == exits.BELOW_MIN and out == "", err
+    page = check_page_against_json(target.read_text(encoding="utf-8"), report)
+    (row,) = page.table("unmirrored").records()
+    assert (row["account_id"], row["eni"]) == (MEMBER_B, late["NetworkInterfaces"][0]["NetworkInterfaceId"])
+    by_account = {r["account_id"]: r for r in page.table("by-account").records()}
+    assert list(by_account) == [HUB, MEMBER_A, MEMBER_B]
+    assert [float(by_account[a]["coverage_percent"]) for a in (MEMBER_A, MEMBER_B)] == [100.0, 50.0]
+    assert {bar["data-account"] for bar in page.bars} == {MEMBER_A, MEMBER_B}  # the hub has nothing in scope
 
 
 def test_accounts_organization_and_usage_errors(world: World) -> None:
@@ -151,3 +171,26 @@ def test_accounts_organization_and_usage_errors(world: World) -> None:
         with pytest.raises(SystemExit) as refused:
             run("plan", *wrong)
         assert refused.value.code == exits.USAGE
+
+
+def test_release_over_accounts_deletes_each_members_sessions(world: World) -> None:
+    code, out, err = run("plan", "--accounts", BOTH, "--format", "json")
+    plans = json.loads(out)
+    assert code == 0 and plans["schema_version"] == 1 and plans["failed_accounts"] == []
+    assert [p["account_id"] for p in plans["accounts"]] == [HUB, MEMBER_A, MEMBER_B]
+    assert run("sweep", "--apply", "--accounts", BOTH)[0] == 0  # whatever ran before in this process
+    members = {a: world.members[a][0] for a in (MEMBER_A, MEMBER_B)}
+    before = {a: len(ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]) for a, ec2 in members.items()}
+    assert before[MEMBER_A] == 2 and before[MEMBER_B] >= 1
+    code, out, _ = run("release", "--accounts", BOTH, "--format", "json")
+    document = json.loads(out)
+    assert [(a["account_id"], a["session_count"], a["dry_run"]) for a in document["accounts"]] == [
+        (HUB, 0, True),
+        (MEMBER_A, 2, True),
+        (MEMBER_B, before[MEMBER_B], True),
+    ]
+    code, out, err = run("release", "--accounts", BOTH, "--apply")
+    assert code == 0, err
+    assert f"=== Account {MEMBER_B} (3 of 3) ===" in out and out.count(f"{before[MEMBER_B]} deleted") >= 1
+    for ec2 in members.values():
+        assert ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"] == []

@@ -14,6 +14,10 @@ holds EC2's token buckets). Per request it picks a fault, or none, at a given `r
 - `empty`: describe calls only: moto answers, and every list in the answer is emptied (a 200
   with no targets, no ENIs...): eventual consistency, a permission hiccup or a paging bug.
 
+Services that speak AWS's JSON protocol (Organizations: `services=("ec2", "organizations")`) are
+recognised by their `X-Amz-Target` header; their errors are answered in JSON (`__type`), e.g.
+`force("error", ["ListAccountsForParent"], answer=("400 Bad Request", "TooManyRequestsException"))`.
+
 Faults are faked in front of moto *server*, not with botocore hooks: botocore calls every
 before-send hook, so a hook cannot stand in for one failed round trip.
 
@@ -27,6 +31,7 @@ it was made in.
 """
 
 import io
+import json
 import logging
 import random
 import socket
@@ -94,8 +99,22 @@ def is_describe(action: str) -> bool:
     return action.startswith(("Describe", "List", "Get"))
 
 
-def _error_body(service: str, code: str, message: str) -> bytes:
+JSON_TARGET = "HTTP_X_AMZ_TARGET"
+"""The JSON protocol (Organizations, STS is query) names the action in `X-Amz-Target: Service.Action`."""
+
+
+def _action(environ: Mapping[str, Any], params: Mapping[str, Sequence[str]]) -> str:
+    """The API action: the query protocol's `Action` parameter, or the JSON protocol's target header."""
+    target = str(environ.get(JSON_TARGET, ""))
+    if target:
+        return target.rsplit(".", 1)[-1]
+    return (params.get("Action") or ["?"])[0]
+
+
+def _error_body(service: str, code: str, message: str, json_protocol: bool = False) -> bytes:
     request_id = uuid.uuid4()
+    if json_protocol:  # awsJson: botocore reads the code from `__type`
+        return json.dumps({"__type": code, "message": message}).encode()
     if service == "ec2":
         text = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -249,7 +268,10 @@ class FaultyApp:
         raw = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(raw)
         params = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
-        action = (params.get("Action") or ["?"])[0]
+        json_protocol = bool(environ.get(JSON_TARGET))
+        if json_protocol:
+            params = {"body": [raw.decode("utf-8", "replace")]}
+        action = _action(environ, params)
         kind, rule = self._choose(action, params)
         with self._lock:
             stats = self.stats
@@ -261,8 +283,9 @@ class FaultyApp:
             status, code, message = _ERRORS[kind]
             if rule is not None and rule.answer is not None:
                 (status, code), message = rule.answer, f"{rule.answer[1]} (injected)"
-            body = _error_body(service, code, message)
-            start_response(status, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+            body = _error_body(service, code, message, json_protocol)
+            content_type = "application/x-amz-json-1.1" if json_protocol else "text/xml"
+            start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
             return [body]
         if kind == "reset":
             _reset(environ)
