@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from moto import mock_aws
 from traffic_mirror.handler import app, budget, inventory, planner
 from traffic_mirror.handler.model import Action, Decision, Session, Source
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
@@ -310,3 +311,39 @@ def test_awss_session_quota_waits_by_priority_reported_not_retried(
         counter.calls.clear()
         assert app.handle(event([late], "late"))["problems"] == {planner.QUOTA: 1}
         assert "CreateTrafficMirrorSession" not in counter.calls
+
+
+# --- organizations --------------------------------------------------------------------------------
+
+
+@pytest.mark.moto
+def test_an_organization_member_has_its_own_cap() -> None:
+    """The cap counts each account's own sessions in a region: not the hub's, nor the sessions of the
+    members that the hub's listing shows on its shared sensors."""
+    from tests.test_organization import HUB, MEMBER_A, SCHEDULED, World, handle
+
+    with mock_aws(), sandbox.aws_rules():
+        app.CONTAINER.reset()
+        world = World((MEMBER_A,))
+        settings = Settings(accounts=MEMBER_A, max_sessions=2, sweep_grace_seconds=0)
+        ec2, built, _ = world.members[MEMBER_A]
+        subnet = built.subnets["us-east-1a"]
+        member = [sandbox.launch(ec2, built, subnet, tags={PRIORITY: str(p)})[0] for p in (1, 3, 2)]
+        hub = sandbox.launch(world.hub, world.hub_account, world.hub_account.subnets["us-east-1a"], count=2)
+        assert handle(world.event(HUB, hub, "hub"), settings)["counts"]["Created"] == 2
+        result = handle(world.event(MEMBER_A, member, "member"), settings)
+        assert result["problems"] == {planner.OVER_BUDGET: 1}
+        assert set(mirrored_enis(ec2)) == {eni(member[1]), eni(member[2])}
+        hub_sessions = {s["TrafficMirrorSessionId"] for s in world.hub_sessions()}
+        assert len(hub_sessions) == 2
+        # A higher priority in the member displaces the member's lowest, never a hub session.
+        (urgent,) = sandbox.launch(ec2, built, subnet, tags={PRIORITY: "5"})
+        handle(world.event(MEMBER_A, [urgent], "urgent"), settings)
+        settled = mirrored_enis(ec2)
+        assert set(settled) == {eni(urgent), eni(member[1])}
+        assert {s["TrafficMirrorSessionId"] for s in world.hub_sessions()} == hub_sessions
+        # The fleet's sweep keeps each account at its own cap: nothing moves.
+        handle(SCHEDULED, settings)
+        assert mirrored_enis(ec2) == settled
+        assert {s["TrafficMirrorSessionId"] for s in world.hub_sessions()} == hub_sessions
+    app.CONTAINER.reset()
