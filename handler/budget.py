@@ -120,16 +120,16 @@ def is_release(decision: Decision) -> bool:
 class _Item:
     eni_id: str
     priority: int
-    held: bool
     attached_at: float | None
     decision: Decision | None
     """None: an ENI no decision covers (an event's view of the rest of the place)."""
 
     @property
-    def rank(self) -> tuple[int, int, float, str]:
-        """Best first: priority, then what is already mirrored, then the older ENI, then the id."""
+    def rank(self) -> tuple[int, float, str]:
+        """Best first: priority, then the older ENI, then the id. (What is mirrored keeps its place
+        against a newcomer of the same priority because only a strictly higher one displaces it.)"""
         age = self.attached_at if self.attached_at is not None else math.inf
-        return (-self.priority, 0 if self.held else 1, age, self.eni_id)
+        return (-self.priority, age, self.eni_id)
 
 
 def limit(
@@ -155,9 +155,9 @@ def limit(
         if d.eni_id in pinned:
             fixed += len(now)
         elif is_newcomer(d):
-            newcomers.append(_Item(d.eni_id, d.priority, False, d.attached_at, d))
+            newcomers.append(_Item(d.eni_id, d.priority, d.attached_at, d))
         elif keeps(d) and now:
-            held.append(_Item(d.eni_id, d.priority, True, d.attached_at, d))
+            held.append(_Item(d.eni_id, d.priority, d.attached_at, d))
         else:
             ids = {s.session_id for s in now}
             fixed += len(now) - sum(1 for a in d.actions if a.kind == "delete" and a.session_id in ids)
@@ -165,7 +165,7 @@ def limit(
         if eni_id in decided:
             continue
         if eni_id in room.priorities and release and eni_id not in pinned:
-            held.append(_Item(eni_id, room.priorities[eni_id], True, None, None))
+            held.append(_Item(eni_id, room.priorities[eni_id], None, None))
         else:
             fixed += len(sessions)
     bound = room.bound

@@ -5,6 +5,7 @@ against moto: events, sweeps, the quota as AWS answers it (`sandbox.session_quot
 """
 
 import dataclasses
+import datetime
 import json
 import logging
 from collections import Counter
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ec2.models import ec2_backends
 from traffic_mirror.handler import app, budget, inventory, planner
 from traffic_mirror.handler.model import Action, Decision, Session, Source
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
@@ -164,9 +167,18 @@ def event(instances: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 
 def test_the_highest_priorities_fill_the_cap_from_one_batch(aws: Any, account: sandbox.Account) -> None:
+    (other,) = launch(aws, account, 9)
+    other_tool = aws.create_traffic_mirror_session(  # another tool's session: not counted against our cap
+        NetworkInterfaceId=eni(other),
+        TrafficMirrorTargetId=account.targets["sensor-us-east-1a-0"],
+        TrafficMirrorFilterId=account.filters["default"],
+        SessionNumber=5,
+    )["TrafficMirrorSession"]["TrafficMirrorSessionId"]
     instances = launch(aws, account, 1, 5, 3, None, 4)
     result = app.handle(event(instances, "batch"), settings=CAP3)
-    assert set(mirrored_enis(aws)) == {eni(instances[i]) for i in (1, 2, 4)}  # priorities 5, 3, 4
+    found = mirrored_enis(aws)
+    assert found.pop(eni(other)) == other_tool
+    assert set(found) == {eni(instances[i]) for i in (1, 2, 4)}  # priorities 5, 3, 4
     assert result["counts"]["Created"] == 3 and result["counts"]["OverBudget"] == 2
     assert result["problems"] == {planner.OVER_BUDGET: 2}
 
@@ -216,16 +228,28 @@ def test_the_enis_priority_tag_overrides_its_instances(aws: Any, account: sandbo
     assert set(mirrored_enis(aws)) == {eni(low_eni)}
 
 
+def backdate(instance: dict[str, Any]) -> None:
+    """Its ENI attached long before the others (moto stamps every attachment with the time of the call)."""
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    backend.get_network_interface(eni(instance)).attach_time = datetime.datetime(2020, 1, 1)
+
+
 def test_sweeps_with_nothing_changed_leave_every_session_id_as_it_was(aws: Any, account: sandbox.Account) -> None:
-    instances = launch(aws, account, 0, 0, 0, 0, 2, az="us-east-1a") + launch(aws, account, 0, 0, az="us-east-1b")
-    app.handle(event(instances[:4], "some"), settings=CAP3)  # three of the priority-0 ENIs
+    (older,) = launch(aws, account, 0)
+    backdate(older)  # the oldest ENI, of the same priority, but not mirrored: it must not take a place
+    held = launch(aws, account, 0, 0, 0)
+    app.handle(event(held, "held"), settings=CAP3)
     first = mirrored_enis(aws)
-    assert len(first) == 3
-    app.handle(scheduled(), settings=CAP3)  # priority 2 displaces one; the equal ones never churn
+    assert set(first) == {eni(i) for i in held}
+    for _ in range(2):
+        assert app.handle(scheduled(), settings=CAP3)["counts"]["OverBudget"] == 1
+        assert mirrored_enis(aws) == first
+    # A strictly higher priority does move one (and only one); then nothing moves again.
+    (high,) = launch(aws, account, 2, az="us-east-1b")
+    app.handle(scheduled(), settings=CAP3)
     settled = mirrored_enis(aws)
-    assert len(settled) == 3 and eni(instances[4]) in settled
-    assert len(set(first.items()) & set(settled.items())) == 2
-    for _ in range(3):
+    assert len(settled) == 3 and eni(high) in settled and len(set(first.items()) & set(settled.items())) == 2
+    for _ in range(2):
         app.handle(scheduled(), settings=CAP3)
         assert mirrored_enis(aws) == settled
 
