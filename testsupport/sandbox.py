@@ -480,19 +480,21 @@ def build_account(
     sensors_per_az: int = 1,
     sensor_type: str = "c5.24xlarge",
     ami: str | None = None,
+    subnet_bits: int = 20,
 ) -> Account:
     """A VPC over `azs`, one subnet each, sensor instances as ENI targets, one filter.
 
     `ami`: an image id to launch from; by default the first of moto's Amazon images (listing
     them costs moto about two seconds, so callers that build many accounts pass `moto_ami()`).
+    `subnet_bits`: the subnets' prefix length (/20: about 4,000 addresses each; /18 for 10,000 ENIs).
     """
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = {}
+    step = 2 ** (24 - subnet_bits)
     for index, suffix in enumerate(azs):
         az = f"{region}{suffix}"
-        subnets[az] = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{index * 16}.0/20", AvailabilityZone=az)[
-            "Subnet"
-        ]["SubnetId"]
+        cidr = f"10.0.{index * step}.0/{subnet_bits}"
+        subnets[az] = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=az)["Subnet"]["SubnetId"]
     ami = ami or ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     account = Account(region, vpc, subnets, ami=ami)
     for az, subnet in subnets.items():

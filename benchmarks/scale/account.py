@@ -33,8 +33,9 @@ def member_client(url: str, account: str) -> Any:
     return throttle.bypass(ec2)
 
 
-def scale_account(ec2: Any, enis: int) -> Any:
-    """A VPC over two AZs with large sensors (100 sources each) for `enis` sources, at most 2/3 full.
+def scale_account(ec2: Any, enis: int, instances: int = 0) -> Any:
+    """A VPC over two AZs with large sensors (100 sources each) for `enis` sources, at most 2/3 full,
+    and room for `instances` instances (default: `enis`).
 
     The planner spreads ENIs over equally near sensors by hashing, not by load: at 75% average
     load a sensor overflows in about 1 run in 300 (TrafficMirrorSourcesPerTargetLimitExceeded),
@@ -43,7 +44,8 @@ def scale_account(ec2: Any, enis: int) -> Any:
     from testsupport import sandbox
 
     per_az = max(1, -(-enis * 3 // (2 * 2 * SOURCES_PER_LARGE_SENSOR)))
-    return sandbox.build_account(ec2, REGION, sensors_per_az=per_az, sensor_type="c5.24xlarge")
+    bits = 20 if max(enis, instances) <= 7000 else 18  # two /20s hold about 8,000 addresses
+    return sandbox.build_account(ec2, REGION, sensors_per_az=per_az, sensor_type="c5.24xlarge", subnet_bits=bits)
 
 
 def launch_in_batches(ec2: Any, account: Any, count: int, per_call: int) -> Iterator[list[dict[str, Any]]]:

@@ -205,7 +205,7 @@ class Bench:
         opts = self.options
         enis = enis or opts.sweep_enis
         ec2 = self._fresh()
-        account = scale_account(ec2, enis if cap is None else min(cap, enis))
+        account = scale_account(ec2, enis if cap is None else min(cap, enis), enis)
         expected: set[str] = set()
         for instances in launch_in_batches(ec2, account, enis, 100):
             expected |= enis_of(instances)
