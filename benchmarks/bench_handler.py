@@ -3,6 +3,7 @@
     python -m benchmarks.bench_handler                  # 1, 10, 50 instances x 1 and 2 ENIs, 50 ms/call
     python -m benchmarks.bench_handler --latency-ms 100 --repeat 9 --stat median
     python -m benchmarks.bench_handler --quick          # smoke run: tiny sizes, one repeat
+    python -m benchmarks.bench_handler --sweep-only     # only the sweep: instances, then + services' ENIs
 
 A benchmark, not a test: it prints a Markdown table and checks the issue's done-when criteria.
 Everything runs in-process against moto (`mock_aws`) with `testsupport.sandbox.aws_rules()`, so it
@@ -19,6 +20,11 @@ Per row (N instances, E ENIs each, alternating between the two AZs' subnets):
 - naive cold: a fresh import of scripts/baseline.py and a new default boto3 session and EC2
   client (the JS module's `new AWS.EC2()`), timed, then `naive_handler(event, client)`;
 - naive warm: the same module and client, a second event for other instances.
+
+Then a sweep of the whole region (`--sweep-instances` ENIs of instances plus `--sweep-services` ENIs
+of load balancers and databases: ALB and Classic Load Balancer nodes, RDS), by the same warm module,
+with MIRROR_SOURCES=instances (the default: the services' ENIs are not read) and then =all, each
+from no session at all: calls by operation and wall time, side by side.
 A second table (`benchmarks.cold_process`) measures cold start as Lambda pays it: each run a new
 Python process started on the deployment package with Lambda's environment, from its start to
 the end of its first event (one instance, one ENI), against a moto server on loopback, nothing
@@ -63,6 +69,9 @@ REGION = "us-east-1"
 SIZES = (1, 10, 50)
 ENIS_PER_INSTANCE = (1, 2)
 QUICK_SIZES = (1, 2)
+SWEEP_INSTANCE_ENIS = 1000
+SWEEP_SERVICE_ENIS = 200
+QUICK_SWEEP = (40, 10)
 STATS: dict[str, Callable[[Sequence[float]], float]] = {"min": min, "median": statistics.median}
 
 # The done-when criteria (from the issue).
@@ -432,6 +441,122 @@ def bench(
             return [runner.row(n, e) for n in sizes for e in enis]
 
 
+# --- the sweep, with and without the services' ENIs ------------------------------------------------
+
+
+@dataclass
+class SweepRun:
+    sources: str
+    ms: float
+    calls: Counter[str]
+    created: int
+    enis: int
+
+    @property
+    def reads(self) -> int:
+        return sum(n for op, n in self.calls.items() if not op.startswith(WRITE_PREFIXES))
+
+
+def _service_enis(bench: "Bench", count: int) -> int:
+    """`count` services' ENIs: ALB and Classic Load Balancer nodes (one per AZ each) and RDS ENIs."""
+    import boto3
+
+    elbv2 = boto3.session.Session().client("elbv2", region_name=REGION)
+    elb = boto3.session.Session().client("elb", region_name=REGION)
+    made, index = 0, 0
+    subnets = list(bench.account.subnets.values())
+    while made < count:
+        kind = index % 3
+        if kind == 0 and count - made >= len(subnets):
+            made += len(bench.sandbox.application_load_balancer(elbv2, bench.admin, bench.account, f"alb-{index}")[1])
+        elif kind == 1 and count - made >= len(subnets):
+            made += len(bench.sandbox.classic_load_balancer(elb, bench.admin, bench.account, f"clb-{index}"))
+        else:
+            bench.sandbox.service_eni(bench.admin, subnets[index % len(subnets)], "rds")
+            made += 1
+        index += 1
+    return made
+
+
+def bench_sweep(
+    instance_enis: int = SWEEP_INSTANCE_ENIS,
+    service_enis: int = SWEEP_SERVICE_ENIS,
+    latency_ms: float = 50.0,
+    repeat: int = 3,
+    stat: str = "min",
+) -> list[SweepRun]:
+    """One account with `instance_enis` instance ENIs and `service_enis` services' ENIs; a sweep by
+    hand with MIRROR_SOURCES=instances and =all, alternately, `repeat` times each (no output)."""
+    import dataclasses
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_preserve_default_session())
+        stack.enter_context(environment.isolated(LAMBDA_ENV))
+        stack.enter_context(modules.preserved(_reimported))
+        stack.enter_context(logs.quiet())
+        stack.enter_context(botocore_models.shared_loader())
+        from moto import mock_aws
+
+        from testsupport import sandbox
+        from testsupport.event_builders import scheduled
+
+        stack.enter_context(mock_aws())
+        stack.enter_context(sandbox.aws_rules())
+        runner = Bench(latency_ms, repeat, stat)
+        # Enough large sensors (100 sources each) for every ENI, in each AZ.
+        per_az = math.ceil((instance_enis + service_enis) / 100 / len(runner.account.subnets)) + 1
+        for subnet in runner.account.subnets.values():
+            for n in range(1, per_az):
+                runner.sandbox.add_eni_target(runner.admin, runner.account, subnet, f"sweep-{subnet}-{n}", "c5.24xlarge")
+        runner.launch(instance_enis, 1)
+        services = _service_enis(runner, service_enis)
+        runs: list[SweepRun] = []
+        with runner.probe.installed():
+            app = modules.fresh_handler()
+            for rep in range(repeat + 1):  # the first round warms moto and the module up, untimed
+                for sources in ("instances", "all") if rep % 2 == 0 else ("all", "instances"):
+                    settings = dataclasses.replace(app.SETTINGS, sources=sources)
+                    runner.probe.reset()
+                    with _timing() as elapsed:
+                        result = app.handle(scheduled(rule=None), LAMBDA_CONTEXT, settings=settings)
+                    ms = elapsed()
+                    created = min(int(result["counts"]["Created"]), runner.clean())
+                    if rep:
+                        enis = instance_enis + (services if sources == "all" else 0)
+                        runs.append(SweepRun(sources, ms, runner.probe.snapshot(), created, enis))
+            _retire()
+        return runs
+
+
+def sweep_table(runs: Sequence[SweepRun], stat: str) -> str:
+    by_sources = {s: [r for r in runs if r.sources == s] for s in ("instances", "all")}
+    lines = [
+        "| MIRROR_SOURCES | ENIs mirrored | EC2/ELB calls (reads / writes) | Wall ms | ms per ENI |",
+        "|---|---|---|---|---|",
+    ]
+    for sources, found in by_sources.items():
+        first = found[0]
+        ms = STATS[stat]([r.ms for r in found])
+        total = sum(first.calls.values())
+        lines.append(
+            f"| {sources} | {first.created} of {first.enis} | {total} ({first.reads} / {total - first.reads}) "
+            f"| {ms:.0f} | {ms / max(first.created, 1):.2f} |"
+        )
+    lines.append("")
+    for sources, found in by_sources.items():
+        ops = ", ".join(f"{op} {n}" for op, n in sorted(found[0].calls.items()))
+        lines.append(f"  {sources:<10} {ops}")
+    return "\n".join(lines)
+
+
+def sweep_problems(runs: Sequence[SweepRun]) -> list[str]:
+    problems = [f"sweep {r.sources}: created {r.created} sessions, expected {r.enis}" for r in runs if r.created != r.enis]
+    for sources in ("instances", "all"):
+        calls = [r.calls for r in runs if r.sources == sources]
+        problems += [f"sweep {sources}: calls {dict(c)} differ from {dict(calls[0])}" for c in calls[1:] if c != calls[0]]
+    return problems
+
+
 # --- report -----------------------------------------------------------------------------------
 
 
@@ -599,20 +724,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--process-latency-ms", type=float, default=0.0, help="latency added to every AWS call of the new processes"
     )
+    parser.add_argument("--sweep-instances", type=int, help=f"the sweep's instance ENIs (default {SWEEP_INSTANCE_ENIS})")
+    parser.add_argument("--sweep-services", type=int, help=f"the sweep's services' ENIs (default {SWEEP_SERVICE_ENIS})")
+    parser.add_argument("--sweep-repeat", type=int, default=3, help="runs of each sweep (default 3)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--no-sweep", action="store_true", help="no sweep (the events' rows and the process cold start)")
+    which.add_argument("--sweep-only", action="store_true", help="only the sweep")
     args = parser.parse_args(argv)
     sizes = tuple(args.sizes or (QUICK_SIZES if args.quick else SIZES))
     repeat = 1 if args.quick else max(1, args.repeat)
     process_repeat = args.process_repeat if args.process_repeat is not None else (0 if args.quick else PROCESS_REPEAT)
+    if args.sweep_only:
+        process_repeat = 0
 
     started = time.perf_counter()
-    rows = bench(sizes, ENIS_PER_INSTANCE, args.latency_ms, repeat, args.bytecode, args.stat)
-    print(table(rows, args.latency_ms))
-    print()
-    print(by_operation(rows))
-    print()
-    print(footnote(rows, args.latency_ms, repeat, args.bytecode, args.stat))
-    print()
-    found = verdicts(rows, args.latency_ms)
+    rows = [] if args.sweep_only else bench(sizes, ENIS_PER_INSTANCE, args.latency_ms, repeat, args.bytecode, args.stat)
+    found: list[Verdict] = []
+    if rows:
+        print(table(rows, args.latency_ms))
+        print()
+        print(by_operation(rows))
+        print()
+        print(footnote(rows, args.latency_ms, repeat, args.bytecode, args.stat))
+        print()
+        found = verdicts(rows, args.latency_ms)
     process_problems: list[str] = []
     if process_repeat > 0:
         process = cold_process.measure(process_repeat, args.process_latency_ms, args.stat)
@@ -626,6 +761,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(verdict)
     problems = [f"{r.instances} x {r.enis_per_instance}: {p}" for r in rows for p in r.problems]
     problems += process_problems
+    if not args.no_sweep:
+        quick_instances, quick_services = QUICK_SWEEP
+        instance_enis = args.sweep_instances or (quick_instances if args.quick else SWEEP_INSTANCE_ENIS)
+        service_enis = args.sweep_services or (quick_services if args.quick else SWEEP_SERVICE_ENIS)
+        sweep_repeat = 1 if args.quick else max(1, args.sweep_repeat)
+        runs = bench_sweep(instance_enis, service_enis, args.latency_ms, sweep_repeat, args.stat)
+        print()
+        print(
+            f"Sweep by hand of {instance_enis} instance ENIs and {service_enis} services' ENIs (ALB and "
+            f"Classic Load Balancer nodes, RDS), {args.latency_ms:g} ms per call, "
+            f"{'best' if args.stat == 'min' else 'median'} of {sweep_repeat}:"
+        )
+        print(sweep_table(runs, args.stat))
+        problems += sweep_problems(runs)
     for problem in problems:
         print(f"INVALID  {problem}")
     print(f"\n({time.perf_counter() - started:.1f} s)")

@@ -31,11 +31,14 @@ the deployed queue), `queue+state` (the same plus each instance's "running" stat
 which the deployed rules also match, arriving 5-20 s later), `queue+sweep` (the same burst while the
 schedule's sweep starts, with the deployed 300 s timeout, 2 s in), `direct` and `naive` (the
 burst through direct asynchronous invocations, our handler and the blog post's), `sweep`
-(1,000 ENIs, no events, short budget), `sweep-capped` (beside it: 10,000 in-scope ENIs under
-MIRROR_MAX_SESSIONS=1,000, `--capped-enis`, `--cap`) and `budget` (20 one-ENI launch events under a
-cap of 5 through the deployed queue, then one sweep: what containers side by side overshoot, and the
-sweep restoring the cap; docs/budget.md). `--queue-concurrency 1` measures what a single writer per
-region would cost the burst. The direct design is not run with the state-change events:
+(1,000 ENIs, no events, short budget), `accounts` (the burst in several member accounts at once),
+`failover` (one sensor of an AZ serving 100 ENIs stops while a second stands: its `stopping`
+state-change event through the deployed queue moves every session), `sweep-capped` (beside the
+sweep: 10,000 in-scope ENIs under MIRROR_MAX_SESSIONS=1,000, `--capped-enis`, `--cap`) and `budget`
+(20 one-ENI launch events under a cap of 5 through the deployed queue, then one sweep: what
+containers side by side overshoot, and the sweep restoring the cap; docs/budget.md).
+`--queue-concurrency 1` measures what a single writer per region would cost the burst. The direct
+design is not run with the state-change events:
 that would be 220 concurrent containers, more processes than a benchmark box should spawn.
 
 A larger burst compares the two designs where they part: `--events 60 --only queue,direct`
@@ -62,7 +65,7 @@ from benchmarks.scale.containers import EXPERIMENTS
 from benchmarks.scale.report import report, verdict
 from benchmarks.scale.runs import Run
 from benchmarks.scale.scenarios import Bench, Options
-from testsupport import environment, throttle
+from testsupport import environment, moto_server, throttle
 
 # --- command line ---------------------------------------------------------------------------------
 
@@ -81,7 +84,10 @@ def run_all(options: Options, out: Callable[[str], None] = print) -> tuple[list[
 
     clock = throttle.SimClock()
     runs: list[Run] = []
-    with throttle.Server(options.rates, clock, options.latency) as server, sandbox.aws_rules():
+    with (
+        moto_server.Server(lambda moto: throttle.ThrottledApp(moto, options.rates, clock, options.latency)) as server,
+        sandbox.aws_rules(),
+    ):
         bench = Bench(server, clock, options)
         plan: list[tuple[str, Callable[[], Run]]] = []
         if "queue" in options.scenarios:
@@ -119,6 +125,8 @@ def run_all(options: Options, out: Callable[[str], None] = print) -> tuple[list[
             plan.append(("sweep", bench.sweep))
         if "accounts" in options.scenarios:
             plan.append(("accounts", bench.accounts))
+        if "failover" in options.scenarios:
+            plan.append(("failover", bench.failover))
         if "sweep-capped" in options.scenarios:
             plan.append(("sweep-capped", bench.sweep_capped))
         if "budget" in options.scenarios:
@@ -159,8 +167,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--latency", type=float, default=0.05, help="EC2's own latency per call, seconds")
     parser.add_argument(
         "--only",
-        default="queue,queue+state,queue+sweep,direct,naive,sweep,accounts,sweep-capped,budget",
-        help="comma-separated: queue, queue+state, queue+sweep, direct, naive, sweep, accounts, sweep-capped, budget",
+        default="queue,queue+state,queue+sweep,direct,naive,sweep,accounts,failover,sweep-capped,budget",
+        help="comma-separated: queue, queue+state, queue+sweep, direct, naive, sweep, accounts, failover, sweep-capped,"
+        " budget",
+    )
+    parser.add_argument(
+        "--failover-enis", type=int, default=100, help="failover: ENIs on the sensor that stops (one AZ)"
     )
     parser.add_argument(
         "--queue-concurrency",
@@ -235,6 +247,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         scenarios=tuple(s.strip() for s in args.only.split(",") if s.strip()),
         accounts=args.accounts,
         accounts_concurrency=args.accounts_concurrency,
+        failover_enis=args.failover_enis,
         queue_concurrency=args.queue_concurrency,
         capped_enis=args.capped_enis,
         cap=args.cap,
@@ -253,6 +266,7 @@ def quick(options: Options) -> Options:
     options.events, options.per_event = 4, 3
     options.accounts = 2
     options.sweep_enis, options.sweep_budget = 40, 5.0
+    options.failover_enis = 12
     options.capped_enis, options.cap = 40, 10
     options.handler_env = {"MIRROR_DEADLINE_MARGIN_SECONDS": "3", **options.handler_env}
     options.latency = 0.01

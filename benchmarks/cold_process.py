@@ -217,11 +217,14 @@ def _world(latency_ms: float, before: str | None = None) -> Iterator[Runner]:
     """Fake credentials and a moto server (with the AWS rules) for the block; a scratch directory."""
     with ExitStack() as stack:
         stack.enter_context(environment.isolated(environment.TEST_EXTRA))
-        from testsupport import sandbox, throttle
+        from testsupport import moto_server, sandbox, throttle
 
         stack.enter_context(sandbox.aws_rules())
         rates = throttle.Rates(NO_THROTTLING, NO_THROTTLING, NO_THROTTLING, NO_THROTTLING)
-        server = stack.enter_context(throttle.Server(rates, throttle.SimClock(), latency_ms / 1000.0))
+        clock, latency = throttle.SimClock(), latency_ms / 1000.0
+        server = stack.enter_context(
+            moto_server.Server(lambda moto: throttle.ThrottledApp(moto, rates, clock, latency))
+        )
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cold-start-")))
         yield Runner(server, root, before)
 

@@ -37,6 +37,9 @@ class Run:
     timeout: float = DEFAULT_TIMEOUT
     quiet: bool = False
     """`--quiet`: summary lines only, no warnings (errors still shown)."""
+    deployed: Settings | None = None
+    """The function's own settings (its MIRROR_* variables, before the flags): what `plan` compares
+    a `--sources` beyond the deployment's with (None: the same as `settings`)."""
 
     def context(self, settings: Settings | None = None) -> Context:
         """The handler's view of this run: one place (region, endpoint), its settings, our container."""

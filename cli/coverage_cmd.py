@@ -1,22 +1,29 @@
-"""`coverage`: the share of in-scope ENIs mirrored, by VPC and AZ, why the rest are not, the cost.
+"""`coverage`: the share of in-scope ENIs mirrored, by VPC and AZ, why the rest are not, the cost;
+first the sessions of others to untrusted targets, and the mirrored instances' loss.
 
 Three forms of one report: the table (for people), the JSON document (`Coverage.to_json`, the
 stable schema) and the HTML page, which is built from that JSON document (`html_report`), so the
 page and the JSON cannot disagree.
 """
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from traffic_mirror.handler import loss as mirror_loss
+from traffic_mirror.handler.coverage import Sensor
 
-from . import documents, exits, html_report, reasons, render
+from . import documents, evidence, exits, html_report, reasons, render
 from .aws import AWS_ERRORS
 from .budget_view import BudgetView
 from .context import Run
 from .cost import Estimate, estimate
 from .coverage import Coverage, Total, coverage
-from .read import read
+from .read import Snapshot, loss, read
+
+DEFAULT_WINDOW = mirror_loss.DEFAULT_WINDOW_SECONDS
 
 
 def headline(report: Coverage) -> str:
@@ -38,10 +45,17 @@ def render_coverage(
     *,
     err: Console | None = None,
     quiet: bool = False,
+    account: str = "",
+    names: dict[str, str] | None = None,
+    loss_threshold: float | None = None,
 ) -> None:
-    """Headline, by VPC, by AZ, the unmirrored ENIs with their reasons, out of scope, cost, the
-    session budget; the verdict on `--min` on `err` (stderr). `quiet`: the headline and a missed
-    minimum only."""
+    """Untrusted sessions first, then the headline, by VPC, by AZ, the unmirrored ENIs with their
+    reasons, out of scope, the mirror loss, cost, the session budget; the verdict on `--min` on `err` (stderr).
+    `quiet`: the untrusted sessions' count, the headline and a missed minimum only."""
+    if quiet:
+        evidence.untrusted_count(console, report.untrusted)
+    else:
+        evidence.render_untrusted(console, report.untrusted, account, names)
     colour = "green" if report.percent >= 100 else "red" if report.below(minimum) else "yellow"
     render.line(console, headline(report), style=f"bold {colour}" if not report.empty else "bold yellow")
     if quiet:
@@ -50,7 +64,9 @@ def render_coverage(
     if run_stamp:
         render.line(console, run_stamp, style="dim")
     zones = "AZ ID" if any(g.az_id for g in report.by_az) else "AZ"
-    for title, groups in (("VPC", report.by_vpc), (zones, report.by_az)):
+    # By kind only once services' ENIs are among the sources (MIRROR_SOURCES): instances alone need no table.
+    kinds = report.by_kind if any(g.key != "instances" for g in report.by_kind) else ()
+    for title, groups in (("VPC", report.by_vpc), (zones, report.by_az), ("Kind", kinds)):
         if not groups:
             continue
         render.blank(console)
@@ -71,18 +87,24 @@ def render_coverage(
                 console,
                 render.head(title, "bold", u.eni, f"({sweep})"),
                 [
-                    ", ".join(p for p in (f"instance {u.instance}" if u.instance else "", u.vpc, u.az) if p),
+                    ", ".join(
+                        p for p in (f"instance {u.instance}" if u.instance else render.service_kind(u.kind), u.vpc, u.az) if p
+                    ),
                     u.reason,
                 ],
             )
     elif not report.empty:
         render.blank(console)
         render.line(console, "Every in-scope ENI is mirrored.", style="green")
+    render_sensors(console, report.sensors)
     if report.out_of_scope:
         render.blank(console)
         rows = [["ENIs", "Why"]]
         rows += [[str(n), reasons.OUT_OF_SCOPE_LABELS.get(k, k)] for k, n in report.out_of_scope.items()]
         render.columns(console, "Out of scope (not counted)", rows, right=(0,))
+    if report.loss is not None:
+        render.blank(console)
+        evidence.render_loss(console, report.loss, loss_threshold, names)
     if cost is not None:
         render.blank(console)
         render.line(console, cost.sentence())
@@ -91,6 +113,29 @@ def render_coverage(
         for text in budget.lines():
             render.line(console, text)
     verdict(err or console, report, minimum)
+
+
+def render_sensors(console: Console, sensors: Sequence[Sensor]) -> None:
+    """The sensors: where each is, usable or why not, the sources it serves (of how many)."""
+    if not sensors:
+        return
+    render.blank(console)
+    zones = "AZ ID" if any(s.az_id for s in sensors) else "AZ"
+    rows = [["Target", "Kind", zones, "Sources", "State"]]
+    for s in sensors:
+        kind = KINDS.get(s.kind, s.kind)
+        where = s.az_id or s.az or (", ".join(s.zones) if s.zones else "-")
+        served = f"{s.sessions}/{s.sources_limit}" if s.sources_limit is not None else str(s.sessions)
+        state = "usable" if s.usable else f"UNUSABLE: {s.detail}"
+        if s.owner:
+            state += " (another account's, shared)"
+        rows.append([s.target_id, kind, where, served, state])
+    unusable = sum(not s.usable for s in sensors)
+    title = f"Sensors ({len(sensors)}, {unusable} unusable)" if unusable else f"Sensors ({len(sensors)})"
+    render.columns(console, title, rows, right=(3,))
+
+
+KINDS = {"network-interface": "ENI", "network-load-balancer": "NLB", "gateway-load-balancer-endpoint": "GWLB endpoint"}
 
 
 def verdict(err: Console, report: Coverage | Total, minimum: float | None, quiet: bool = False) -> None:
@@ -108,6 +153,8 @@ def render_total(
     """The accounts side by side (those not read included), the total, and the verdict on it (on `err`)."""
     if quiet:
         render.line(console, total_line(total))
+        if total.untrusted:
+            render.line(console, untrusted_line(total), style="bold red")
         verdict(err or console, total, minimum, quiet)
         return
     render.blank(console)
@@ -121,7 +168,17 @@ def render_total(
     render.blank(console)
     colour = "green" if total.percent >= 100 else "red" if total.below(minimum) else "yellow"
     render.line(console, total_line(total), style=f"bold {colour}")
+    if total.untrusted:
+        render.line(console, untrusted_line(total), style="bold red")
+    total_loss = total.loss
+    if total_loss is not None:
+        evidence.render_loss(console, total_loss, None)
     verdict(err or console, total, minimum)
+
+
+def untrusted_line(total: Total) -> str:
+    holders = ", ".join(a for a, c in total.reports if c.untrusted)
+    return f"Untrusted sessions over {render.plural(len(total.reports), 'account')}: {total.untrusted} (in {holders})"
 
 
 def total_line(total: Total) -> str:
@@ -150,13 +207,27 @@ def publish(r: Run, output: str, document: dict[str, Any], destination: str | No
         render.line(r.err, f"Wrote the {output} report to {destination}.")
 
 
+def measured(r: Run, snapshot: Snapshot, window: int) -> Coverage:
+    """The report of one account, with its mirror loss (a CloudWatch failure: unknown, and a warning)."""
+    report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids, snapshot.sensors)
+    found = loss(r, snapshot, window)
+    if found.error:
+        r.warn(f"mirror loss unknown in account {r.account}: CloudWatch could not be read ({found.error})")
+    return dataclasses.replace(report, loss=found)
+
+
 def run(
-    r: Run, output: str, minimum: float | None, fail_if_empty: bool, destination: str | None = None
+    r: Run,
+    output: str,
+    minimum: float | None,
+    fail_if_empty: bool,
+    destination: str | None = None,
+    window: int = DEFAULT_WINDOW,
 ) -> int:
     try:
         if r.several:
-            return run_accounts(r, output, minimum, fail_if_empty, destination)
-        return run_one(r, output, minimum, fail_if_empty, destination)
+            return run_accounts(r, output, minimum, fail_if_empty, destination, window)
+        return run_one(r, output, minimum, fail_if_empty, destination, window)
     except OSError as error:  # --output: the file cannot be written (AWS errors are not OSErrors)
         r.error(f"cannot write {destination}: {error.strerror or error}")
         return exits.CANNOT_RUN
@@ -170,12 +241,17 @@ def nothing_in_scope(r: Run, message: str, fail_if_empty: bool) -> None:
         r.warn(message + " (--fail-if-empty makes this an error)")
 
 
-def run_one(r: Run, output: str, minimum: float | None, fail_if_empty: bool, destination: str | None) -> int:
+def run_one(
+    r: Run, output: str, minimum: float | None, fail_if_empty: bool, destination: str | None, window: int
+) -> int:
     snapshot = read(r)
-    report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids)
+    report = measured(r, snapshot, window)
     cost = estimate(snapshot.decisions, snapshot.targets, snapshot.zone_ids)
     if output == "table":
-        render_coverage(r.console, report, minimum, r.stamp, cost, snapshot.budget, err=r.err, quiet=r.quiet)
+        render_coverage(
+            r.console, report, minimum, r.stamp, cost, snapshot.budget, err=r.err, quiet=r.quiet, account=r.account,
+            names=snapshot.names, loss_threshold=r.settings.loss_alarm_percent,
+        )  # fmt: skip
     else:
         publish(r, output, report.to_json(r.account, r.generated_at, cost, snapshot.budget), destination)
         verdict(r.err, report, minimum, r.quiet)
@@ -192,7 +268,7 @@ def run_one(r: Run, output: str, minimum: float | None, fail_if_empty: bool, des
 
 
 def run_accounts(
-    r: Run, output: str, minimum: float | None, fail_if_empty: bool, destination: str | None
+    r: Run, output: str, minimum: float | None, fail_if_empty: bool, destination: str | None, window: int
 ) -> int:
     """Each account's report, then the total; `--min` and `--fail-if-empty` judge the total."""
     reports: list[tuple[str, Coverage]] = []
@@ -206,11 +282,14 @@ def run_accounts(
         except AWS_ERRORS as error:
             unreadable.append((one.account, r.unreadable(one.account, error)))
             continue
-        report = coverage(r.region, snapshot.decisions, snapshot.names, snapshot.zone_ids)
+        report = measured(one, snapshot, window)
         cost = estimate(snapshot.decisions, snapshot.targets, snapshot.zone_ids)
         reports.append((one.account, report))
         if output == "table":
-            render_coverage(r.console, report, None, one.stamp, cost, snapshot.budget, quiet=r.quiet)
+            render_coverage(
+                r.console, report, None, one.stamp, cost, snapshot.budget, quiet=r.quiet, account=one.account, names=snapshot.names,
+                loss_threshold=r.settings.loss_alarm_percent,
+            )  # fmt: skip
         else:
             docs.append(report.to_json(one.account, r.generated_at, cost, snapshot.budget))
     total = Total(r.region, tuple(reports), tuple(unreadable))

@@ -131,6 +131,27 @@ def _number(lo: float, hi: float, unit: str = "") -> Callable[[str], float]:
 
 _percentage = _number(0, 100)
 _seconds = _number(0.5, 300, " seconds")
+WINDOW_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+WINDOW_LIMITS = (300, 7 * 86400)
+"""`--window`: from 5 minutes (EC2's basic monitoring period) to 7 days."""
+
+
+def _window(raw: str) -> int:
+    """`1h`, `30m`, `2d` or seconds -> whole minutes of seconds (CloudWatch periods are minutes)."""
+    text = raw.strip().lower()
+    number, unit = text, "s"
+    for suffix in sorted(WINDOW_UNITS, key=len, reverse=True):
+        if text.endswith(suffix) and text[: -len(suffix)].strip():
+            number, unit = text[: -len(suffix)].strip(), suffix
+            break
+    try:
+        seconds = float(number) * WINDOW_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a duration such as 1h, 30m or 3600, got {raw!r}") from None
+    low, high = WINDOW_LIMITS
+    if not low <= seconds <= high:
+        raise argparse.ArgumentTypeError(f"must be between 5m and 7d, got {raw!r}")
+    return int(seconds) // 60 * 60
 
 
 def _endpoint(raw: str) -> str:
@@ -306,6 +327,13 @@ def build_parser() -> Parser:
         help=f"exit {exits.BELOW_MIN} when coverage is below PCT percent (0-100); the verdict is on stderr",
     )
     cov.add_argument(
+        "--window",
+        type=_window,
+        default=3600,
+        metavar="DURATION",
+        help="how far back the mirror loss is measured, e.g. 1h (default), 30m, 1d",
+    )
+    cov.add_argument(
         "--fail-if-empty",
         action="store_true",
         help=f"exit {exits.EMPTY} when no ENI is in scope (a wrong region or account looks like 100%%)",
@@ -462,7 +490,8 @@ def main(
             account = aws.account_id(session, region, endpoint, cfg)
         now = datetime.now(UTC)
         run = Run(console, err, region, endpoint, settings, account, now, activity, container)
-        run = dataclasses.replace(run, timeout=timeout, quiet=quiet)
+        deployed = settings_from(argparse.Namespace())  # the variables alone: what the function runs
+        run = dataclasses.replace(run, timeout=timeout, quiet=quiet, deployed=deployed)
         if args.account and args.accounts:
             return _fail(err, "give --account or --accounts, not both", exits.USAGE)
         asked = args.account or args.accounts
@@ -478,7 +507,7 @@ def main(
         if args.command == "plan":
             return plan_cmd.run(run, args.format)
         if args.command == "coverage":
-            return coverage_cmd.run(run, args.format, args.min, args.fail_if_empty, args.output)
+            return coverage_cmd.run(run, args.format, args.min, args.fail_if_empty, args.output, args.window)
         if args.command == "release":
             return release_cmd.run(run, args.apply, args.summary, args.format)
         return sweep_cmd.run(run, args.apply, args.summary, args.format)

@@ -25,6 +25,8 @@ def gist(decision: Decision) -> str:
     A create's reason is "<why in scope>; <target kind> <target>; <filter choice>; session
     number N": the target and filter are printed on their own line, so only why and N stay.
     """
+    if decision.problem == planner.INTERCEPTED and decision.outcome != "create":
+        return decision.reason  # why it is not mirrored though our session is in place
     if decision.outcome == "mirrored" and decision.kept_session:
         return "already mirrored: its target and filter still qualify"
     if decision.outcome == "create":

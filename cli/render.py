@@ -105,3 +105,8 @@ def bar(pct: float, width: int = 20) -> Text:
 
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def service_kind(kind: str) -> str:
+    """A service's kind of source as the record lines show it ("" for instances: their id says it)."""
+    return "" if kind == "instances" else kind

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from traffic_mirror.handler import reconcile
 from traffic_mirror.handler.apply import Result
 
-from . import documents, reasons, render
+from . import documents, evidence, reasons, render
 from .context import Run, for_each_account
 from .read import read
 
@@ -120,12 +120,12 @@ def render_changes(console: Console, changes: Sequence[Result], names: Mapping[s
             render.head(
                 status_label(r).ljust(9),
                 STATUS_STYLE.get(r.status, ""),
-                names.get(d.instance_id) or d.instance_id,
+                names.get(d.instance_id) or d.instance_id or d.resource,
                 d.eni_id,
             ),
             [
                 ", ".join(
-                    p for p in (f"instance {d.instance_id}" if d.instance_id else "", d.vpc_id, d.az) if p
+                    p for p in (f"instance {d.instance_id}" if d.instance_id else render.service_kind(d.kind), d.vpc_id, d.az) if p
                 ),
                 "; ".join(ends),
                 note(r),
@@ -197,22 +197,27 @@ def render_sweep(
     quiet: bool = False,
     title: str = "",
     group: Callable[[Result], str] = summary_group,
+    account: str = "",
 ) -> None:
-    """What the sweep did (or, in a dry run, would do), the skipped ENIs by reason, then a tally.
+    """Sessions of others to untrusted targets (left in place), then what the sweep did (or, in a
+    dry run, would do), the skipped ENIs by reason, then a tally.
 
     `summary`: True groups the changes (and the failures, by error code), False lists each, None
     decides by SUMMARY_THRESHOLD. `quiet`: the failures and the tally only. `title`, `group`: for
     `release`, which reports its deletes the same way.
     """
     names = names or {}
+    untrusted = evidence.untrusted(r.decision for r in results)
     changes = changed(results)
     summarised = summary or (summary is None and len(changes) > SUMMARY_THRESHOLD)
     if quiet:
+        evidence.untrusted_count(console, untrusted)
         if summary is False:
             render_changes(console, [r for r in changes if r.status == "failed"], names)
         else:
             render_failures(console, results, names)
     else:
+        evidence.render_untrusted(console, untrusted, account, names)
         heading = (title or f"Sweep of {region}") + (" (dry run: nothing written)" if dry_run else "")
         render.line(console, heading, style="bold")
         if run_stamp:
@@ -275,6 +280,7 @@ def sweep_json(one: Run, results: Sequence[Result], names: Mapping[str, str], dr
             {"why": why, "out_of_scope": category, "problem": problem, "enis": n}
             for (why, category, problem), n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0][0]))
         ],
+        "untrusted_sessions": evidence.untrusted_json(evidence.untrusted(r.decision for r in results), one.account),
     }
 
 
@@ -331,5 +337,6 @@ def sweep_one(r: Run, apply: bool, summary: bool | None, output: str = "table") 
         run_stamp=r.stamp,
         summary=summary,
         quiet=r.quiet,
+        account=r.account,
     )
     return failed, None

@@ -21,6 +21,8 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     """Traffic mirror filter (tmf-...) for new sessions in this account (a member account's filter is chosen among its own). Unset: the handler picks the region's filter."""
     scope: NotRequired[str | None]
     """all: every ENI not opted out is mirrored; tagged: only ENIs/instances tagged with the tag key. Allowed: one of all, tagged. Default all."""
+    sources: NotRequired[str | None]
+    """Which ENIs are mirror sources: comma-separated from instances, load-balancers (Application and Classic Load Balancers' nodes), databases (RDS), or all (every kind AWS can mirror). Unset: instances. Default instances."""
     session_number: NotRequired[int | None]
     """Session number for new sessions; lower numbers take precedence on an ENI. Allowed: between 1 and 32766. Default 1."""
     vni: NotRequired[int | None]
@@ -52,7 +54,9 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     max_sessions: NotRequired[int | None]
     """The most traffic mirror sessions the automation keeps in one account and region: over it, the highest priorities are mirrored (priority_tag_key) and the rest wait. Unset: no cap of ours (AWS's quota of 10,000 sessions per account still applies, handled the same way). Allowed: between 1 and 10000."""
     priority_tag_key: NotRequired[str | None]
-    """Instance/ENI tag key whose integer value is an ENI's priority under a session budget (the ENI's own tag over its instance's; untagged: 0; higher wins). Default MirrorPriority."""
+    """Instance/ENI tag key whose integer value is an ENI's priority under a session budget (the ENI's own tag over its instance's or load balancer's; untagged: 0; higher wins). Default MirrorPriority."""
+    loss_alarm_percent: NotRequired[float | None]
+    """Mirror loss (the share of mirrored bytes AWS skipped, per AZ, over the last hour) above which the sweep's loss line is a warning and the loss alarm fires. Allowed: between 0 and 100. Default 5."""
     log_level: NotRequired[str | None]
     """Lambda application log level. Allowed: one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL. Default INFO."""
     home_region: NotRequired[str | None]

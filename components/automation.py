@@ -131,6 +131,7 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
                     name, region, f.function, plumbing[region].queue, plumbing[region].dead_letter_queue, parent=self
                 )
             dashboard.create_coverage_alarm(name, region, options, f.function, parent=self)
+            dashboard.create_unusable_targets_alarm(name, region, options, f.function, parent=self)
 
         self.function_arns = pulumi.Output.all(**{r: f.function.arn for r, f in functions.items()})
         self.function_names = pulumi.Output.all(**{r: f.function.name for r, f in functions.items()})

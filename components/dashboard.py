@@ -1,11 +1,14 @@
-"""A CloudWatch dashboard per region, and the optional coverage alarm.
+"""A CloudWatch dashboard per region, the optional coverage alarm, and the unusable-sensor alarm.
 
 Everything on it comes from metrics that already exist: the handler's EMF metrics (namespace
-TrafficMirrorAutomation, dimension FunctionName: Created, Failed, Deferred, OverBudget, AtQuota, ..., and from every
-sweep InScope, Mirrored, CoveragePercent, SweepDurationMs), Lambda's and SQS's own.
+TrafficMirrorAutomation, dimension FunctionName: Created, Failed, Deferred, OverBudget, AtQuota, ...,
+and from every sweep InScope, Mirrored, CoveragePercent, SweepDurationMs, UsableTargets, UnusableTargets,
+SessionsOnUnusableTargets, UntrustedSessions and MirrorLossPercent, the last two also by Account
+and by AvailabilityZone), Lambda's and SQS's own.
 """
 
 import json
+import re
 from typing import Any
 
 import pulumi
@@ -20,6 +23,21 @@ PERIOD_SECONDS = 300
 COVERAGE_ALARM_PERIOD_SECONDS = 900
 COVERAGE_ALARM_PERIODS = 2
 """Below the threshold for two 15-minute periods in a row: a sweep in progress never alarms."""
+UNUSABLE_ALARM_PERIODS = 2
+"""Sessions on an unusable target in two sweep periods in a row: longer than one sweep (the
+sensor's own events move them within seconds; a sweep that finds one moves it too)."""
+_RATE = re.compile(r"^rate\((\d+) (minute|hour|day)s?\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+MAX_ALARM_WINDOW_SECONDS = 86400
+"""CloudWatch: evaluation periods x period may not exceed a day."""
+
+
+def sweep_period_seconds(schedule: str) -> int:
+    """The alarm period that holds one sweep: a rate schedule's interval (at least 5 minutes), else
+    15 minutes (a cron schedule's interval is not one number)."""
+    match = _RATE.match(schedule.strip())
+    seconds = int(match[1]) * _UNIT_SECONDS[match[2]] if match else 900
+    return min(max(seconds, PERIOD_SECONDS), MAX_ALARM_WINDOW_SECONDS // UNUSABLE_ALARM_PERIODS)
 
 
 def dashboard_name(component_name: str, region: str) -> str:
@@ -31,6 +49,12 @@ def body(region: str, function_name: str, event_queue: str, dead_letter_queue: s
 
     def ours(metric: str, stat: str = "Sum", **extra: Any) -> list[Any]:
         return [NAMESPACE, metric, "FunctionName", function_name, {"stat": stat, **extra}]
+
+    def each(metric: str, dimension: str) -> list[Any]:
+        """One line per value of `dimension` (an account, an AZ), labelled with it: a search, as the
+        values are not known at deploy time."""
+        query = f'{{{NAMESPACE},{dimension},FunctionName}} MetricName="{metric}" FunctionName="{function_name}"'
+        return [{"expression": f"SEARCH('{query}', 'Maximum', {PERIOD_SECONDS})", "id": f"each{dimension.lower()}"}]
 
     def widget(title: str, metrics: list[list[Any]], x: int, y: int, **properties: Any) -> dict[str, Any]:
         return {
@@ -86,6 +110,16 @@ def body(region: str, function_name: str, event_queue: str, dead_letter_queue: s
                 6,
             ),
             widget(
+                "Sensors: usable and unusable targets, sessions on unusable targets (each sweep)",
+                [
+                    ours("UsableTargets", "Minimum", label="usable targets"),
+                    ours("UnusableTargets", "Maximum", label="unusable targets"),
+                    ours("SessionsOnUnusableTargets", "Maximum", label="sessions on unusable targets"),
+                ],
+                0,
+                18,
+            ),
+            widget(
                 "Dead-letter queue depth",
                 [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", dead_letter_queue, {"stat": "Maximum"}]],
                 0,
@@ -101,13 +135,26 @@ def body(region: str, function_name: str, event_queue: str, dead_letter_queue: s
                 12,
             ),
             widget(
+                "Untrusted sessions: other tools' sessions to targets not trusted for their ENI (each sweep)",
+                [ours("UntrustedSessions", "Maximum", label="all accounts"), each("UntrustedSessions", "Account")],
+                12,
+                18,
+            ),
+            widget(
+                "Mirror loss (%) per AZ: mirrored bytes AWS skipped, last hour",
+                [ours("MirrorLossPercent", "Maximum", label="worst AZ"), each("MirrorLossPercent", "AvailabilityZone")],
+                0,
+                24,
+                yAxis={"left": {"min": 0}},
+            ),
+            widget(
                 "Session budget: ENIs waiting for room (max_sessions, AWS's quota)",
                 [
                     ours("OverBudget", "Maximum", label="over the cap (max_sessions)"),
                     ours("AtQuota", "Maximum", label="at AWS's session quota"),
                 ],
-                0,
-                18,
+                12,
+                24,
             ),
         ]
     }
@@ -153,6 +200,37 @@ def create_coverage_alarm(
         evaluation_periods=COVERAGE_ALARM_PERIODS,
         threshold=options.deployment.coverage_alarm_percent,
         comparison_operator="LessThanThreshold",
+        # No sweep reported: keep the last state (the Errors alarm covers a failing function).
+        treat_missing_data="missing",
+        alarm_actions=topics,
+        ok_actions=topics,
+        region=region,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def create_unusable_targets_alarm(
+    name: str, region: str, options: Options, function: aws.lambda_.Function, parent: pulumi.Resource
+) -> aws.cloudwatch.MetricAlarm:
+    """Fires when sessions of ours point at a target that cannot receive packets for longer than one
+    sweep (every sweep of two periods in a row reported some): no usable alternative, or moves fail."""
+    topics = options.topics_in(region)
+    return aws.cloudwatch.MetricAlarm(
+        f"{name}-unusable-targets-alarm-{region}",
+        alarm_description=(
+            "Traffic mirror automation: sessions point at sensors that cannot receive packets (stopped, "
+            "deleted, no UDP 4789 listener or no healthy target) and no usable sensor can take them: "
+            "`traffic-mirror coverage` lists the sensors and the ENIs"
+        ),
+        namespace=NAMESPACE,
+        metric_name="SessionsOnUnusableTargets",
+        dimensions={"FunctionName": function.name},
+        statistic="Minimum",
+        period=sweep_period_seconds(options.deployment.sweep_schedule),
+        evaluation_periods=UNUSABLE_ALARM_PERIODS,
+        datapoints_to_alarm=UNUSABLE_ALARM_PERIODS,
+        threshold=0,
+        comparison_operator="GreaterThanThreshold",
         # No sweep reported: keep the last state (the Errors alarm covers a failing function).
         treat_missing_data="missing",
         alarm_actions=topics,

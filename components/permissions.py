@@ -33,7 +33,7 @@ class Read:
 READS: tuple[Read, ...] = (
     Read("ec2:DescribeInstances", "instances: state, tags, their ENIs"),
     Read("ec2:DescribeNetworkInterfaces", "the ENIs to mirror, and ENI sensors"),
-    Read("ec2:DescribeTags", "the mirror tag on ENIs and instances"),
+    Read("ec2:DescribeTags", "the mirror and priority tags on ENIs and instances"),
     Read("ec2:DescribeTrafficMirrorTargets", "the sensors"),
     Read("ec2:DescribeTrafficMirrorFilters", "the filter for new sessions"),
     Read("ec2:DescribeTrafficMirrorSessions", "the sessions that exist"),
@@ -43,9 +43,22 @@ READS: tuple[Read, ...] = (
     Read("elasticloadbalancing:DescribeLoadBalancers", "NLB sensors: their VPC and zones"),
     # sensor health
     Read("elasticloadbalancing:DescribeListeners", "sensor health: an NLB sensor's UDP 4789 listener"),
-    Read("elasticloadbalancing:DescribeTargetGroups", "sensor health: the listener's target groups"),
+    Read(
+        "elasticloadbalancing:DescribeTargetGroups",
+        "sensor health: no target group associated with an NLB sensor whose listener read is empty",
+    ),
     Read("elasticloadbalancing:DescribeTargetHealth", "sensor health: healthy targets behind an NLB sensor"),
     Read("elasticloadbalancing:DescribeLoadBalancerAttributes", "sensor health: cross-zone load balancing"),
+    # evidence
+    Read("cloudwatch:GetMetricData", "mirror loss: the mirrored instances' NetworkMirror/NetworkSkipMirror bytes"),
+    Read("ec2:DescribeSecurityGroups", "plan's guardrails: do ENI sensors admit VXLAN (UDP 4789) from their sources"),
+    # service ENIs (MIRROR_SOURCES): their ENIs come from DescribeNetworkInterfaces (above); a
+    # database's ENI carries its own tags, a load balancer's ENIs take its tags too
+    Read(
+        "elasticloadbalancing:DescribeTags",
+        "load balancers' ENIs: the load balancer's tags (MIRROR_SOURCES with load-balancers)",
+        when=lambda settings: "load-balancers" in settings.kinds,
+    ),
     # A feature that needs another read adds one line here (with `when` if only some deployments
     # need it); the hub's role, the member role, the read-only role and docs/permissions.md follow.
 )

@@ -380,8 +380,16 @@ def create_function(
 
     topics = options.topics_in(region)
 
-    def alarm(kind: str, description: str, namespace: str, metric: str, dimensions: Any, statistic: str) -> None:
-        """Fire on the first occurrence (> 0 in 5 minutes); quiet when there is no data."""
+    def alarm(
+        kind: str,
+        description: str,
+        namespace: str,
+        metric: str,
+        dimensions: Any,
+        statistic: str,
+        threshold: float = 0,
+    ) -> None:
+        """Fire on the first occurrence (> `threshold` in 5 minutes); quiet when there is no data."""
         aws.cloudwatch.MetricAlarm(
             f"{name}-{kind}-alarm-{region}",
             alarm_description=f"Traffic mirror automation: {description}",
@@ -391,7 +399,7 @@ def create_function(
             statistic=statistic,
             period=ALARM_PERIOD_SECONDS,
             evaluation_periods=1,
-            threshold=0,
+            threshold=threshold,
             comparison_operator="GreaterThanThreshold",
             treat_missing_data="notBreaching",
             alarm_actions=topics,
@@ -426,6 +434,26 @@ def create_function(
         "Failed",
         {"FunctionName": function.name},
         "Sum",
+    )
+    alarm(
+        "untrusted-sessions",
+        "sessions of other tools copy covered ENIs' traffic to targets not trusted for them (left in place): read"
+        " the 'untrusted session' log lines, or `traffic-mirror coverage`",
+        METRIC_NAMESPACE,
+        "UntrustedSessions",
+        {"FunctionName": function.name},
+        "Maximum",
+    )
+    threshold = options.settings.loss_alarm_percent
+    alarm(
+        "mirror-loss",
+        f"AWS skipped more than {threshold:g}% of the mirrored bytes in an AZ over the last hour (instance bandwidth,"
+        " or a filter wider than the sensors need): read the 'mirror loss' log line, or `traffic-mirror coverage`",
+        METRIC_NAMESPACE,
+        "MirrorLossPercent",
+        {"FunctionName": function.name},
+        "Maximum",
+        threshold,
     )
     alarm(
         "session-quota",

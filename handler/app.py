@@ -184,7 +184,8 @@ def handle(
         job = reconcile.job_for(batch, settings)
         outcome = _reconcile(job, batch, ctx.at(None if account == own else account), own)
         if job.covers_region:
-            report.coverage(outcome.results, region, (time.monotonic() - started) * 1000)
+            report.coverage(outcome.results, region, (time.monotonic() - started) * 1000, outcome.sensors)
+            report.evidence(outcome.results, outcome.losses, region, account, settings)
         return job, outcome
 
     all_results: list[Result] = []
@@ -194,9 +195,13 @@ def handle(
     keys = sorted(groups)
     for (account, region), (job, outcome) in zip(keys, container.groups.map(run, keys), strict=True):
         items = groups[(account, region)]
+        for skip in outcome.skips:
+            report.skipped_event(skip)
+        skips.extend(outcome.skips)
         names = ",".join(sorted({c.event_name for _, c in items}))
         for result in outcome.results:
             report.decision(result, region, names, result.account or account)
+        report.untrusted(outcome.results, region, account)
         all_results.extend(outcome.results)
         for index in outcome.failed_changes():
             mid = items[index][0]
@@ -264,6 +269,7 @@ def _one_by_one(batch: Sequence[Change], ctx: Context, own: str) -> reconcile.Ou
     for index, change in enumerate(batch):
         alone = _reconcile(reconcile.job_for([change], ctx.settings), [change], ctx, own)
         merged.results.extend(alone.results)
+        merged.skips.extend(alone.skips)
         for eni, owners in alone.owners.items():
             merged.owners.setdefault(eni, set()).update(index for _ in owners)
     return merged

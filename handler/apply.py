@@ -5,6 +5,7 @@ that ENI; throttling (after botocore's own retries), server errors and stale-inv
 are `retryable`, so the invocation fails only for what is left and Lambda or SQS retries it.
 """
 
+import dataclasses
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -16,8 +17,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import budget, errors, inventory
 from .context import Context
+from .kinds import INSTANCES
 from .model import Action, Decision
-from .planner import CONFIG_PROBLEMS, QUOTA
+from .planner import CONFIG_PROBLEMS, GONE, QUOTA
 from .settings import MANAGED_TAG_KEY
 
 Status = Literal["created", "modified", "deleted", "mirrored", "skipped", "failed", "planned", "deferred"]
@@ -111,7 +113,14 @@ def apply_one(decision: Decision, ctx: Context) -> Result:
         except (ClientError, BotoCoreError) as error:
             code, kind = errors.code(error), errors.classify(error)
             if code == "NetworkInterfaceNotSupported":
-                ctx.container.refuse_type(decision.instance_type)
+                if decision.kind == INSTANCES:
+                    ctx.container.refuse_type(decision.instance_type)
+                else:  # a service's ENI has no instance type: AWS's answer is for this ENI
+                    ctx.container.refuse_eni(decision.eni_id)
+            if code in errors.SOURCE_GONE and action.kind == "create":
+                why = f"{decision.eni_id} no longer exists ({code}): nothing to mirror"
+                gone = dataclasses.replace(decision, out_of_scope=GONE, problem=None, reason=why)
+                return Result(gone, "skipped", why, session_ids=ids, error_code=code)
             if code in errors.TARGET_OR_FILTER_GONE:
                 inventory.invalidate(ctx)
             if kind == "full" and action.target_id:

@@ -22,12 +22,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .model import Action, Decision, Session
-from .planner import OVER_BUDGET, QUOTA
+from .planner import INTERCEPTED, OVER_BUDGET, QUOTA
 from .settings import MANAGED_TAG_KEY, Settings
 
 AWS_SESSION_QUOTA = 10_000
 """Traffic mirror sessions per account (AWS's quota, not adjustable)."""
 BUDGET_PROBLEMS = frozenset({OVER_BUDGET, QUOTA})
+_RANKED = frozenset({None, INTERCEPTED})
+"""Problems of ENIs that still hold (or get) a session of ours, so the budget ranks them: none, or
+`intercepted` (another tool's session ahead of ours: ours is made and kept all the same, and costs
+a place under the cap like any other)."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ def active(settings: Settings, quota: int | None) -> bool:
 
 def keeps(decision: Decision) -> bool:
     """An in-scope ENI whose session of ours stays (kept, moved, or duplicates cleaned up): rankable."""
-    if decision.out_of_scope is not None or decision.problem is not None:
+    if decision.out_of_scope is not None or decision.problem not in _RANKED:
         return False
     return decision.outcome in ("mirrored", "modify") or (
         decision.outcome == "delete" and decision.kept_session is not None
@@ -108,7 +112,8 @@ def keeps(decision: Decision) -> bool:
 
 
 def is_newcomer(decision: Decision) -> bool:
-    return decision.outcome == "create" and decision.problem is None and decision.out_of_scope is None
+    """An in-scope ENI that gets a session of ours now (`intercepted` ones too: the session is made)."""
+    return decision.outcome == "create" and decision.problem in _RANKED and decision.out_of_scope is None
 
 
 def is_release(decision: Decision) -> bool:
@@ -227,6 +232,7 @@ def wait(decision: Decision, problem: str, why: str) -> Decision:
         reason=why,
         actions=(),
         problem=problem,
+        repairs=None,
         kept_session=None,
         session_number=None,
         tier=None,
@@ -252,6 +258,7 @@ def _release(
         target_id=None,
         filter_id=None,
         problem=problem,
+        repairs=None,
         kept_session=None,
         session_number=None,
         tier=None,

@@ -57,6 +57,12 @@ RETRY_CONFIG = Config(
     max_pool_connections=32,
     user_agent_extra=USER_AGENT,
 )
+SERVICE_CONFIG: dict[str, Config] = {
+    "cloudwatch": Config(retries={"mode": "adaptive", "total_max_attempts": 3}),
+}
+"""Per service, over the container's configuration. CloudWatch's mirror-loss read is evidence, not
+work: a sweep never spends its time retrying it ten times (the loss is unknown this time, and the
+next sweep reads again)."""
 
 
 class DeadlinePassed(BotoCoreError):
@@ -235,8 +241,9 @@ class Clients:
             found = self._clients.get(key)
         if found is not None:
             return found
+        config = self.config.merge(SERVICE_CONFIG[service]) if service in SERVICE_CONFIG else self.config
         client = self.session_for(place).create_client(
-            service, region_name=place.region, endpoint_url=place.endpoint, config=self.config
+            service, region_name=place.region, endpoint_url=place.endpoint, config=config
         )
         client.meta.events.register("before-call", self._count)
         budget = _install_retries(client, self.time_left)
@@ -253,6 +260,10 @@ class Clients:
 
     def elbv2(self, place: Place) -> "ElasticLoadBalancingv2Client":
         return self.client("elbv2", place)
+
+    def elb(self, place: Place) -> Any:
+        """Classic Load Balancers (their tags, when MIRROR_SOURCES includes load-balancers)."""
+        return self.client("elb", place)
 
     def paginator(self, place: Place, operation: str) -> Any:
         """EC2 paginators, built once per client (loading the paginator model is not free)."""

@@ -1,7 +1,7 @@
 """What a container keeps (`Container`) and what one piece of work needs (`Context`).
 
 A Lambda container lives for many invocations: its clients, the targets-and-filters cache, the
-instance types EC2 refused and the targets that said they are full are worth keeping, and they
+instance types (and service ENIs) EC2 refused and the targets that said they are full are worth keeping, and they
 all live here, with one `reset`. Everything else is passed: the planner gets what the container
 learned as plain data (`Learned`), never by reading it behind the caller's back.
 """
@@ -25,6 +25,9 @@ QUOTA_SECONDS = 900.0
 """How long a place whose session quota AWS refused is planned within what it held then."""
 MARGIN_FRACTION = 0.6
 """The deadline margin is at most this share of the invocation's budget (see `Context.margin`)."""
+LOSS_INTERVAL_SECONDS = 240.0
+"""A container reads a place's mirror-loss metrics at most this often: once per scheduled sweep
+(every 5 minutes by default), never again for a sweep that an event asked for in between."""
 
 
 class Container:
@@ -44,6 +47,7 @@ class Container:
         self.inventories: dict[Place, Inventory] = {}
         self.prefetching: dict[Place, Future[Inventory]] = {}
         self.refused_types: set[str] = set()
+        self.refused_enis: set[str] = set()
         self.full_targets: dict[tuple[Place, str], float] = {}
         self.session_quota: dict[Place, tuple[float, int]] = {}
         """Place -> (until, sessions the account held) after AWS refused a session for its quota."""
@@ -52,19 +56,37 @@ class Container:
         """(read at, ACTIVE account ids) of the organization, when MIRROR_ACCOUNTS=organization."""
         self.sweep_cursor = 0
         """Where the next multi-account sweep starts: the first account the last one did not finish."""
+        self.loss_read: dict[Place, float] = {}
+        """When each place's mirror-loss metrics were last read (monotonic seconds)."""
 
     def learned(self, place: Place) -> Learned:
         now = time.monotonic()
         with self.lock:
             full = frozenset(t for (p, t), until in self.full_targets.items() if p == place and until > now)
             until, held = self.session_quota.get(place, (0.0, 0))
-            return Learned(frozenset(self.refused_types), full, held if until > now else None)
+            quota = held if until > now else None
+            return Learned(frozenset(self.refused_types), full, frozenset(self.refused_enis), quota)
 
     def refuse_type(self, instance_type: str) -> None:
         """Remember an API refusal so later ENIs of this type are skipped without a call."""
         if instance_type:
             with self.lock:
                 self.refused_types.add(instance_type.strip().lower())
+
+    def loss_due(self, place: Place) -> bool:
+        """Whether the place's mirror loss may be read now; if so, the slot is taken."""
+        now = time.monotonic()
+        with self.lock:
+            last = self.loss_read.get(place)
+            if last is not None and now - last < LOSS_INTERVAL_SECONDS:
+                return False
+            self.loss_read[place] = now
+            return True
+
+    def refuse_eni(self, eni_id: str) -> None:
+        """Remember an API refusal of a service's ENI (it has no instance type to remember)."""
+        with self.lock:
+            self.refused_enis.add(eni_id)
 
     def target_full(self, place: Place, target_id: str) -> None:
         with self.lock:
@@ -82,11 +104,13 @@ class Container:
             self.inventories.clear()
             self.prefetching.clear()
             self.refused_types.clear()
+            self.refused_enis.clear()
             self.full_targets.clear()
             self.session_quota.clear()
             self.own_account = None
             self.organization = None
             self.sweep_cursor = 0
+            self.loss_read.clear()
 
 
 def deadline_margin(settings: Settings, budget: float | None) -> float:

@@ -39,6 +39,9 @@ FINAL = frozenset(
         "DryRunOperation",
     }
 )
+SOURCE_GONE = frozenset({"InvalidNetworkInterfaceID.NotFound", "InvalidNetworkInterfaceId.NotFound"})
+"""The source ENI no longer exists (a load balancer node scaled in, an instance terminated): final,
+and AWS removed its sessions with it, so there is nothing left to mirror or to count."""
 PERMISSION = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "AuthFailure"})
 TARGET_OR_FILTER_GONE = frozenset(
     {
@@ -51,7 +54,9 @@ TARGET_OR_FILTER_GONE = frozenset(
 SESSION_GONE = frozenset({"InvalidTrafficMirrorSessionId.NotFound", "InvalidTrafficMirrorSessionID.NotFound"})
 TARGET_FULL = "TrafficMirrorSourcesPerTargetLimitExceeded"
 SESSION_QUOTA = "TrafficMirrorSessionLimitExceeded"
-NLB_GONE = "LoadBalancerNotFound"
+LOAD_BALANCER_GONE = "LoadBalancerNotFound"
+"""A load balancer (an NLB sensor, the ALB or Classic Load Balancer of a source ENI) was deleted."""
+NLB_GONE = LOAD_BALANCER_GONE
 THROTTLING = frozenset({"RequestLimitExceeded", "TooManyRequestsException", "ThrottlingException", "Throttling"})
 
 

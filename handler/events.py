@@ -3,7 +3,9 @@
 Each entry names the event, the EventBridge rule that subscribes to it (the component and the
 member template build their rules from `rules(settings)`, so they match exactly what is parsed
 here), when it is subscribed, and how its record becomes a `Change`. Adding an event type is one
-entry and its parser below (and, if it needs new reads, the reconcile step that uses them).
+entry and its parser below (and, if it needs new reads, the reconcile step that uses them): e.g.
+CreateNetworkInterface, subscribed only when MIRROR_SOURCES selects a service's ENIs, and matched
+only when a service made the call (`match`).
 
 Parsing is pure: no AWS calls, no exceptions on bad input. Real CloudTrail records vary (see
 tests/events): `tagSet` missing, `{}`, `{"items": []}` or `""`; failed and dry-run calls carry
@@ -12,15 +14,17 @@ becomes a `Skip` with the reason, which the caller logs and counts; retrying wou
 """
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import kinds
 from .model import MEMBER_SESSION_NAME, Source
 from .settings import Settings
 
-ChangeKind = Literal["launch", "instances", "enis", "sweep", "release-instances", "release-region"]
+ChangeKind = Literal["launch", "instances", "enis", "sweep", "release-instances", "release-region", "sensors"]
 
 _INSTANCE_ID = re.compile(r"^i-[0-9a-zA-Z]{6,32}$")
 _ENI_ID = re.compile(r"^eni-[0-9a-zA-Z]{6,32}$")
@@ -29,11 +33,16 @@ _VPC_ID = re.compile(r"^vpc-[0-9a-zA-Z]{6,32}$")
 _AZ = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+-\d[a-z0-9]*$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+-\d+$")
 _ACCOUNT = re.compile(r"^\d{12}$")
+_TARGET_ID = re.compile(r"^(tmt|traf-mir-tar)-[0-9a-zA-Z]{6,32}$")  # moto: traf-mir-tar-
+_ELB_ARN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:(loadbalancer|listener|targetgroup)/\S+$")
 
 # --- the envelopes ---------------------------------------------------------------------------
 CLOUDTRAIL = "AWS API Call via CloudTrail"
 STATE_CHANGE = "EC2 Instance State-change Notification"
 SCHEDULED = "Scheduled Event"
+SERVICE_CALLER = ".amazonaws.com"
+"""How CloudTrail names an AWS service that made a call on the account's behalf (`sourceIPAddress`,
+`invokedBy`: `elasticloadbalancing.amazonaws.com`, `rds.amazonaws.com`, ...)."""
 EC2_SOURCE = "aws.ec2"
 """EventBridge's `source` for CloudTrail records of EC2 calls and EC2's state changes."""
 SCHEDULE_SOURCE = "aws.events"
@@ -98,6 +107,12 @@ class Change:
     """Parts of an otherwise usable event that were dropped (e.g. a malformed instance)."""
     account: str = ""
     """The account the event happened in (the envelope's `account`, else the record's)."""
+    eni_descriptions: tuple[str, ...] = ()
+    """ENIs named by their description: a load balancer's nodes (`ELB app/<name>/<id>`, `ELB <name>`)."""
+    resources: tuple[str, ...] = ()
+    """`sensors`: what may have broken a sensor besides `instance_ids` (a traffic mirror target id,
+    a load balancer, listener or target group ARN). Checked against the cached inventory: a
+    resource that is no sensor's costs no API call."""
 
 
 @dataclass(frozen=True)
@@ -305,6 +320,51 @@ def _session_deleted(call: Call) -> Change | Skip:
     return Change("sweep", call.name, call.event_id, call.region)
 
 
+def _by_service(record: Mapping[str, Any]) -> bool:
+    """The call was made by an AWS service (its service-linked role), not by a person or a program."""
+    identity = record.get("userIdentity")
+    invoked = _str(identity.get("invokedBy")) if isinstance(identity, Mapping) else ""
+    return _str(record.get("sourceIPAddress")).endswith(SERVICE_CALLER) or invoked.endswith(SERVICE_CALLER)
+
+
+def _service_eni_created(call: Call) -> Change | Skip:
+    # A load balancer's new node or a database's ENI: EC2's own description of it (read by id)
+    # says whose it is; MIRROR_SOURCES says whether that kind is mirrored.
+    name, event_id = call.name, call.event_id
+    if not kinds.with_services(call.settings.kinds):
+        return Skip("ignored", f"{name}: MIRROR_SOURCES={call.settings.sources} mirrors no service's ENIs", name, event_id)
+    response = call.record.get("responseElements")
+    eni = response.get("networkInterface") if isinstance(response, Mapping) else None
+    eni_id = _str(eni.get("networkInterfaceId")) if isinstance(eni, Mapping) else ""
+    if not _ENI_ID.match(eni_id):
+        return Skip("rejected", f"{name}: no valid ENI id in responseElements ({eni_id!r})", name, event_id)
+    if not _by_service(call.record) or (isinstance(eni, Mapping) and eni.get("requesterManaged") is False):
+        why = f"{name} not made by an AWS service: the ENI is mirrored once attached to an instance"
+        return Skip("ignored", why, name, event_id)
+    return Change("enis", name, event_id, call.region, eni_ids=(eni_id,))
+
+
+def _load_balancer_tags_changed(call: Call) -> Change | Skip:
+    # elbv2 (`resourceArns`) and classic elb (`loadBalancerNames`) AddTags/RemoveTags: the nodes'
+    # ENIs take their load balancer's tags, so they are planned again (found by their description).
+    name, event_id = call.name, call.event_id
+    watched = watched_tag_keys(call.settings)
+    key = " or ".join(watched)
+    if "load-balancers" not in call.settings.kinds:
+        return Skip("ignored", f"{name}: MIRROR_SOURCES={call.settings.sources} mirrors no load balancer", name, event_id)
+    request = call.request
+    keys = {_str(t.get("key")) for t in request.get("tags") or [] if isinstance(t, Mapping)}
+    keys |= {_str(k) for k in request.get("tagKeys") or []}
+    if not keys & set(watched):
+        return Skip("ignored", f"{name} does not touch the {key} tag", name, event_id)
+    arns = [_str(a) for a in request.get("resourceArns") or []]
+    names = [_str(n) for n in request.get("loadBalancerNames") or []]
+    found = [*filter(None, map(kinds.alb_description, arns)), *filter(None, map(kinds.clb_description, names))]
+    if not found:
+        return Skip("ignored", f"{name} on no Application or Classic Load Balancer", name, event_id)
+    return Change("enis", name, event_id, call.region, eni_descriptions=tuple(sorted(set(found))))
+
+
 def _terminated(call: Call) -> Change | Skip:
     # AWS deletes an ENI's sessions together with the ENI: nothing to do.
     return Skip("ignored", "TerminateInstances: AWS deletes the sessions with the ENIs", call.name, call.event_id)
@@ -339,13 +399,46 @@ def _tags_changed(call: Call) -> Change | Skip:
     return Change("instances" if instances else "enis", name, event_id, region, instance_ids=instances, eni_ids=enis)
 
 
+def _param(request: Mapping[str, Any], name: str) -> str:
+    """A request parameter as CloudTrail records it: lowerCamel (`loadBalancerArn`), the API's own
+    name, or inside EC2's `<Action>Request` wrapper (traffic mirroring's newer calls)."""
+    for key in (name[0].lower() + name[1:], name):
+        if isinstance(request.get(key), str):
+            return _str(request[key])
+    for value in request.values():
+        if isinstance(value, Mapping):
+            found = _param(value, name)
+            if found:
+                return found
+    return ""
+
+
+def _target_deleted(call: Call) -> Change | Skip:
+    # Sessions of other accounts on it go inactive (AWS): the target's owner moves them.
+    target = _param(call.request, "TrafficMirrorTargetId")
+    if not _TARGET_ID.match(target):
+        return Skip("rejected", f"{call.name}: malformed target id {target!r}", call.name, call.event_id)
+    return Change("sensors", call.name, call.event_id, call.region, resources=(target,))
+
+
+def _load_balancer_changed(call: Call) -> Change | Skip:
+    """DeleteLoadBalancer, DeleteListener, DeregisterTargets: an NLB sensor may have stopped
+    receiving (a classic load balancer, named without an ARN, is never a sensor)."""
+    name = {"DeleteLoadBalancer": "LoadBalancerArn", "DeleteListener": "ListenerArn"}.get(call.name, "TargetGroupArn")
+    arn = _param(call.request, name)
+    if not _ELB_ARN.match(arn):
+        why = f"{call.name}: no load balancer ARN ({name}); not a Network Load Balancer sensor"
+        return Skip("ignored", why, call.name, call.event_id)
+    return Change("sensors", call.name, call.event_id, call.region, resources=(arn,))
+
+
 API_RULE = "api-calls"
 TAG_RULE = "tag-changes"
 STATE_RULE = "state-changes"
 RULES: Mapping[str, str] = {
-    API_RULE: "successful API calls that can need a traffic mirror session",
+    API_RULE: "successful API calls that can need a traffic mirror session or break a sensor",
     TAG_RULE: "changes to the mirror tag",
-    STATE_RULE: "EC2 instance state changes",
+    STATE_RULE: "EC2 instance state changes (a source starting, a sensor stopping)",
 }
 """The EventBridge rules the component deploys (name suffix -> description)."""
 
@@ -356,6 +449,34 @@ def _always(_: Settings) -> bool:
 
 def _releasing(settings: Settings) -> bool:
     return settings.release_on_stop
+
+
+def _services(settings: Settings) -> bool:
+    return kinds.with_services(settings.kinds)
+
+
+def _made_by_a_service(_: Settings) -> Mapping[str, Any]:
+    return {"sourceIPAddress": [{"suffix": SERVICE_CALLER}]}
+
+
+def _load_balancers(settings: Settings) -> bool:
+    return "load-balancers" in settings.kinds
+
+
+def _tag_set_names(settings: Settings) -> Mapping[str, Any]:
+    """EC2's CreateTags/DeleteTags naming a watched key (inside the tagSet array)."""
+    return {"requestParameters": {"tagSet": {"items": {"key": watched_tag_keys(settings)}}}}
+
+
+def _tags_named(settings: Settings) -> Mapping[str, Any]:
+    """elbv2's and classic elb's AddTags naming a watched key."""
+    return {"requestParameters": {"tags": {"key": watched_tag_keys(settings)}}}
+
+
+def _keys_named(settings: Settings) -> Mapping[str, Any]:
+    """elbv2's RemoveTags (`tagKeys`) or classic elb's (`tags`) naming a watched key."""
+    key = watched_tag_keys(settings)
+    return {"$or": [{"requestParameters": {"tagKeys": key}}, {"requestParameters": {"tags": {"key": key}}}]}
 
 
 @dataclass(frozen=True)
@@ -370,6 +491,8 @@ class ApiCall:
     service: str = "ec2"
     """The calling service: the record's eventSource is `<service>.amazonaws.com`, EventBridge's
     source `aws.<service>`."""
+    match: Callable[[Settings], Mapping[str, Any]] | None = None
+    """What else the record must show for the rule to deliver it (pattern fields under `detail`)."""
 
     @property
     def source(self) -> str:
@@ -381,32 +504,53 @@ API_CALLS: tuple[ApiCall, ...] = (
     ApiCall("StartInstances", _start_instances),
     ApiCall("AttachNetworkInterface", _attach),
     ApiCall("DeleteTrafficMirrorSession", _session_deleted),
+    ApiCall("DeleteTrafficMirrorTarget", _target_deleted),
+    ApiCall("DeleteLoadBalancer", _load_balancer_changed, service="elasticloadbalancing"),
+    ApiCall("DeleteListener", _load_balancer_changed, service="elasticloadbalancing"),
+    ApiCall("DeregisterTargets", _load_balancer_changed, service="elasticloadbalancing"),
     ApiCall("StopInstances", _stop_instances, subscribed=_releasing),
     ApiCall("DetachNetworkInterface", _detach, subscribed=_releasing),
-    ApiCall("CreateTags", _tags_changed, rule=TAG_RULE),
-    ApiCall("DeleteTags", _tags_changed, rule=TAG_RULE),
+    ApiCall("CreateNetworkInterface", _service_eni_created, subscribed=_services, match=_made_by_a_service),
+    ApiCall("CreateTags", _tags_changed, rule=TAG_RULE, match=_tag_set_names),
+    ApiCall("DeleteTags", _tags_changed, rule=TAG_RULE, match=_tag_set_names),
+    ApiCall(
+        "AddTags", _load_balancer_tags_changed, TAG_RULE, _load_balancers, "elasticloadbalancing", _tags_named
+    ),
+    ApiCall(
+        "RemoveTags", _load_balancer_tags_changed, TAG_RULE, _load_balancers, "elasticloadbalancing", _keys_named
+    ),
     ApiCall("TerminateInstances", _terminated, rule=None),
 )
 """Every CloudTrail event the handler parses: the one table (the rules are built from it)."""
 _API_CALL: Mapping[str, ApiCall] = {c.name: c for c in API_CALLS}
 
 
+SENSOR_DOWN_STATES = ("stopping", "stopped", "shutting-down", "terminated")
+"""States in which an instance receives no packets: if it is a sensor, its sessions move."""
+
+
 def _states(settings: Settings) -> list[str]:
-    """The instance states the state-change rule subscribes to."""
-    return ["running", *(["stopped"] if settings.release_on_stop else [])]
+    """The instance states the state-change rule subscribes to: `running` (a source to mirror) and
+    every state in which a sensor stops receiving."""
+    return ["running", *SENSOR_DOWN_STATES]
 
 
-def _cloudtrail_pattern(calls: list[ApiCall], **detail: Any) -> dict[str, Any]:
-    return {
-        "source": sorted({c.source for c in calls}),
-        "detail-type": [CLOUDTRAIL],
-        "detail": {
-            "eventSource": sorted({f"{c.service}.amazonaws.com" for c in calls}),
-            "eventName": [c.name for c in calls],
-            "errorCode": [{"exists": False}],
-            **detail,
-        },
-    }
+def _cloudtrail_pattern(calls: list[ApiCall], settings: Settings) -> dict[str, Any]:
+    """The calls' pattern: calls with the same `match` share one set of fields; several sets are the
+    branches of an `$or` (one set, as every rule has unless MIRROR_SOURCES adds a service's calls,
+    is inlined)."""
+    groups: dict[str, tuple[Mapping[str, Any], list[str]]] = {}
+    for call in calls:
+        match = call.match(settings) if call.match else {}
+        groups.setdefault(json.dumps(match, sort_keys=True), (match, []))[1].append(call.name)
+    branches = [{"eventName": names, **match} for match, names in groups.values()]
+    detail: dict[str, Any] = {"eventSource": sorted({f"{c.service}.amazonaws.com" for c in calls})}
+    if len(branches) == 1:
+        (only,) = branches
+        detail.update(eventName=only.pop("eventName"), errorCode=[{"exists": False}], **only)
+    else:
+        detail.update({"errorCode": [{"exists": False}], "$or": branches})
+    return {"source": sorted({c.source for c in calls}), "detail-type": [CLOUDTRAIL], "detail": detail}
 
 
 def rules(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -418,11 +562,8 @@ def rules(settings: Settings) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for rule in (API_RULE, TAG_RULE):
         calls = [c for c in API_CALLS if c.rule == rule and c.subscribed(settings)]
-        if not calls:
-            continue
-        watched = watched_tag_keys(settings)
-        detail = {"requestParameters": {"tagSet": {"items": {"key": watched}}}} if rule == TAG_RULE else {}
-        found[rule] = _cloudtrail_pattern(calls, **detail)
+        if calls:
+            found[rule] = _cloudtrail_pattern(calls, settings)
     found[STATE_RULE] = {"source": [EC2_SOURCE], "detail-type": [STATE_CHANGE], "detail": {"state": _states(settings)}}
     return found
 
@@ -545,6 +686,9 @@ def _state_change(record: Mapping[str, Any], region: str, event_id: str, setting
         return Change("instances", f"state-change:{state}", event_id, region, instance_ids=(instance_id,))
     if state == "stopped" and settings.release_on_stop:
         return Change("release-instances", f"state-change:{state}", event_id, region, instance_ids=(instance_id,))
+    if state in SENSOR_DOWN_STATES:
+        # Only a sensor's matters (checked against the cached inventory, no API call otherwise).
+        return Change("sensors", f"state-change:{state}", event_id, region, instance_ids=(instance_id,))
     return Skip("ignored", f"instance state {state!r} needs nothing", STATE_CHANGE, event_id)
 
 

@@ -9,10 +9,22 @@ import dataclasses
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from . import support
-from .model import Action, Decision, Inventory, Learned, MirrorFilter, Outcome, Session, Source, Target
+from . import health, kinds, support
+from .model import (
+    Action,
+    Decision,
+    Inventory,
+    Learned,
+    MirrorFilter,
+    Outcome,
+    Session,
+    Source,
+    Target,
+    Untrusted,
+)
 from .settings import MANAGED_TAG_KEY, Settings
 
 NOTHING_LEARNED = Learned()
@@ -33,13 +45,17 @@ UNSUPPORTED = "unsupported-type"
 OPTED_OUT = "opted-out"
 NOT_TAGGED = "not-tagged"
 RELEASED = "released"
+UNKNOWN_SERVICE = "unknown-service"
+GONE = "gone"
 OUT_OF_SCOPE: Mapping[str, str] = {
     SENSOR: "sensor ENI (a traffic mirror target)",
     INTERFACE_TYPE: "interface type cannot be mirrored",
-    UNSUPPORTED: "instance type does not support traffic mirroring",
+    UNKNOWN_SERVICE: "ENI of an AWS service this tool does not mirror",
+    UNSUPPORTED: "instance type does not support traffic mirroring (or AWS refused the ENI)",
     OPTED_OUT: "opted out by tag",
     NOT_TAGGED: "not tagged (MIRROR_SCOPE=tagged)",
     RELEASED: "released (instance stopped or ENI detached)",
+    GONE: "ENI deleted while being mirrored (AWS removes its sessions with it)",
 }
 
 # Why an in-scope ENI is not mirrored (`Decision.problem`), for counts, levels and alarms.
@@ -54,9 +70,17 @@ NO_TARGET = "no-target"
 ENI_FULL = "eni-full"
 """The ENI already has AWS's maximum of sessions, none of them ours."""
 NO_NUMBER = "no-session-number"
+TARGET_UNHEALTHY = "target-unhealthy"
+"""Trusted targets exist on the ENI's route, but none can receive packets now (sensor stopped,
+deleted, no UDP 4789 listener, no healthy target): the sweep mirrors it once one is usable."""
+TARGET_FULL = "target-full"
+"""Every usable trusted target already has as many sources as AWS allows (10, or 100)."""
 NOT_SHARED = "not-shared"
 """The only sensors that could serve it are another account's, designated but not shared with
 the ENI's account (RAM): it cannot use them."""
+INTERCEPTED = "intercepted"
+"""A session of another tool to an untrusted target is numbered below ours: AWS gives each packet
+to the lowest-numbered session whose filter accepts it, so that session takes them first."""
 OVER_BUDGET = "over-budget"
 """MIRROR_MAX_SESSIONS is reached by ENIs of equal or higher priority: it waits for room (handler/budget.py)."""
 QUOTA = "quota"
@@ -69,7 +93,10 @@ PROBLEMS: Mapping[str, str] = {
     NO_TARGET: "no target can serve it",
     ENI_FULL: "ENI has 3 sessions of other tools",
     NO_NUMBER: "no free session number",
+    TARGET_UNHEALTHY: "no usable target (the sensors it may use cannot receive packets now)",
+    TARGET_FULL: "every usable target has its maximum of sources",
     NOT_SHARED: "its sensor is not shared with its account",
+    INTERCEPTED: "an untrusted session ahead of ours takes its packets",
     OVER_BUDGET: "waits for room under the session cap (MIRROR_MAX_SESSIONS)",
     QUOTA: "waits for room under AWS's session quota",
 }
@@ -92,6 +119,17 @@ TIERS: Mapping[str, str] = {
 }
 _TIER_ORDER = {tier: rank for rank, tier in enumerate(TIERS)}
 
+# Why a session the automation did not create is a finding (`Untrusted.finding`): its target is not
+# trusted for the ENI by the same rules that choose our sensors. Never touched, always reported.
+OWNER_NOT_ALLOWED = "owner-not-allowed"
+NOT_DESIGNATED = "not-designated"
+NOT_LISTED = "not-listed"
+UNTRUSTED: Mapping[str, str] = {
+    OWNER_NOT_ALLOWED: "its target belongs to an account MIRROR_SENSOR_OWNERS does not allow",
+    NOT_DESIGNATED: "its target is in another VPC and not designated as a sensor",
+    NOT_LISTED: "its target is not one this account can see (another account's, not shared with it)",
+}
+
 
 @dataclass(frozen=True)
 class Intent:
@@ -104,10 +142,11 @@ class Intent:
 
 
 def tag_intent(source: Source, tag_key: str, scope: str) -> Intent:
-    """Apply the tagging rules: the ENI's own tag overrides its instance's; values ignore case."""
+    """Apply the tagging rules: the ENI's own tag overrides its instance's (or its load
+    balancer's); values ignore case."""
     raw, where = source.eni_tags.get(tag_key), "ENI"
     if raw is None:
-        raw, where = source.instance_tags.get(tag_key), "instance"
+        raw, where = source.instance_tags.get(tag_key), source.owner
     if raw is None:
         if scope == "all":
             return Intent(True, None, "in scope (MIRROR_SCOPE=all)")
@@ -124,18 +163,21 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def priority(source: Source, key: str) -> tuple[int, str | None]:
-    """An ENI's priority under a budget: the ENI's own tag over its instance's, untagged 0.
+    """An ENI's priority under a budget: the ENI's own tag over its instance's (or load balancer's),
+    untagged 0.
 
     A value that is not an integer is a configuration problem of that ENI (the error, priority 0).
     """
-    return priority_of(source.eni_tags, source.instance_tags, key)
+    return priority_of(source.eni_tags, source.instance_tags, key, source.owner)
 
 
-def priority_of(eni_tags: Mapping[str, str], parent_tags: Mapping[str, str], key: str) -> tuple[int, str | None]:
-    """`priority` from the ENI's tags and its instance's."""
+def priority_of(
+    eni_tags: Mapping[str, str], parent_tags: Mapping[str, str], key: str, parent: str = "instance"
+) -> tuple[int, str | None]:
+    """`priority` from the ENI's tags and its parent's (`parent`: what they belong to, in words)."""
     raw, where = eni_tags.get(key), "ENI"
     if raw is None:
-        raw, where = parent_tags.get(key), "instance"
+        raw, where = parent_tags.get(key), parent
     if raw is None:
         return 0, None
     if _INTEGER.fullmatch(raw.strip()):
@@ -164,6 +206,81 @@ def is_designated(tags: Mapping[str, str], tag_key: str) -> bool:
 
 def is_managed(session: Session, settings: Settings) -> bool:
     return session.tags.get(MANAGED_TAG_KEY) == settings.managed_by
+
+
+def owner_allowed(owner: str, inventory: Inventory) -> bool:
+    """May a target of `owner` ("" = this place's account) serve this place's ENIs (MIRROR_SENSOR_OWNERS)?"""
+    if inventory.allowed_owners is None:
+        return not owner
+    return (owner or inventory.account) in inventory.allowed_owners
+
+
+def untrusted_sessions(
+    source: Source, sessions: Iterable[Session], inventory: Inventory, tag_key: str
+) -> tuple[Untrusted, ...]:
+    """The sessions of other tools on `source` whose target is not trusted for it, lowest number first.
+
+    Trusted: a target of an account MIRROR_SENSOR_OWNERS allows, in the source's own VPC or
+    designated as a sensor by the tag key; the same rules that choose our sensors. Whatever the
+    target's zone, route or health: those decide which sensor we use, not whose it is.
+    """
+    found = []
+    for session in sorted(sessions, key=lambda s: (s.number, s.session_id)):
+        target = inventory.seen(session.target_id)
+        owner, kind = (target.owner, target.kind) if target is not None else ("", "")
+        if target is None:
+            finding = NOT_LISTED
+            why = (
+                f"target {session.target_id} is not one this account can see (another account's target"
+                " not shared with it, or deleted)"
+            )
+        elif not owner_allowed(target.owner, inventory):
+            finding = OWNER_NOT_ALLOWED
+            whose = f"account {target.owner}" if target.owner else "this account"
+            why = f"target {target.target_id} belongs to {whose}, which MIRROR_SENSOR_OWNERS does not allow"
+        elif target.vpc_id == source.vpc_id or is_designated(target.tags, tag_key):
+            continue
+        else:
+            finding = NOT_DESIGNATED
+            where = target.vpc_id or "another VPC"
+            why = (
+                f"target {target.target_id} ({target.kind}) is in {where}, not {source.vpc_id}, and is not"
+                f" designated as a sensor (tag {tag_key})"
+            )
+        found.append(
+            Untrusted(
+                session.session_id,
+                source.eni_id,
+                source.instance_id,
+                session.number,
+                session.target_id,
+                owner,
+                finding,
+                why,
+                kind,
+            )
+        )
+    return tuple(found)
+
+
+def with_untrusted(decision: Decision, found: Sequence[Untrusted]) -> Decision:
+    """The decision with its untrusted sessions; `intercepted` when one is numbered below ours.
+
+    AWS gives each packet to the lowest-numbered session whose filter accepts it: a session of
+    ours behind an untrusted one does not receive those packets, so the ENI is not mirrored.
+    """
+    if not found:
+        return decision
+    ours = decision.session_number
+    marked = tuple(dataclasses.replace(u, intercepts=ours is not None and u.number < ours) for u in found)
+    first = next((u for u in marked if u.intercepts), None)
+    if first is None or decision.problem is not None or decision.out_of_scope is not None:
+        return dataclasses.replace(decision, untrusted=marked)
+    why = (
+        f"intercepted: session {first.session_id} (number {first.number}) to untrusted target"
+        f" {first.target_id} is evaluated before ours (number {ours}) and takes the packets its filter accepts"
+    )
+    return dataclasses.replace(decision, untrusted=marked, problem=INTERCEPTED, reason=f"{why}; {decision.reason}")
 
 
 def trust_tier(source: Source, target: Target, tag_key: str) -> str | None:
@@ -196,6 +313,62 @@ def same_zone(source: Source, target: Target) -> bool:
     if target.owner or (source.az_id and target.az_id):
         return bool(source.az_id) and source.az_id == target.az_id
     return target.az == source.az
+
+
+def usable_for(source: Source, target: Target) -> bool:
+    """The target can receive this source's packets now (`Target.health`; an NLB without cross-zone
+    load balancing only in the AZs where it has a healthy target)."""
+    status = target.health
+    if not status.usable:
+        return False
+    if status.zones is None:
+        return True
+    if target.owner or (source.az_id and status.zone_ids is not None):
+        return bool(source.az_id) and source.az_id in (status.zone_ids or frozenset())
+    return source.az in status.zones
+
+
+Load = Mapping[str, AbstractSet[str]]
+"""Target id -> the source ENIs of the sessions on it (what AWS counts against its capacity)."""
+
+
+def initial_load(inventory: Inventory, sessions_by_eni: Mapping[str, Sequence[Session]]) -> dict[str, set[str]]:
+    """Sources per target: as the targets' owners listed them with the inventory, and every session
+    read for this plan (a member's own sessions on a hub target included)."""
+    load: dict[str, set[str]] = {t: set(found) for t, found in ((t, inventory.sources_on(t)) for t in inventory.sessions_on)}
+    for eni_id, sessions in sessions_by_eni.items():
+        for session in sessions:
+            load.setdefault(session.target_id, set()).add(eni_id)
+    return load
+
+
+def has_room(target: Target, eni_id: str, load: Load) -> bool:
+    """One more source fits (a source already on it does not count twice)."""
+    capacity = target.health.capacity
+    return capacity is None or len(set(load.get(target.target_id, ())) - {eni_id}) < capacity
+
+
+def placements(decisions: Iterable[Decision], sessions_by_eni: Mapping[str, Sequence[Session]]) -> dict[str, set[str]]:
+    """Target id -> ENIs these decisions put on it (creates and moves): reserved when another plan
+    is made beside them (the confirmation of moves, the retry of a lost race)."""
+    placed: dict[str, set[str]] = {}
+    for decision in decisions:
+        for target in _targets_after(decision, sessions_by_eni.get(decision.eni_id, ())):
+            placed.setdefault(target, set()).add(decision.eni_id)
+    return placed
+
+
+def _targets_after(decision: Decision, sessions: Sequence[Session]) -> set[str]:
+    """The targets this ENI's sessions point at once the decision's actions are applied."""
+    now = {s.session_id: s.target_id for s in sessions}
+    for index, action in enumerate(decision.actions):
+        if action.kind == "delete" and action.session_id:
+            now.pop(action.session_id, None)
+        elif action.kind == "modify" and action.session_id and action.target_id:
+            now[action.session_id] = action.target_id
+        elif action.kind == "create" and action.target_id:
+            now[f"new-{index}"] = action.target_id
+    return set(now.values())
 
 
 MAX_VNI = 16777215
@@ -322,6 +495,7 @@ def _decide(
     kept_session: str | None = None,
     session_number: int | None = None,
     tier: str | None = None,
+    repairs: str | None = None,
 ) -> Decision:
     return Decision(
         eni_id=source.eni_id,
@@ -339,6 +513,9 @@ def _decide(
         kept_session=kept_session,
         session_number=session_number,
         tier=tier,
+        repairs=repairs,
+        kind=source.kind,
+        resource="" if source.kind == kinds.INSTANCES else source.label,
         attached_at=source.attached_at,
     )
 
@@ -376,12 +553,24 @@ def plan_source(
     *,
     release: bool = False,
     learned: Learned = NOTHING_LEARNED,
+    load: Load | None = None,
 ) -> Decision:
-    """Decide one ENI, with its priority (which the budget pass, handler/budget.py, ranks by)."""
-    decision = _plan_source(source, sessions, inventory, settings, release, learned)
+    """Decide one ENI. Only sessions this tool manages are ever modified or deleted; the others are
+    checked against the trust model and reported when their target is not trusted.
+
+    `load`: sources per target so far (`plan` keeps it across ENIs); None: from the inventory and
+    this ENI's sessions alone. A new session goes only to a usable target with room; ours stays
+    on a usable target, and moves off an unusable one when a usable one with room exists.
+    """
+    if load is None:
+        load = initial_load(inventory, {source.eni_id: sessions})
+    decision = _plan_source(source, sessions, inventory, settings, release=release, learned=learned, load=load)
+    foreign = (s for s in sessions if not is_managed(s, settings))
+    decision = with_untrusted(decision, untrusted_sessions(source, foreign, inventory, settings.tag_key))
     rank, error = priority(source, settings.priority_tag_key)
     if rank == 0 and error is None:
         return decision
+    # The budget pass (handler/budget.py) ranks by it.
     return dataclasses.replace(decision, priority=rank, priority_error=error)
 
 
@@ -390,10 +579,11 @@ def _plan_source(
     sessions: Sequence[Session],
     inventory: Inventory,
     settings: Settings,
+    *,
     release: bool,
     learned: Learned,
+    load: Load,
 ) -> Decision:
-    """Decide one ENI. Only sessions this tool manages are ever modified or deleted."""
     managed = sorted((s for s in sessions if is_managed(s, settings)), key=lambda s: s.number)
     foreign = [s for s in sessions if not is_managed(s, settings)]
     if release:
@@ -403,10 +593,19 @@ def _plan_source(
         return _delete_all(
             source, managed, "ENI is a traffic mirror target (a sensor): never a source", SENSOR
         )
-    if source.interface_type not in MIRRORABLE_INTERFACE_TYPES:
+    instance = source.kind == kinds.INSTANCES
+    if source.interface_type not in (MIRRORABLE_INTERFACE_TYPES if instance else {kinds.INTERFACE_TYPE}):
         reason = f"interface type {source.interface_type!r} cannot be mirrored"
         return _delete_all(source, managed, reason, INTERFACE_TYPE)
-    unsupported = support.unsupported_reason(source.instance_type, learned.refused_types)
+    if source.kind == kinds.OTHER:
+        reason = f"requester-managed ENI of a service not in the source kinds table ({source.service or 'unknown'})"
+        return _delete_all(source, managed, reason, UNKNOWN_SERVICE)
+    if instance:
+        unsupported = support.unsupported_reason(source.instance_type, learned.refused_types)
+    elif source.eni_id in learned.refused_enis:
+        unsupported = f"{source.label}: refused earlier by the API (NetworkInterfaceNotSupported)"
+    else:
+        unsupported = None
     if unsupported:
         return _delete_all(source, managed, unsupported, UNSUPPORTED)
     intent = tag_intent(source, settings.tag_key, settings.scope)
@@ -421,6 +620,19 @@ def _plan_source(
     candidates = eligible_targets(
         source, intent.route, inventory.targets, settings.tag_key, learned.full_targets
     )
+    stranded = [s for s in managed if _gone(inventory, s.target_id)]
+    if not candidates and stranded:
+        # A sensor whose resource is gone, and nothing else trusted: never deleted for health.
+        why = f"{_unusable_words(inventory, stranded[0].target_id)}; no other target can serve it; session kept"
+        return _decide(
+            source,
+            "skipped",
+            why,
+            target_id=stranded[0].target_id,
+            problem=TARGET_UNHEALTHY,
+            kept_session=stranded[0].session_id,
+            session_number=stranded[0].number,
+        )
     if not candidates:
         unshared = eligible_targets(source, intent.route, inventory.not_shared, settings.tag_key)
         if unshared:
@@ -433,10 +645,11 @@ def _plan_source(
             return _decide(source, "skipped", why, problem=NOT_SHARED, kept_session=kept)
         _, why = choose_target(source, intent.route, inventory.targets, settings.tag_key)
         return _delete_all(source, managed, why, problem=NO_TARGET)
-    target = candidates[0]
+    usable = [t for t in candidates if usable_for(source, t)]
+    open_ = [t for t in usable if has_room(t, source.eni_id, load)]
 
     if managed:
-        return _keep_or_move(source, managed, candidates, filter_id, intent, settings.tag_key)
+        return _keep_or_move(source, managed, candidates, usable, open_, filter_id, intent, settings.tag_key, inventory, load)
     if len(foreign) >= MAX_SESSIONS_PER_ENI:
         reason = (
             f"ENI already has {len(foreign)} sessions (AWS allows {MAX_SESSIONS_PER_ENI}), none of them ours"
@@ -445,7 +658,11 @@ def _plan_source(
     number = free_session_number((s.number for s in foreign), settings.session_number)
     if number is None:
         return _decide(source, "skipped", "no free session number on this ENI", problem=NO_NUMBER)
-    description = f"Mirror of {source.eni_id} ({source.instance_id}), managed by {settings.managed_by}"
+    if not open_:
+        problem, why = _no_room(usable, candidates)
+        return _decide(source, "skipped", f"{intent.reason}; {why}", problem=problem)
+    target = open_[0]
+    description = f"Mirror of {source.eni_id} ({source.label}), managed by {settings.managed_by}"
     create = Action(
         "create",
         source.eni_id,
@@ -467,23 +684,53 @@ def _plan_source(
     )
 
 
+def _gone(inventory: Inventory, target_id: str) -> bool:
+    """The target, or the resource behind it, no longer exists (where it was is unknown)."""
+    target = inventory.target(target_id)
+    return target is None or target.health.why in (health.ENI_DELETED, health.NLB_DELETED, health.ENDPOINT_DELETED)
+
+
+def _unusable_words(inventory: Inventory, target_id: str) -> str:
+    target = inventory.target(target_id)
+    why = health.WHY[health.TARGET_DELETED] if target is None else health.words(target.health)
+    return f"target {target_id} is unusable: {why}"
+
+
+def _no_room(usable: Sequence[Target], candidates: Sequence[Target]) -> tuple[str, str]:
+    """Why no target can take a new source: all usable ones are full, or none is usable."""
+    if usable:
+        limits = ", ".join(f"{t.target_id} ({t.health.capacity} sources)" for t in usable)
+        return TARGET_FULL, f"every usable target has its maximum of sources: {limits}"
+    listed = "; ".join(f"{t.target_id}: {health.words(t.health)}" for t in candidates[:5])
+    return TARGET_UNHEALTHY, f"no usable target ({listed})"
+
+
 def _keep_or_move(
     source: Source,
     managed: Sequence[Session],
     candidates: Sequence[Target],
+    usable: Sequence[Target],
+    open_: Sequence[Target],
     filter_id: str,
     intent: Intent,
     tag_key: str,
+    inventory: Inventory,
+    load: Load,
 ) -> Decision:
-    """Our session stays while its target still qualifies (no churn for a closer sensor).
+    """Our session stays while its target still qualifies and is usable (no churn for a closer
+    sensor, none when a failed sensor comes back: rendezvous spread decides only new sessions).
 
-    Otherwise it is modified in place, which keeps the packet stream and the session number.
-    Extra managed sessions (a race on real AWS) are removed, keeping the lowest number.
+    Otherwise it is modified in place, which keeps the packet stream and the session number: off
+    an unusable target to the nearest usable one with room (failover); off a target it may no
+    longer use to the nearest trusted one. With no usable alternative a session on an unusable
+    target stays (never deleted for health) and the ENI is reported. Extra managed sessions (a
+    race on real AWS) are removed, keeping the lowest number.
     """
     keep, extras = managed[0], managed[1:]
     deletes = _deletes(source.eni_id, extras)
     by_id = {t.target_id: t for t in candidates}
-    target_ok = keep.target_id in by_id
+    trusted = keep.target_id in by_id
+    target_ok = trusted and usable_for(source, by_id[keep.target_id])
     filter_ok = keep.filter_id == filter_id
     if target_ok and filter_ok:
         tier, tier_words = _tier_words(source, by_id[keep.target_id], tag_key)
@@ -501,18 +748,49 @@ def _keep_or_move(
             session_number=keep.number,
             tier=tier,
         )
-    new_target = keep.target_id if target_ok else candidates[0].target_id
-    tier, tier_words = _tier_words(source, by_id[new_target], tag_key)
-    why = []
-    if not target_ok:
-        why.append(f"target {keep.target_id} -> {new_target} ({intent.reason}; {tier_words})")
+    failover = trusted or _gone(inventory, keep.target_id)
+    problem: str | None = None
+    repairs: str | None = None
+    why: list[str] = []
+    if target_ok:
+        new_target: Target | None = by_id[keep.target_id]
+    else:
+        others = [t for t in open_ if t.target_id != keep.target_id]
+        if not failover and not others:  # a target it may not use: the nearest trusted one instead
+            others = [t for t in candidates if has_room(t, source.eni_id, load)]
+        new_target = others[0] if others else None
+        if new_target is None:
+            problem, words = _no_room([t for t in usable if t.target_id != keep.target_id], candidates)
+            why.append(f"{_unusable_words(inventory, keep.target_id)}; {words}; session kept")
+        elif failover:
+            repairs = TARGET_UNHEALTHY
+        elif not usable_for(source, new_target):
+            problem = TARGET_UNHEALTHY
+    if new_target is None and filter_ok:
+        return _decide(
+            source,
+            "delete" if deletes else "skipped",
+            "; ".join(why),
+            deletes,
+            keep.target_id,
+            keep.filter_id,
+            problem=problem,
+            kept_session=keep.session_id,
+            session_number=keep.number,
+        )
+    moved = new_target is not None and new_target.target_id != keep.target_id
+    destination = new_target.target_id if new_target is not None else keep.target_id
+    tier, tier_words = _tier_words(source, new_target, tag_key) if new_target is not None else (None, "")
+    if moved:
+        cause = _unusable_words(inventory, keep.target_id) if failover else intent.reason
+        why.append(f"target {keep.target_id} -> {destination} ({cause}; {tier_words})")
     if not filter_ok:
         why.append(f"filter {keep.filter_id} -> {filter_id}")
     modify = Action(
         "modify",
         source.eni_id,
         session_id=keep.session_id,
-        target_id=None if target_ok else new_target,
+        target_id=destination if moved else None,
         filter_id=None if filter_ok else filter_id,
     )
     return _decide(
@@ -520,10 +798,12 @@ def _keep_or_move(
         "modify",
         "; ".join(why),
         (modify, *deletes),
-        new_target,
+        destination,
         filter_id,
+        problem=problem,
         session_number=keep.number,
         tier=tier,
+        repairs=repairs,
     )
 
 
@@ -535,20 +815,34 @@ def plan(
     *,
     release: bool = False,
     learned: Learned = NOTHING_LEARNED,
+    reserved: Load | None = None,
 ) -> list[Decision]:
-    """One decision per distinct ENI, in a stable order (the sweep relies on it to make progress)."""
+    """One decision per distinct ENI, in a stable order (the sweep relies on it to make progress).
+
+    Sources per target are counted across the whole plan: the sessions that exist (`initial_load`),
+    `reserved` (ENIs other plans of this run put on targets), and what this plan puts there, so no
+    target is given more sources than it accepts (the dry run, the sweep and coverage agree).
+    A target's room goes to the highest priority first (MIRROR_PRIORITY_TAG_KEY, as the budget
+    ranks; untagged ENIs in id order), so a sensor's capacity and a session budget agree on who
+    waits.
+    """
     unique = {s.eni_id: s for s in sources}
-    return [
-        plan_source(
-            unique[eni],
-            sessions_by_eni.get(eni, ()),
-            inventory,
-            settings,
-            release=release,
-            learned=learned,
+    load = initial_load(inventory, sessions_by_eni)
+    for target, enis in (reserved or {}).items():
+        load.setdefault(target, set()).update(enis)
+    decided: dict[str, Decision] = {}
+    for eni in sorted(unique, key=lambda e: (-priority(unique[e], settings.priority_tag_key)[0], e)):
+        sessions = sessions_by_eni.get(eni, ())
+        decision = plan_source(
+            unique[eni], sessions, inventory, settings, release=release, learned=learned, load=load
         )
-        for eni in sorted(unique)
-    ]
+        if decision.actions:
+            for target in {s.target_id for s in sessions}:
+                load.get(target, set()).discard(eni)
+            for target in _targets_after(decision, sessions):
+                load.setdefault(target, set()).add(eni)
+        decided[eni] = decision
+    return [decided[eni] for eni in sorted(decided)]
 
 
 def plan_orphans(

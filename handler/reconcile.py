@@ -14,14 +14,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import budget
+from . import accounts, budget, cloudwatch, health, kinds, loss
+from . import coverage as counting
 from . import inventory as inv
 from .apply import Result, apply_all, conflicted, problem_counts
 from .context import FLEET_WORKERS, Context
 from .errors import SESSION_QUOTA, ReadFailure
-from .events import Change
+from .events import Change, Skip
 from .model import Action, Decision, Inventory, Session, Source
-from .planner import RELEASED, is_managed, plan, plan_orphans, priority
+from .planner import RELEASED, is_managed, placements, plan, plan_orphans, priority
 from .settings import Settings
 
 GONE_STATES = frozenset({"shutting-down", "terminated"})
@@ -34,6 +35,13 @@ class Outcome:
 
     results: list[Result]
     owners: dict[str, set[int]] = field(default_factory=dict)
+    losses: dict[str, loss.Loss] = field(default_factory=dict)
+    """Mirror loss read by a scheduled sweep, by account ("" = the invocation's own)."""
+    skips: list[Skip] = field(default_factory=list)
+    """Events that need nothing once the cached inventory was consulted (a state change of an
+    instance that is no sensor): reported as ignored."""
+    sensors: tuple[counting.Sensor, ...] = ()
+    """A sweep's targets with their health (its usable/unusable metrics)."""
 
     def problems(self) -> dict[str, int]:
         """In-scope ENIs left unmirrored, by problem kind (configuration problems first)."""
@@ -52,12 +60,18 @@ def _skip(eni_id: str, instance_id: str, reason: str) -> Decision:
 
 
 def _stale(inventory: Inventory, sessions: Iterable[Session], settings: Settings) -> bool:
-    """A managed session names a target or filter we do not know: the cache may be old."""
-    return any(
-        is_managed(s, settings)
-        and (inventory.target(s.target_id) is None or not inventory.has_filter(s.filter_id))
-        for s in sessions
-    )
+    """A session names a target (ours: or a filter) we do not know: the cache may be old.
+
+    Another tool's session to a target made after the cache was read must not be reported as a
+    session to a target nobody can see: read again first.
+    """
+    for s in sessions:
+        if is_managed(s, settings):
+            if inventory.target(s.target_id) is None or not inventory.has_filter(s.filter_id):
+                return True
+        elif inventory.seen(s.target_id) is None:
+            return True
+    return False
 
 
 def _plan_and_apply(
@@ -102,7 +116,7 @@ def _plan_and_apply(
     planned = _Budgeted(decisions, room)
     if room is not None:
         planned = _within_budget(ctx, decisions, room)
-    decisions, unconfirmed, room = _confirm(ctx, planned.decisions, triggers, planned)
+    decisions, unconfirmed, room = _confirm(ctx, planned.decisions, triggers, by_eni, planned)
     results = _apply(ctx, decisions, room, on_done)
     if on_done:
         for result in unconfirmed:
@@ -110,7 +124,34 @@ def _plan_and_apply(
     if any(r.error_code == SESSION_QUOTA for r in results):
         # What the account holds now is what its quota allows: plan within it for a while.
         ctx.container.quota_reached(ctx.place, len(inv.own_sessions(ctx, inv.all_sessions(ctx))))
-    return [*_settle_conflicts(results, ctx, inventory, sources, on_done), *unconfirmed]
+    settled = _settle_conflicts(results, ctx, inventory, sources, on_done, by_eni)
+    _remember_placements(ctx, inventory, settled)
+    return [*settled, *unconfirmed]
+
+
+def _remember_placements(ctx: Context, inventory: Inventory, results: Iterable[Result]) -> None:
+    """Sessions this run created on, or moved to, ENI targets join the cached inventory's counts of
+    their target's owner, so the next invocations of this container count them (until the next
+    read; another container's are counted from that read, or refused by AWS and learned)."""
+    by_owner: dict[bool, list[Session]] = {}
+    moved: set[str] = set()
+    maker = ""
+    for result in results:
+        decision = result.decision
+        target = inventory.target(decision.target_id or "")
+        if result.status not in counting.APPLIED or target is None or target.health.capacity is None:
+            continue
+        maker = maker or ctx.place.account or accounts.own_account(ctx)  # as the owner's listing shows it
+        for action in decision.actions:
+            session_id = action.session_id or (result.session_ids[0] if result.session_ids else "")
+            if action.kind == "modify" and action.session_id and action.target_id:
+                moved.add(action.session_id)
+            elif action.kind != "create" or not session_id:
+                continue
+            session = Session(session_id, decision.eni_id, target.target_id, decision.filter_id or "", 0, owner=maker)
+            by_owner.setdefault(bool(target.owner), []).append(session)
+    for hub, sessions in by_owner.items():
+        inv.add_sessions(ctx.hub if hub else ctx, sessions, moved)
 
 
 @dataclass(frozen=True)
@@ -154,7 +195,11 @@ def destroys(decision: Decision) -> bool:
 
 
 def _confirm(
-    ctx: Context, decisions: Sequence[Decision], triggers: Mapping[str, str], budgeted: _Budgeted | None = None
+    ctx: Context,
+    decisions: Sequence[Decision],
+    triggers: Mapping[str, str],
+    sessions_by_eni: Mapping[str, Sequence[Session]],
+    budgeted: _Budgeted | None = None,
 ) -> tuple[list[Decision], list[Result], budget.Room | None]:
     """Deletes and moves stand only when a second read of EC2, made now, agrees.
 
@@ -179,33 +224,39 @@ def _confirm(
     sessions_f = inv.submit(ctx, inv.sessions_for, eni_ids)
     recount = room is not None and any(budget.is_release(d) for d in doubtful.values())
     listing_f = inv.submit(ctx, inv.all_sessions) if recount else None
+    instances_f = inv.submit(ctx, inv.instances_with_enis, eni_ids)
     enis = inv.describe_enis(ctx, "network-interface-id", eni_ids)
-    attached = {e["NetworkInterfaceId"]: (e.get("Attachment") or {}).get("InstanceId") for e in enis}
-    instance_ids = sorted({i for i in attached.values() if i})
-    instances = inv.describe_instances(ctx, instance_ids) if instance_ids else []
+    instances = instances_f.result()
     _check_enis_listed(instances, enis, frozenset(eni_ids))
     sessions = sessions_f.result()
     inventory = inventory_f.result()
     inv.plausible(inventory, sessions, settings)
 
     state = {i["InstanceId"]: (i.get("State") or {}).get("Name", "") for i in instances}
+    services = inv.service_sources(ctx, enis, "confirm") if kinds.with_services(settings.kinds) else []
     found = _located(
         [
             dataclasses.replace(s, trigger=triggers.get(s.eni_id, s.trigger))
-            for s in inv.sources_of_instances(instances, inv.eni_tag_map(enis), "confirm")
+            for s in _selected([*inv.sources_of_instances(instances, inv.eni_tag_map(enis), "confirm"), *services], settings)
             if s.eni_id in doubtful
         ],
         ctx,
         inventory,
     )
     releasing = [s for s in found if settings.release_on_stop and state.get(s.instance_id) in STOPPED_STATES]
-    live = [s for s in found if s not in releasing and state.get(s.instance_id) in _states(settings)]
+    live = [
+        s
+        for s in found
+        if s not in releasing and (s.kind != kinds.INSTANCES or state.get(s.instance_id) in _states(settings))
+    ]
     by_eni = inv.group_by_eni(sessions)
     learned = ctx.learned()
+    # What the rest of the first plan puts on targets counts against their capacity here too.
+    reserved = placements((d for d in decisions if d.eni_id not in doubtful), sessions_by_eni)
     again = {
         d.eni_id: d
         for d in (
-            *plan(live, by_eni, inventory, settings, learned=learned),
+            *plan(live, by_eni, inventory, settings, learned=learned, reserved=reserved),
             *plan(releasing, by_eni, inventory, settings, release=True, learned=learned),
             *plan_orphans(sessions, frozenset(s.eni_id for s in found), settings),
         )
@@ -269,6 +320,7 @@ def _settle_conflicts(
     inventory: Inventory,
     sources: Sequence[Source],
     on_done: Callable[[Result], None] | None,
+    sessions_by_eni: Mapping[str, Sequence[Session]],
 ) -> list[Result]:
     """Creates that lost a race for a session number: read those ENIs again, plan once more.
 
@@ -280,20 +332,120 @@ def _settle_conflicts(
     if not lost:
         return results
     fresh = inv.group_by_eni(inv.sessions_for(ctx, sorted(lost)))
-    again = plan([s for s in sources if s.eni_id in lost], fresh, inventory, ctx.settings, learned=ctx.learned())
+    done = [r.decision for r in results if r.decision.eni_id not in lost and r.status not in ("failed", "deferred")]
+    again = plan(
+        [s for s in sources if s.eni_id in lost],
+        fresh,
+        inventory,
+        ctx.settings,
+        learned=ctx.learned(),
+        reserved=placements(done, sessions_by_eni),
+    )
     retried = apply_all(again, ctx, on_done)
     return [r for r in results if r.decision.eni_id not in lost] + retried
 
 
+@dataclass
+class Failover:
+    """The ENIs whose sessions are on sensors a batch's events broke, by the account that owns them."""
+
+    own: dict[str, set[int]] = field(default_factory=dict)
+    """ENI id -> the changes (indexes) that named its sensor: reconciled with the batch's own ENIs."""
+    members: dict[str, dict[str, set[int]]] = field(default_factory=dict)
+    """Account -> its ENIs on this account's broken sensors (a hub's sensors serve members)."""
+    trigger: dict[str, str] = field(default_factory=dict)
+    skips: list[Skip] = field(default_factory=list)
+
+
+def failover(batch: Sequence[Change], ctx: Context) -> Failover:
+    """Which ENIs to plan again because their sessions are on a sensor the batch's events name
+    (state changes of its instance, deleted targets, load balancers, listeners, deregistered targets).
+
+    The cached inventory says whether a named instance or resource is a sensor at all: an event
+    about anything else costs no API call (a cold container pays the inventory load any event
+    pays). For a sensor, the sessions on it are read now, as its owner lists them (other accounts'
+    included), with those the cached inventory had listed (a deleted target's are no longer
+    listed). Those ENIs are then planned on an inventory read again in the same round as their own
+    reads (`_changes`), so the sensor's health is the one read now; each move is confirmed by one
+    more read before it is made (`_confirm`).
+    """
+    found = Failover()
+    hints = [(i, c) for i, c in enumerate(batch) if c.kind in ("sensors", "release-instances")]
+    if not hints:
+        return found
+    cached = inv.inventory(ctx)
+    named: dict[str, set[int]] = {}
+    for index, change in hints:
+        targets = health.named(cached.targets, change.instance_ids, change.resources)
+        if not targets and change.kind == "sensors":
+            what = ", ".join((*change.instance_ids, *change.resources))
+            why = f"{change.event_name}: {what} is no sensor's: nothing to do"
+            found.skips.append(Skip("ignored", why, change.event_name, change.event_id))
+        for target in targets:
+            named.setdefault(target, set()).add(index)
+    if not named:
+        return found
+    inv.check_time(ctx, "the read of the sessions on the sensors an event names")
+    here = ctx.place.account or accounts.own_account(ctx)
+    listed = [*inv.sessions_on_targets(ctx, sorted(named)), *(s for t in sorted(named) for s in cached.sessions_on.get(t, ()))]
+    for session in listed:
+        owner = session.owner or here
+        indexes = named[session.target_id]
+        where = found.own if owner == here else found.members.setdefault(owner, {})
+        where.setdefault(session.eni_id, set()).update(indexes)
+        found.trigger.setdefault(session.eni_id, batch[min(indexes)].event_id)
+    if not found.own and not found.members:
+        for target, indexes in sorted(named.items()):
+            event = batch[min(indexes)]
+            found.skips.append(Skip("ignored", f"sensor {target} serves no session: nothing to move", event.event_name, event.event_id))
+    return found
+
+
 def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
+    """Reconcile the ENIs a batch of events names, and those on the sensors its events broke
+    (another account's, there, through its member role)."""
+    moving = failover(batch, ctx)
+    outcome = _changes(batch, ctx, moving)
+    outcome.skips.extend(moving.skips)
+    if not moving.members:
+        return outcome
+
+    def there(item: tuple[str, dict[str, set[int]]]) -> tuple[str, Outcome]:
+        account, enis = item
+        if ctx.place.account is not None or not accounts.allowed(ctx, account):
+            why = f"sessions of account {account} are on a broken sensor, but the account is not covered"
+            return account, Outcome([Result(_skip("", "", why), "skipped", why)])
+        event = batch[min(min(i) for i in enis.values())]
+        moved = Change(
+            "enis", "sensor-failover", event.event_id, ctx.region, eni_ids=tuple(sorted(enis)), refresh_inventory=True
+        )
+        try:
+            return account, changes([moved], ctx.at(account))
+        except Exception as error:  # this account only: the event is retried for it
+            return account, failed(f"cannot move sessions in account {account}: {type(error).__name__}: {error}", 1)
+
+    for account, result in ctx.container.fleet.map(there, sorted(moving.members.items())):
+        enis = moving.members[account]
+        indexes = set().union(*enis.values())
+        for one in result.results:
+            one.account = account
+            outcome.owners.setdefault(one.decision.eni_id, set()).update(enis.get(one.decision.eni_id, indexes))
+        outcome.results.extend(result.results)
+    return outcome
+
+
+def _changes(batch: Sequence[Change], ctx: Context, moving: Failover) -> Outcome:
     """Reconcile the ENIs a batch of events names, with as few rounds of reads as possible."""
     owners: dict[str, set[int]] = {}
     launch: list[Source] = []
     by_instance: dict[str, set[int]] = {}
-    by_eni: dict[str, set[int]] = {}
+    by_eni: dict[str, set[int]] = {eni: set(indexes) for eni, indexes in moving.own.items()}
+    by_description: dict[str, set[int]] = {}
     release_idx = {i for i, c in enumerate(batch) if c.kind == "release-instances"}
-    trigger: dict[str, str] = {}
+    trigger: dict[str, str] = dict(moving.trigger)
     for index, change in enumerate(batch):
+        if change.kind == "sensors":
+            continue  # their ENIs are in `moving`
         for source in change.sources:
             launch.append(source)
             owners.setdefault(source.eni_id, set()).add(index)
@@ -303,12 +455,17 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
         for eni_id in change.eni_ids:
             by_eni.setdefault(eni_id, set()).add(index)
             trigger.setdefault(eni_id, change.event_id)
+        for description in change.eni_descriptions:
+            by_description.setdefault(description, set()).add(index)
+            trigger.setdefault(description, change.event_id)
 
     keys = [ctx.settings.tag_key, ctx.settings.priority_tag_key, "Name"]
     known_enis = sorted({s.eni_id for s in launch} | set(by_eni))
-    # Round 1: everything that needs only what the events say, concurrently.
+    # Round 1: everything that needs only what the events say, concurrently. The ENIs on a sensor an
+    # event names are planned on the sensors' health read now.
+    refresh = bool(moving.own) or any(c.refresh_inventory and c.kind == "enis" for c in batch)
     inv.check_time(ctx, "the event's reads")
-    inventory_f = inv.submit(ctx, inv.inventory)
+    inventory_f = inv.submit(ctx, inv.inventory, refresh=refresh)
     # Under a budget (a cap, or AWS's quota refused lately), the place's sessions are counted too.
     counted = budget.active(ctx.settings, ctx.learned().session_quota)
     listing_f = inv.submit(ctx, inv.all_sessions) if counted else None
@@ -320,27 +477,45 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
         inv.submit(ctx, inv.describe_enis, "attachment.instance-id", sorted(by_instance)) if by_instance else None
     )
     named_enis_f = inv.submit(ctx, inv.describe_enis, "network-interface-id", sorted(by_eni)) if by_eni else None
+    # The named ENIs' instances in the same round, found by their ENIs (no round for their ids).
+    attached_f = inv.submit(ctx, inv.instances_with_enis, sorted(by_eni)) if by_eni else None
+    # A load balancer's nodes (its tags changed), by their description.
+    described_f = inv.submit(ctx, inv.describe_enis, "description", sorted(by_description)) if by_description else None
 
     named_enis: list[dict[str, Any]] = named_enis_f.result() if named_enis_f else []
+    for eni in described_f.result() if described_f else []:
+        eni_id, description = eni["NetworkInterfaceId"], eni.get("Description", "")
+        if eni_id in by_eni or description not in by_description:
+            continue
+        by_eni[eni_id] = set(by_description[description])
+        trigger.setdefault(eni_id, trigger[description])
+        named_enis.append(eni)
     their_enis: list[dict[str, Any]] = their_enis_f.result() if their_enis_f else []
     instances = {i["InstanceId"]: i for i in (instances_f.result() if instances_f else [])}
+    for instance in attached_f.result() if attached_f else []:
+        instances.setdefault(instance["InstanceId"], instance)
     extra: list[Decision] = []
     attached_to: dict[str, str] = {}
+    services_named: list[dict[str, Any]] = []
     for eni in named_enis:
         owner_instance = (eni.get("Attachment") or {}).get("InstanceId")
         if owner_instance:
             attached_to[eni["NetworkInterfaceId"]] = str(owner_instance)
+        elif kinds.recognise(eni) is not None:
+            services_named.append(eni)  # a load balancer's or a database's (CreateNetworkInterface, tags)
         else:
             extra.append(_skip(eni["NetworkInterfaceId"], "", "ENI is not attached to an instance"))
     for eni_id in sorted(set(by_eni) - {e["NetworkInterfaceId"] for e in named_enis}):
         extra.append(_skip(eni_id, "", "ENI not found (deleted?)"))
 
     _check_enis_listed([instances[i] for i in by_instance if i in instances], their_enis)
-    # Round 2 (only when events named ENIs or instances): their instances, and their sessions.
+    # Round 2 (only when events named instances, or an ENI moved between the two reads): the
+    # instances' other ENIs' sessions, and any instance not found yet.
     more_instances = sorted(set(attached_to.values()) - set(instances))
     more_f = inv.submit(ctx, inv.describe_instances, more_instances) if more_instances else None
-    instance_enis = sorted({e["NetworkInterfaceId"] for e in their_enis} - set(known_enis))
+    instance_enis = sorted(({e["NetworkInterfaceId"] for e in their_enis} | set(by_eni)) - set(known_enis))
     more_sessions_f = inv.submit(ctx, inv.sessions_for, instance_enis) if instance_enis else None
+    services_f = inv.submit(ctx, inv.service_sources, services_named, "") if services_named else None
     for instance in more_f.result() if more_f else []:
         instances[instance["InstanceId"]] = instance
     eni_tags = inv.eni_tag_map([*their_enis, *named_enis])
@@ -371,11 +546,24 @@ def changes(batch: Sequence[Change], ctx: Context) -> Outcome:
         for source in found:
             owners.setdefault(eni_id, set()).update(by_eni[eni_id])
             sources.append(source)
+    selected = {s.eni_id: s for s in (services_f.result() if services_f else [])}
+    for eni in services_named:
+        eni_id = eni["NetworkInterfaceId"]
+        chosen = selected.get(eni_id)
+        if chosen is None:
+            extra.append(_skip(eni_id, "", f"not a source (MIRROR_SOURCES={ctx.settings.sources})"))
+            continue
+        owners.setdefault(eni_id, set()).update(by_eni[eni_id])
+        sources.append(dataclasses.replace(chosen, trigger=trigger[eni_id]))
 
     sessions = [
         *(sessions_f.result() if sessions_f else []),
         *(more_sessions_f.result() if more_sessions_f else []),
     ]
+    unselected = [s for s in sources if not kinds.selected(s.kind, ctx.settings.kinds)]
+    for source in unselected:
+        extra.append(_skip(source.eni_id, source.instance_id, f"not a source (MIRROR_SOURCES={ctx.settings.sources})"))
+    sources = [s for s in sources if s not in unselected]
     listing = inv.own_sessions(ctx, listing_f.result()) if listing_f else None
     results = _plan_and_apply(ctx, inventory_f.result(), sources, release_sources, sessions, extra, None, listing=listing)
     return Outcome(results, owners)
@@ -390,14 +578,29 @@ def _states(settings: Settings) -> list[str]:
 def read_region(
     ctx: Context, *, refresh: bool = False, trigger: str = "sweep"
 ) -> tuple[Inventory, list[Source], list[Session]]:
-    """The whole region in four concurrent paginated reads: calls grow with pages, not ENIs."""
+    """The whole region in four concurrent paginated reads: calls grow with pages, not ENIs.
+
+    With service kinds in MIRROR_SOURCES, a fifth: the services' ENIs (and their load balancers' tags).
+    """
     inv.check_time(ctx, "the sweep's reads")
     inventory_f = inv.submit(ctx, inv.inventory, refresh=refresh)
-    instances_f = inv.submit(ctx, inv.describe_instances, (), _states(ctx.settings))
-    tagged_f = inv.submit(ctx, inv.describe_enis, "tag-key", [ctx.settings.tag_key, ctx.settings.priority_tag_key])
+    chosen = ctx.settings.kinds
+    instances_f = inv.submit(ctx, inv.describe_instances, (), _states(ctx.settings)) if kinds.INSTANCES in chosen else None
+    tag_keys = [ctx.settings.tag_key, ctx.settings.priority_tag_key]
+    tagged_f = inv.submit(ctx, inv.describe_enis, "tag-key", tag_keys) if instances_f else None
     sessions_f = inv.submit(ctx, inv.all_sessions)
-    sources = inv.sources_of_instances(instances_f.result(), inv.eni_tag_map(tagged_f.result()), trigger)
+    services_f = inv.submit(ctx, inv.service_sources_of_region, trigger) if kinds.with_services(chosen) else None
+    sources: list[Source] = []
+    if instances_f and tagged_f:
+        sources = inv.sources_of_instances(instances_f.result(), inv.eni_tag_map(tagged_f.result()), trigger)
+    sources += services_f.result() if services_f else []
     return inventory_f.result(), sources, inv.own_sessions(ctx, sessions_f.result())
+
+
+def _selected(sources: Iterable[Source], settings: Settings) -> list[Source]:
+    """The sources of the kinds MIRROR_SOURCES selects (the others are not planned at all: as if
+    never read, their sessions are left alone, or released as orphans with MIRROR_RELEASE_ON_STOP)."""
+    return [s for s in sources if kinds.selected(s.kind, settings.kinds)]
 
 
 @dataclass(frozen=True)
@@ -412,6 +615,8 @@ class SweepPolicy:
     """Leave ENIs attached less than this many seconds ago to their own events."""
     fleet: bool = False
     """Sweep every account the handler covers (MIRROR_ACCOUNTS), not only the event's."""
+    measure_loss: bool = False
+    """Read the mirrored instances' loss metrics after the writes (the schedule's sweep only)."""
 
 
 @dataclass(frozen=True)
@@ -453,11 +658,14 @@ def job_for(batch: Sequence[Change], settings: Settings) -> Job:
     if not sweeps:
         return Job("changes")
     scheduled = all(c.scheduled for c in batch)
+    # A sensor an event names must be read again, and it may serve every covered account.
+    sensors = any(c.kind == "sensors" for c in batch)
     policy = SweepPolicy(
         trigger=sweeps[0].event_id,
-        refresh=any(c.refresh_inventory for c in sweeps),
+        refresh=sensors or any(c.refresh_inventory for c in sweeps),
         grace=settings.sweep_grace_seconds if scheduled else 0.0,
-        fleet=bool(settings.accounts) and any(c.fleet for c in sweeps),
+        fleet=bool(settings.accounts) and (sensors or any(c.fleet for c in sweeps)),
+        measure_loss=scheduled,
     )
     return Job("sweep", policy)
 
@@ -513,7 +721,22 @@ def sweep(ctx: Context, policy: SweepPolicy, on_done: Callable[[Result], None] |
     results = _plan_and_apply(
         ctx, inventory, settled, (), sessions, (), on_done, orphans=True, orphans_known=young, listing=sessions
     )
-    return Outcome(results, {s.eni_id: {0} for s in settled})
+    outcome = Outcome(results, {s.eni_id: {0} for s in settled}, sensors=counting.sensors(inventory, sessions))
+    if policy.measure_loss:
+        measured = measure_loss(ctx, results, inventory.zone_ids)
+        if measured is not None:
+            outcome.losses[""] = measured
+    return outcome
+
+
+def measure_loss(ctx: Context, results: Sequence[Result], zone_ids: Mapping[str, str]) -> loss.Loss | None:
+    """The mirrored instances' loss over the last hour, read at most once per sweep period
+    (`Container.loss_due`) and only when something is mirrored; None when not read."""
+    statuses = {r.decision.eni_id: r.status for r in results}
+    instances = loss.mirrored_instances((r.decision for r in results), statuses, zone_ids)
+    if not instances or ctx.too_late() or not ctx.container.loss_due(ctx.place):
+        return None
+    return cloudwatch.mirror_loss(ctx, instances, loss.DEFAULT_WINDOW_SECONDS)
 
 
 def across_accounts(ctx: Context, covered: Sequence[str], work: Callable[[Context], Outcome]) -> Outcome:
@@ -547,17 +770,21 @@ def across_accounts(ctx: Context, covered: Sequence[str], work: Callable[[Contex
 
     results: list[Result] = []
     owners: dict[str, set[int]] = {}
+    measured: dict[str, loss.Loss] = {}
+    sensors: list[counting.Sensor] = []
     unfinished: list[int] = []
     for index, (account, outcome) in enumerate(container.fleet.map(one, order)):
         for result in outcome.results:
             result.account = "" if account == own else account
         results.extend(outcome.results)
         owners.update(outcome.owners)
+        measured.update({("" if account == own else account): found for found in outcome.losses.values()})
+        sensors.extend(outcome.sensors)
         if any(r.retryable for r in outcome.results):
             unfinished.append(index)
     with container.lock:
         container.sweep_cursor = (start + unfinished[0]) % count if unfinished else 0
-    return Outcome(results, owners)
+    return Outcome(results, owners, measured, sensors=tuple(sensors))
 
 
 def failed(reason: str, changes: int, account: str = "") -> Outcome:
@@ -570,19 +797,27 @@ def failed(reason: str, changes: int, account: str = "") -> Outcome:
     return Outcome([result], {"": set(range(changes))})
 
 
+def read_only_plan(ctx: Context) -> tuple[list[Decision], list[Source]]:
+    """What the sweep would do, without writing (the CLI's `plan` and `coverage`)."""
+    found = read_only(ctx)
+    return found.decisions, found.sources
+
+
 @dataclass(frozen=True)
 class ReadOnly:
-    """A read-only plan of a place: the decisions (within the budget), and what the budget was given."""
+    """One read-only pass over a region: the sweep's decisions (within the budget), its sources,
+    its sensors, and what the budget pass was given."""
 
     decisions: list[Decision]
     sources: list[Source]
+    sensors: tuple[counting.Sensor, ...]
     planned: list[Decision]
     """The planner's decisions before the budget pass (what `plan --max-sessions` compares against)."""
     room: budget.Room
 
 
 def read_only(ctx: Context) -> ReadOnly:
-    """What the sweep would do, without writing (the CLI's `plan` and `coverage`)."""
+    """What the sweep would do, without writing, and the sensors as it sees them."""
     inventory, sources, sessions = read_region(ctx, refresh=True, trigger="plan")
     sources = _located(sources, ctx, inventory)  # as the sweep does: a member's zones by AZ id
     by_eni = inv.group_by_eni(sessions)
@@ -592,13 +827,7 @@ def read_only(ctx: Context) -> ReadOnly:
         *plan_orphans(sessions, frozenset(s.eni_id for s in sources), ctx.settings),
     ]
     room = budget.room(ctx.settings, sessions, learned.session_quota, complete=True)
-    return ReadOnly(budget.limit(planned, room), sources, planned, room)
-
-
-def read_only_plan(ctx: Context) -> tuple[list[Decision], list[Source]]:
-    """What the sweep would do, without writing: the decisions and the sources they are about."""
-    found = read_only(ctx)
-    return found.decisions, found.sources
+    return ReadOnly(budget.limit(planned, room), sources, counting.sensors(inventory, sessions), planned, room)
 
 
 def release_region(ctx: Context) -> Outcome:

@@ -16,9 +16,11 @@ from typing import Any
 
 from . import coverage as counting
 from . import errors
+from . import loss as mirror_loss
 from .apply import Result, problem_counts
 from .events import Change, Skip
-from .planner import CONFIG_PROBLEMS, OVER_BUDGET, PROBLEMS, QUOTA
+from .planner import CONFIG_PROBLEMS, INTERCEPTED, NOT_LISTED, OVER_BUDGET, PROBLEMS, QUOTA
+from .settings import Settings
 
 LOGGER_NAME = "traffic_mirror"
 METRIC_NAMESPACE = "TrafficMirrorAutomation"
@@ -56,10 +58,28 @@ _STATUS_METRIC = {
     "deferred": "Deferred",
     "planned": "Planned",
 }
-COVERAGE_METRICS = ("InScope", "Mirrored", "CoveragePercent", "AccountsFailed", "SweepDurationMs")
-"""Published by every sweep (it sees the whole region): the dashboard's and the coverage alarm's data.
+COVERAGE_METRICS = (
+    "InScope",
+    "Mirrored",
+    "CoveragePercent",
+    "AccountsFailed",
+    "SweepDurationMs",
+    "UsableTargets",
+    "UnusableTargets",
+    "SessionsOnUnusableTargets",
+)
+"""Published by every sweep (it sees the whole region): the dashboard's and the alarms' data.
 `AccountsFailed`: covered accounts the sweep could not read (their role, their reads, or the list of
-accounts itself): coverage is over the accounts read, so these are alarmed on their own."""
+accounts itself): coverage is over the accounts read, so these are alarmed on their own.
+`SessionsOnUnusableTargets`: in-scope ENIs whose session of ours still points at a target that
+cannot receive packets after the sweep (no usable alternative, or the move failed)."""
+EVIDENCE_METRICS = ("UntrustedSessions", "MirrorLossPercent")
+"""Published by sweeps. `UntrustedSessions`: sessions of other tools to targets not trusted for
+their ENI; by FunctionName every account's together (each sweep, 0 included: its alarm fires
+above 0), and with an Account dimension each account that has some. `MirrorLossPercent`: the
+share of mirrored bytes AWS skipped over the last hour; by FunctionName the worst AZ's (its
+alarm fires above MIRROR_LOSS_ALARM_PERCENT), with an AvailabilityZone dimension (the AZ id
+where known) each AZ's; published by the schedule's sweep only when CloudWatch counted bytes."""
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 log = logging.getLogger(LOGGER_NAME)
@@ -110,6 +130,8 @@ def decision(result: Result, region: str, event_name: str, account: str = "") ->
         "event": event_name,
         "eni": d.eni_id or None,
         "instance": d.instance_id or None,
+        "kind": d.kind if d.kind != "instances" else None,  # a service's ENI: what it belongs to
+        "resource": d.resource or None,
         "outcome": result.status,
         "reason": result.reason,
         "target": d.target_id,
@@ -128,6 +150,8 @@ def decision(result: Result, region: str, event_name: str, account: str = "") ->
         level = logging.ERROR  # retrying cannot fix it: an operator must look
     if result.status == "skipped" and d.problem in CONFIG_PROBLEMS:
         level = logging.ERROR
+    if d.problem == INTERCEPTED:
+        level = max(level, logging.WARNING)  # someone else's session takes the packets first
     if d.problem == QUOTA:
         level = logging.ERROR if result.error_code else logging.WARNING  # AWS's refusal, then who waits
     if d.priority_error:
@@ -186,17 +210,21 @@ def counts(results: Iterable[Result], skips: Iterable[Skip]) -> Counter[str]:
     return tally
 
 
-def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
-    """The coverage log line plus its EMF metrics line (InScope, Mirrored, CoveragePercent),
-    counted as every coverage report counts (`coverage.count`, over what the sweep applied)."""
+def coverage(
+    results: Iterable[Result], region: str, sweep_ms: float, sensors: Sequence[counting.Sensor] = ()
+) -> None:
+    """The coverage log line plus its EMF metrics line (`COVERAGE_METRICS`), counted as every
+    coverage report counts (`coverage.count`, over what the sweep applied)."""
     results = list(results)
     counted = counting.count(region, (r.decision for r in results), {r.decision.eni_id: r.status for r in results})
     in_scope, mirrored = counted.in_scope, counted.mirrored
     percent = round(counted.percent, 2)
+    usable, unusable = counting.usable_counts(sensors)
+    broken = sorted({f"{s.target_id}: {s.detail}" for s in sensors if not s.usable})
     # Work that could not start (no ENI): an account that could not be read, or the account list.
     failed = sorted({r.account or "own" for r in results if not r.decision.eni_id and r.status == "failed"})
     log.log(
-        logging.ERROR if failed else logging.INFO,
+        logging.ERROR if failed else logging.WARNING if counted.stranded else logging.INFO,
         "coverage",
         extra={
             "region": region,
@@ -204,6 +232,11 @@ def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
             "mirrored": mirrored,
             "coverage_percent": percent,
             "sweep_ms": round(sweep_ms, 1),
+            "usable_targets": usable,
+            "unusable_targets": unusable,
+            "sessions_on_unusable_targets": counted.stranded,
+            **({"unusable": broken[:20]} if broken else {}),
+            **_by_kind(counted.by_kind),
             **({"failed_accounts": failed, "reason": "coverage counts only the accounts read"} if failed else {}),
         },
     )
@@ -216,24 +249,110 @@ def coverage(results: Iterable[Result], region: str, sweep_ms: float) -> None:
         "CoveragePercent": (percent, "Percent"),
         "AccountsFailed": (len(failed), "Count"),
         "SweepDurationMs": (round(sweep_ms, 1), "Milliseconds"),
+        "UsableTargets": (usable, "Count"),
+        "UnusableTargets": (unusable, "Count"),
+        "SessionsOnUnusableTargets": (counted.stranded, "Count"),
     }
     _emit(metrics, function)
 
 
-def _emit(metrics: Mapping[str, tuple[float, str]], function: str) -> None:
-    """One EMF line: CloudWatch turns it into metrics under our namespace, by function."""
+def _by_kind(groups: Sequence[counting.Group]) -> dict[str, Any]:
+    """The coverage line's counts by kind of source, once services' ENIs are among them."""
+    if all(g.key == "instances" for g in groups):
+        return {}
+    return {"by_kind": {g.key: {"in_scope": g.in_scope, "mirrored": g.mirrored} for g in groups}}
+
+
+def untrusted(results: Iterable[Result], region: str, own: str) -> int:
+    """One WARNING line per session of another tool to an untrusted target (never touched); how many.
+
+    `own`: the handler's account (a result's `account` is "" there); a target owner "" is the ENI's own.
+    """
+    count = 0
+    for result in results:
+        account = result.account or own
+        for found in result.decision.untrusted:
+            count += 1
+            log.warning(
+                "untrusted session",
+                extra={
+                    "account": account or None,
+                    "region": region,
+                    "session": found.session_id,
+                    "session_number": found.number,
+                    "eni": found.eni_id,
+                    "instance": found.instance_id or None,
+                    "target": found.target_id,
+                    "target_owner": (found.target_owner or account) if found.finding != NOT_LISTED else None,
+                    "target_kind": found.target_kind or None,
+                    "finding": found.finding,
+                    "intercepts": found.intercepts,
+                    "reason": found.reason,
+                },
+            )
+    return count
+
+
+def evidence(
+    results: Sequence[Result], losses: Mapping[str, "mirror_loss.Loss"], region: str, own: str, settings: Settings
+) -> None:
+    """A sweep's evidence: the untrusted sessions' count (and each account's), the loss per AZ.
+
+    Counted from the same decisions as coverage; the loss is the one the sweep read (none when it
+    did not read it: then nothing is published, so an alarm never sees a made-up 0%).
+    """
+    by_account = Counter(r.account or own for r in results for _ in r.decision.untrusted)
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    if function:
+        _emit({"UntrustedSessions": (float(sum(by_account.values())), "Count")}, function)
+        for account, count in sorted(by_account.items()):
+            _emit({"UntrustedSessions": (float(count), "Count")}, function, {"Account": account})
+    if not losses:
+        return
+    measured = mirror_loss.combine(losses.values(), next(iter(losses.values())).window_seconds)
+    zones = [(z.zone, z.percent) for z in measured.by_zone() if z.percent is not None]
+    worst = max((p for _, p in zones), default=None)
+    over = [z for z, p in zones if p > settings.loss_alarm_percent]
+    log.log(
+        logging.WARNING if over or measured.error else logging.INFO,
+        "mirror loss",
+        extra={
+            "region": region,
+            "window_seconds": measured.window_seconds,
+            "loss_percent": round(measured.percent, 2) if measured.percent is not None else None,
+            "by_az": {z: round(p, 2) for z, p in zones},
+            "worst": [i.to_json() for i in measured.worst(mirror_loss.WORST_SHOWN)],
+            "instances": measured.instances,
+            "unknown_instances": len(measured.unknown),
+            **({"error": measured.error} if measured.error else {}),
+            **({"reason": f"loss above {settings.loss_alarm_percent:g}% in {', '.join(over)}: {mirror_loss.HINT}"}
+               if over else {}),
+        },
+    )
+    if function and worst is not None:
+        _emit({"MirrorLossPercent": (round(worst, 2), "Percent")}, function)
+        for zone, value in zones:
+            _emit({"MirrorLossPercent": (round(value, 2), "Percent")}, function, {"AvailabilityZone": zone})
+
+
+def _emit(
+    metrics: Mapping[str, tuple[float, str]], function: str, dimensions: Mapping[str, str] | None = None
+) -> None:
+    """One EMF line: CloudWatch turns it into metrics under our namespace, by function (and `dimensions`)."""
+    extra = dict(dimensions or {})
     emf = {
         "_aws": {
             "Timestamp": int(time.time() * 1000),
             "CloudWatchMetrics": [
                 {
                     "Namespace": METRIC_NAMESPACE,
-                    "Dimensions": [["FunctionName"]],
+                    "Dimensions": [["FunctionName", *extra]],
                     "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
                 }
             ],
         },
         "FunctionName": function,
+        **extra,
         **{name: value for name, (value, _) in metrics.items()},
     }
     sys.stdout.write(json.dumps(emf) + "\n")

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import kinds
+
 MANAGED_TAG_KEY = "ManagedBy"
 """Tag key that marks a session as created (and owned) by this tool; the IAM policy keys on it."""
 
@@ -158,6 +160,15 @@ class Settings:
         lower=True,
         cli=True,
     )
+    sources: str = setting(
+        kinds.INSTANCES,
+        "Which ENIs are mirror sources: comma-separated from instances, load-balancers (Application and "
+        "Classic Load Balancers' nodes), databases (RDS), or all (every kind AWS can mirror). Unset: instances.",
+        pattern=kinds.PATTERN,
+        like="instances, load-balancers, databases (comma-separated) or all",
+        lower=True,
+        cli=True,
+    )
     session_number: int = setting(
         1, "Session number for new sessions; lower numbers take precedence on an ENI.", lo=1, hi=32766
     )
@@ -238,10 +249,17 @@ class Settings:
     priority_tag_key: str = setting(
         "MirrorPriority",
         "Instance/ENI tag key whose integer value is an ENI's priority under a session budget (the ENI's "
-        "own tag over its instance's; untagged: 0; higher wins).",
+        "own tag over its instance's or load balancer's; untagged: 0; higher wins).",
         pattern=r"(?i)(?!aws:).{1,128}",
         like="a tag key of 1-128 characters, not starting with aws:",
         cli=True,
+    )
+    loss_alarm_percent: float = setting(
+        5.0,
+        "Mirror loss (the share of mirrored bytes AWS skipped, per AZ, over the last hour) above which the "
+        "sweep's loss line is a warning and the loss alarm fires.",
+        lo=0,
+        hi=100,
     )
     log_level: str = setting(
         "INFO",
@@ -260,6 +278,11 @@ class Settings:
     function_name: str | None = setting(
         None, "The function's name (set by Lambda).", env="AWS_LAMBDA_FUNCTION_NAME", component=False
     )
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The kinds of source ENI MIRROR_SOURCES selects (`kinds.KINDS`)."""
+        return kinds.parse(self.sources)
 
 
 def specs_of(cls: type, env_prefix: str | None = "MIRROR_") -> tuple[Spec, ...]:

@@ -10,12 +10,14 @@ What runs is the real thing, end to end:
 4. real-shaped CloudTrail events put on the bus; what the rules let through is read from the
    queue and handed, as an SQS batch, to `handler.app.handle`: the Lambda's own code path;
 5. a session deleted by hand, and restored; 6. a tag change; 7. the scheduled sweep;
-8. the coverage report, rendered by the operator CLI's own code (`traffic_mirror.cli`).
+8. someone else's session ahead of ours, and the copies AWS skipped (CloudWatch's mirror metrics);
+9. the coverage report, rendered by the operator CLI's own code (`traffic_mirror.cli`).
 
 Nothing leaves the loopback interface: fake credentials, instance metadata disabled.
 """
 
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -35,7 +37,7 @@ from rich.rule import Rule
 from traffic_mirror.cli import coverage_cmd, exits, render, sweep_cmd
 from traffic_mirror.cli.cost import estimate
 from traffic_mirror.cli.coverage import coverage
-from traffic_mirror.handler import events, inventory, reconcile
+from traffic_mirror.handler import cloudwatch, events, inventory, loss, reconcile
 from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.context import Container, Context
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
@@ -69,9 +71,9 @@ MOTO_ARRAY_LIMITATION = (
 @contextlib.contextmanager
 def embedded_aws(port: int = 0) -> Iterator[str]:
     """moto in server mode on a loopback port (0: any free one), under AWS's traffic-mirroring rules."""
-    with sandbox.aws_rules(), moto_server.serve(port) as url:
-        moto_server.reset(url)  # moto's backends live in this process: start from an empty account
-        yield url
+    with sandbox.aws_rules(), moto_server.Server(port=port) as server:
+        server.reset()  # moto's backends live in this process: start from an empty account
+        yield server.url
 
 
 @contextlib.contextmanager
@@ -602,23 +604,82 @@ class Demo:
         sweep_cmd.render_sweep(self.console, REGION, outcome.results, dry_run=False, names=self.names)
         self.show_state()
 
+    def someone_else(self, bus: Bus) -> None:
+        self.section(
+            "Someone else copies web-1's traffic; and the copies AWS skipped",
+            "Someone with EC2 rights deletes web-1's session (number 1) and creates one of their own as "
+            "number 1, to a target in a VPC of theirs; the DeleteTrafficMirrorSession event restores ours, as "
+            "number 2. AWS gives each packet to the lowest-numbered session whose filter accepts it, so web-1's "
+            "packets now go to them. The automation never touches a session it did not create: it reports it "
+            "(a warning per session, and the sweep's UntrustedSessions metric, alarmed above 0), and counts "
+            "web-1 as not mirrored. Meanwhile CloudWatch counts the copies AWS skipped for lack of bandwidth "
+            "(NetworkSkipMirrorIn/Out, beside NetworkMirrorIn/Out).",
+        )
+        assert self.account is not None
+        vpc = self.ec2.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
+        subnet = self.ec2.create_subnet(VpcId=vpc, CidrBlock="10.99.0.0/20", AvailabilityZone=f"{REGION}a")[
+            "Subnet"
+        ]["SubnetId"]
+        theirs = sandbox.add_eni_target(self.ec2, self.account, subnet, "capture-box")
+        self.names[theirs] = "capture-box (their target)"
+        eni = self.instances["web-1"]["NetworkInterfaces"][0]["NetworkInterfaceId"]
+        ours = self.sessions()[eni]["TrafficMirrorSessionId"]
+        self.ec2.delete_traffic_mirror_session(TrafficMirrorSessionId=ours)
+        rogue = self.ec2.create_traffic_mirror_session(
+            NetworkInterfaceId=eni,
+            TrafficMirrorTargetId=theirs,
+            TrafficMirrorFilterId=self.account.filters["default"],
+            SessionNumber=1,
+        )["TrafficMirrorSession"]["TrafficMirrorSessionId"]
+        self.console.print(
+            f"Deleted {ours}; created {rogue} (number 1) from web-1 ({eni}) to {theirs} in {vpc}.", highlight=False
+        )
+        self.logs.clear()
+        played = [
+            Played(f"DeleteTrafficMirrorSession {ours}", wrap(delete_session_record(ours), REGION), True, "ours deleted")
+        ]
+        self.deliver(bus, played)
+        for record in (r for r in self.logs if r.getMessage() == "untrusted session"):
+            found = vars(record)
+            render.line(
+                self.console,
+                f"The function's warning: untrusted session {found['session']} on {found['eni']} (number "
+                f"{found['session_number']}, {'ahead of ours' if found['intercepts'] else 'behind ours'}) to "
+                f"{found['target']} of account {found['target_owner']}: {found['reason']}.",
+                style="bold red",
+            )
+        cw = boto3.client("cloudwatch", region_name=REGION, endpoint_url=self.url)
+        sandbox.publish_mirror_metrics(cw, self.instances["payments-1"]["InstanceId"], 8_000_000, 2_000_000)
+        sandbox.publish_mirror_metrics(cw, self.instances["batch-1"]["InstanceId"], 5_000_000)
+        self.console.print(
+            "CloudWatch, last hour: payments-1 mirrored 8.0 MB and skipped 2.0 MB; batch-1 mirrored 5.0 MB.",
+            highlight=False,
+        )
+
     def coverage(self) -> None:
         self.section(
             "Is everything mirrored? The coverage report",
             "What an operator sees with `traffic-mirror coverage --region us-east-1` (or "
             "`--format json`, or `--min 100` to fail a CI job or a cron alert when something is "
-            "not mirrored). Out-of-scope ENIs (sensors, opt-outs, unsupported types) are not counted.",
+            "not mirrored). Sessions of others to untrusted targets come first; out-of-scope ENIs "
+            "(sensors, opt-outs, unsupported types) are not counted; the mirror loss is CloudWatch's.",
         )
         decisions, _ = reconcile.read_only_plan(self.context())
         report_ = coverage(REGION, decisions, self.names)
+        measured = cloudwatch.mirror_loss(self.context(), loss.mirrored_instances(decisions), loss.DEFAULT_WINDOW_SECONDS)
+        report_ = dataclasses.replace(report_, loss=measured)
         targets = {t.target_id: t for t in inventory.inventory(self.context()).targets}
         self.console.print()
-        coverage_cmd.render_coverage(self.console, report_, cost=estimate(decisions, targets))
+        coverage_cmd.render_coverage(
+            self.console, report_, cost=estimate(decisions, targets), account=ACCOUNT_ID, names=self.names,
+            loss_threshold=SETTINGS.loss_alarm_percent,
+        )  # fmt: skip
         if report_.below(100):
             render.line(
                 self.console,
-                f"Here `coverage --min 100` would exit with code {exits.BELOW_MIN}: payments-2 asks for "
-                f"the PCI sensor, and there is none in {REGION}b. Add one and the next sweep mirrors it.",
+                f"Here `coverage --min 100` would exit with code {exits.BELOW_MIN}: web-1's packets go to "
+                f"someone else's session first, and payments-2 asks for the PCI sensor, of which there is none "
+                f"in {REGION}b.",
             )
 
 
@@ -634,7 +695,7 @@ def playground_commands(url: str) -> list[str]:
         f"{CLI} plan {at}",
         f"{CLI} coverage {at}",
         f"{CLI} coverage {at} --format json",
-        f"{CLI} coverage {at} --min 100  # exits {exits.BELOW_MIN}: payments-2 has no PCI sensor in its AZ",
+        f"{CLI} coverage {at} --min 100  # exits {exits.BELOW_MIN}: web-1 is intercepted, payments-2 has no PCI sensor",
         f"{CLI} sweep {at}",
         f"{CLI} sweep {at} --apply --summary",
     ]
@@ -708,6 +769,7 @@ def main(
             demo.delete_and_restore(bus)
             demo.tag_change(bus)
             demo.sweep()
+            demo.someone_else(bus)
             demo.coverage()
             if keep:
                 console.print()

@@ -143,9 +143,10 @@ def config_table() -> str:
     rows = ["| Key | Type | Default | Description |", "| --- | --- | --- | --- |"]
     for spec in config.ARG_SPECS:
         kind = {str: "string", int: "integer", float: "integer (seconds)", bool: "boolean", tuple: "list of strings"}
+        shown = "number" if spec.kind is float and not spec.name.endswith("_seconds") else kind[spec.kind]
         default = "**required**" if spec.name in config.REQUIRED else f"`{_yaml_default(spec)}`"
         variable = f" (`{spec.env}`)" if spec.env else ""
-        rows.append(f"| `{config_key(spec)}` | {kind[spec.kind]} | {default} | {_cell(_doc(spec))}{variable} |")
+        rows.append(f"| `{config_key(spec)}` | {shown} | {default} | {_cell(_doc(spec))}{variable} |")
     return "\n".join(rows)
 
 

@@ -7,10 +7,10 @@ fixtures.
 Tiers: a test that runs moto (in-process or as a server) is marked `moto`: automatically when it
 uses the `aws` or `endpoint` fixture, by hand (`pytestmark`, `@pytest.mark.moto`) otherwise.
 Everything else is the unit tier, which `make check` runs alone (`-m "not moto"`); there, starting
-moto fails the test, so a missing mark cannot slow the edit loop unnoticed.
+moto in any way (`mock_aws`, `testsupport.moto_server.Server` with or without a middleware, moto's
+own `ThreadedMotoServer`) fails the test, so a missing mark cannot slow the edit loop unnoticed.
 """
 
-import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -26,17 +26,17 @@ from testsupport import environment
 environment.isolate(environment.TEST_EXTRA)
 
 from moto import mock_aws
-from moto.core.models import MockAWS
-from moto.server import ThreadedMotoServer
 from traffic_mirror.handler import app
 from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.context import Context
 from traffic_mirror.handler.settings import Settings
 
-from testsupport import botocore_models, logs, moto_server, sandbox, throttle
+from testsupport import botocore_models, logs, moto_server, sandbox
 from testsupport.calls import CallCounter
 
 MOTO_FIXTURES = frozenset({"aws", "endpoint"})
+"""The fixtures of this file that tests use to get moto (`server` comes through `endpoint`): a test
+using one is marked for it."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -59,24 +59,6 @@ def _native_tracebacks(item: pytest.Item) -> None:
     item.repr_failure = repr_failure  # type: ignore[method-assign,assignment]
 
 
-@contextlib.contextmanager
-def _moto_refused(nodeid: str) -> Iterator[None]:
-    """Starting moto, in-process or as a server, raises for the block."""
-
-    def refuse(*_: Any, **__: Any) -> None:
-        raise RuntimeError(f"{nodeid} starts moto: mark it `@pytest.mark.moto`")
-
-    patched = [(MockAWS, "start"), (ThreadedMotoServer, "start"), (throttle.Server, "__enter__")]
-    saved = [(cls, name, cls.__dict__[name]) for cls, name in patched]
-    for cls, name in patched:
-        setattr(cls, name, refuse)
-    try:
-        yield
-    finally:
-        for cls, name, original in saved:
-            setattr(cls, name, original)
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """Outside the `moto` tier, starting moto is an error (fixtures of any scope included): mark
@@ -84,7 +66,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if item.get_closest_marker("moto") is not None:
         yield
         return
-    with _moto_refused(item.nodeid):
+    with moto_server.refused(f"{item.nodeid} starts moto: mark it `@pytest.mark.moto`"):
         yield
 
 
@@ -94,7 +76,7 @@ def _botocore_models_once() -> Iterator[None]:
     with botocore_models.built_once():
         yield
 
-_SESSION = boto3.session.Session()
+SESSION = boto3.session.Session()
 """The tests' own boto3 session: it keeps its parsed service models across tests (mock_aws resets
 boto3's default session, and parsing the EC2 model again costs about a second per test)."""
 
@@ -104,7 +86,7 @@ def aws() -> Iterator[Any]:
     """A moto EC2 with AWS's traffic-mirroring rules, and no cached clients or inventory."""
     with mock_aws(), sandbox.aws_rules():
         app.CONTAINER.reset()
-        yield _SESSION.client("ec2", region_name="us-east-1")
+        yield SESSION.client("ec2", region_name="us-east-1")
     app.CONTAINER.reset()
 
 
@@ -132,21 +114,21 @@ def logged() -> Iterator[list[logging.LogRecord]]:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server() -> Iterator[moto_server.Server[Any]]:
     """One moto server for the module, on a free loopback port."""
-    with moto_server.serve() as url:
-        yield url
+    with moto_server.Server() as running:
+        yield running
 
 
 @pytest.fixture
-def endpoint(server: str) -> Iterator[str]:
+def endpoint(server: moto_server.Server[Any]) -> Iterator[str]:
     """An empty account under AWS's traffic-mirroring rules, and no cached clients or inventory."""
 
     def reset() -> None:
-        moto_server.reset(server)
+        server.reset()
         app.CONTAINER.reset()
 
     reset()
     with sandbox.aws_rules():
-        yield server
+        yield server.url
     reset()

@@ -1,8 +1,11 @@
 """The scale benchmark's machinery: EC2 throttling in front of moto, and a quick smoke run.
 
-No timing assertions: the benchmark itself (`python -m benchmarks.bench_scale`) reports the timings.
+No timing assertions: the benchmark itself (`python -m benchmarks.bench_scale`) reports the timings,
+deadline overruns included (wall-clock figures: a loaded machine makes invocations longer).
 """
 
+import io
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -13,15 +16,16 @@ from botocore.retries.standard import RetryContext, ThrottledRetryableChecker
 
 from benchmarks import bench_scale
 from benchmarks.scale.account import setup_client
+from benchmarks.scale.constants import FUNCTION_TIMEOUT
 from testsupport import moto_server, sandbox, throttle
 
 
 @pytest.fixture
-def server() -> Any:
+def server() -> Iterator[moto_server.Server[throttle.ThrottledApp]]:
     clock = throttle.SimClock()
     rates = throttle.Rates(describe_burst=100, describe_rate=100, mutate_burst=1, mutate_rate=0.001)
-    with throttle.Server(rates, clock) as srv, sandbox.aws_rules():
-        moto_server.reset(srv.url)
+    with moto_server.Server(lambda moto: throttle.ThrottledApp(moto, rates, clock)) as srv, sandbox.aws_rules():
+        srv.reset()
         yield srv
 
 
@@ -73,13 +77,18 @@ def test_token_bucket_refills_at_its_rate_and_on_skipped_time() -> None:
 @pytest.mark.moto
 def test_quick_run_mirrors_every_eni_exactly_once() -> None:
     options = bench_scale.parse_args(["--quick", "--only", "queue,sweep,accounts"])
+    # The quick benchmark's sweeps have 5 s each, 2 s of it for work: on a loaded machine the reads
+    # alone take that long and no sweep ever writes. Here a sweep has Lambda's whole timeout (what
+    # the deadline does is tested on clocks the tests control: test_retry_budget, test_safety).
+    options.sweep_budget = FUNCTION_TIMEOUT
     runs, _ = bench_scale.run_all(options, out=lambda _: None)
     assert [r.design for r in runs] == ["queue", "sweep", "queue"]
     for run in runs:
         assert run.enis > 0
         assert run.duplicates == 0, run.name
         assert run.unmirrored == 0, run.name
-        assert run.overruns == 0, run.name
+        # Nothing failed but the designed "left for the next run" of an invocation near its deadline.
+        assert all(r.error is None or r.error.startswith("RetryableFailure") for r in run.replies), run.name
         assert run.strays == 0, run.name
     queue, sweep, accounts = runs
     assert sum(queue.stats.throttled.values()) > 0  # the small buckets did throttle
@@ -105,11 +114,28 @@ def test_containers_side_by_side_overshoot_a_cap_by_at_most_the_bound_and_the_ne
 
 
 def test_each_account_has_its_own_token_buckets() -> None:
-    """EC2 throttles per account and region: the throttling layer keys buckets by the caller's account."""
-    app = throttle.ThrottledApp(lambda *_: [], throttle.Rates(), throttle.SimClock())
-    assert app._bucket("111111111111", "CreateTrafficMirrorSession") is not app._bucket(
-        "222222222222", "CreateTrafficMirrorSession"
-    )
-    assert app._bucket("111111111111", "CreateTrafficMirrorSession") is app._bucket(
-        "111111111111", "CreateTrafficMirrorSession"
-    )
+    """EC2 throttles per account and region: one account's spent burst leaves another's bucket full."""
+    rates = throttle.Rates(mutate_burst=1, mutate_rate=0.001)
+
+    def moto(_environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b""]
+
+    app = throttle.ThrottledApp(moto, rates, throttle.SimClock(), account_of=lambda environ: environ["ACCOUNT"])
+
+    def create_session(account: str) -> str:
+        body = b"Action=CreateTrafficMirrorSession&Version=2016-11-15"
+        environ = {
+            "ACCOUNT": account,
+            "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/ec2/aws4_request",
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+        }
+        answered: list[str] = []
+        app(environ, lambda status, _headers: answered.append(status))
+        return answered[0]
+
+    assert create_session("111111111111") == "200 OK"  # the burst's one token
+    assert create_session("111111111111").startswith("503")
+    assert create_session("222222222222") == "200 OK"
+    assert app.stats.throttled["CreateTrafficMirrorSession"] == 1

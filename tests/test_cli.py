@@ -228,12 +228,18 @@ def test_coverage_json_schema_and_min_gate(endpoint: str, ec2: Any, account: Any
         "coverage_percent",
         "by_vpc",
         "by_az",
+        "by_kind",
         "unmirrored",
         "out_of_scope",
+        "untrusted_sessions",
+        "mirror_loss",
+        "sensors",
         "cost",
         "budget",
     }
     assert report["schema_version"] == 4
+    assert report["untrusted_sessions"] == []
+    assert report["mirror_loss"]["mirrored_instances"] == 0 and report["mirror_loss"]["percent"] is None
     assert report["account_id"] == "123456789012"  # moto's default account
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", report["generated_at"])
     assert report["region"] == REGION
@@ -243,8 +249,10 @@ def test_coverage_json_schema_and_min_gate(endpoint: str, ec2: Any, account: Any
     assert set(report["out_of_scope"]) <= set(coverage_model.OUT_OF_SCOPE_CATEGORIES)
     assert report["by_vpc"] == [{"vpc": account.vpc, "in_scope": 4, "mirrored": 0, "coverage_percent": 0.0}]
     assert [g["az"] for g in report["by_az"]] == [f"{REGION}a", f"{REGION}b"]
-    fields_ = {"eni", "instance", "name", "vpc", "az", "action", "problem", "reason"}
+    assert report["by_kind"] == [{"kind": "instances", "in_scope": 4, "mirrored": 0, "coverage_percent": 0.0}]
+    fields_ = {"eni", "instance", "name", "vpc", "az", "action", "problem", "reason", "kind"}
     assert all(set(u) == fields_ for u in report["unmirrored"])
+    assert {u["kind"] for u in report["unmirrored"]} == {"instances"}
     assert {u["name"] for u in report["unmirrored"]} == {"web-1", "app-1", "payments-1"}
     # 4 in scope, of which payments-1 has no target: 3 sessions once the sweep has run.
     assert report["cost"]["mirrored_enis"] == 3

@@ -73,12 +73,14 @@ def test_coverage_per_account_with_a_total(world: World) -> None:
     assert (by_account[MEMBER_A]["in_scope"], by_account[MEMBER_A]["mirrored"]) == (2, 0)
     assert (by_account[MEMBER_B]["in_scope"], by_account[MEMBER_B]["mirrored"]) == (1, 0)
     total = report["total"]
-    assert total == {
+    assert {k: v for k, v in total.items() if k not in ("untrusted_sessions", "mirror_loss")} == {
         "accounts": 3,
         "in_scope": sum(a["in_scope"] for a in report["accounts"]),
         "mirrored": 0,
         "coverage_percent": 0.0,
     }
+    assert total["untrusted_sessions"] == 0
+    assert (total["mirror_loss"]["mirrored_instances"], total["mirror_loss"]["percent"]) == (0, None)
     # Zones by AZ id: the member's us-east-1a is another zone than the hub's.
     zones_a = world.members[MEMBER_A][2]
     assert by_account[MEMBER_A]["by_az"] == [
@@ -194,3 +196,52 @@ def test_release_over_accounts_deletes_each_members_sessions(world: World) -> No
     assert f"=== Account {MEMBER_B} (3 of 3) ===" in out and out.count(f"{before[MEMBER_B]} deleted") >= 1
     for ec2 in members.values():
         assert ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"] == []
+
+
+def test_a_members_rogue_session_is_reported_in_its_section_and_the_total(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A member of the test's own: a session made there to a target of the member's own (MIRROR_SENSOR_OWNERS
+    is the hub's, so it is not trusted), reported by the CLI and by the hub's fleet sweep, left in place."""
+    from traffic_mirror.handler import app, planner
+    from traffic_mirror.handler.settings import Settings
+
+    from testsupport.event_builders import scheduled
+
+    member = "333333333301"
+    world.add_member(member)
+    ec2, built, _ = world.members[member]
+    (web,) = world.launch(member, "us-east-1a")
+    own_target = sandbox.add_eni_target(ec2, built, built.subnets["us-east-1a"], "member-own-capture")
+    rogue = ec2.create_traffic_mirror_session(
+        NetworkInterfaceId=web["NetworkInterfaces"][0]["NetworkInterfaceId"], TrafficMirrorTargetId=own_target,
+        TrafficMirrorFilterId=built.filters["default"], SessionNumber=7,
+    )["TrafficMirrorSession"]  # fmt: skip
+    accounts = f"{MEMBER_A},{member}"
+
+    code, report, err = coverage_json("--accounts", accounts)
+    assert code == 0, err
+    by_account = {a["account_id"]: a for a in report["accounts"]}
+    assert by_account[HUB]["untrusted_sessions"] == by_account[MEMBER_A]["untrusted_sessions"] == []
+    (found,) = by_account[member]["untrusted_sessions"]
+    assert (found["session"], found["target"], found["target_owner"], found["finding"], found["intercepts"]) == (
+        rogue["TrafficMirrorSessionId"], own_target, member, planner.OWNER_NOT_ALLOWED, False
+    )  # fmt: skip
+    assert report["total"]["untrusted_sessions"] == 1
+    code, table, _ = run("coverage", "--accounts", accounts)
+    section = table.split(f"=== Account {member} (3 of 3) ===")[1]
+    assert "Untrusted sessions (1)" in section and f"target {own_target}, of account {member}" in section
+    assert f"Untrusted sessions over 3 accounts: 1 (in {member})" in table
+
+    # The hub's scheduled sweep over its accounts: the same, as a warning line and the metric by account.
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "mirror-handler")
+    app.CONTAINER.reset()
+    capsys.readouterr()
+    with mock.patch.object(aws, "session", lambda _profile: SESSION):
+        app.handle(scheduled("fleet-rogue"), settings=Settings(accounts=accounts, dry_run=True))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert [(m.get("Account"), m["UntrustedSessions"]) for m in lines if "UntrustedSessions" in m] == [
+        (None, 1), (member, 1)
+    ]  # fmt: skip
+    after = ec2.describe_traffic_mirror_sessions(TrafficMirrorSessionIds=[rogue["TrafficMirrorSessionId"]])
+    assert after["TrafficMirrorSessions"][0]["TrafficMirrorTargetId"] == own_target  # left as it was

@@ -1,13 +1,13 @@
 """The CLI as a newcomer meets it: nothing lost at 80 columns, one line per mistake, a fast
 failure on a dead endpoint, options anywhere, a summary for big sweeps."""
 
+import contextlib
 import io
 import os
 import re
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -202,28 +202,53 @@ def test_help_works_with_a_missing_profile(entry: str, tmp_path: Path) -> None:
 # --- failing fast --------------------------------------------------------------------------------
 
 
-def test_an_unreachable_endpoint_fails_in_seconds() -> None:
-    started = time.monotonic()
+@pytest.fixture
+def backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """botocore's waits between attempts, recorded instead of slept: how long a failure takes is
+    then what the CLI's settings make it (attempts, timeouts, waits), whatever the machine's load."""
+    waits: list[float] = []
+    monkeypatch.setattr("botocore.endpoint.time.sleep", waits.append)
+    return waits
+
+
+def test_an_unreachable_endpoint_fails_in_seconds(backoff: list[float]) -> None:
     code, _out, err = run(
         "coverage", "--region", REGION, "--endpoint-url", f"http://127.0.0.1:{closed_port()}"
     )
-    elapsed = time.monotonic() - started
     assert code == exits.CANNOT_RUN
-    assert elapsed < 10, elapsed
+    assert len(backoff) == aws.MAX_ATTEMPTS - 1 and sum(backoff) < 10, backoff  # a refusal costs no wait
     assert len(err.strip().splitlines()) == 1 and "cannot reach" in err, err
 
 
-def test_a_server_that_never_answers_fails_within_the_timeout() -> None:
+def test_a_server_that_never_answers_fails_within_the_timeout(
+    backoff: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[Any] = []
+    config = aws.config
+
+    def recorded(timeout: float) -> Any:
+        built.append(config(timeout))
+        return built[-1]
+
+    monkeypatch.setattr(aws, "config", recorded)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
-        silent.listen(8)  # accepts connections (the kernel does), never answers
+        silent.listen(8)  # the kernel completes the connections; nobody answers
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        started = time.monotonic()
         code, _, err = run("plan", "--region", REGION, "--endpoint-url", url, "--timeout", "1")
-        elapsed = time.monotonic() - started
+        silent.setblocking(False)
+        accepted = []  # the connections the attempts made, still queued
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                accepted.append(silent.accept()[0])
+        for connection in accepted:
+            connection.close()
     assert code == exits.CANNOT_RUN
-    assert elapsed < 10, elapsed
     assert "did not answer within --timeout 1 s" in err
+    # Each attempt waited its 1 s read timeout (the kernel's clock), then botocore's short backoff.
+    assert built and {(c.connect_timeout, c.read_timeout) for c in built} == {(1, 1)}
+    assert len(accepted) == aws.MAX_ATTEMPTS and len(backoff) == aws.MAX_ATTEMPTS - 1, (accepted, backoff)
+    assert aws.MAX_ATTEMPTS * 1 + sum(backoff) < 10, backoff
 
 
 def test_the_spinner_shows_botocore_retrying() -> None:

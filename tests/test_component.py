@@ -49,7 +49,7 @@ PER_REGION = {
     "aws:lambda/function:Function": 1,
     "aws:lambda/eventSourceMapping:EventSourceMapping": 1,
     "aws:lambda/permission:Permission": 1,
-    "aws:cloudwatch/metricAlarm:MetricAlarm": 4,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": 7,  # errors, dead letters, failed ENIs, unusable targets, untrusted sessions, mirror loss, session quota
     "aws:lambda/invocation:Invocation": 2,
     "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": 1,
     "aws:cloudwatch/dashboard:Dashboard": 1,
@@ -265,11 +265,21 @@ def test_optional_settings_are_left_out_when_not_given(run: Run) -> None:
 # --- events: rules, queues, targets, permissions ------------------------------------------------------
 
 API_PATTERN = {
-    "source": ["aws.ec2"],
+    "source": ["aws.ec2", "aws.elasticloadbalancing"],
     "detail-type": ["AWS API Call via CloudTrail"],
     "detail": {
-        "eventSource": ["ec2.amazonaws.com"],
-        "eventName": ["RunInstances", "StartInstances", "AttachNetworkInterface", "DeleteTrafficMirrorSession"],
+        "eventSource": ["ec2.amazonaws.com", "elasticloadbalancing.amazonaws.com"],
+        "eventName": [
+            "RunInstances",
+            "StartInstances",
+            "AttachNetworkInterface",
+            "DeleteTrafficMirrorSession",
+            # the calls that break a sensor
+            "DeleteTrafficMirrorTarget",
+            "DeleteLoadBalancer",
+            "DeleteListener",
+            "DeregisterTargets",
+        ],
         "errorCode": [{"exists": False}],
     },
 }
@@ -287,7 +297,8 @@ def test_event_patterns(run: Run) -> None:
         assert state == {
             "source": ["aws.ec2"],
             "detail-type": ["EC2 Instance State-change Notification"],
-            "detail": {"state": ["running"]},
+            # running: a source to mirror; the others: a sensor that stops receiving.
+            "detail": {"state": ["running", "stopping", "stopped", "shutting-down", "terminated"]},
         }
         sweep = one(run, "aws:cloudwatch/eventRule:EventRule", region, "sweep")
         assert sweep.inputs["scheduleExpression"] == "rate(5 minutes)"
@@ -299,7 +310,13 @@ def test_release_on_stop_and_tag_key_change_the_patterns() -> None:
     api = one(custom, "aws:cloudwatch/eventRule:EventRule", "us-east-1", "api-calls").json_input("eventPattern")
     assert api["detail"]["eventName"][-2:] == ["StopInstances", "DetachNetworkInterface"]
     state = one(custom, "aws:cloudwatch/eventRule:EventRule", "us-east-1", "state-changes")
-    assert state.json_input("eventPattern")["detail"]["state"] == ["running", "stopped"]
+    assert state.json_input("eventPattern")["detail"]["state"] == [
+        "running",
+        "stopping",
+        "stopped",
+        "shutting-down",
+        "terminated",
+    ]
     tags = one(custom, "aws:cloudwatch/eventRule:EventRule", "us-east-1", "tag-changes").json_input("eventPattern")
     assert tags["detail"]["requestParameters"]["tagSet"]["items"]["key"] == ["Sensor"]
     sweep = one(custom, "aws:cloudwatch/eventRule:EventRule", "us-east-1", "sweep")
@@ -437,6 +454,31 @@ def test_alarm_on_aws_session_quota(run: Run) -> None:
         assert "AtQuota" in report.METRICS
 
 
+def test_an_alarm_fires_when_sessions_point_at_unusable_sensors_for_longer_than_one_sweep(run: Run) -> None:
+    from traffic_mirror.components.dashboard import sweep_period_seconds
+    from traffic_mirror.handler import report
+
+    for region in REGIONS:
+        fn = one(run, "aws:lambda/function:Function", region)
+        alarm = one(run, "aws:cloudwatch/metricAlarm:MetricAlarm", region, "unusable-targets-alarm")
+        inputs = alarm.inputs
+        assert (inputs["namespace"], inputs["metricName"]) == (report.METRIC_NAMESPACE, "SessionsOnUnusableTargets")
+        assert "SessionsOnUnusableTargets" in report.COVERAGE_METRICS  # what every sweep publishes
+        assert inputs["dimensions"] == {"FunctionName": fn.outputs["name"]}
+        # Every sweep of two sweep periods in a row saw some (the default schedule: every 5 minutes).
+        assert (inputs["statistic"], inputs["period"], inputs["evaluationPeriods"], inputs["datapointsToAlarm"]) == (
+            "Minimum", 300, 2, 2
+        )  # fmt: skip
+        assert (inputs["threshold"], inputs["comparisonOperator"]) == (0, "GreaterThanThreshold")
+        assert inputs["treatMissingData"] == "missing"
+    assert sweep_period_seconds("rate(1 hour)") == 3600 and sweep_period_seconds("rate(2 minutes)") == 300
+    assert sweep_period_seconds("cron(0/10 * * * ? *)") == 900 and sweep_period_seconds("rate(7 days)") == 43200
+    hourly = deploy({"sweep_schedule": "rate(1 hour)"})
+    assert one(hourly, "aws:cloudwatch/metricAlarm:MetricAlarm", REGIONS[0], "unusable-targets-alarm").inputs[
+        "period"
+    ] == 3600
+
+
 def test_alarm_topics_are_used_in_their_own_region_only() -> None:
     topic = f"arn:aws:sns:eu-west-1:{ACCOUNT}:ops"
     custom = deploy({"alarm_topic_arns": [topic]})
@@ -547,6 +589,9 @@ def test_role_policy_is_least_privilege(run: Run) -> None:
         "elasticloadbalancing:DescribeTargetGroups",
         "elasticloadbalancing:DescribeTargetHealth",
         "elasticloadbalancing:DescribeLoadBalancerAttributes",
+        # evidence: mirror loss, the plan's guardrails
+        "cloudwatch:GetMetricData",
+        "ec2:DescribeSecurityGroups",
     }
     # Only the describe calls (which support no resource ARNs) get resource "*".
     assert [sid for sid, s in statements.items() if "*" in _as_list(s["Resource"])] == ["DescribeWhatToMirror"]

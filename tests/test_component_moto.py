@@ -672,7 +672,7 @@ def test_events_stay_in_their_region(deployed: Deployed) -> None:
     assert deployed.role_arn.split(":")[4] == ACCOUNT
 
 
-# --- issue 14: from an empty account, and a clean teardown ------------------------------------------
+# --- from an empty account, and a clean teardown ---------------------------------------------------
 
 
 def test_from_an_empty_account_sensors_as_code_mirror_and_destroy_releases_only_ours(
@@ -702,9 +702,9 @@ def test_from_an_empty_account_sensors_as_code_mirror_and_destroy_releases_only_
         account = sandbox.Account(REGION, vpc, subnets, ami=ami)
         (sensor,) = sandbox.launch(ec2, account, subnets[f"{REGION}a"], "c5.xlarge", {"Name": "sensor"})
         sensor_eni = sensor["NetworkInterfaces"][0]["NetworkInterfaceId"]
-        nlb_arn = boto3.client("elbv2", region_name=REGION).create_load_balancer(
-            Name="sensors", Subnets=[subnets[f"{REGION}b"]], Type="network", Scheme="internal"
-        )["LoadBalancers"][0]["LoadBalancerArn"]
+        nlb_arn = sandbox.add_nlb_target(
+            ec2, boto3.client("elbv2", region_name=REGION), account, "sensors", [f"{REGION}b"], mirror_target=False
+        ).arn
         assert ec2.describe_traffic_mirror_targets()["TrafficMirrorTargets"] == []
         assert ec2.describe_traffic_mirror_filters()["TrafficMirrorFilters"] == []
 

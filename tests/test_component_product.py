@@ -208,8 +208,31 @@ def test_failed_eni_and_coverage_alarms(run: Run) -> None:
         resolve({"regions": REGIONS, "coverage_alarm_percent": 101})
 
 
+def test_untrusted_session_and_mirror_loss_alarms(run: Run) -> None:
+    custom = deploy({"loss_alarm_percent": 12.5})
+    for deployed, threshold in ((run, 5), (custom, 12.5)):
+        for region in REGIONS if deployed is run else ("us-east-1",):
+            fn = only(deployed, "aws:lambda/function:Function", region).outputs["name"]
+            rogue = only(deployed, "aws:cloudwatch/metricAlarm:MetricAlarm", region, "untrusted-sessions-alarm").inputs
+            assert (rogue["namespace"], rogue["metricName"], rogue["dimensions"]) == (
+                report.METRIC_NAMESPACE, "UntrustedSessions", {"FunctionName": fn}
+            )  # fmt: skip
+            assert (rogue["statistic"], rogue["threshold"], rogue["comparisonOperator"]) == (
+                "Maximum", 0, "GreaterThanThreshold"
+            )  # fmt: skip
+            lossy = only(deployed, "aws:cloudwatch/metricAlarm:MetricAlarm", region, "mirror-loss-alarm").inputs
+            assert (lossy["metricName"], lossy["dimensions"]) == ("MirrorLossPercent", {"FunctionName": fn})
+            assert (lossy["statistic"], lossy["threshold"], lossy["comparisonOperator"]) == (
+                "Maximum", threshold, "GreaterThanThreshold"
+            )  # fmt: skip
+            assert lossy["treatMissingData"] == "notBreaching", "no loss read is no alarm, never a made-up 0%"
+    # The handler reads the same setting (its warning line), from the function's environment.
+    env = only(custom, "aws:lambda/function:Function", "us-east-1").inputs["environment"]["variables"]
+    assert env["MIRROR_LOSS_ALARM_PERCENT"] == "12.5"
+
+
 def test_a_dashboard_per_region_shows_what_the_handler_emits(run: Run) -> None:
-    emitted = set(report.METRICS) | set(report.COVERAGE_METRICS) | {"DurationMs"}
+    emitted = set(report.METRICS) | set(report.COVERAGE_METRICS) | set(report.EVIDENCE_METRICS) | {"DurationMs"}
     for region in REGIONS:
         board = only(run, "aws:cloudwatch/dashboard:Dashboard", region)
         assert region in board.inputs["dashboardName"] and len(board.inputs["dashboardName"]) <= 255
@@ -221,6 +244,11 @@ def test_a_dashboard_per_region_shows_what_the_handler_emits(run: Run) -> None:
         ours = {m[1] for m in metrics if m[0] == report.METRIC_NAMESPACE}
         assert ours <= emitted, ours - emitted
         assert {"CoveragePercent", "InScope", "Mirrored", "Created", "Failed", "Deferred", "SweepDurationMs"} <= ours
+        assert set(report.EVIDENCE_METRICS) <= ours
+        searches = [m[0]["expression"] for m in metrics if isinstance(m[0], dict)]
+        for metric, dimension in (("UntrustedSessions", "Account"), ("MirrorLossPercent", "AvailabilityZone")):
+            query = f'{{{report.METRIC_NAMESPACE},{dimension},FunctionName}} MetricName="{metric}" FunctionName="{fn}"'
+            assert f"SEARCH('{query}', 'Maximum', 300)" in searches
         assert all(m[2:4] == ["FunctionName", fn] for m in metrics if m[0] == report.METRIC_NAMESPACE)
         assert ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", dlq] in [m[:4] for m in metrics]
     assert not deploy({"dashboard": False}).of_type("aws:cloudwatch/dashboard:Dashboard")

@@ -1,4 +1,4 @@
-"""Issue 4, end to end under moto through `handle()`: every way an ENI can need (or lose) a session."""
+"""Coverage end to end under moto through `handle()`: every way an ENI can need (or lose) a session."""
 
 import dataclasses
 import json
@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
-from traffic_mirror.handler import app
+from traffic_mirror.handler import app, inventory
 from traffic_mirror.handler.clients import Place
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
+from tests.conftest import home
 from testsupport import sandbox
 from testsupport.calls import CallCounter
 from testsupport.event_builders import load_record, run_instances_record, scheduled, state_change, wrap
@@ -204,7 +205,9 @@ def test_start_instances_one_describe_per_event_and_gone_ids_logged(
     gone = "i-0123456789abcdef0"
     counter.calls.clear()
     result = app.handle(start_event([*ids, gone], "start-1"))
-    assert counter.calls.get("DescribeInstances") == 1, counter.calls
+    # One for the event's instances, whatever their number; one for the sensors' instances, read
+    # with the (here cold) inventory.
+    assert counter.calls.get("DescribeInstances") == 2, counter.calls
     assert result["counts"]["Created"] == len(enis_of(instances)) == 8
     found = by_eni(aws)
     assert set(found) == enis_of(instances) and all(len(v) == 1 for v in found.values())
@@ -486,7 +489,8 @@ def test_sweep_with_a_short_deadline_stops_in_time_and_the_next_finishes(
 
 
 def test_a_budget_below_the_margin_setting_still_makes_progress(aws: Any, account: sandbox.Account) -> None:
-    """Issue 11 defect 8: with 10 s left and a 15 s margin setting, sweeps used to write nothing, forever."""
+    """With 10 s left and a 15 s margin setting, the margin shrinks with the budget: sweeps write, and
+    over a few ticks every ENI is mirrored (a fixed margin would write nothing, forever)."""
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=12)
     done = 0
     for tick in range(12):
@@ -600,32 +604,54 @@ def small_sensor_account(aws: Any, second_sensor: bool) -> tuple[sandbox.Account
     return account, small, big
 
 
-def test_the_eleventh_eni_fails_retryable_and_the_retry_finds_another_target(aws: Any) -> None:
+def test_the_eleventh_eni_goes_to_another_target_without_a_refusal(aws: Any, counter: CallCounter) -> None:
+    """The planner counts the sources on each target: ten fill the small sensor, the eleventh goes
+    to the big one at once (no create is refused, nothing is retried)."""
     account, small, big = small_sensor_account(aws, second_sensor=True)
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=11)
-    event = launch_event(instances, "launch-11")
-    with pytest.raises(app.RetryableFailure):
-        app.handle(event)
-    first = {s["NetworkInterfaceId"]: s for s in sessions(aws)}
-    assert len(first) == 10 and {s["TrafficMirrorTargetId"] for s in first.values()} == {small}
-    app.handle(event)  # the retry (Lambda's or SQS's) of the same event
-    found = by_eni(aws)
-    assert set(found) == enis_of(instances) and all(len(v) == 1 for v in found.values())
-    targets = Counter(v[0]["TrafficMirrorTargetId"] for v in found.values())
+    counter.clear()
+    result = app.handle(launch_event(instances, "launch-11"))
+    assert result["counts"]["Created"] == 11 and counter.calls["CreateTrafficMirrorSession"] == 11
+    targets = Counter(s["TrafficMirrorTargetId"] for s in sessions(aws))
     assert targets == {small: 10, big: 1}
-    for eni, s in first.items():  # the ten are left as they were
-        assert found[eni][0]["TrafficMirrorSessionId"] == s["TrafficMirrorSessionId"]
 
 
-def test_the_eleventh_eni_with_no_other_target_stays_retryable(aws: Any) -> None:
+def test_a_stale_count_is_refused_by_aws_and_the_retry_finds_another_target(aws: Any) -> None:
+    """Another tool filled the small sensor after this container read its sessions: AWS refuses the
+    create (TrafficMirrorSourcesPerTargetLimitExceeded), retryable; the retry goes elsewhere."""
+    account, small, big = small_sensor_account(aws, second_sensor=True)
+    subnet = account.subnets["us-east-1a"]
+    inventory.inventory(home())  # the container's count: the small sensor is empty
+    for n, inst in enumerate(sandbox.launch(aws, account, subnet, count=10)):
+        foreign_session(aws, inst["NetworkInterfaces"][0]["NetworkInterfaceId"], small, account.filters["default"], n + 1)
+    (late,) = sandbox.launch(aws, account, subnet)
+    event = launch_event([late], "launch-late")
+    eni = late["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    with pytest.raises(app.RetryableFailure):  # the small sensor shares the source's subnet: nearest
+        app.handle(event)
+    assert eni not in by_eni(aws)
+    app.handle(event)  # the retry (Lambda's or SQS's) of the same event
+    assert [s["TrafficMirrorTargetId"] for s in by_eni(aws)[eni]] == [big]
+
+
+def test_the_eleventh_eni_with_no_other_target_is_target_full(aws: Any, counter: CallCounter) -> None:
+    """Nothing else can serve it: the eleventh ENI is reported `target-full` (the plan, the sweep and
+    coverage agree), no create is tried; it is mirrored once a source leaves the sensor."""
     account, small, _ = small_sensor_account(aws, second_sensor=False)
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=11)
-    event = launch_event(instances, "launch-11")
-    for _ in range(2):
-        with pytest.raises(app.RetryableFailure):
-            app.handle(event)
-    assert len(sessions(aws)) == 10
-    assert {s["TrafficMirrorTargetId"] for s in sessions(aws)} == {small}
+    counter.clear()
+    result = app.handle(launch_event(instances, "launch-11"))
+    assert counter.calls["CreateTrafficMirrorSession"] == 10
+    assert result["problems"] == {"target-full": 1} and result["counts"]["Created"] == 10
+    assert {s["TrafficMirrorTargetId"] for s in sessions(aws)} == {small} and len(sessions(aws)) == 10
+    (left,) = enis_of(instances) - set(by_eni(aws))
+    swept = app.handle(scheduled("sweep-full"))
+    assert swept["problems"] == {"target-full": 1} and swept["counts"]["Created"] == 0
+    gone = next(i for i in instances if i["NetworkInterfaces"][0]["NetworkInterfaceId"] != left)
+    aws.terminate_instances(InstanceIds=[gone["InstanceId"]])  # its ENI and session go with it (AWS)
+    assert len(sessions(aws)) == 9
+    assert app.handle(scheduled("sweep-room"))["counts"]["Created"] == 1
+    assert left in by_eni(aws)
 
 
 def test_sqs_batch_reports_only_retryable_messages(aws: Any) -> None:
@@ -635,6 +661,7 @@ def test_sqs_batch_reports_only_retryable_messages(aws: Any) -> None:
         "Subnet"
     ]["SubnetId"]
     sandbox.add_eni_target(aws, account, subnet_b, "sensor-b", "c5.24xlarge")
+    inventory.inventory(home())  # counted empty: the sessions below come after this container's read
     fillers = sandbox.launch(aws, account, subnet_a, count=10)
     for inst in fillers:  # the small sensor is full of someone else's sessions
         foreign_session(
@@ -671,10 +698,13 @@ def test_sweep_api_calls_over_1000_enis(aws: Any, counter: CallCounter) -> None:
     second_calls = counter.snapshot()
     assert first["counts"]["Created"] == 1000, first["counts"]
     assert first_calls["CreateTrafficMirrorSession"] == 1000, first_calls
-    assert first_calls.total() == 1006, first_calls  # 1,000 creates, 6 reads (paginated)
+    # 1,000 creates, 8 reads (paginated): the sweep's 3 (instances, tagged ENIs, sessions) and its
+    # inventory's 5 (targets, filters, the sensors' ENIs and instances, the sessions on the sensors),
+    # read again by every scheduled sweep
+    assert first_calls.total() == 1008, first_calls
     assert second["counts"]["AlreadyMirrored"] == 1000, second["counts"]
     assert sum(n for op, n in second_calls.items() if not op.startswith("Describe")) == 0, second_calls
-    assert second_calls.total() == 6, second_calls
+    assert second_calls.total() == 8, second_calls
     per_target = Counter(s["TrafficMirrorTargetId"] for s in sessions(aws))
     assert len(per_target) == 16 and max(per_target.values()) <= 100
 

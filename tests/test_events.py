@@ -10,7 +10,7 @@ import pytest
 from traffic_mirror.handler.events import Change, Skip, parse, tags_of
 from traffic_mirror.handler.settings import Settings
 
-from testsupport.event_builders import EVENTS_DIR, load_record, scheduled, state_change, wrap
+from testsupport.event_builders import EVENTS_DIR, api_call, load_record, scheduled, state_change, wrap
 
 EVENTS = sorted(p for p in EVENTS_DIR.glob("*.json"))
 ROLE_ARN = "arn:aws:iam::123456789012:role/mirror-automation"
@@ -458,9 +458,11 @@ def test_delete_tags_with_and_without_keys() -> None:
 def test_state_changes() -> None:
     running = change(state_change("i-0389a92bd5b886c39", "running", "sc-1"))
     assert (running.kind, running.instance_ids) == ("instances", ("i-0389a92bd5b886c39",))
-    for state in ("pending", "stopping", "shutting-down", "terminated"):
-        assert skip(state_change("i-0389a92bd5b886c39", state, "sc-1")).status == "ignored"
-    assert skip(state_change("i-0389a92bd5b886c39", "stopped", "sc-1")).status == "ignored"
+    assert skip(state_change("i-0389a92bd5b886c39", "pending", "sc-1")).status == "ignored"
+    # A sensor stops receiving in each of these: checked against the cached inventory.
+    for state in ("stopping", "stopped", "shutting-down", "terminated"):
+        down = change(state_change("i-0389a92bd5b886c39", state, "sc-1"))
+        assert (down.kind, down.instance_ids) == ("sensors", ("i-0389a92bd5b886c39",))
     stopped = change(state_change("i-0389a92bd5b886c39", "stopped", "sc-1"), Settings(release_on_stop=True))
     assert stopped.kind == "release-instances"
     assert skip(state_change("i-§", "running", "sc-1")).status == "rejected"
@@ -473,14 +475,14 @@ def test_real_state_change_records() -> None:
         ).read_text()
     )
     assert change(running).instance_ids == ("i-0389a92bd5b886c39",)
-    # AWS documentation sample: "terminated" with a stray space before the id. Nothing to do either way.
+    # AWS documentation sample: "terminated" with a stray space before the id: a sensor check.
     doc = json.loads(
         (
             EVENTS_DIR
             / "EC2InstanceStateChangeNotification__awsdocs-amazon-eventbridge-user-guide__1.json"
         ).read_text()
     )
-    assert skip(doc).status == "ignored"
+    assert change(doc).kind == "sensors" and change(doc).instance_ids == ("i-1234567890abcdef0",)
     doc["detail"]["state"] = "running"
     assert change(doc).instance_ids == ("i-1234567890abcdef0",)
 
@@ -578,3 +580,40 @@ def test_a_teardown_from_the_event_queue_is_refused() -> None:
     assert isinstance(direct, Change) and direct.kind == "release-region"
     queued = parse(event, SETTINGS, queued=True)
     assert isinstance(queued, Skip) and queued.status == "rejected" and "direct invocation" in queued.reason
+
+
+# --- the calls that break a sensor ------------------------------------------------------------------
+
+LB_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/sensors/50dc6c495c0c9188"
+LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/net/sensors/50dc6c495c0c9188/f2f7dc8efc522ab2"
+GROUP = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/vxlan/73e2d6bc24d8a067"
+
+
+@pytest.mark.parametrize(
+    ("name", "request_", "resource"),
+    [
+        ("DeleteLoadBalancer", {"loadBalancerArn": LB_ARN}, LB_ARN),
+        ("DeleteListener", {"listenerArn": LISTENER}, LISTENER),
+        ("DeregisterTargets", {"targetGroupArn": GROUP, "targets": [{"id": "i-0123456789abcdef0"}]}, GROUP),
+    ],
+)
+def test_load_balancer_calls_name_the_resource_a_sensor_may_depend_on(
+    name: str, request_: dict[str, Any], resource: str
+) -> None:
+    event = api_call(name, request_, "elasticloadbalancing")
+    found = change(event)
+    assert (found.kind, found.resources, found.instance_ids) == ("sensors", (resource,), ())
+    # Only Elastic Load Balancing puts these: the same record from another source is refused.
+    assert skip({**event, "source": "aws.ec2"}).status == "rejected"
+    # A classic load balancer (named, no ARN) is never a traffic mirror target.
+    classic = skip(api_call(name, {"loadBalancerName": "web"}, "elasticloadbalancing"))
+    assert classic.status == "ignored"
+
+
+def test_a_deleted_traffic_mirror_target_is_a_sensor_change() -> None:
+    nested = {"DeleteTrafficMirrorTargetRequest": {"TrafficMirrorTargetId": "tmt-0c62986bff32556ac"}}
+    found = change(api_call("DeleteTrafficMirrorTarget", nested))
+    assert (found.kind, found.resources) == ("sensors", ("tmt-0c62986bff32556ac",))
+    assert change(api_call("DeleteTrafficMirrorTarget", {"trafficMirrorTargetId": "tmt-0c62986bff32556ac"}))
+    bad = skip(api_call("DeleteTrafficMirrorTarget", {"DeleteTrafficMirrorTargetRequest": {"TrafficMirrorTargetId": "x"}}))
+    assert bad.status == "rejected"

@@ -9,6 +9,8 @@ import pytest
 
 from benchmarks import fault_campaign
 
+pytestmark = pytest.mark.moto
+
 
 @pytest.fixture(scope="module")
 def figures() -> dict[float, fault_campaign.Figures]:

@@ -12,7 +12,7 @@ whose poison bodies include JSON nested 1,000+ levels deep and bodies that are n
 Profiles (`HYPOTHESIS_PROFILE`): `ci` (the default: few examples, derandomized so CI is
 reproducible) and `campaign` (thousands of examples, random: run it by hand).
 Well-formed region names that AWS does not have (`xx-nowhere-1`) are left to the focused
-reproducer in test_safety.py (issue 11 defect 5): here a wrong region is one AWS knows.
+reproducer in test_safety.py (an unknown region fails alone): here a wrong region is one AWS knows.
 """
 
 import copy
@@ -234,7 +234,7 @@ def test_any_direct_event_never_escapes_the_handler(aws: Any, account: sandbox.A
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=2)
     ours = [("moto", run_instances_record(instances, template=name)) for name in LAUNCH_TEMPLATES]
 
-    known = wrap({**ours[0][1], "eventID": "launch-\udc80"})  # issue 11, defect 5
+    known = wrap({**ours[0][1], "eventID": "launch-\udc80"})  # a lone surrogate in an event id
 
     @settings(
         max_examples=40 * SCALE, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -267,7 +267,7 @@ def test_poison_messages_never_fail_their_neighbours(aws: Any, account: sandbox.
         max_examples=25 * SCALE, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
     )
     @given(st.lists(POISON_BODIES, min_size=1, max_size=4), st.randoms(use_true_random=False))
-    @example(["[" * DEEP + "]" * DEEP], random.Random(0))  # issue 11, defect 5
+    @example(["[" * DEEP + "]" * DEEP], random.Random(0))  # a body nested too deep
     def check(poison: list[Any], rng: Any) -> None:
         bodies = [("good", body) for body in good] + [("poison", body) for body in poison]
         rng.shuffle(bodies)
@@ -279,5 +279,52 @@ def test_poison_messages_never_fail_their_neighbours(aws: Any, account: sandbox.
             s["NetworkInterfaceId"] for s in aws.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
         }
         assert enis <= mirrored
+
+    check()
+
+
+CLOUDWATCH_ERRORS = ("AccessDeniedException", "InvalidParameterValue", "LimitExceeded", "ResourceNotFound")
+"""What CloudWatch may answer the loss read instead of data, without a retry (throttling, retried
+first, is in the fault suite: tests/test_faults.py)."""
+BYTE_COUNTS = st.lists(
+    st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**18), 10**18), max_size=4
+)
+
+
+def test_any_cloudwatch_answer_leaves_the_sweep_and_its_coverage_intact(
+    aws: Any, account: sandbox.Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduled sweep reads the mirrored instances' loss from CloudWatch: whatever comes back (an
+    error, values that are no byte counts, answers for queries it never asked), the sweep's coverage
+    is published as usual and the loss is a percentage or unknown, never an exception."""
+    from moto.cloudwatch.exceptions import CloudWatchException
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    from testsupport.event_builders import scheduled
+    from testsupport.logs import captured
+
+    sandbox.launch(aws, account, account.subnets["us-east-1a"], count=2)
+    app.handle(scheduled("mirror-first"))  # the sessions exist: the next sweeps read their loss
+
+    @settings(max_examples=10 * SCALE, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.sampled_from(CLOUDWATCH_ERRORS) | st.lists(BYTE_COUNTS, max_size=10), st.booleans())
+    def check(answer: Any, strange_ids: bool) -> None:
+        def get_metric_data(self: Any, queries: list[dict[str, Any]], *_: Any, **__: Any) -> list[dict[str, Any]]:
+            if isinstance(answer, str):
+                raise CloudWatchException(answer, "injected")
+            ids = [f"x{n}" for n in range(len(answer))] if strange_ids else [q["Id"] for q in queries]
+            return [{"id": i, "label": i, "values": v, "timestamps": [], "status_code": "Complete"}
+                    for i, v in zip(ids, answer, strict=False)]  # fmt: skip
+
+        monkeypatch.setattr(CloudWatchBackend, "get_metric_data", get_metric_data)
+        app.CONTAINER.loss_read.clear()  # every example is a new sweep period
+        with captured() as records:
+            result = app.handle(scheduled())
+        assert isinstance(result, dict)
+        (coverage,) = [vars(r) for r in records if r.getMessage() == "coverage"]
+        assert (coverage["in_scope"], coverage["mirrored"]) == (2, 2)
+        (loss,) = [vars(r) for r in records if r.getMessage() == "mirror loss"]
+        assert loss["loss_percent"] is None or 0 <= loss["loss_percent"] <= 100
+        assert bool(loss.get("error")) == isinstance(answer, str)
 
     check()

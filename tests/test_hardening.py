@@ -1,4 +1,4 @@
-"""Issue 11, the handler's side: each defect of the fault and fuzz campaign, reproduced.
+"""Hardening, the handler's side: what the fault and fuzz campaigns showed, one behaviour at a time.
 
 In-process moto under AWS's rules (`sandbox.aws_rules`: ClientTokens honoured, session numbers
 unique). Bad answers are made with botocore's own `after-call` event (the parsed answer is
@@ -65,7 +65,7 @@ def sqs(*bodies: Any) -> dict[str, Any]:
     }
 
 
-# --- 1. packet copies only to trusted sensors --------------------------------------------------
+# --- packet copies only to trusted sensors --------------------------------------------------------
 
 
 def test_an_untagged_target_in_another_vpc_gets_no_copies(
@@ -90,7 +90,7 @@ def test_an_untagged_target_in_another_vpc_gets_no_copies(
     assert line["tier"] == "designated-cross-vpc" and "cross-VPC" in line["reason"]
 
 
-# --- 2. never destroy on the strength of one read or one event ----------------------------------
+# --- never destroy on the strength of one read or one event ---------------------------------------
 
 
 def test_an_empty_target_read_deletes_nothing(aws: Any, account: sandbox.Account) -> None:
@@ -161,7 +161,7 @@ def test_a_real_move_still_happens_after_a_second_read(
     assert counter.total() - before > quiet + 1  # the confirming reads, and the delete
 
 
-# --- 3. only AWS's events, for this function's account and region --------------------------------
+# --- only AWS's events, for this function's account and region ------------------------------------
 
 
 def test_an_event_from_another_source_is_rejected(aws: Any, account: sandbox.Account, counter: CallCounter) -> None:
@@ -204,23 +204,16 @@ def test_home_of_reads_the_function_arn() -> None:
     assert isinstance(parse(tick, Settings(), Home(frozenset({"eu-west-1"}))), Skip)
 
 
-# --- 4. isolation ---------------------------------------------------------------------------------
+# --- isolation ------------------------------------------------------------------------------------
 
 
 def test_a_target_whose_nlb_is_gone_drops_only_itself(aws: Any, account: sandbox.Account) -> None:
     import boto3
 
     elbv2 = boto3.client("elbv2", region_name=REGION)
-    subnets = list(account.subnets.values())
-    arns = [
-        elbv2.create_load_balancer(Name=f"nlb-{n}", Subnets=subnets, Type="network")["LoadBalancers"][0][
-            "LoadBalancerArn"
-        ]
-        for n in range(2)
-    ]
-    for arn in arns:
-        aws.create_traffic_mirror_target(NetworkLoadBalancerArn=arn)
-    elbv2.delete_load_balancer(LoadBalancerArn=arns[0])
+    gone, _ = (sandbox.add_nlb_target(aws, elbv2, account, f"nlb-{n}") for n in range(2))
+    elbv2.delete_load_balancer(LoadBalancerArn=gone.arn)  # a sensor stack torn down: its instances too
+    aws.terminate_instances(InstanceIds=[i for ids in gone.instances.values() for i in ids])
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=3)
     result = app.handle(scheduled("sweep-nlb"))
     assert result["counts"]["Created"] == 3
@@ -274,7 +267,7 @@ def test_a_failed_read_fails_its_messages_and_nothing_escapes(
     assert any(r.getMessage() == "read failed" and r.levelno == logging.ERROR for r in logged)
 
 
-# --- 5. loud permanent failures -------------------------------------------------------------------
+# --- loud permanent failures ----------------------------------------------------------------------
 
 
 def test_unauthorized_creates_are_retried_counted_and_logged(
@@ -294,7 +287,7 @@ def test_unauthorized_creates_are_retried_counted_and_logged(
     assert failed and all(d["levelno"] == logging.ERROR and d["error_code"] == "UnauthorizedOperation" for d in failed)
 
 
-# --- 8. ClientTokens unique per trigger -----------------------------------------------------------
+# --- ClientTokens unique per trigger --------------------------------------------------------------
 
 
 def tokens(aws: Any) -> list[str]:
@@ -346,7 +339,7 @@ def test_a_redelivered_cloudtrail_event_keeps_its_tokens(aws: Any, account: sand
     assert len(seen) == 4 and set(seen[:2]) == set(seen[2:])
 
 
-# --- 9. every documented log level ----------------------------------------------------------------
+# --- every documented log level -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("level", LOG_LEVELS)
@@ -365,7 +358,7 @@ def test_the_documented_levels_are_the_settings_levels() -> None:
     assert f"one of {', '.join(LOG_LEVELS)}" in row
 
 
-# --- 10. a configuration problem is reported as one -----------------------------------------------
+# --- a configuration problem is reported as one ---------------------------------------------------
 
 
 def test_a_second_filter_is_a_counted_configuration_problem(

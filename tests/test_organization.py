@@ -17,11 +17,17 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.sts.models import STSBackend
-from traffic_mirror.handler import app
+from traffic_mirror.handler import app, planner
+from traffic_mirror.handler.model import Source
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
 from testsupport import sandbox
-from testsupport.event_builders import load_record, run_instances_record, wrap
+from testsupport.event_builders import (
+    create_network_interface_record,
+    load_record,
+    run_instances_record,
+    wrap,
+)
 
 pytestmark = pytest.mark.moto
 
@@ -41,12 +47,12 @@ class LambdaContext:
         return 300_000
 
 
-def member_ec2(account: str) -> Any:
+def member_ec2(account: str, service: str = "ec2") -> Any:
     creds = boto3.client("sts", region_name=REGION).assume_role(
         RoleArn=f"arn:aws:iam::{account}:role/test-setup", RoleSessionName="setup"
     )["Credentials"]
     return boto3.client(
-        "ec2",
+        service,  # type: ignore[call-overload]
         region_name=REGION,
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],
@@ -164,6 +170,34 @@ def test_a_batch_mixing_accounts_and_its_redelivery(world: World) -> None:
             i["NetworkInterfaces"][0]["NetworkInterfaceId"] for i in instances
         )
         assert {s["TrafficMirrorTargetId"] for s in found} == {world.expected_sensor(account, az)}
+
+
+def per_vpc_vni(account: str, vpc: str) -> int:
+    return planner.vni_for(Source("", "", "", "", vpc, "", account=account))
+
+
+def test_with_vni_per_vpc_each_account_and_vpc_has_its_own_vni_on_every_session(world: World) -> None:
+    """MIRROR_VNI_PER_VPC: a sensor tells two VPCs with the same CIDR apart by the sessions' VNI."""
+    ec2_a, built_a, _ = world.members[MEMBER_A]
+    twin = ec2_a.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]  # member A's VPC's CIDR again
+    subnet = ec2_a.create_subnet(VpcId=twin, CidrBlock="10.0.0.0/20", AvailabilityZone="us-east-1a")
+    a = world.launch(MEMBER_A, "us-east-1a") + world.launch(MEMBER_A, "us-east-1b")
+    a_twin = sandbox.launch(ec2_a, built_a, subnet["Subnet"]["SubnetId"])
+    b = world.launch(MEMBER_B, "us-east-1a")
+    batch = sqs_batch(world.event(MEMBER_A, a + a_twin, "vni-a"), world.event(MEMBER_B, b, "vni-b"))
+    assert handle(batch, Settings(accounts=f"{MEMBER_A},{MEMBER_B}", vni_per_vpc=True)) == {"batchItemFailures": []}
+    expected = {
+        (MEMBER_A, built_a.vpc): a,
+        (MEMBER_A, twin): a_twin,
+        (MEMBER_B, world.members[MEMBER_B][1].vpc): b,
+    }
+    vnis = set()
+    for (account, vpc), instances in expected.items():
+        found = world.sessions(account, instances)
+        assert len(found) == len(instances)
+        assert {s.get("VirtualNetworkId") for s in found} == {per_vpc_vni(account, vpc)}, (account, vpc)
+        vnis.add(per_vpc_vni(account, vpc))
+    assert len(vnis) == len(expected)  # one per (account, VPC)
 
 
 def test_an_account_not_covered_is_rejected_and_nothing_is_done(world: World) -> None:
@@ -304,3 +338,28 @@ def test_destroy_releases_managed_sessions_in_every_covered_account_and_nothing_
     assert result["counts"]["Deleted"] >= 2, result
     assert world.sessions(MEMBER_A, a) == [] and world.sessions(MEMBER_B, b) == []
     assert [s["TrafficMirrorSessionId"] for s in world.sessions(MEMBER_B, [other])] == [foreign]
+
+
+def test_a_members_load_balancer_node_is_mirrored_there_to_the_hub_sensor_of_its_zone(world: World) -> None:
+    ec2, built, _ = world.members[MEMBER_A]
+    _, enis = sandbox.application_load_balancer(member_ec2(MEMBER_A, "elbv2"), ec2, built, "shop", {"Team": "a"})
+    settings = Settings(accounts=f"{MEMBER_A},{MEMBER_B}", sources="all", sweep_grace_seconds=0)
+    try:
+        node = ec2.describe_network_interfaces(NetworkInterfaceIds=[enis[0]])["NetworkInterfaces"][0]
+        record = create_network_interface_record(node, event_id="alb-node-a", account=MEMBER_A)
+        assert handle(wrap(record, account=MEMBER_A), settings)["counts"]["Created"] == 1
+        found = ec2.describe_traffic_mirror_sessions(Filters=[{"Name": "network-interface-id", "Values": enis}])
+        (session,) = found["TrafficMirrorSessions"]
+        assert session["TrafficMirrorTargetId"] == world.expected_sensor(MEMBER_A, node["AvailabilityZone"])
+        hub_listed = world.hub.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
+        assert [s for s in hub_listed if s["NetworkInterfaceId"] in enis and s["OwnerId"] == HUB] == []
+        # The fleet's sweep finds the other node (another zone, another hub sensor) and no duplicate.
+        handle(SCHEDULED, settings)
+        found = ec2.describe_traffic_mirror_sessions(Filters=[{"Name": "network-interface-id", "Values": enis}])
+        by_eni = {s["NetworkInterfaceId"]: s["TrafficMirrorTargetId"] for s in found["TrafficMirrorSessions"]}
+        assert len(found["TrafficMirrorSessions"]) == 2 and set(by_eni) == set(enis)
+        zone = ec2.describe_network_interfaces(NetworkInterfaceIds=[enis[1]])["NetworkInterfaces"][0]["AvailabilityZone"]
+        assert by_eni[enis[1]] == world.expected_sensor(MEMBER_A, zone)
+    finally:
+        for eni in enis:  # the world is the module's: its nodes scale in
+            sandbox.delete_service_eni(ec2, eni)

@@ -20,10 +20,6 @@ from typing import Any
 import pytest
 from moto import mock_aws
 from moto.ec2.models.traffic_mirrors import TrafficMirrorsBackend
-from traffic_mirror.components import member_template
-from traffic_mirror.components.config import resolve
-from traffic_mirror.components.regional import own_names
-from traffic_mirror.components.role import execution_policy
 from traffic_mirror.components.teardown import release_event
 from traffic_mirror.handler import app
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
@@ -251,6 +247,25 @@ def test_in_an_organization_members_are_mirrored_to_the_hubs_sensors_not_their_o
     assert moved["TrafficMirrorTargetId"] == hub_sensor
 
 
+@pytest.mark.moto
+@pytest.mark.parametrize(
+    ("owners", "expected"),
+    [("hub,member", "member"), ("member", "member"), ("hub", "hub"), (None, "hub")],
+)
+def test_sensor_owners_say_whose_targets_serve_a_member(world: World, owners: str | None, expected: str) -> None:
+    """MIRROR_SENSOR_OWNERS: with the member's own targets allowed, its same-VPC sensor is nearer
+    than the hub's (cross-VPC); with only the hub's (the organization default), the hub's."""
+    member = fresh_member(world)
+    ec2, built, _ = world.members[member]
+    theirs = sandbox.add_eni_target(ec2, built, built.subnets["us-east-1a"], "member-sensor")
+    settings = Settings(accounts=member, sensor_owners=owners)
+    (instance,) = world.launch(member, "us-east-1a")
+    handle(world.event(member, [instance], f"launch-owners-{owners}"), settings)
+    (session,) = world.sessions(member, [instance])
+    wanted = theirs if expected == "member" else world.expected_sensor(member, "us-east-1a")
+    assert session["TrafficMirrorTargetId"] == wanted
+
+
 # --- finding 7: the smaller ones ---------------------------------------------------------------------------------
 
 
@@ -339,57 +354,8 @@ def test_a_modify_answered_not_found_after_another_tools_delete_is_planned_again
     assert [s["TrafficMirrorFilterId"] for s in found] == [built.filters["default"]], "mirrored again, by us"
 
 
-def _by_resource_type(policy: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(EC2 write action, resource type) -> the statement's conditions, without the region condition
-    (a list in the hub, a template parameter in the member)."""
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    for statement in policy["Statement"]:
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = (
-            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        )
-        conditions = {
-            operator: {key: value for key, value in block.items() if key != "aws:RequestedRegion"}
-            for operator, block in statement.get("Condition", {}).items()
-        }
-        conditions = {operator: block for operator, block in conditions.items() if block}
-        for action in actions:
-            if not action.startswith("ec2:") or action.startswith("ec2:Describe"):
-                continue
-            for resource in resources:
-                text = resource["Fn::Sub"] if isinstance(resource, dict) else resource
-                found[(action, text.rsplit(":", 1)[-1].split("/")[0])] = conditions
-    return found
-
-
-def test_the_hubs_and_the_members_ec2_statements_have_the_same_conditions() -> None:
-    options = resolve({"regions": [REGION]})
-    hub = _by_resource_type(execution_policy(options, "aws", HUB, own_names("mirror")))
-    member = _by_resource_type(member_template.member_policy(options.settings.managed_by))
-    assert set(member) == set(hub)
-    assert member == hub
-
-
-def test_operator_principals_are_trusted_by_a_read_only_member_role() -> None:
-    from tests.test_organization_component import UNITS, deploy, template
-
-    operator = f"arn:aws:iam::{HUB}:role/security-operators"
-    run = deploy({"organization_units": UNITS, "operator_principals": [operator]})
-    roles = [r for r in template(run, "account")["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
-    trusting = [r for r in roles if operator in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])]
-    assert trusting, "a member role trusts the operator principal"
-    for role in trusting:
-        actions = [
-            action
-            for policy in role["Properties"].get("Policies", [])
-            for statement in policy["PolicyDocument"]["Statement"]
-            for action in (
-                statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            )
-        ]
-        assert actions and all(a.split(":")[1].startswith(("Describe", "List", "Get")) for a in actions), (
-            actions
-        )
+# The hub's and the member's EC2 statements (one builder, equal conditions) and the read-only
+# operator role are tested on the deployed policies in tests/test_permissions.py.
 
 
 @pytest.mark.moto

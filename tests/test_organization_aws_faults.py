@@ -20,21 +20,23 @@ from traffic_mirror.handler.settings import Settings
 
 from tests.test_organization import REGION, SCHEDULED, LambdaContext, sqs_batch
 from tests.test_organization_aws import enis_of, sessions_on
-from testsupport import faults, logs, sandbox
+from testsupport import faults, logs, moto_server, sandbox
 from testsupport.event_builders import run_instances_record, wrap
 
 pytestmark = pytest.mark.moto
 
+Server = moto_server.Server[faults.FaultyApp]
+
 
 @pytest.fixture(scope="module")
-def faulty() -> Iterator[faults.Server]:
-    with faults.Server(services=("ec2", "organizations")) as server, sandbox.aws_rules():
+def faulty() -> Iterator[Server]:
+    with moto_server.Server(lambda moto: faults.FaultyApp(moto, services=("ec2", "organizations"))) as server, sandbox.aws_rules():
         yield server
 
 
-def organization_world(server: faults.Server) -> tuple[Any, sandbox.Account, str, str]:
+def organization_world(server: Server) -> tuple[Any, sandbox.Account, str, str]:
     """In the server: the hub (one sensor, one filter), an organization with one unit, a member in it."""
-    server.reset_moto()
+    server.reset()
     hub = faults.bypass(boto3.client("ec2", region_name=REGION, endpoint_url=server.url))
     account = sandbox.build_account(hub, REGION, azs=("a",), ami=sandbox.moto_ami())
     orgs = faults.bypass(boto3.client("organizations", region_name=REGION, endpoint_url=server.url))
@@ -51,7 +53,7 @@ def organization_world(server: faults.Server) -> tuple[Any, sandbox.Account, str
     return hub, account, unit, member
 
 
-def test_organizations_errors_reach_botocore_as_aws_answers_them(faulty: faults.Server) -> None:
+def test_organizations_errors_reach_botocore_as_aws_answers_them(faulty: Server) -> None:
     """The injection the reproducers below rely on (JSON protocol: the action in X-Amz-Target)."""
     _, _, unit, member = organization_world(faulty)
     orgs = boto3.client(
@@ -81,7 +83,7 @@ def one_try() -> Container:
 
 
 def test_organizations_throttled_fails_only_the_member_message_and_the_hub_is_mirrored(
-    faulty: faults.Server,
+    faulty: Server,
 ) -> None:
     hub, account, unit, member = organization_world(faulty)
     (own,) = sandbox.launch(hub, account, account.subnets["us-east-1a"])
@@ -104,7 +106,7 @@ def test_organizations_throttled_fails_only_the_member_message_and_the_hub_is_mi
     assert len(sessions_on(hub, enis_of([own]))) == 1
 
 
-def test_organizations_access_denied_never_stops_the_hubs_own_sweep(faulty: faults.Server) -> None:
+def test_organizations_access_denied_never_stops_the_hubs_own_sweep(faulty: Server) -> None:
     hub, account, unit, _ = organization_world(faulty)
     own = sandbox.launch(hub, account, account.subnets["us-east-1a"], count=2)
     faulty.app.force("error", ["ListAccountsForParent"], answer=("400 Bad Request", "AccessDeniedException"))

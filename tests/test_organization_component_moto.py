@@ -30,6 +30,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.events.models import Rule, events_backends
 from moto.events.utils import EventTemplateParser
 from moto.iam.models import iam_backends
@@ -187,6 +188,8 @@ class World:
     delivery: Delivery
     unit: str
     """The OU the member account is in (moto's id for the program's UNITS[0])."""
+    hub_sensor: str
+    """The security account's sensor in the member's zone, designated and shared with the member."""
 
 
 def _parameters(values: dict[str, str]) -> list[dict[str, str]]:
@@ -251,7 +254,16 @@ def built(
             )
             cloudformation.create_stack_instances(StackSetName=stack_set["name"], Accounts=[member], Regions=[REGION])
 
-        # The member's world: a VPC, a sensor of its own, and the filter the stack would own.
+        # The hub's sensor, designated by tag and shared with the member (RAM, as the sandbox emulates it).
+        hub_ec2 = hub.client("ec2")
+        central = sandbox.build_account(hub_ec2, REGION, azs=("a",), sensors_per_az=0, ami=sandbox.moto_ami())
+        hub_sensor = sandbox.add_eni_target(
+            hub_ec2, central, central.subnets[f"{REGION}a"], "central", "c5.xlarge", {"Mirror": "true"}
+        )
+        sandbox.share_target(hub_sensor, DEFAULT_ACCOUNT_ID, [member])
+
+        # The member's world: a VPC, a sensor of its own (not the security team's: never used by
+        # default), and the filter the stack would own.
         ec2 = as_account(member).client("ec2")
         account = sandbox.build_account(ec2, REGION, azs=("a",))
         tags = {MANAGED_TAG_KEY: "traffic-mirror-automation", "Mirror": "default"}
@@ -259,7 +271,9 @@ def built(
             Description="as the stack set would create it",
             TagSpecifications=[{"ResourceType": "traffic-mirror-filter", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}],
         )["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
-        yield World(organization_id, member, "210987654321", queue_url, hub_role_arn, filter_id, account, delivery, unit)
+        yield World(
+            organization_id, member, "210987654321", queue_url, hub_role_arn, filter_id, account, delivery, unit, hub_sensor
+        )
 
 
 @pytest.fixture
@@ -355,8 +369,10 @@ def test_member_launch_is_mirrored_in_the_member_account_by_the_hubs_handler(wor
     assert result == {"batchItemFailures": []}
     (session,) = member.client("ec2").describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
     assert session["NetworkInterfaceId"] == eni
-    assert session["TrafficMirrorTargetId"] == world.account.targets[f"sensor-{REGION}a-0"]
+    # The security team's shared sensor, not the member's own (MIRROR_SENSOR_OWNERS defaults to hub).
+    assert session["TrafficMirrorTargetId"] == world.hub_sensor
     assert session["TrafficMirrorFilterId"] == world.filter_id
     assert {t["Key"]: t["Value"] for t in session["Tags"]}[MANAGED_TAG_KEY] == "traffic-mirror-automation"
     hub_ec2 = boto3.client("ec2", region_name=REGION)
-    assert hub_ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"] == [], "nothing in the hub"
+    hub_view = hub_ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
+    assert all(s["OwnerId"] == world.member for s in hub_view), "nothing of the hub's own: only the member's, on its sensor"

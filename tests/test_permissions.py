@@ -84,7 +84,9 @@ def test_member_role_has_the_hubs_ec2_statements_actions_and_conditions(run: Run
     member = [rendered(s, MEMBER) for s in role_policy(account_template(run), "MemberRole")]
     ec2 = hub[: len(member)]
     assert [s["Sid"] for s in member] == [s["Sid"] for s in ec2]
-    assert all(a.startswith(("ec2:", "elasticloadbalancing:")) for s in ec2 for a in _as_list(s["Action"]))
+    assert all(
+        a.startswith(("ec2:", "elasticloadbalancing:", "cloudwatch:")) for s in ec2 for a in _as_list(s["Action"])
+    )
     for hub_statement, member_statement in zip(ec2, member, strict=True):
         assert member_statement["Effect"] == hub_statement["Effect"] == "Allow"
         assert member_statement["Action"] == hub_statement["Action"], hub_statement["Sid"]
@@ -114,7 +116,9 @@ def test_member_resources_are_the_hubs_in_the_member_plus_the_hubs_targets(run: 
 
 def test_reads_are_one_table_of_read_only_actions_with_the_sensor_health_reads() -> None:
     actions = permissions.read_actions(Settings())
-    assert actions == tuple(r.action for r in permissions.READS)
+    assert actions == tuple(r.action for r in permissions.READS if r.when is None)
+    every = permissions.read_actions(Settings(sources="all"))  # every optional read's setting on
+    assert every == tuple(r.action for r in permissions.READS)
     assert len(set(actions)) == len(actions)
     assert all(a.split(":")[1].startswith(READ_VERBS) for a in actions)
     assert {
@@ -127,7 +131,7 @@ def test_reads_are_one_table_of_read_only_actions_with_the_sensor_health_reads()
 
 def test_a_read_added_to_the_table_reaches_every_role_when_its_setting_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """What a feature does: one line in READS, here only when the settings turn it on."""
-    extra = permissions.Read("ec2:DescribeSecurityGroups", "a test feature", when=lambda s: s.vni_per_vpc)
+    extra = permissions.Read("ec2:DescribeRouteTables", "a test feature", when=lambda s: s.vni_per_vpc)
     monkeypatch.setattr(permissions, "READS", (*permissions.READS, extra))
     for on in (False, True):
         run = deploy({"organization_units": UNITS, "operator_principal_arns": OPERATORS[:1],
@@ -138,7 +142,7 @@ def test_a_read_added_to_the_table_reaches_every_role_when_its_setting_is_on(mon
             role_policy(template, "MemberRole")[0]["Action"],
             role_policy(template, "ReadOnlyRole")[0]["Action"],
         ]
-        assert [("ec2:DescribeSecurityGroups" in d) for d in describes] == [on, on, on]
+        assert [("ec2:DescribeRouteTables" in d) for d in describes] == [on, on, on]
 
 
 # --- the read-only operator role -----------------------------------------------------------------------------
@@ -196,3 +200,11 @@ def test_invalid_operator_principals(args: dict[str, Any], message: str) -> None
     with pytest.raises(ConfigError) as raised:
         resolve({"regions": REGIONS, **args})
     assert message in str(raised.value)
+
+
+def test_service_kinds_add_only_the_reads_they_need_and_only_when_enabled() -> None:
+    default = set(permissions.read_actions(Settings()))
+    assert "elasticloadbalancing:DescribeTags" not in default
+    with_lbs = set(permissions.read_actions(Settings(sources="instances,load-balancers")))
+    assert with_lbs - default == {"elasticloadbalancing:DescribeTags"}  # a load balancer's tags
+    assert set(permissions.read_actions(Settings(sources="databases"))) == default  # its ENI is enough

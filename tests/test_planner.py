@@ -1,5 +1,6 @@
 """The pure core: support table, target and filter choice, session numbers, ownership."""
 
+import dataclasses
 import itertools
 import random
 from collections import Counter
@@ -151,7 +152,7 @@ def test_preference_same_subnet_then_vpc_then_a_designated_sensor_in_another_vpc
     assert planner.choose_target(source(), None, [other_vpc], "Mirror")[0] == other_vpc
 
 
-# --- trust model (issue 11, defect 1) ------------------------------------------------------
+# --- trust model: which targets may receive an ENI's packets -------------------------------
 
 
 def test_an_untagged_target_in_another_vpc_receives_nothing() -> None:
@@ -451,3 +452,12 @@ def test_full_targets_only_lose_new_sessions() -> None:
     assert alone.actions[0].target_id == "tmt-near"
     decisions = planner.plan([source()], {}, inv, SETTINGS, learned=Learned(full_targets=full))
     assert decisions[0].target_id == "tmt-far"
+
+
+def test_the_per_vpc_vni_is_a_fixed_function_of_account_and_vpc() -> None:
+    """Sensors map VNIs back to VPCs in their own configuration: a VPC's VNI must be the same in
+    every container and every release (a salted `hash()` would not be), and the account counts."""
+    source = Source("eni-1", "i-1", "m5.large", "subnet-1", "vpc-0a1b2c3d4e5f60718", "us-east-1a", account="111111111111")
+    assert planner.vni_for(source) == 7147086
+    assert planner.vni_for(dataclasses.replace(source, account="222222222222")) == 1440111
+    assert 1 <= planner.vni_for(dataclasses.replace(source, vpc_id="vpc-1")) <= planner.MAX_VNI

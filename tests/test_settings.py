@@ -87,3 +87,14 @@ def test_a_mistyped_region_gets_the_same_suggestion_from_the_component_and_the_c
     assert "did you mean 'us-east-1'?" in str(region_error("us-esat-1"))
     with pytest.raises(ConfigError, match="did you mean 'us-east-1'"):
         resolve({"regions": ["us-esat-1"]})
+
+
+@pytest.mark.parametrize("value", ["hub", "hub,member", "member", "123456789012", "hub,210987654321", "HUB"])
+def test_sensor_owners_accepts_hub_member_and_account_ids(value: str) -> None:
+    assert load({"MIRROR_SENSOR_OWNERS": value}).sensor_owners == value.lower()
+
+
+@pytest.mark.parametrize("value", ["hubs", "hub member", "12345", "hub,,member"])
+def test_sensor_owners_refuses_anything_else(value: str) -> None:
+    with pytest.raises(SettingsError, match="MIRROR_SENSOR_OWNERS"):
+        load({"MIRROR_SENSOR_OWNERS": value})

@@ -1,4 +1,4 @@
-"""Issue 5, tagging: opt out, opt in, routes; and CreateTags/DeleteTags events taking effect at once."""
+"""Tagging: opt out, opt in, routes; and CreateTags/DeleteTags events taking effect at once."""
 
 import dataclasses
 import logging

@@ -1,4 +1,4 @@
-"""Issue 14, handler side: the teardown event releases exactly our sessions; sweeps publish coverage."""
+"""Teardown, the handler's side: the teardown event releases exactly our sessions; sweeps publish coverage."""
 
 import json
 import logging

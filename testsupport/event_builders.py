@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "tests" / "events"
-"""Real CloudTrail records (a copy of ../shared/events, provenance in SOURCES.md there)."""
+"""Real CloudTrail and EventBridge records, kept in the repository (provenance in its SOURCES.md)."""
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 TIME = "2026-11-27T12:00:00Z"
@@ -116,3 +116,74 @@ def state_change(
         "resources": [f"arn:aws:ec2:{region}:{ACCOUNT_ID}:instance/{instance_id}"],
         "detail": {"instance-id": instance_id, "state": state},
     }
+
+
+def api_call(
+    name: str,
+    request: Mapping[str, Any],
+    service: str = "ec2",
+    event_id: str | None = None,
+    region: str = REGION,
+    account: str = DEFAULT_ACCOUNT,
+) -> dict[str, Any]:
+    """A successful API call as CloudTrail records it and EventBridge delivers it (`source` is
+    `aws.<service>`): for the calls no real record of is kept in tests/events (ELB's, and EC2's
+    traffic-mirror calls, whose parameters CloudTrail nests in `<Action>Request`, as the kept
+    CreateTrafficMirrorSession records show)."""
+    record_id = event_id or str(uuid.uuid4())
+    return {
+        "version": "0",
+        "id": record_id,
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": f"aws.{service}",
+        "account": account,
+        "time": TIME,
+        "region": region,
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{account}:user/operator", "accountId": account},
+            "eventTime": TIME,
+            "eventSource": f"{service}.amazonaws.com",
+            "eventName": name,
+            "awsRegion": region,
+            "requestParameters": dict(request),
+            "responseElements": None,
+            "eventID": record_id,
+            "eventType": "AwsApiCall",
+            "recipientAccountId": account,
+        },
+    }
+
+
+SERVICE_ENI_TEMPLATE = "CreateNetworkInterface__awsdocs-amazon-efs-user-guide__1.json"
+"""A real CreateNetworkInterface made by a service (EFS, from AWS's documentation)."""
+
+
+def create_network_interface_record(
+    eni: Mapping[str, Any],
+    caller: str = "elasticloadbalancing.amazonaws.com",
+    event_id: str = "eni-created-1",
+    account: str = ACCOUNT_ID,
+) -> dict[str, Any]:
+    """The EFS record's shape, made by `caller` (a service's host name, or an IP for a person), for
+    an ENI as DescribeNetworkInterfaces shows it: its ids, subnet, VPC, AZ and description swapped in."""
+    record = load_record(SERVICE_ENI_TEMPLATE)
+    record["sourceIPAddress"] = record["userAgent"] = caller
+    record["recipientAccountId"] = account
+    record["userIdentity"]["accountId"] = account
+    record["requestParameters"].update(subnetId=eni["SubnetId"], description=eni.get("Description", ""))
+    created = record["responseElements"]["networkInterface"]
+    created.update(
+        networkInterfaceId=eni["NetworkInterfaceId"],
+        subnetId=eni["SubnetId"],
+        vpcId=eni["VpcId"],
+        availabilityZone=eni["AvailabilityZone"],
+        description=eni.get("Description", ""),
+        ownerId=account,
+        requesterId=eni.get("RequesterId", account),
+        requesterManaged=bool(eni.get("RequesterManaged")),
+    )
+    record["eventID"] = event_id
+    record["awsRegion"] = eni["AvailabilityZone"][:-1]
+    return record

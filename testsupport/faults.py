@@ -1,7 +1,8 @@
 """Fault injection in front of a moto server: what a bad day on the AWS API looks like, in HTTP.
 
 `FaultyApp` is a WSGI middleware around moto's server app (like `throttle.ThrottledApp`, which
-holds EC2's token buckets). Per request it picks a fault, or none, at a given `rate`:
+holds EC2's token buckets), served by `moto_server.Server(FaultyApp)`. Per request it picks a
+fault, or none, at a given `rate`:
 
 - `error`: HTTP 500 `InternalError`, the request never reaches moto;
 - `unavailable`: HTTP 503 `Unavailable`, never reaches moto;
@@ -46,16 +47,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from werkzeug.serving import BaseWSGIServer, make_server
-
-from testsupport.throttle import BYPASS_HEADER, _service, bypass
+from testsupport.throttle import BYPASS_HEADER, bypass, signing_service
 
 KINDS = ("error", "unavailable", "throttle", "reset", "slow", "lost", "empty")
 DEFAULT_WEIGHTS: Mapping[str, float] = {kind: 1.0 for kind in KINDS}
 """Every kind equally likely (`empty` only ever hits describe calls)."""
 NEVER_REACH_MOTO = frozenset({"error", "unavailable", "throttle", "reset"})
 
-__all__ = ["BYPASS_HEADER", "KINDS", "FaultyApp", "Rule", "Server", "Stats", "bypass"]
+__all__ = ["BYPASS_HEADER", "KINDS", "FaultyApp", "Rule", "Stats", "bypass"]
 
 Observer = Callable[[str, Mapping[str, str], str | None], None]
 """(action, request parameters, fault kind or None), for each request about to reach moto."""
@@ -180,6 +179,18 @@ class _Aborted(Exception):
     """Raised after a reset, so werkzeug writes nothing more on the dead connection."""
 
 
+class _QuietHandler(logging.Filter):
+    """Drops werkzeug's tracebacks for the connections this layer resets on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "_Aborted" not in record.getMessage() and not (
+            record.exc_info and isinstance(record.exc_info[1], _Aborted | ConnectionError)
+        )
+
+
+_QUIET = _QuietHandler()
+
+
 class FaultyApp:
     """WSGI middleware: seeded per-request faults in front of moto (see the module docstring)."""
 
@@ -198,6 +209,7 @@ class FaultyApp:
         self.slow_seconds = slow_seconds
         self.observer = observer
         self._lock = threading.Lock()
+        self._reached = threading.Condition(self._lock)
         self._moto_lock = threading.Lock()
         self._rules: list[Rule] = []
         self._seen: Counter[str] = Counter()
@@ -205,6 +217,7 @@ class FaultyApp:
         self.observer_errors: list[str] = []
         """Exceptions the observer raised (the request went on to moto regardless)."""
         self.configure(rate, seed, weights)
+        logging.getLogger("werkzeug").addFilter(_QUIET)  # once: a logger's filters are a set
 
     def configure(
         self, rate: float = 0.0, seed: int = 0, weights: Mapping[str, float] = DEFAULT_WEIGHTS
@@ -234,6 +247,12 @@ class FaultyApp:
             self._rules.append(rule)
         return rule
 
+    def wait_reached(self, action: str, count: int, timeout: float = 60.0) -> bool:
+        """Wait until `count` requests of `action` have reached moto (a late one included): an order
+        to wait for, not a time to guess. False if that has not happened within `timeout`."""
+        with self._reached:
+            return self._reached.wait_for(lambda: self.stats.reached[action] >= count, timeout)
+
     def _choose(self, action: str, params: Mapping[str, Sequence[str]]) -> tuple[str | None, Rule | None]:
         with self._lock:
             for rule in self._rules:
@@ -259,7 +278,7 @@ class FaultyApp:
         return rng.choices(kinds, [self.weights[k] for k in kinds])[0]
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        service = _service(environ)
+        service = signing_service(environ)
         if environ.get("HTTP_" + BYPASS_HEADER.upper().replace("-", "_")) or service not in self.services:
             status, headers, body = self._moto(environ)
             start_response(status, headers)
@@ -296,6 +315,7 @@ class FaultyApp:
         status, headers, body = self._moto(environ, action, flat, kind)
         with self._lock:
             stats.reached[action] += 1
+            self._reached.notify_all()
         if kind == "lost":
             _reset(environ)
             raise _Aborted(action)
@@ -327,64 +347,3 @@ class FaultyApp:
                     self.observer_errors.append(f"{action}: {type(error).__name__}: {error}")
             body = b"".join(self.app(environ, capture))
         return captured[0], captured[1], body
-
-
-class _QuietHandler(logging.Filter):
-    """werkzeug's tracebacks for the connections this layer resets on purpose."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "_Aborted" not in record.getMessage() and not (
-            record.exc_info and isinstance(record.exc_info[1], _Aborted | ConnectionError)
-        )
-
-
-class Server:
-    """moto's server app behind `FaultyApp`, served by werkzeug on 127.0.0.1 (a free port)."""
-
-    def __init__(self, **faulty: Any) -> None:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-
-        werkzeug_log = logging.getLogger("werkzeug")
-        werkzeug_log.setLevel(logging.CRITICAL)  # no access line per request, no reset tracebacks
-        werkzeug_log.addFilter(_QuietHandler())
-        self.app = FaultyApp(DomainDispatcherApplication(create_backend_app), **faulty)
-        self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", 0, self.app, threaded=True, request_handler=MotoRequestHandler
-        )
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto-faults")
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def reset_moto(self, seed: int | None = None) -> None:
-        """A fresh moto account (every backend emptied), faults off; `seed` makes moto's ids repeat."""
-        self.app.configure()
-        self._post("/moto-api/reset")
-        if seed is not None:
-            self.seed_moto(seed)
-
-    def seed_moto(self, seed: int) -> None:
-        """moto's ids from here on follow `seed`: the same calls get the same ids, run after run, and
-        so the same requests (whose ids drive the fault choices) get the same faults."""
-        self._post(f"/moto-api/seed?a={seed}")
-
-    def _post(self, path: str) -> None:
-        import urllib.request
-
-        request = urllib.request.Request(f"{self.url}{path}", data=b"", method="POST")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
-
-    def __enter__(self) -> "Server":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=5)

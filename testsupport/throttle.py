@@ -7,14 +7,13 @@ app: it reads the EC2 `Action` from the form body, takes a token from that actio
 when the bucket is empty, answers HTTP 503 `RequestLimitExceeded` in EC2's XML error format
 WITHOUT passing the request to moto (a throttled call never happens, as on AWS). botocore
 classifies `RequestLimitExceeded` as a throttling error, so its retry modes see what they see on
-AWS. Calls, passes and throttles are counted per action.
+AWS. Calls, passes and throttles are counted per action. `moto_server.Server` serves it.
 
 The buckets read a `SimClock`: real time plus an offset that only grows while nothing is in flight
 (the benchmark skips idle waits such as Lambda's retry delays); refills account for skipped time.
 """
 
 import io
-import logging
 import threading
 import time
 import uuid
@@ -23,8 +22,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
-
-from werkzeug.serving import BaseWSGIServer, make_server
 
 MUTATING_PREFIXES = ("Create", "Delete", "Modify", "Attach", "Detach", "Associate", "Disassociate")
 BYPASS_HEADER = "X-Bench-Bypass"
@@ -128,7 +125,7 @@ def throttle_response(action: str) -> tuple[str, list[tuple[str, str]], bytes]:
     return "503 Service Unavailable", headers, body
 
 
-def _account(environ: dict[str, Any]) -> str:
+def signing_account(environ: dict[str, Any]) -> str:
     """The account the request acts in: moto's mapping of the signing access key (assumed roles
     get their role's account), so each account has its own buckets, as on EC2."""
     auth = str(environ.get("HTTP_AUTHORIZATION", ""))
@@ -141,7 +138,7 @@ def _account(environ: dict[str, Any]) -> str:
     return str(get_account_id_from(access_key))
 
 
-def _service(environ: dict[str, Any]) -> str:
+def signing_service(environ: dict[str, Any]) -> str:
     """The SigV4 credential scope's service (`ec2`, `elasticloadbalancing`, ...)."""
     auth = str(environ.get("HTTP_AUTHORIZATION", ""))
     try:
@@ -159,9 +156,16 @@ class ThrottledApp:
     """
 
     def __init__(
-        self, app: Any, rates: Rates, clock: SimClock, latency: float = 0.0, serialize: bool = True
+        self,
+        app: Any,
+        rates: Rates,
+        clock: SimClock,
+        latency: float = 0.0,
+        serialize: bool = True,
+        account_of: Callable[[dict[str, Any]], str] = signing_account,
     ) -> None:
         self.app = app
+        self._account_of = account_of
         self.clock = clock
         self.latency = latency
         self._rates = rates
@@ -192,7 +196,7 @@ class ThrottledApp:
             return bucket
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("HTTP_" + BYPASS_HEADER.upper().replace("-", "_")) or _service(environ) != "ec2":
+        if environ.get("HTTP_" + BYPASS_HEADER.upper().replace("-", "_")) or signing_service(environ) != "ec2":
             return self._forward(environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
@@ -201,7 +205,7 @@ class ThrottledApp:
         with self._lock:
             stats = self.stats
             stats.calls[action] += 1
-        if not self._bucket(_account(environ), action).take():
+        if not self._bucket(self._account_of(environ), action).take():
             with self._lock:
                 stats.throttled[action] += 1
             status, headers, payload = throttle_response(action)
@@ -235,36 +239,6 @@ class ThrottledApp:
             return list(self.app(environ, start_response))
         with self._moto_lock:
             return list(self.app(environ, start_response))
-
-
-class Server:
-    """moto's server app behind `ThrottledApp`, served by werkzeug on 127.0.0.1 (a free port)."""
-
-    def __init__(self, rates: Rates, clock: SimClock, latency: float = 0.0) -> None:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
-        self.app = ThrottledApp(DomainDispatcherApplication(create_backend_app), rates, clock, latency)
-        self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", 0, self.app, threaded=True, request_handler=MotoRequestHandler
-        )
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto")
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._server.host}:{self._server.port}"
-
-    def __enter__(self) -> "Server":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=5)
 
 
 def bypass(client: Any) -> Any:

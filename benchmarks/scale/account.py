@@ -33,19 +33,40 @@ def member_client(url: str, account: str) -> Any:
     return throttle.bypass(ec2)
 
 
-def scale_account(ec2: Any, enis: int, instances: int = 0) -> Any:
+def scale_account(ec2: Any, enis: int, instances: int = 0, sensors: bool = True) -> Any:
     """A VPC over two AZs with large sensors (100 sources each) for `enis` sources, at most 2/3 full,
     and room for `instances` instances (default: `enis`).
 
     The planner spreads ENIs over equally near sensors by hashing, not by load: at 75% average
     load a sensor overflows in about 1 run in 300 (TrafficMirrorSourcesPerTargetLimitExceeded),
-    which is not what this benchmark measures.
+    which is not what this benchmark measures. `sensors=False`: a workload account without any.
     """
     from testsupport import sandbox
 
-    per_az = max(1, -(-enis * 3 // (2 * 2 * SOURCES_PER_LARGE_SENSOR)))
+    per_az = _sensors_per_az(enis) if sensors else 0
     bits = 20 if max(enis, instances) <= 7000 else 18  # two /20s hold about 8,000 addresses
     return sandbox.build_account(ec2, REGION, sensors_per_az=per_az, sensor_type="c5.24xlarge", subnet_bits=bits)
+
+
+def _sensors_per_az(enis: int) -> int:
+    return max(1, -(-enis * 3 // (2 * 2 * SOURCES_PER_LARGE_SENSOR)))
+
+
+def hub_sensors(hub: Any, enis: int, members: Sequence[str]) -> Any:
+    """The hub's account: sensors for `enis` sources over two AZs, tagged Mirror=true and shared
+    with `members` (AZ names are the same in every account of the emulation)."""
+    from moto.core import DEFAULT_ACCOUNT_ID as owner
+
+    from testsupport import sandbox
+
+    account = sandbox.build_account(hub, REGION, sensors_per_az=0)
+    for az, subnet in account.subnets.items():
+        for n in range(_sensors_per_az(enis)):
+            target = sandbox.add_eni_target(
+                hub, account, subnet, f"central-{az}-{n}", "c5.24xlarge", {"Mirror": "true"}
+            )
+            sandbox.share_target(target, owner, members)
+    return account
 
 
 def launch_in_batches(ec2: Any, account: Any, count: int, per_call: int) -> Iterator[list[dict[str, Any]]]:

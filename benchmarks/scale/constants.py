@@ -22,5 +22,7 @@ TARGET_RATIO = 1.5
 ACCOUNTS_TARGET_RATIO = 1.3
 """Done when: a burst in several accounts at once stays within 1.3x of one account's bound."""
 SOURCES_PER_LARGE_SENSOR = 100
+FAILOVER_TARGET_RATIO = 1.3
+"""Done when: moving every session off a failed sensor finishes within 1.3x of the bucket bound."""
 DEFAULT_MARGIN = 15.0
 """MIRROR_DEADLINE_MARGIN_SECONDS's default (handler/settings.py)."""

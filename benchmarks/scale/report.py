@@ -3,7 +3,12 @@
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks.scale.constants import ACCOUNTS_TARGET_RATIO, FUNCTION_TIMEOUT, TARGET_RATIO
+from benchmarks.scale.constants import (
+    ACCOUNTS_TARGET_RATIO,
+    FAILOVER_TARGET_RATIO,
+    FUNCTION_TIMEOUT,
+    TARGET_RATIO,
+)
 from benchmarks.scale.runs import Run
 from benchmarks.scale.scenarios import Options
 from testsupport import throttle
@@ -98,6 +103,30 @@ def sweep_table(run: Run) -> str:
     return "\n".join(lines)
 
 
+def failover_table(run: Run) -> str:
+    """The failover: from the sensor's state-change event to the last move, against the moves' bound."""
+    stats = run.stats
+    moves = stats.passed.get("ModifyTrafficMirrorSession", 0)
+    last = stats.last_pass.get("ModifyTrafficMirrorSession")
+    lines = [
+        "| | failover |",
+        "|---|---|",
+        f"| ENIs on the stopped sensor | {run.enis} |",
+        f"| makespan (state-change event to the last invocation's end) | {_s(run.end)} |",
+        f"| last session moved at | {_s(last) if last is not None else '-'} |",
+        f"| token-bucket bound ((moves - burst) / rate) | {_s(run.bound())} |",
+        f"| makespan / bound | {run.end / run.bound():.2f}x |" if run.bound() else "| makespan / bound | - |",
+        f"| sessions moved (ModifyTrafficMirrorSession passed) | {moves} |",
+        f"| invocations | {len(run.replies)} |",
+        f"| API calls (throttled) | {sum(stats.calls.values())} ({sum(stats.throttled.values())}) |",
+        f"| **left on the stopped sensor** (must be 0) | {run.left_on_failed} |",
+        f"| **lost: ENIs without a session** (must be 0) | {run.unmirrored} |",
+        f"| **duplicated** (must be 0) | {run.duplicates} |",
+        f"| events lost (DLQ) | {run.lost} |",
+    ]
+    return "\n".join([*lines, *(f"- {note}" for note in run.notes)])
+
+
 def reasons_text(runs: Sequence[Run]) -> str:
     lines = []
     for run in runs:
@@ -115,6 +144,20 @@ def verdict(runs: Sequence[Run], check_makespan: bool = True) -> list[str]:
     which the 1 s batching window alone exceeds)."""
     misses = []
     for run in runs:
+        if run.design == "failover":
+            for what, value in (
+                ("sessions left on the stopped sensor", run.left_on_failed),
+                ("ENIs lost", run.unmirrored),
+                ("duplicates", run.duplicates),
+                ("events lost", run.lost),
+            ):
+                if value:
+                    misses.append(f"{run.name}: {value} {what}")
+            if check_makespan and run.bound() and run.end > FAILOVER_TARGET_RATIO * run.bound():
+                misses.append(
+                    f"{run.name}: makespan {run.end:.1f} s is over {FAILOVER_TARGET_RATIO}x the bound {run.bound():.1f} s"
+                )
+            continue
         if run.handler != "ours" or run.design not in ("queue", "queue+state", "queue+sweep", "sweep"):
             continue
         for what, value in (
@@ -187,7 +230,7 @@ def report(runs: Sequence[Run], options: Options) -> str:
             f"EXPERIMENT (not the deployed configuration): env {options.handler_env},"
             f" retries {options.retries}, patches {list(options.experiments)}"
         )
-    bursts = [r for r in runs if r.design not in ("sweep", "budget")]
+    bursts = [r for r in runs if r.design not in ("sweep", "failover", "budget")]
     if bursts:
         out += [
             "",
@@ -219,7 +262,18 @@ def report(runs: Sequence[Run], options: Options) -> str:
         if run.design == "budget":
             out += ["", "### Budget: containers side by side under a cap, then a sweep", "", budget_text(run)]
     for run in runs:
-        out += [f"- {run.name}: {note}" for note in run.notes]
+        if run.design == "failover":
+            out += [
+                "",
+                f"### Failover: one sensor of an AZ serving {run.enis} ENIs stops, a second stands",
+                "",
+                failover_table(run),
+                "",
+                calls_table([run]),
+            ]
+    for run in runs:
+        if run.design != "failover":
+            out += [f"- {run.name}: {note}" for note in run.notes]
     out += [
         "",
         "Why ENIs failed or were deferred (per decision, summed over invocations):",

@@ -31,6 +31,8 @@ class Run:
     margin: float = 15.0
     accounts: int = 1
     """Accounts the ENIs are spread over evenly (each with its own token buckets)."""
+    left_on_failed: int = 0
+    """`failover`: sessions still on the failed sensor at the end (must be 0)."""
     cap: int | None = None
     """MIRROR_MAX_SESSIONS (None: no cap): `unmirrored` then counts the sessions short of the cap."""
     over_cap: int = 0
@@ -50,7 +52,9 @@ class Run:
         """Token-bucket bound: each action's successful calls beyond its burst, at its refill rate."""
         rates = self.rates
         per = self.accounts  # every account has its own buckets: the bound is one account's
-        creates = max(0.0, self.enis / per - rates.mutate_burst) / rates.mutate_rate
+        # A failover creates nothing: its bound is its moves' (ModifyTrafficMirrorSession, below).
+        creating = 0 if self.design == "failover" else self.enis
+        creates = max(0.0, creating / per - rates.mutate_burst) / rates.mutate_rate
         others = [
             max(0.0, n / per - rates.for_action(a)[0]) / rates.for_action(a)[1]
             for a, n in self.stats.passed.items()

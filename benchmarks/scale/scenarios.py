@@ -8,12 +8,14 @@ from typing import Any
 from benchmarks.scale.account import (
     coverage,
     enis_of,
+    hub_sensors,
     launch_in_batches,
     member_client,
     scale_account,
     setup_client,
 )
 from benchmarks.scale.constants import (
+    ACCOUNT_ID,
     BATCH_SIZE,
     DEFAULT_MARGIN,
     FUNCTION_TIMEOUT,
@@ -47,7 +49,11 @@ class Options:
     handler_env: dict[str, str] = field(default_factory=dict)
     retries: dict[str, Any] = field(default_factory=dict)
     experiments: tuple[str, ...] = ()
-    scenarios: tuple[str, ...] = ("queue", "queue+state", "queue+sweep", "direct", "naive", "sweep", "accounts")
+    scenarios: tuple[str, ...] = (
+        "queue", "queue+state", "queue+sweep", "direct", "naive", "sweep", "accounts", "failover"
+    )  # fmt: skip
+    failover_enis: int = 100
+    """The `failover` scenario: ENIs on the sensor that fails (one AZ, a second sensor beside it)."""
     quick: bool = False
     accounts: int = 5
     """The `accounts` scenario: the same burst in each of this many member accounts at once."""
@@ -78,11 +84,13 @@ def _env(url: str, extra: dict[str, str]) -> dict[str, str]:
 
 
 class Bench:
-    def __init__(self, server: throttle.Server, clock: throttle.SimClock, options: Options) -> None:
+    def __init__(
+        self, server: moto_server.Server[throttle.ThrottledApp], clock: throttle.SimClock, options: Options
+    ) -> None:
         self.server, self.clock, self.options = server, clock, options
 
     def _fresh(self) -> Any:
-        moto_server.reset(self.server.url)
+        self.server.reset()
         return setup_client(self.server.url)
 
     def _count(self, run: Run) -> None:
@@ -163,17 +171,22 @@ class Bench:
         Every account has its own token buckets (testsupport/throttle.py keys them by the caller's
         account); the hub's handler assumes its member role in each (one AssumeRole per account and
         container). With isolation the makespan stays near one account's bound, not N times it.
+
+        As an organization is deployed (MIRROR_SENSOR_OWNERS defaults to the hub): the sensors are
+        the hub's, tagged for mirroring and shared with every member (RAM, as the sandbox has it);
+        the members have none of their own.
         """
         opts = self.options
-        moto_server.reset(self.server.url)
+        self.server.reset()
         per_account = opts.events * opts.per_event
         members = [f"{100000000000 + k + 1}" for k in range(opts.accounts)]
+        hub_sensors(setup_client(self.server.url), per_account * len(members), members)
         events: list[dict[str, Any]] = []
         clients: dict[str, Any] = {}
         expected: dict[str, set[str]] = {m: set() for m in members}
         for member in members:
             ec2 = clients[member] = member_client(self.server.url, member)
-            account = scale_account(ec2, per_account)
+            account = scale_account(ec2, per_account, sensors=False)
             for index, instances in enumerate(launch_in_batches(ec2, account, per_account, opts.per_event)):
                 expected[member] |= enis_of(instances)
                 record = run_instances_record(instances, event_id=f"{uuid.uuid4()}")
@@ -188,7 +201,9 @@ class Bench:
         pool = Pool("ours", size, env, opts.retries, opts.experiments)
         try:
             self._start(run)
-            simulate([(QueueModel(events, arrivals=[opts.runinstances_at] * len(events)), pool)], self.clock, run)
+            simulate(
+                [(QueueModel(events, arrivals=[opts.runinstances_at] * len(events)), pool)], self.clock, run
+            )
         finally:
             pool.close()
         run.stats = self.server.app.stats
@@ -289,3 +304,59 @@ class Bench:
     @staticmethod
     def _sessions(ec2: Any) -> int:
         return sum(len(p["TrafficMirrorSessions"]) for p in ec2.get_paginator("describe_traffic_mirror_sessions").paginate())
+
+    def failover(self) -> Run:
+        """One sensor of an AZ serves every ENI there and stops; a second, large sensor stands beside it.
+
+        The sessions (ours: made with the ManagedBy tag, as the handler makes them) are all on the
+        first sensor; the containers start (their INIT reads the inventory: both sensors running),
+        the sensor's instance is stopped, and its `stopping` state-change event goes through the
+        deployed queue. Done when every session is on the second sensor: 0 left on the stopped one,
+        0 lost (every ENI still has its session), 0 duplicated, within 1.3x of the bucket bound
+        for the moves ((N - burst) / rate of ModifyTrafficMirrorSession).
+        """
+        from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
+
+        from testsupport import sandbox
+
+        opts = self.options
+        ec2 = self._fresh()
+        account = sandbox.build_account(ec2, REGION, azs=("a",), sensor_type="c5.24xlarge")
+        subnet = account.subnets[f"{REGION}a"]
+        failing = account.targets[f"sensor-{REGION}a-0"]
+        expected: set[str] = set()
+        for start in range(0, opts.failover_enis, 100):
+            expected |= enis_of(sandbox.launch(ec2, account, subnet, count=min(100, opts.failover_enis - start)))
+        tags = [{"ResourceType": "traffic-mirror-session", "Tags": [{"Key": MANAGED_TAG_KEY, "Value": Settings().managed_by}]}]
+        for eni in sorted(expected):
+            ec2.create_traffic_mirror_session(
+                NetworkInterfaceId=eni,
+                TrafficMirrorTargetId=failing,
+                TrafficMirrorFilterId=account.filters["default"],
+                SessionNumber=1,
+                TagSpecifications=tags,
+            )
+        standing = sandbox.add_eni_target(ec2, account, subnet, f"sensor-{REGION}a-1", "c5.24xlarge")
+        eni = account.target_enis[failing]
+        (sensor,) = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"]
+        instance = sensor["Attachment"]["InstanceId"]
+        name = f"ours, failover of {len(expected)} ENIs (state-change event, SQS queue)"
+        run = Run(name, "failover", "ours", enis=len(expected), containers=MAX_CONCURRENCY)
+        self._count(run)
+        pool = Pool("ours", MAX_CONCURRENCY, _env(self.server.url, opts.handler_env), opts.retries, opts.experiments)
+        try:
+            ec2.stop_instances(InstanceIds=[instance])
+            event = state_change(instance, "stopping", f"failover-{uuid.uuid4()}")
+            event["account"] = ACCOUNT_ID
+            self._start(run)
+            simulate([(QueueModel([event]), pool)], self.clock, run)
+        finally:
+            pool.close()
+        self._finish(run, ec2, expected)
+        per_target: dict[str, int] = {}
+        for page in ec2.get_paginator("describe_traffic_mirror_sessions").paginate():
+            for found in page["TrafficMirrorSessions"]:
+                per_target[found["TrafficMirrorTargetId"]] = per_target.get(found["TrafficMirrorTargetId"], 0) + 1
+        run.left_on_failed = per_target.get(failing, 0)
+        run.notes.append(f"sessions per sensor after: stopped {per_target.get(failing, 0)}, standing {per_target.get(standing, 0)}")
+        return run
