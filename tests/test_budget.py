@@ -15,8 +15,17 @@ import pytest
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
-from traffic_mirror.handler import app, budget, inventory, planner
-from traffic_mirror.handler.model import Action, Decision, Session, Source
+from traffic_mirror.handler import app, budget, coverage, inventory, planner
+from traffic_mirror.handler.model import (
+    Action,
+    Decision,
+    Health,
+    Inventory,
+    MirrorFilter,
+    Session,
+    Source,
+    Target,
+)
 from traffic_mirror.handler.settings import MANAGED_TAG_KEY, Settings
 
 from tests.test_tags import tag_event
@@ -136,6 +145,54 @@ def test_other_tools_sessions_count_against_awss_quota_not_the_cap() -> None:
     # AWS refused at 5 sessions in all (learned): 5 - 3 of other tools = room for 2 of ours.
     learned = outcome(budget.limit(decisions, room(10, others=3, quota=5)))
     assert Counter(learned.values()) == {"create": 2, "skipped:quota": 1}
+
+
+# --- with sensor health and evidence --------------------------------------------------------------
+
+
+def test_an_intercepted_eni_still_holds_or_gets_a_session_of_ours_so_it_takes_a_place() -> None:
+    """`intercepted` (another tool's untrusted session numbered below ours) does not stop our session
+    from being made or kept: it costs a place under the cap like any other."""
+    held = dataclasses.replace(mirrored("a", 1), problem=planner.INTERCEPTED)
+    newcomer = dataclasses.replace(create("b", 0), problem=planner.INTERCEPTED)
+    assert outcome(budget.limit([held, newcomer], room(1, ("a",)))) == {"a": "mirrored:intercepted",
+                                                                       "b": "skipped:over-budget"}  # fmt: skip
+    # Ranked like any holder: a higher newcomer displaces it; above the cap the sweep releases it.
+    assert outcome(budget.limit([held, create("n", 5)], room(1, ("a",)))) == {"a": "delete:over-budget", "n": "create"}
+    assert outcome(budget.limit([held, mirrored("c", 3)], room(1, ("a", "c")))) == {"a": "delete:over-budget",
+                                                                                 "c": "mirrored"}  # fmt: skip
+
+
+def test_a_failover_move_the_budget_releases_no_longer_counts_as_a_repair() -> None:
+    """A move off an unusable sensor (`repairs`) that the budget turns into a release: its session is
+    deleted, so it is no session stranded on an unusable target, only over the budget."""
+    move = Action("modify", "m", session_id="s-m", target_id="t2")
+    moving = Decision("m", "i-m", "modify", "failover", (move,), "t2", "f", repairs=planner.TARGET_UNHEALTHY)
+    assert coverage.stranded(moving) and coverage.problem(moving) == planner.TARGET_UNHEALTHY
+    (released, kept) = budget.limit([moving, mirrored("k", 2)], room(1, ("m", "k")))
+    assert (released.outcome, released.problem, released.repairs) == ("delete", planner.OVER_BUDGET, None)
+    assert not coverage.stranded(released) and coverage.problem(released) == planner.OVER_BUDGET
+    assert kept.outcome == "mirrored"
+
+
+def test_a_sensors_room_goes_to_the_highest_priority_first() -> None:
+    """A target with room for one source and two newcomers: the higher priority gets it (the other is
+    `target-full`), whatever their ids; untagged, the lower id (as before priorities)."""
+    small = Target("tmt-small", "network-interface", "eni-sensor", "vpc-1", "subnet-1", "us-east-1a",
+                   health=Health(capacity=1))  # fmt: skip
+    stock = Inventory((small,), (MirrorFilter("tmf-1"),))
+
+    def one(eni: str, prio: str | None) -> Source:
+        tags = {PRIORITY: prio} if prio is not None else {}
+        return Source(eni, "i-" + eni[4:], "m5.large", "subnet-1", "vpc-1", "us-east-1a", tags)
+
+    ranked = planner.plan([one("eni-1", "1"), one("eni-2", "9")], {}, stock, Settings())
+    assert [(d.eni_id, d.outcome, d.problem) for d in ranked] == [
+        ("eni-1", "skipped", planner.TARGET_FULL),
+        ("eni-2", "create", None),
+    ]
+    untagged = planner.plan([one("eni-1", None), one("eni-2", None)], {}, stock, Settings())
+    assert [(d.eni_id, d.outcome) for d in untagged] == [("eni-1", "create"), ("eni-2", "skipped")]
 
 
 # --- end to end, moto ---------------------------------------------------------------------------
