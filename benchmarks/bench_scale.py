@@ -30,10 +30,15 @@ Scenarios (`--only`): `queue` (the issue's burst: 20 RunInstances events x 10 in
 the deployed queue), `queue+state` (the same plus each instance's "running" state-change event,
 which the deployed rules also match, arriving 5-20 s later), `queue+sweep` (the same burst while the
 schedule's sweep starts, with the deployed 300 s timeout, 2 s in), `direct` and `naive` (the
-burst through direct asynchronous invocations, our handler and the blog post's), and `sweep`
-(1,000 ENIs, no events, short budget), `accounts` (the burst in several member accounts at once)
-and `failover` (one sensor of an AZ serving 100 ENIs stops while a second stands: its `stopping`
-state-change event through the deployed queue moves every session). The direct design is not run with the state-change events:
+burst through direct asynchronous invocations, our handler and the blog post's), `sweep`
+(1,000 ENIs, no events, short budget), `accounts` (the burst in several member accounts at once),
+`failover` (one sensor of an AZ serving 100 ENIs stops while a second stands: its `stopping`
+state-change event through the deployed queue moves every session), `sweep-capped` (beside the
+sweep: 10,000 in-scope ENIs under MIRROR_MAX_SESSIONS=1,000, `--capped-enis`, `--cap`) and `budget`
+(20 one-ENI launch events under a cap of 5 through the deployed queue, then one sweep: what
+containers side by side overshoot, and the sweep restoring the cap; docs/budget.md).
+`--queue-concurrency 1` measures what a single writer per region would cost the burst. The direct
+design is not run with the state-change events:
 that would be 220 concurrent containers, more processes than a benchmark box should spawn.
 
 A larger burst compares the two designs where they part: `--events 60 --only queue,direct`
@@ -55,7 +60,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks.scale.constants import ORGANIZATION_MAX_CONCURRENCY, SWEEP_INTERVAL
+from benchmarks.scale.constants import MAX_CONCURRENCY, ORGANIZATION_MAX_CONCURRENCY, SWEEP_INTERVAL
 from benchmarks.scale.containers import EXPERIMENTS
 from benchmarks.scale.report import report, verdict
 from benchmarks.scale.runs import Run
@@ -122,6 +127,10 @@ def run_all(options: Options, out: Callable[[str], None] = print) -> tuple[list[
             plan.append(("accounts", bench.accounts))
         if "failover" in options.scenarios:
             plan.append(("failover", bench.failover))
+        if "sweep-capped" in options.scenarios:
+            plan.append(("sweep-capped", bench.sweep_capped))
+        if "budget" in options.scenarios:
+            plan.append(("budget", bench.budget))
         for label, scenario in plan:
             started = time.monotonic()
             run = scenario()
@@ -158,12 +167,23 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--latency", type=float, default=0.05, help="EC2's own latency per call, seconds")
     parser.add_argument(
         "--only",
-        default="queue,queue+state,queue+sweep,direct,naive,sweep,accounts,failover",
-        help="comma-separated: queue, queue+state, queue+sweep, direct, naive, sweep, accounts, failover",
+        default="queue,queue+state,queue+sweep,direct,naive,sweep,accounts,failover,sweep-capped,budget",
+        help="comma-separated: queue, queue+state, queue+sweep, direct, naive, sweep, accounts, failover, sweep-capped,"
+        " budget",
     )
     parser.add_argument(
         "--failover-enis", type=int, default=100, help="failover: ENIs on the sensor that stops (one AZ)"
     )
+    parser.add_argument(
+        "--queue-concurrency",
+        type=int,
+        default=MAX_CONCURRENCY,
+        help="the queue scenarios' maximum concurrency (1: what a single writer per region would cost)",
+    )
+    parser.add_argument("--capped-enis", type=int, default=10_000, help="sweep-capped: in-scope ENIs")
+    parser.add_argument("--cap", type=int, default=1000, help="sweep-capped: MIRROR_MAX_SESSIONS")
+    parser.add_argument("--budget-events", type=int, default=20, help="budget: one-ENI launch events")
+    parser.add_argument("--budget-cap", type=int, default=5, help="budget: MIRROR_MAX_SESSIONS")
     parser.add_argument(
         "--accounts", type=int, default=5, help="accounts: the burst in each of this many member accounts at once"
     )
@@ -228,6 +248,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         accounts=args.accounts,
         accounts_concurrency=args.accounts_concurrency,
         failover_enis=args.failover_enis,
+        queue_concurrency=args.queue_concurrency,
+        capped_enis=args.capped_enis,
+        cap=args.cap,
+        budget_events=args.budget_events,
+        budget_cap=args.budget_cap,
     )
     if args.quick:
         options = quick(options)
@@ -242,6 +267,7 @@ def quick(options: Options) -> Options:
     options.accounts = 2
     options.sweep_enis, options.sweep_budget = 40, 5.0
     options.failover_enis = 12
+    options.capped_enis, options.cap = 40, 10
     options.handler_env = {"MIRROR_DEADLINE_MARGIN_SECONDS": "3", **options.handler_env}
     options.latency = 0.01
     options.quick = True

@@ -15,6 +15,7 @@ from traffic_mirror.handler.coverage import Group, Sensor
 from traffic_mirror.handler.model import Decision, Untrusted
 
 from . import evidence, reasons
+from .budget_view import BudgetView
 from .cost import Estimate
 
 JSON_SCHEMA_VERSION = 4
@@ -23,7 +24,9 @@ JSON_SCHEMA_VERSION = 4
 `unmirrored` entry; `untrusted_sessions` and `mirror_loss` (and in the total, their count and the
 loss over every account); `sensors` (every traffic mirror target: usable or why not, sessions,
 sources limit); an ENI whose session's target cannot receive packets is unmirrored with problem
-`target-unhealthy`, one no usable target has room for with `target-full`."""
+`target-unhealthy`, one no usable target has room for with `target-full`; `budget` (the session
+cap, the sessions used, the cost at the cap, the ENIs waiting: problem `over-budget` or `quota`;
+docs/budget.md)."""
 OUT_OF_SCOPE_CATEGORIES = tuple(planner.OUT_OF_SCOPE)
 """The stable keys of the JSON report's `out_of_scope` counts."""
 
@@ -99,7 +102,9 @@ class Coverage(Share):
     sensors: tuple[Sensor, ...] = ()
     """Every traffic mirror target the ENIs may use, with its health (`handler/coverage.sensors`)."""
 
-    def to_json(self, account: str, generated_at: str, cost: Estimate | None = None) -> dict[str, Any]:
+    def to_json(
+        self, account: str, generated_at: str, cost: Estimate | None = None, budget: BudgetView | None = None
+    ) -> dict[str, Any]:
         """The stable JSON schema of `coverage --format json` (docs/cli-json.md, "coverage").
 
         Lists are sorted (by VPC, AZ, ENI id); percentages are rounded to two decimals, but
@@ -124,6 +129,8 @@ class Coverage(Share):
         }
         if cost is not None:
             report["cost"] = cost.to_json()
+        if budget is not None:
+            report["budget"] = budget.to_json()
         return report
 
 

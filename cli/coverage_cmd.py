@@ -17,6 +17,7 @@ from traffic_mirror.handler.coverage import Sensor
 
 from . import documents, evidence, exits, html_report, reasons, render
 from .aws import AWS_ERRORS
+from .budget_view import BudgetView
 from .context import Run
 from .cost import Estimate, estimate
 from .coverage import Coverage, Share, Total, coverage
@@ -40,6 +41,7 @@ def render_coverage(
     minimum: float | None = None,
     run_stamp: str = "",
     cost: Estimate | None = None,
+    budget: BudgetView | None = None,
     *,
     err: Console | None = None,
     quiet: bool = False,
@@ -48,7 +50,7 @@ def render_coverage(
     loss_threshold: float | None = None,
 ) -> None:
     """Untrusted sessions first, then the headline, by VPC, by AZ, the unmirrored ENIs with their
-    reasons, out of scope, the mirror loss, cost; the verdict on `--min` on `err` (stderr).
+    reasons, out of scope, the mirror loss, cost, the session budget; the verdict on `--min` on `err` (stderr).
     `quiet`: the untrusted sessions' count, the headline and a missed minimum only."""
     if quiet:
         evidence.untrusted_count(console, report.untrusted)
@@ -106,6 +108,10 @@ def render_coverage(
     if cost is not None:
         render.blank(console)
         render.line(console, cost.sentence())
+    if budget is not None and budget.shown:
+        render.blank(console)
+        for text in budget.lines():
+            render.line(console, text)
     verdict(err or console, report, minimum)
 
 
@@ -250,11 +256,11 @@ def run_one(
     cost = estimate(snapshot.decisions, snapshot.targets, snapshot.zone_ids)
     if output == "table":
         render_coverage(
-            r.console, report, minimum, r.stamp, cost, err=r.err, quiet=r.quiet, account=r.account,
+            r.console, report, minimum, r.stamp, cost, snapshot.budget, err=r.err, quiet=r.quiet, account=r.account,
             names=snapshot.names, loss_threshold=r.settings.loss_alarm_percent,
         )  # fmt: skip
     else:
-        publish(r, output, report.to_json(r.account, r.generated_at, cost), destination)
+        publish(r, output, report.to_json(r.account, r.generated_at, cost, snapshot.budget), destination)
         verdict(r.err, report, minimum, r.quiet)
     return exit_code(r, report, minimum, fail_if_empty, f"account {r.account}")
 
@@ -279,11 +285,11 @@ def run_accounts(
         reports.append((one.account, report))
         if output == "table":
             render_coverage(
-                r.console, report, None, one.stamp, cost, quiet=r.quiet, account=one.account, names=snapshot.names,
+                r.console, report, None, one.stamp, cost, snapshot.budget, quiet=r.quiet, account=one.account, names=snapshot.names,
                 loss_threshold=r.settings.loss_alarm_percent,
             )  # fmt: skip
         else:
-            docs.append(report.to_json(one.account, r.generated_at, cost))
+            docs.append(report.to_json(one.account, r.generated_at, cost, snapshot.budget))
     total = Total(r.region, tuple(reports), tuple(unreadable))
     if output == "table":
         render_total(r.console, total, minimum, err=r.err, quiet=r.quiet)

@@ -107,7 +107,8 @@ def render_plan(
     account: str = "",
 ) -> None:
     """Untrusted sessions first, every ENI as a record, then the tally (by kind, once services' ENIs
-    are sources), the cost, what `--sources` beyond the deployment's would add, and the guardrails
+    are sources), the cost, what `--sources` beyond the deployment's would add, the session budget,
+    the sensors and the guardrails
     (`quiet`: the untrusted sessions' count, when there are any, and the summary lines only)."""
     decisions: Sequence[Decision] = snapshot.decisions
     cost = estimate(decisions, snapshot.targets, snapshot.zone_ids).sentence()
@@ -135,6 +136,11 @@ def render_plan(
     for index, line in enumerate(summary):
         if line:
             render.line(console, line, style="bold" if index == len(summary) - 1 else "")
+    found = snapshot.budget
+    if found is not None and found.shown:
+        render.blank(console)
+        for text in found.lines():
+            render.line(console, text)
     render_sensors(console, snapshot.sensors)
     if findings is not None:
         render.blank(console)
@@ -181,6 +187,7 @@ def plan_json(one: Run, snapshot: Snapshot, findings: Sequence[Finding] = ()) ->
         "untrusted_sessions": evidence.untrusted_json(evidence.untrusted(decisions), one.account),
         "guardrails": evidence.guardrails_json(findings),
         "sensors": [sensor_json(s) for s in snapshot.sensors],
+        **({"budget": snapshot.budget.to_json()} if snapshot.budget is not None else {}),
     }
 
 

@@ -4,11 +4,13 @@ from dataclasses import dataclass, field
 
 from traffic_mirror.handler import cloudwatch, guardrails, inventory, reconcile
 from traffic_mirror.handler import loss as mirror_loss
+from traffic_mirror.handler.budget import Room
 from traffic_mirror.handler.context import Context
 from traffic_mirror.handler.coverage import Sensor
 from traffic_mirror.handler.model import Decision, Inventory, Source, Target
 from traffic_mirror.handler.settings import Settings
 
+from .budget_view import BudgetView, view
 from .context import Run
 
 
@@ -27,6 +29,18 @@ class Snapshot:
     """The place's targets and filters, as the plan used them."""
     sensors: tuple[Sensor, ...] = ()
     """Every target with its health and the sessions it serves."""
+    planned: list[Decision] = field(default_factory=list)
+    """The planner's decisions before the budget pass (what the cap is compared against)."""
+    room: Room | None = None
+    """The place's sessions as the budget pass saw them."""
+    priority_tag_key: str = "MirrorPriority"
+
+    @property
+    def budget(self) -> BudgetView | None:
+        """The session budget of this plan (docs/budget.md)."""
+        if self.room is None:
+            return None
+        return view(self.decisions, self.planned, self.room, self.priority_tag_key, self.names)
 
     def name(self, instance_id: str) -> str:
         """The Name tag, else the instance id (people know their instances by name)."""
@@ -50,6 +64,9 @@ def read(run: Run, settings: Settings | None = None) -> Snapshot:
         {s.eni_id: s for s in planned.sources},
         found,
         planned.sensors,
+        planned.planned,
+        planned.room,
+        ctx.settings.priority_tag_key,
     )
 
 

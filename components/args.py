@@ -51,6 +51,10 @@ class TrafficMirrorAutomationArgs(TypedDict, total=False):
     """Role the handler assumes in another account (arn:<partition>:iam::<account>:role/<name>). Default traffic-mirror-automation-member."""
     vni_per_vpc: NotRequired[bool | None]
     """Give each (account, VPC) its own deterministic VXLAN network id, so sensors can tell overlapping CIDRs apart (overrides vni). Default false."""
+    max_sessions: NotRequired[int | None]
+    """The most traffic mirror sessions the automation keeps in one account and region: over it, the highest priorities are mirrored (priority_tag_key) and the rest wait. Unset: no cap of ours (AWS's quota of 10,000 sessions per account still applies, handled the same way). Allowed: between 1 and 10000."""
+    priority_tag_key: NotRequired[str | None]
+    """Instance/ENI tag key whose integer value is an ENI's priority under a session budget (the ENI's own tag over its instance's or load balancer's; untagged: 0; higher wins). Default MirrorPriority."""
     loss_alarm_percent: NotRequired[float | None]
     """Mirror loss (the share of mirrored bytes AWS skipped, per AZ, over the last hour) above which the sweep's loss line is a warning and the loss alarm fires. Allowed: between 0 and 100. Default 5."""
     log_level: NotRequired[str | None]

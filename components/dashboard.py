@@ -1,8 +1,8 @@
 """A CloudWatch dashboard per region, the optional coverage alarm, and the unusable-sensor alarm.
 
 Everything on it comes from metrics that already exist: the handler's EMF metrics (namespace
-TrafficMirrorAutomation, dimension FunctionName: Created, Failed, Deferred, ..., and from every
-sweep InScope, Mirrored, CoveragePercent, SweepDurationMs, UsableTargets, UnusableTargets,
+TrafficMirrorAutomation, dimension FunctionName: Created, Failed, Deferred, OverBudget, AtQuota, ...,
+and from every sweep InScope, Mirrored, CoveragePercent, SweepDurationMs, UsableTargets, UnusableTargets,
 SessionsOnUnusableTargets, UntrustedSessions and MirrorLossPercent, the last two also by Account
 and by AvailabilityZone), Lambda's and SQS's own.
 """
@@ -137,15 +137,24 @@ def body(region: str, function_name: str, event_queue: str, dead_letter_queue: s
             widget(
                 "Untrusted sessions: other tools' sessions to targets not trusted for their ENI (each sweep)",
                 [ours("UntrustedSessions", "Maximum", label="all accounts"), each("UntrustedSessions", "Account")],
-                0,
+                12,
                 18,
             ),
             widget(
                 "Mirror loss (%) per AZ: mirrored bytes AWS skipped, last hour",
                 [ours("MirrorLossPercent", "Maximum", label="worst AZ"), each("MirrorLossPercent", "AvailabilityZone")],
-                12,
-                18,
+                0,
+                24,
                 yAxis={"left": {"min": 0}},
+            ),
+            widget(
+                "Session budget: ENIs waiting for room (max_sessions, AWS's quota)",
+                [
+                    ours("OverBudget", "Maximum", label="over the cap (max_sessions)"),
+                    ours("AtQuota", "Maximum", label="at AWS's session quota"),
+                ],
+                12,
+                24,
             ),
         ]
     }

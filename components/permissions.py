@@ -33,7 +33,7 @@ class Read:
 READS: tuple[Read, ...] = (
     Read("ec2:DescribeInstances", "instances: state, tags, their ENIs"),
     Read("ec2:DescribeNetworkInterfaces", "the ENIs to mirror, and ENI sensors"),
-    Read("ec2:DescribeTags", "the mirror tag on ENIs and instances"),
+    Read("ec2:DescribeTags", "the mirror and priority tags on ENIs and instances"),
     Read("ec2:DescribeTrafficMirrorTargets", "the sensors"),
     Read("ec2:DescribeTrafficMirrorFilters", "the filter for new sessions"),
     Read("ec2:DescribeTrafficMirrorSessions", "the sessions that exist"),

@@ -455,6 +455,15 @@ def create_function(
         "Maximum",
         threshold,
     )
+    alarm(
+        "session-quota",
+        "AWS's traffic mirror session quota is reached in an account (10,000, not adjustable): ENIs wait and are"
+        " mirrored by priority as room appears; set max_sessions or remove other tools' sessions (docs/budget.md)",
+        METRIC_NAMESPACE,
+        "AtQuota",
+        {"FunctionName": function.name},
+        "Maximum",
+    )
 
     initial_sweep = None
     if options.deployment.initial_sweep:

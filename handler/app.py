@@ -221,6 +221,7 @@ def handle(
     tally = report.counts(all_results, skips)
     problems = report.problems(all_results)
     calls = container.clients.calls_snapshot() - calls_before
+    bad_priorities = sum(1 for r in all_results if r.decision.priority_error)
     report.summary(
         tally,
         (time.monotonic() - started) * 1000,
@@ -228,6 +229,7 @@ def handle(
         events=len(pairs),
         failed_messages=len(failed_messages),
         problems=problems,
+        **({"priority_errors": bad_priorities} if bad_priorities else {}),
     )
     if pairs and pairs[0][0] is not None:
         return {"batchItemFailures": [{"itemIdentifier": mid} for mid in sorted(failed_messages)]}

@@ -6,6 +6,7 @@ are `retryable`, so the invocation fails only for what is left and Lambda or SQS
 """
 
 import dataclasses
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,11 +15,11 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import errors, inventory
+from . import budget, errors, inventory
 from .context import Context
 from .kinds import INSTANCES
 from .model import Action, Decision
-from .planner import CONFIG_PROBLEMS, GONE
+from .planner import CONFIG_PROBLEMS, GONE, QUOTA
 from .settings import MANAGED_TAG_KEY
 
 Status = Literal["created", "modified", "deleted", "mirrored", "skipped", "failed", "planned", "deferred"]
@@ -124,6 +125,10 @@ def apply_one(decision: Decision, ctx: Context) -> Result:
                 inventory.invalidate(ctx)
             if kind == "full" and action.target_id:
                 ctx.container.target_full(ctx.place, action.target_id)
+            if kind == "quota":
+                # Known and permanent until room appears: the ENI waits, reported (not retried).
+                why = f"AWS refused a session for the account's quota ({code}): waits for room, by priority"
+                return Result(budget.wait(decision, QUOTA, why), "skipped", why, False, ids, code)
             retryable = kind in errors.RETRYABLE
             return Result(decision, "failed", f"{action.kind} failed: {code}: {error}", retryable, ids, code)
         if session_id:
@@ -141,10 +146,19 @@ def apply_all(
     retry finishes it.
     """
 
+    at_quota = threading.Event()
+
     def work(decision: Decision) -> Result:
         if decision.actions and ctx.too_late():
             return Result(decision, "deferred", "deadline near: left for the next run", retryable=True)
-        result = apply_one(decision, ctx)
+        if at_quota.is_set() and any(a.kind == "create" for a in decision.actions):
+            # One refusal says it for every create of the place: no more calls that would be refused.
+            why = "AWS's session quota for the account is reached (refused in this run): waits for room, by priority"
+            result = Result(budget.wait(decision, QUOTA, why), "skipped", why)
+        else:
+            result = apply_one(decision, ctx)
+        if result.error_code == errors.SESSION_QUOTA:
+            at_quota.set()
         if on_done:
             on_done(result)
         return result

@@ -277,8 +277,10 @@ class Clients:
             return self._paginators.setdefault(key, made)
 
     def reset(self) -> None:
-        """Forget every client, paginator and session (tests and the demo switch mocks or endpoints)."""
+        """Forget every client, paginator and session, and the calls they made (tests and the demo
+        switch mocks or endpoints: what the next one counts is its own)."""
         with self._lock:
+            self.calls.clear()
             self._clients.clear()
             self._paginators.clear()
             self._sessions.clear()

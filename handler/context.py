@@ -21,6 +21,8 @@ FLEET_WORKERS = 8
 """Accounts a multi-account sweep covers at once (each with its own clients and rate limiters)."""
 FULL_TARGET_SECONDS = 900.0
 """How long a target that refused a source is passed over for new sessions."""
+QUOTA_SECONDS = 900.0
+"""How long a place whose session quota AWS refused is planned within what it held then."""
 MARGIN_FRACTION = 0.6
 """The deadline margin is at most this share of the invocation's budget (see `Context.margin`)."""
 LOSS_INTERVAL_SECONDS = 240.0
@@ -47,6 +49,8 @@ class Container:
         self.refused_types: set[str] = set()
         self.refused_enis: set[str] = set()
         self.full_targets: dict[tuple[Place, str], float] = {}
+        self.session_quota: dict[Place, tuple[float, int]] = {}
+        """Place -> (until, sessions the account held) after AWS refused a session for its quota."""
         self.own_account: str | None = None
         self.organization: tuple[float, tuple[str, ...]] | None = None
         """(read at, ACTIVE account ids) of the organization, when MIRROR_ACCOUNTS=organization."""
@@ -59,7 +63,9 @@ class Container:
         now = time.monotonic()
         with self.lock:
             full = frozenset(t for (p, t), until in self.full_targets.items() if p == place and until > now)
-            return Learned(frozenset(self.refused_types), full, frozenset(self.refused_enis))
+            until, held = self.session_quota.get(place, (0.0, 0))
+            quota = held if until > now else None
+            return Learned(frozenset(self.refused_types), full, frozenset(self.refused_enis), quota)
 
     def refuse_type(self, instance_type: str) -> None:
         """Remember an API refusal so later ENIs of this type are skipped without a call."""
@@ -86,6 +92,11 @@ class Container:
         with self.lock:
             self.full_targets[(place, target_id)] = time.monotonic() + FULL_TARGET_SECONDS
 
+    def quota_reached(self, place: Place, held: int) -> None:
+        """AWS refused a session for the account's quota while it held `held`: plan within that for a while."""
+        with self.lock:
+            self.session_quota[place] = (time.monotonic() + QUOTA_SECONDS, held)
+
     def reset(self) -> None:
         """Forget every client and everything learned (tests, and the demo when it switches mocks)."""
         self.clients.reset()
@@ -95,6 +106,7 @@ class Container:
             self.refused_types.clear()
             self.refused_enis.clear()
             self.full_targets.clear()
+            self.session_quota.clear()
             self.own_account = None
             self.organization = None
             self.sweep_cursor = 0

@@ -347,13 +347,15 @@ def _service_eni_created(call: Call) -> Change | Skip:
 def _load_balancer_tags_changed(call: Call) -> Change | Skip:
     # elbv2 (`resourceArns`) and classic elb (`loadBalancerNames`) AddTags/RemoveTags: the nodes'
     # ENIs take their load balancer's tags, so they are planned again (found by their description).
-    name, event_id, key = call.name, call.event_id, call.settings.tag_key
+    name, event_id = call.name, call.event_id
+    watched = watched_tag_keys(call.settings)
+    key = " or ".join(watched)
     if "load-balancers" not in call.settings.kinds:
         return Skip("ignored", f"{name}: MIRROR_SOURCES={call.settings.sources} mirrors no load balancer", name, event_id)
     request = call.request
     keys = {_str(t.get("key")) for t in request.get("tags") or [] if isinstance(t, Mapping)}
     keys |= {_str(k) for k in request.get("tagKeys") or []}
-    if key not in keys:
+    if not keys & set(watched):
         return Skip("ignored", f"{name} does not touch the {key} tag", name, event_id)
     arns = [_str(a) for a in request.get("resourceArns") or []]
     names = [_str(n) for n in request.get("loadBalancerNames") or []]
@@ -368,12 +370,22 @@ def _terminated(call: Call) -> Change | Skip:
     return Skip("ignored", "TerminateInstances: AWS deletes the sessions with the ENIs", call.name, call.event_id)
 
 
+def watched_tag_keys(settings: Settings) -> list[str]:
+    """The tag keys whose changes are events: the mirror tag, and under a cap the priority tag."""
+    keys = [settings.tag_key]
+    if settings.max_sessions is not None and settings.priority_tag_key not in keys:
+        keys.append(settings.priority_tag_key)
+    return keys
+
+
 def _tags_changed(call: Call) -> Change | Skip:
-    name, event_id, region, key = call.name, call.event_id, call.region, call.settings.tag_key
+    name, event_id, region = call.name, call.event_id, call.region
+    watched = watched_tag_keys(call.settings)
+    key = " or ".join(watched)
     keys = {_str(t.get("key")) for t in _items(call.request.get("tagSet"))}
-    if name == "CreateTags" and key not in keys:
+    if name == "CreateTags" and not keys & set(watched):
         return Skip("ignored", f"{name} does not touch the {key} tag", name, event_id)
-    if name == "DeleteTags" and keys and key not in keys:
+    if name == "DeleteTags" and keys and not keys & set(watched):
         # DeleteTags without a tagSet deletes every tag, ours included.
         return Skip("ignored", f"{name} does not touch the {key} tag", name, event_id)
     resources = [_str(r.get("resourceId")) for r in _items(call.request.get("resourcesSet"))]
@@ -452,18 +464,18 @@ def _load_balancers(settings: Settings) -> bool:
 
 
 def _tag_set_names(settings: Settings) -> Mapping[str, Any]:
-    """EC2's CreateTags/DeleteTags naming our key (inside the tagSet array)."""
-    return {"requestParameters": {"tagSet": {"items": {"key": [settings.tag_key]}}}}
+    """EC2's CreateTags/DeleteTags naming a watched key (inside the tagSet array)."""
+    return {"requestParameters": {"tagSet": {"items": {"key": watched_tag_keys(settings)}}}}
 
 
 def _tags_named(settings: Settings) -> Mapping[str, Any]:
-    """elbv2's and classic elb's AddTags naming our key."""
-    return {"requestParameters": {"tags": {"key": [settings.tag_key]}}}
+    """elbv2's and classic elb's AddTags naming a watched key."""
+    return {"requestParameters": {"tags": {"key": watched_tag_keys(settings)}}}
 
 
 def _keys_named(settings: Settings) -> Mapping[str, Any]:
-    """elbv2's RemoveTags (`tagKeys`) or classic elb's (`tags`) naming our key."""
-    key = [settings.tag_key]
+    """elbv2's RemoveTags (`tagKeys`) or classic elb's (`tags`) naming a watched key."""
+    key = watched_tag_keys(settings)
     return {"$or": [{"requestParameters": {"tagKeys": key}}, {"requestParameters": {"tags": {"key": key}}}]}
 
 

@@ -18,7 +18,7 @@ from . import accounts, errors, health, kinds
 from .context import Context
 from .errors import ReadFailure
 from .model import FilterRule, Health, Inventory, MirrorFilter, Session, Source, Target, TargetKind
-from .planner import is_designated
+from .planner import is_designated, priority_of
 from .settings import MANAGED_TAG_KEY, Settings
 
 if TYPE_CHECKING:
@@ -573,6 +573,36 @@ def own_sessions(ctx: Context, sessions: Sequence[Session]) -> list[Session]:
         return list(sessions)
     here = ctx.place.account or accounts.own_account(ctx)
     return [s for s in sessions if not s.owner or s.owner == here]
+
+
+def priorities(ctx: Context, eni_ids: Sequence[str]) -> dict[str, int]:
+    """The budget priorities of these ENIs (`planner.priority`: the ENI's tag over its instance's).
+
+    Read from what carries the tag: one paginated DescribeTags of the key over the place, then, only
+    if some instance carries it, the ENIs of those instances. Calls grow with the tagged resources,
+    not with the ENIs asked about (an event asks about every ENI holding a session of ours).
+    """
+    key = ctx.settings.priority_tag_key
+    filters = [
+        {"Name": "key", "Values": [key]},
+        {"Name": "resource-type", "Values": ["instance", "network-interface"]},
+    ]
+    tagged = _pages(ctx, "describe_tags", "Tags", Filters=filters)
+    on_enis = {t["ResourceId"]: t.get("Value", "") for t in tagged if t.get("ResourceType") == "network-interface"}
+    on_instances = {t["ResourceId"]: t.get("Value", "") for t in tagged if t.get("ResourceType") == "instance"}
+    wanted = set(eni_ids)
+    parent: dict[str, str] = {}
+    if on_instances and wanted - set(on_enis):
+        for eni in describe_enis(ctx, "attachment.instance-id", sorted(on_instances)):
+            instance = (eni.get("Attachment") or {}).get("InstanceId")
+            if eni["NetworkInterfaceId"] in wanted and instance:
+                parent[eni["NetworkInterfaceId"]] = str(instance)
+    found = {}
+    for eni_id in eni_ids:
+        own = {key: on_enis[eni_id]} if eni_id in on_enis else {}
+        inherited = {key: on_instances[parent[eni_id]]} if eni_id in parent else {}
+        found[eni_id] = priority_of(own, inherited, key)[0]
+    return found
 
 
 def group_by_eni(sessions: Iterable[Session]) -> dict[str, list[Session]]:

@@ -278,6 +278,13 @@ class Decision:
     tier: str | None = None
     """Trust tier of the chosen target (one of `planner.TIERS`): in the source's own VPC, or
     `designated-cross-vpc` (another VPC, a sensor the operator tagged)."""
+    priority: int = 0
+    """The ENI's priority under a session budget (MIRROR_PRIORITY_TAG_KEY; untagged: 0)."""
+    priority_error: str | None = None
+    """Why the priority tag was not understood (not an integer): a configuration problem of this
+    ENI, reported; it does not stop mirroring (the priority is 0)."""
+    attached_at: float | None = None
+    """When the ENI was attached, where known: of two ENIs of equal priority, the older keeps its session."""
     untrusted: tuple[Untrusted, ...] = ()
     """Sessions of other tools on this ENI whose target is not trusted for it: never touched,
     always reported (a session to one's own target is a known way to copy traffic out)."""
@@ -300,3 +307,6 @@ class Learned:
     """Targets that recently answered TrafficMirrorSourcesPerTargetLimitExceeded."""
     refused_enis: frozenset[str] = frozenset()
     """Service ENIs (no instance type to remember) EC2 answered NetworkInterfaceNotSupported for."""
+    session_quota: int | None = None
+    """Sessions the account held when AWS last refused one for its session quota
+    (TrafficMirrorSessionLimitExceeded), recently: None when it has not."""

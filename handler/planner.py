@@ -7,6 +7,7 @@ ENI. Events, the sweep and the CLI all go through this one function, so they agr
 
 import dataclasses
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -80,6 +81,11 @@ the ENI's account (RAM): it cannot use them."""
 INTERCEPTED = "intercepted"
 """A session of another tool to an untrusted target is numbered below ours: AWS gives each packet
 to the lowest-numbered session whose filter accepts it, so that session takes them first."""
+OVER_BUDGET = "over-budget"
+"""MIRROR_MAX_SESSIONS is reached by ENIs of equal or higher priority: it waits for room (handler/budget.py)."""
+QUOTA = "quota"
+"""AWS's session quota for the account is reached (TrafficMirrorSessionLimitExceeded): it waits for room,
+by priority like the cap."""
 PROBLEMS: Mapping[str, str] = {
     NO_FILTER: "no traffic mirror filter",
     FILTER_MISSING: "the configured filter does not exist",
@@ -91,6 +97,8 @@ PROBLEMS: Mapping[str, str] = {
     TARGET_FULL: "every usable target has its maximum of sources",
     NOT_SHARED: "its sensor is not shared with its account",
     INTERCEPTED: "an untrusted session ahead of ours takes its packets",
+    OVER_BUDGET: "waits for room under the session cap (MIRROR_MAX_SESSIONS)",
+    QUOTA: "waits for room under AWS's session quota",
 }
 CONFIG_PROBLEMS = frozenset({NO_FILTER, FILTER_MISSING, FILTER_AMBIGUOUS})
 """Problems an operator fixes in configuration (logged at ERROR)."""
@@ -149,6 +157,32 @@ def tag_intent(source: Source, tag_key: str, scope: str) -> Intent:
     if value in TRUE_LIKE or value == DEFAULT_ROUTE_VALUE:
         return Intent(True, None, f"opted in by {where} tag {tag_key}={raw}")
     return Intent(True, value, f"route {value!r} from {where} tag {tag_key}={raw}")
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def priority(source: Source, key: str) -> tuple[int, str | None]:
+    """An ENI's priority under a budget: the ENI's own tag over its instance's (or load balancer's),
+    untagged 0.
+
+    A value that is not an integer is a configuration problem of that ENI (the error, priority 0).
+    """
+    return priority_of(source.eni_tags, source.instance_tags, key, source.owner)
+
+
+def priority_of(
+    eni_tags: Mapping[str, str], parent_tags: Mapping[str, str], key: str, parent: str = "instance"
+) -> tuple[int, str | None]:
+    """`priority` from the ENI's tags and its parent's (`parent`: what they belong to, in words)."""
+    raw, where = eni_tags.get(key), "ENI"
+    if raw is None:
+        raw, where = parent_tags.get(key), parent
+    if raw is None:
+        return 0, None
+    if _INTEGER.fullmatch(raw.strip()):
+        return int(raw.strip()), None
+    return 0, f"{where} tag {key}={raw!r} is not an integer: priority 0"
 
 
 def resource_route(tags: Mapping[str, str], tag_key: str) -> str | None:
@@ -482,6 +516,7 @@ def _decide(
         repairs=repairs,
         kind=source.kind,
         resource="" if source.kind == kinds.INSTANCES else source.label,
+        attached_at=source.attached_at,
     )
 
 
@@ -531,7 +566,12 @@ def plan_source(
         load = initial_load(inventory, {source.eni_id: sessions})
     decision = _plan_source(source, sessions, inventory, settings, release=release, learned=learned, load=load)
     foreign = (s for s in sessions if not is_managed(s, settings))
-    return with_untrusted(decision, untrusted_sessions(source, foreign, inventory, settings.tag_key))
+    decision = with_untrusted(decision, untrusted_sessions(source, foreign, inventory, settings.tag_key))
+    rank, error = priority(source, settings.priority_tag_key)
+    if rank == 0 and error is None:
+        return decision
+    # The budget pass (handler/budget.py) ranks by it.
+    return dataclasses.replace(decision, priority=rank, priority_error=error)
 
 
 def _plan_source(
@@ -782,13 +822,16 @@ def plan(
     Sources per target are counted across the whole plan: the sessions that exist (`initial_load`),
     `reserved` (ENIs other plans of this run put on targets), and what this plan puts there, so no
     target is given more sources than it accepts (the dry run, the sweep and coverage agree).
+    A target's room goes to the highest priority first (MIRROR_PRIORITY_TAG_KEY, as the budget
+    ranks; untagged ENIs in id order), so a sensor's capacity and a session budget agree on who
+    waits.
     """
     unique = {s.eni_id: s for s in sources}
     load = initial_load(inventory, sessions_by_eni)
     for target, enis in (reserved or {}).items():
         load.setdefault(target, set()).update(enis)
-    decisions = []
-    for eni in sorted(unique):
+    decided: dict[str, Decision] = {}
+    for eni in sorted(unique, key=lambda e: (-priority(unique[e], settings.priority_tag_key)[0], e)):
         sessions = sessions_by_eni.get(eni, ())
         decision = plan_source(
             unique[eni], sessions, inventory, settings, release=release, learned=learned, load=load
@@ -798,8 +841,8 @@ def plan(
                 load.get(target, set()).discard(eni)
             for target in _targets_after(decision, sessions):
                 load.setdefault(target, set()).add(eni)
-        decisions.append(decision)
-    return decisions
+        decided[eni] = decision
+    return [decided[eni] for eni in sorted(decided)]
 
 
 def plan_orphans(

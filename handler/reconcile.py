@@ -14,15 +14,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import accounts, health, kinds
+from . import accounts, budget, health, kinds
 from . import coverage as counting
 from . import inventory as inv
 from .apply import Result, apply_all, conflicted, problem_counts
 from .context import FLEET_WORKERS, Context
-from .errors import ReadFailure
+from .errors import SESSION_QUOTA, ReadFailure
 from .events import Change, Skip
 from .model import Action, Decision, Inventory, Session, Source
-from .planner import RELEASED, is_managed, placements, plan, plan_orphans
+from .planner import RELEASED, is_managed, placements, plan, plan_orphans, priority
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -87,11 +87,14 @@ def _plan_and_apply(
     on_done: Callable[[Result], None] | None,
     orphans: bool = False,
     orphans_known: Sequence[Source] = (),
+    listing: Sequence[Session] | None = None,
 ) -> list[Result]:
-    """Plan every source against its sessions, confirm what would destroy, apply, settle races.
+    """Plan every source against its sessions, keep to the budget, confirm what would destroy,
+    apply, settle races.
 
     `orphans_known` are ENIs that exist but are left out of this plan (the sweep's grace): their
-    managed sessions are not orphans.
+    managed sessions are not orphans. `listing`: every session of the place (its own), when read:
+    the budget pass (handler/budget.py) needs it; None when no budget applies (an event, no cap).
     """
     settings = ctx.settings
     if _stale(inventory, sessions, settings):
@@ -108,12 +111,22 @@ def _plan_and_apply(
     if orphans:
         known = frozenset(s.eni_id for s in (*sources, *orphans_known))
         decisions.extend(plan_orphans(sessions, known, settings))
+    room = None
+    if listing is not None:
+        young = {s.eni_id: priority(s, settings.priority_tag_key)[0] for s in orphans_known}
+        room = budget.room(settings, listing, learned.session_quota, young, complete=orphans)
     triggers = {s.eni_id: s.trigger for s in (*sources, *release_sources)}
-    decisions, unconfirmed = _confirm(ctx, decisions, triggers, by_eni)
-    results = apply_all(decisions, ctx, on_done)
+    planned = _Budgeted(decisions, room)
+    if room is not None:
+        planned = _within_budget(ctx, decisions, room)
+    decisions, unconfirmed, room = _confirm(ctx, planned.decisions, triggers, by_eni, planned)
+    results = _apply(ctx, decisions, room, on_done)
     if on_done:
         for result in unconfirmed:
             on_done(result)
+    if any(r.error_code == SESSION_QUOTA for r in results):
+        # What the account holds now is what its quota allows: plan within it for a while.
+        ctx.container.quota_reached(ctx.place, len(inv.own_sessions(ctx, inv.all_sessions(ctx))))
     settled = _settle_conflicts(results, ctx, inventory, sources, on_done, by_eni)
     _remember_placements(ctx, inventory, settled)
     return [*settled, *unconfirmed]
@@ -144,6 +157,41 @@ def _remember_placements(ctx: Context, inventory: Inventory, results: Iterable[R
         inv.add_sessions(ctx.hub if hub else ctx, sessions, moved)
 
 
+@dataclass(frozen=True)
+class _Budgeted:
+    """The decisions after the budget pass, and what it was given (the planner's own, the room)."""
+
+    decisions: list[Decision]
+    room: budget.Room | None
+    planned: Sequence[Decision] = ()
+
+
+def _within_budget(ctx: Context, planned: list[Decision], room: budget.Room) -> _Budgeted:
+    """The budget pass; an event that sees a newcomer wait reads the priorities of the place's
+    other sessions of ours (one round) and passes again, so a higher priority can displace one."""
+    decisions = budget.limit(planned, room)
+    holders = [] if room.complete else budget.unknown_holders(decisions, room)
+    if holders:
+        inv.check_time(ctx, "the reads of the priorities a newcomer is ranked against")
+        room = dataclasses.replace(room, priorities={**room.priorities, **inv.priorities(ctx, holders)})
+        decisions = budget.limit(planned, room)
+    return _Budgeted(decisions, room, planned)
+
+
+def _apply(
+    ctx: Context, decisions: list[Decision], room: budget.Room | None, on_done: Callable[[Result], None] | None
+) -> list[Result]:
+    """Apply; when the budget releases sessions to make room, those deletes first, and the creates
+    they make room for only as far as they succeeded (AWS's quota would refuse the rest)."""
+    releases = [d for d in decisions if budget.is_release(d)]
+    if room is None or not releases or not any(budget.is_newcomer(d) for d in decisions):
+        return apply_all(decisions, ctx, on_done)
+    first = apply_all(releases, ctx, on_done)
+    kept = frozenset(r.decision.eni_id for r in first if r.status not in ("deleted", "planned"))
+    rest = [d for d in budget.fit(decisions, room, kept) if not budget.is_release(d)]
+    return [*first, *apply_all(rest, ctx, on_done)]
+
+
 def destroys(decision: Decision) -> bool:
     """The decision deletes or moves a session (what one read or one event must never decide)."""
     return any(a.kind in ("delete", "modify") for a in decision.actions)
@@ -154,7 +202,8 @@ def _confirm(
     decisions: Sequence[Decision],
     triggers: Mapping[str, str],
     sessions_by_eni: Mapping[str, Sequence[Session]],
-) -> tuple[list[Decision], list[Result]]:
+    budgeted: _Budgeted | None = None,
+) -> tuple[list[Decision], list[Result], budget.Room | None]:
     """Deletes and moves stand only when a second read of EC2, made now, agrees.
 
     The first plan may rest on event data (a RunInstances record's AZ or instance type), on a
@@ -162,15 +211,22 @@ def _confirm(
     by id (ENI, instance, sessions) with a fresh inventory and planned again: the same writes are
     made; a plan that no longer destroys wins (EC2's own data says no harm); any other
     disagreement is deferred (retryable) instead of acted on.
+
+    A release the budget decided is confirmed the same way, with the place's sessions counted
+    again now (`budgeted`): the budget passes again over the fresh reads, and the creates that a
+    release no longer makes room for are withheld (`budget.fit`). Returns the room as read last.
     """
+    room = budgeted.room if budgeted is not None else None
     doubtful = {d.eni_id: d for d in decisions if destroys(d)}
     if not doubtful:
-        return list(decisions), []
+        return list(decisions), [], room
     settings = ctx.settings
     inv.check_time(ctx, "the reads confirming deletes and moves")
     eni_ids = sorted(doubtful)
     inventory_f = inv.submit(ctx, inv.inventory, refresh=True)
     sessions_f = inv.submit(ctx, inv.sessions_for, eni_ids)
+    recount = room is not None and any(budget.is_release(d) for d in doubtful.values())
+    listing_f = inv.submit(ctx, inv.all_sessions) if recount else None
     instances_f = inv.submit(ctx, inv.instances_with_enis, eni_ids)
     enis = inv.describe_enis(ctx, "network-interface-id", eni_ids)
     instances = instances_f.result()
@@ -208,6 +264,17 @@ def _confirm(
             *plan_orphans(sessions, frozenset(s.eni_id for s in found), settings),
         )
     }
+    if budgeted is not None and room is not None:
+        if listing_f is not None:
+            fresh = inv.own_sessions(ctx, listing_f.result())
+            room = budget.room(settings, fresh, learned.session_quota, room.priorities, room.complete)
+        planned = {d.eni_id for d in budgeted.planned}
+        merged = [again.get(d.eni_id, d) for d in budgeted.planned]
+        # ENIs the first pass knew only by their sessions (an event's view of the rest of the place) are
+        # ranked as it ranked them (age unknown), with what the second read says of their priority.
+        merged += [dataclasses.replace(d, attached_at=None) for eni_id, d in again.items() if eni_id not in planned]
+        rebudgeted = {d.eni_id: d for d in budget.limit(merged, room)}
+        again = {eni_id: rebudgeted.get(eni_id, d) for eni_id, d in again.items()}
     kept = [d for d in decisions if d.eni_id not in doubtful]
     unconfirmed: list[Result] = []
     for eni_id, first in doubtful.items():
@@ -219,7 +286,9 @@ def _confirm(
             second = _skip(eni_id, first.instance_id, "not found by a second read")
         why = f"a second read disagrees ({first.outcome}: {first.reason} / {second.outcome}: {second.reason})"
         unconfirmed.append(Result(second, "deferred", f"{why}; nothing deleted or moved", retryable=True))
-    return kept, unconfirmed
+    if room is not None:
+        kept = budget.fit(kept, room, frozenset(r.decision.eni_id for r in unconfirmed))
+    return kept, unconfirmed, room
 
 
 def _check_enis_listed(
@@ -393,13 +462,16 @@ def _changes(batch: Sequence[Change], ctx: Context, moving: Failover) -> Outcome
             by_description.setdefault(description, set()).add(index)
             trigger.setdefault(description, change.event_id)
 
-    keys = [ctx.settings.tag_key, "Name"]
+    keys = [ctx.settings.tag_key, ctx.settings.priority_tag_key, "Name"]
     known_enis = sorted({s.eni_id for s in launch} | set(by_eni))
     # Round 1: everything that needs only what the events say, concurrently. The ENIs on a sensor an
     # event names are planned on the sensors' health read now.
     refresh = bool(moving.own) or any(c.refresh_inventory and c.kind == "enis" for c in batch)
     inv.check_time(ctx, "the event's reads")
     inventory_f = inv.submit(ctx, inv.inventory, refresh=refresh)
+    # Under a budget (a cap, or AWS's quota refused lately), the place's sessions are counted too.
+    counted = budget.active(ctx.settings, ctx.learned().session_quota)
+    listing_f = inv.submit(ctx, inv.all_sessions) if counted else None
     launch_ids = sorted({s.instance_id for s in launch} | {s.eni_id for s in launch})
     tags_f = inv.submit(ctx, inv.current_tags, launch_ids, keys) if launch else None
     sessions_f = inv.submit(ctx, inv.sessions_for, known_enis) if known_enis else None
@@ -495,7 +567,8 @@ def _changes(batch: Sequence[Change], ctx: Context, moving: Failover) -> Outcome
     for source in unselected:
         extra.append(_skip(source.eni_id, source.instance_id, f"not a source (MIRROR_SOURCES={ctx.settings.sources})"))
     sources = [s for s in sources if s not in unselected]
-    results = _plan_and_apply(ctx, inventory_f.result(), sources, release_sources, sessions, extra, None)
+    listing = inv.own_sessions(ctx, listing_f.result()) if listing_f else None
+    results = _plan_and_apply(ctx, inventory_f.result(), sources, release_sources, sessions, extra, None, listing=listing)
     return Outcome(results, owners)
 
 
@@ -516,7 +589,8 @@ def read_region(
     inventory_f = inv.submit(ctx, inv.inventory, refresh=refresh)
     chosen = ctx.settings.kinds
     instances_f = inv.submit(ctx, inv.describe_instances, (), _states(ctx.settings)) if kinds.INSTANCES in chosen else None
-    tagged_f = inv.submit(ctx, inv.describe_enis, "tag-key", [ctx.settings.tag_key]) if instances_f else None
+    tag_keys = [ctx.settings.tag_key, ctx.settings.priority_tag_key]
+    tagged_f = inv.submit(ctx, inv.describe_enis, "tag-key", tag_keys) if instances_f else None
     sessions_f = inv.submit(ctx, inv.all_sessions)
     services_f = inv.submit(ctx, inv.service_sources_of_region, trigger) if kinds.with_services(chosen) else None
     sources: list[Source] = []
@@ -647,7 +721,9 @@ def sweep(ctx: Context, policy: SweepPolicy, on_done: Callable[[Result], None] |
     cutoff = time.time() - grace
     young = [s for s in sources if grace > 0 and s.attached_at is not None and s.attached_at > cutoff]
     settled = [s for s in sources if s not in young] if young else sources
-    results = _plan_and_apply(ctx, inventory, settled, (), sessions, (), on_done, orphans=True, orphans_known=young)
+    results = _plan_and_apply(
+        ctx, inventory, settled, (), sessions, (), on_done, orphans=True, orphans_known=young, listing=sessions
+    )
     outcome = Outcome(results, {s.eni_id: {0} for s in settled}, sensors=counting.sensors(inventory, sessions))
     if policy.measure_loss:
         measured = measure_loss(ctx, results, inventory.zone_ids)
@@ -735,11 +811,15 @@ def read_only_plan(ctx: Context) -> tuple[list[Decision], list[Source]]:
 
 @dataclass(frozen=True)
 class ReadOnly:
-    """One read-only pass over a region: the sweep's decisions, its sources, its sensors."""
+    """One read-only pass over a region: the sweep's decisions (within the budget), its sources,
+    its sensors, and what the budget pass was given."""
 
     decisions: list[Decision]
     sources: list[Source]
     sensors: tuple[counting.Sensor, ...]
+    planned: list[Decision]
+    """The planner's decisions before the budget pass (what `plan --max-sessions` compares against)."""
+    room: budget.Room
 
 
 def read_only(ctx: Context) -> ReadOnly:
@@ -747,11 +827,13 @@ def read_only(ctx: Context) -> ReadOnly:
     inventory, sources, sessions = read_region(ctx, refresh=True, trigger="plan")
     sources = _located(sources, ctx, inventory)  # as the sweep does: a member's zones by AZ id
     by_eni = inv.group_by_eni(sessions)
-    decisions = [
-        *plan(sources, by_eni, inventory, ctx.settings, learned=ctx.learned()),
+    learned = ctx.learned()
+    planned = [
+        *plan(sources, by_eni, inventory, ctx.settings, learned=learned),
         *plan_orphans(sessions, frozenset(s.eni_id for s in sources), ctx.settings),
     ]
-    return ReadOnly(decisions, sources, counting.sensors(inventory, sessions))
+    room = budget.room(ctx.settings, sessions, learned.session_quota, complete=True)
+    return ReadOnly(budget.limit(planned, room), sources, counting.sensors(inventory, sessions), planned, room)
 
 
 def release_region(ctx: Context) -> Outcome:

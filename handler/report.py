@@ -18,7 +18,7 @@ from . import coverage as counting
 from . import errors
 from .apply import Result, problem_counts
 from .events import Change, Skip
-from .planner import CONFIG_PROBLEMS, INTERCEPTED, NOT_LISTED, PROBLEMS
+from .planner import CONFIG_PROBLEMS, INTERCEPTED, NOT_LISTED, OVER_BUDGET, PROBLEMS, QUOTA
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -39,12 +39,17 @@ METRICS = (
     "Ignored",
     "ReadFailures",
     "ConfigProblems",
+    "OverBudget",
+    "AtQuota",
 )
 """EMF metrics of every invocation. `Failed`: ENIs whose write failed (permanent refusals and
 permission errors included, each logged at ERROR with AWS's reason); `ReadFailures`: groups of
 events left for a retry because a read failed or was implausible (nothing was decided on it);
 `ConfigProblems`: in-scope ENIs left unmirrored by a configuration problem (by kind in the
-summary line's `problems`)."""
+summary line's `problems`); `OverBudget`: ENIs waiting for room under MIRROR_MAX_SESSIONS, or
+released for a higher priority (as asked: not alarmed); `AtQuota`: ENIs waiting because AWS's
+session quota for the account is reached (alarmed: only fewer sessions, ours or other tools',
+make room)."""
 _STATUS_METRIC = {
     "created": "Created",
     "modified": "Modified",
@@ -139,6 +144,8 @@ def decision(result: Result, region: str, event_name: str, account: str = "") ->
         "problem": d.problem,
         "out_of_scope": d.out_of_scope,
         "tier": d.tier,
+        "priority": d.priority or None,
+        "priority_error": d.priority_error,
     }
     level = logging.WARNING if result.status == "failed" else logging.INFO
     if result.status == "failed" and (not result.retryable or result.error_code in errors.PERMISSION):
@@ -147,6 +154,10 @@ def decision(result: Result, region: str, event_name: str, account: str = "") ->
         level = logging.ERROR
     if d.problem == INTERCEPTED:
         level = max(level, logging.WARNING)  # someone else's session takes the packets first
+    if d.problem == QUOTA:
+        level = logging.ERROR if result.error_code else logging.WARNING  # AWS's refusal, then who waits
+    if d.priority_error:
+        level = max(level, logging.ERROR)  # a configuration problem of this ENI
     log.log(level, "decision", extra={k: v for k, v in fields.items() if v is not None})
 
 
@@ -192,6 +203,10 @@ def counts(results: Iterable[Result], skips: Iterable[Skip]) -> Counter[str]:
             tally["ReadFailures"] += 1  # work that could not start (`reconcile.failed`)
         if result.status == "skipped" and result.decision.problem in CONFIG_PROBLEMS:
             tally["ConfigProblems"] += 1
+        if result.decision.problem == OVER_BUDGET:
+            tally["OverBudget"] += 1
+        if result.decision.problem == QUOTA:
+            tally["AtQuota"] += 1
     for skip in skips:
         tally["Rejected" if skip.status == "rejected" else "Ignored"] += 1
     return tally
@@ -355,10 +370,20 @@ def summary(tally: Mapping[str, int], duration_ms: float, api_calls: Mapping[str
     kind: one filter too many must not look like a quiet run of skips.
     """
     found = {k: v for k, v in (extra.get("problems") or {}).items() if k in CONFIG_PROBLEMS}
-    if found:
+    bad_priorities = int(extra.get("priority_errors") or 0)
+    if found or bad_priorities:
+        words = [f"{n} ENI(s): {PROBLEMS[k]}" for k, n in found.items()]
+        if bad_priorities:
+            words.append(f"{bad_priorities} ENI(s): a priority tag that is not an integer (priority 0)")
+        log.error("configuration problem", extra={"problems": found, "reason": "; ".join(words)})
+    if tally.get("AtQuota"):
         log.error(
-            "configuration problem",
-            extra={"problems": found, "reason": "; ".join(f"{n} ENI(s): {PROBLEMS[k]}" for k, n in found.items())},
+            "session quota reached",
+            extra={
+                "reason": f"{tally['AtQuota']} ENI(s) wait: AWS refuses more traffic mirror sessions in the account"
+                " (10,000, not adjustable); they are mirrored by priority as room appears (set max_sessions,"
+                " or remove sessions of other tools)"
+            },
         )
     log.info(
         "summary",

@@ -237,6 +237,23 @@ class Settings:
         "Give each (account, VPC) its own deterministic VXLAN network id, so sensors can tell overlapping "
         "CIDRs apart (overrides vni).",
     )
+    max_sessions: int | None = setting(
+        None,
+        "The most traffic mirror sessions the automation keeps in one account and region: over it, the "
+        "highest priorities are mirrored (priority_tag_key) and the rest wait. Unset: no cap of ours "
+        "(AWS's quota of 10,000 sessions per account still applies, handled the same way).",
+        lo=1,
+        hi=10000,
+        cli=True,
+    )
+    priority_tag_key: str = setting(
+        "MirrorPriority",
+        "Instance/ENI tag key whose integer value is an ENI's priority under a session budget (the ENI's "
+        "own tag over its instance's or load balancer's; untagged: 0; higher wins).",
+        pattern=r"(?i)(?!aws:).{1,128}",
+        like="a tag key of 1-128 characters, not starting with aws:",
+        cli=True,
+    )
     loss_alarm_percent: float = setting(
         5.0,
         "Mirror loss (the share of mirrored bytes AWS skipped, per AZ, over the last hour) above which the "

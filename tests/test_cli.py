@@ -116,6 +116,26 @@ def test_flags_override_environment_settings(endpoint: str, ec2: Any, account: A
     assert sessions(ec2) == []
 
 
+def test_plan_max_sessions_shows_what_a_cap_keeps_drops_and_saves_without_writing(
+    endpoint: str, ec2: Any, account: Any
+) -> None:
+    (app_1,) = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+                if {"Key": "Name", "Value": "app-1"} in i.get("Tags", [])]  # fmt: skip
+    ec2.create_tags(Resources=[app_1["InstanceId"]], Tags=[{"Key": "MirrorPriority", "Value": "5"}])
+    code, out = run("plan", "--max-sessions", "2", *common(endpoint))
+    assert code == 0
+    assert sessions(ec2) == []
+    assert "Session budget: at most 2 session(s) (max_sessions)" in out
+    assert "Cost at the cap: 2 session(s) x 730 h x $0.015/h = $21.90 per month." in out
+    # Uncapped: web-1 and app-1's two ENIs (payments-1 has no target). app-1 (priority 5) stays.
+    assert "Without the cap: 3 session(s), $32.85 per month; the cap keeps 2 and drops 1, saving $10.95 per month." in out
+    (web_1,) = enis_of(ec2, "web-1")
+    assert f"priority 0: web-1 {web_1} (over-budget, waits)" in out
+    assert "2 to create" in out
+    # No cap: nothing about a budget in the table (nothing waits).
+    assert "Session budget" not in run("plan", *common(endpoint))[1]
+
+
 # --- sweep -----------------------------------------------------------------------------------
 
 
@@ -175,6 +195,26 @@ def coverage_json(endpoint: str, *extra: str) -> tuple[int, dict[str, Any]]:
     return code, json.loads(out)
 
 
+def test_coverage_json_budget(endpoint: str, ec2: Any, account: Any) -> None:
+    assert run("sweep", "--apply", *common(endpoint))[0] == 0  # three sessions, uncapped
+    code, report = coverage_json(endpoint, "--max-sessions", "1")
+    assert code == 0
+    budget = report["budget"]
+    assert budget["max_sessions"] == 1 and budget["priority_tag_key"] == "MirrorPriority"
+    assert (budget["sessions"], budget["sessions_after"], budget["uncapped_sessions_after"]) == (3, 1, 3)
+    assert budget["monthly_usd_at_cap"] == 10.95 and budget["monthly_usd_saved"] == 21.9
+    assert (budget["other_sessions"], budget["aws_quota"]) == (0, 10_000)
+    released = budget["waiting"]
+    assert len(released) == 2 and {w["action"] for w in released} == {"delete"}
+    assert {w["problem"] for w in released} == {planner.OVER_BUDGET} and {w["priority"] for w in released} == {0}
+    over = [u for u in report["unmirrored"] if u["problem"] == planner.OVER_BUDGET]
+    assert {u["eni"] for u in over} == {w["eni"] for w in released}
+    assert report["cost"]["mirrored_enis"] == 1
+    assert len(sessions(ec2)) == 3  # read-only
+    _, uncapped = coverage_json(endpoint)
+    assert uncapped["budget"]["max_sessions"] is None and uncapped["budget"]["waiting"] == []
+
+
 def test_coverage_json_schema_and_min_gate(endpoint: str, ec2: Any, account: Any) -> None:
     code, report = coverage_json(endpoint)
     assert code == 0
@@ -195,6 +235,7 @@ def test_coverage_json_schema_and_min_gate(endpoint: str, ec2: Any, account: Any
         "mirror_loss",
         "sensors",
         "cost",
+        "budget",
     }
     assert report["schema_version"] == 4
     assert report["untrusted_sessions"] == []

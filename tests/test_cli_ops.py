@@ -222,7 +222,7 @@ def test_every_command_prints_its_documented_json(endpoint: str, ec2: Any, workl
     assert failure["error_code"] == "NetworkInterfaceNotSupported" and failure["enis"] == [eni_of(ec2, "new-1")]
 
     coverage = document("coverage")
-    assert coverage["schema_version"] == 4  # by_kind and unmirrored[].kind (MIRROR_SOURCES); evidence; sensors
+    assert coverage["schema_version"] == 4  # by_kind and unmirrored[].kind (MIRROR_SOURCES); evidence; sensors; budget
     release = document("release")
     own = ["--account", "123456789012", "--format", "json", *common(endpoint)]
     several = {command: json.loads(run(command, *own)[1]) for command in ("plan", "coverage", "release")}

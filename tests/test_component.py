@@ -23,6 +23,7 @@ import pytest
 from traffic_mirror.components import TYPE_TOKEN, ConfigError, TrafficMirrorAutomation, packaging
 from traffic_mirror.components import config as component_config
 from traffic_mirror.components.config import REGIONS_BY_PARTITION, resolve
+from traffic_mirror.handler import report
 
 from testsupport.pulumi_mocks import ACCOUNT, PROVIDER_REGION, Registered, Run, run_program
 
@@ -48,7 +49,7 @@ PER_REGION = {
     "aws:lambda/function:Function": 1,
     "aws:lambda/eventSourceMapping:EventSourceMapping": 1,
     "aws:lambda/permission:Permission": 1,
-    "aws:cloudwatch/metricAlarm:MetricAlarm": 6,  # errors, dead letters, failed ENIs, unusable targets, untrusted sessions, mirror loss
+    "aws:cloudwatch/metricAlarm:MetricAlarm": 7,  # errors, dead letters, failed ENIs, unusable targets, untrusted sessions, mirror loss, session quota
     "aws:lambda/invocation:Invocation": 2,
     "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": 1,
     "aws:cloudwatch/dashboard:Dashboard": 1,
@@ -440,6 +441,17 @@ def test_alarms_on_errors_and_dead_letters(run: Run) -> None:
         )
         assert dead.inputs["dimensions"] == {"QueueName": queue(run, region, "dlq").outputs["name"]}
         assert not errors.inputs.get("alarmActions") and not dead.inputs.get("alarmActions")
+
+
+def test_alarm_on_aws_session_quota(run: Run) -> None:
+    """AWS's session quota is alarmed whether or not a cap is set (it binds without one)."""
+    for region in REGIONS:
+        fn = one(run, "aws:lambda/function:Function", region)
+        quota = one(run, "aws:cloudwatch/metricAlarm:MetricAlarm", region, "session-quota-alarm")
+        assert (quota.inputs["namespace"], quota.inputs["metricName"]) == (report.METRIC_NAMESPACE, "AtQuota")
+        assert quota.inputs["dimensions"] == {"FunctionName": fn.outputs["name"]}
+        assert quota.inputs["threshold"] == 0 and quota.inputs["comparisonOperator"] == "GreaterThanThreshold"
+        assert "AtQuota" in report.METRICS
 
 
 def test_an_alarm_fires_when_sessions_point_at_unusable_sensors_for_longer_than_one_sweep(run: Run) -> None:

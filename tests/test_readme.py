@@ -13,10 +13,8 @@ from traffic_mirror.cli import entry
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-IN_FLIGHT = {
-    "docs/budget.md": "issue 21, session budget",
-}
-"""Docs the README links to that land with their features (their authors write them)."""
+IN_FLIGHT: dict[str, str] = {}
+"""Docs the README links to that land with their features (their authors write them): none now."""
 _COMMAND = re.compile(r"^(?:\.venv/bin/)?traffic-mirror(?: |$)")
 _INLINE = re.compile(r"`((?:\.venv/bin/)?traffic-mirror [^`]+)`")
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -99,8 +97,5 @@ def test_every_relative_link_reaches_a_file_and_heading() -> None:
     assert broken == []
 
 
-def test_the_readme_stays_short_and_keeps_a_place_for_each_feature_in_flight() -> None:
-    text = (ROOT / "README.md").read_text()
-    assert len(text.splitlines()) <= 420
-    for doc in IN_FLIGHT:
-        assert f"]({doc})" in text, doc
+def test_the_readme_stays_short() -> None:
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 420

@@ -587,6 +587,41 @@ def aws_rules() -> Iterator[None]:
                 unshare_all()
 
 
+SESSION_QUOTA_CODE = "TrafficMirrorSessionLimitExceeded"
+SESSION_QUOTA_MESSAGE = "The maximum number of Traffic Mirror sessions has been exceeded."
+"""AWS's error code and message (EC2 API reference, "Error codes") when the account's session quota is reached."""
+
+
+@contextlib.contextmanager
+def session_quota(limit: int) -> Iterator[None]:
+    """AWS's quota of traffic mirror sessions per account, at `limit` instead of 10,000 (a test
+    cannot make 10,000): CreateTrafficMirrorSession is refused with AWS's error once the account
+    holds `limit` sessions in the region (ours and any other tool's; Service Quotas count per
+    Region). A ClientToken it already answered is answered again, as EC2's idempotency does.
+
+    Wraps whatever create is in force when it opens: open it inside `aws_rules()`.
+    """
+    inner = TrafficMirrorsBackend.create_traffic_mirror_session
+    answered: set[tuple[int, str]] = set()
+
+    def create(self: Any, **kwargs: Any) -> Any:
+        with _lock:
+            token = kwargs.get("client_token")
+            replay = bool(token) and (id(self), token) in answered
+            if not replay and len(self.traffic_mirror_sessions) >= limit:
+                raise EC2ClientError(SESSION_QUOTA_CODE, SESSION_QUOTA_MESSAGE)
+            session = inner(self, **kwargs)
+            if token:
+                answered.add((id(self), token))
+            return session
+
+    TrafficMirrorsBackend.create_traffic_mirror_session = create  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        TrafficMirrorsBackend.create_traffic_mirror_session = inner  # type: ignore[method-assign]
+
+
 # --- a small account ---------------------------------------------------------------------
 
 
@@ -610,19 +645,21 @@ def build_account(
     sensors_per_az: int = 1,
     sensor_type: str = "c5.24xlarge",
     ami: str | None = None,
+    subnet_bits: int = 20,
 ) -> Account:
     """A VPC over `azs`, one subnet each, sensor instances as ENI targets, one filter.
 
     `ami`: an image id to launch from; by default the first of moto's Amazon images (listing
     them costs moto about two seconds, so callers that build many accounts pass `moto_ami()`).
+    `subnet_bits`: the subnets' prefix length (/20: about 4,000 addresses each; /18 for 10,000 ENIs).
     """
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = {}
+    step = 2 ** (24 - subnet_bits)
     for index, suffix in enumerate(azs):
         az = f"{region}{suffix}"
-        subnets[az] = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{index * 16}.0/20", AvailabilityZone=az)[
-            "Subnet"
-        ]["SubnetId"]
+        cidr = f"10.0.{index * step}.0/{subnet_bits}"
+        subnets[az] = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=az)["Subnet"]["SubnetId"]
     ami = ami or ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     account = Account(region, vpc, subnets, ami=ami)
     for az, subnet in subnets.items():

@@ -33,8 +33,9 @@ def member_client(url: str, account: str) -> Any:
     return throttle.bypass(ec2)
 
 
-def scale_account(ec2: Any, enis: int, sensors: bool = True) -> Any:
-    """A VPC over two AZs with large sensors (100 sources each) for `enis` sources, at most 2/3 full.
+def scale_account(ec2: Any, enis: int, instances: int = 0, sensors: bool = True) -> Any:
+    """A VPC over two AZs with large sensors (100 sources each) for `enis` sources, at most 2/3 full,
+    and room for `instances` instances (default: `enis`).
 
     The planner spreads ENIs over equally near sensors by hashing, not by load: at 75% average
     load a sensor overflows in about 1 run in 300 (TrafficMirrorSourcesPerTargetLimitExceeded),
@@ -43,7 +44,8 @@ def scale_account(ec2: Any, enis: int, sensors: bool = True) -> Any:
     from testsupport import sandbox
 
     per_az = _sensors_per_az(enis) if sensors else 0
-    return sandbox.build_account(ec2, REGION, sensors_per_az=per_az, sensor_type="c5.24xlarge")
+    bits = 20 if max(enis, instances) <= 7000 else 18  # two /20s hold about 8,000 addresses
+    return sandbox.build_account(ec2, REGION, sensors_per_az=per_az, sensor_type="c5.24xlarge", subnet_bits=bits)
 
 
 def _sensors_per_az(enis: int) -> int:

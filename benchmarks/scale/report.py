@@ -172,7 +172,32 @@ def verdict(runs: Sequence[Run], check_makespan: bool = True) -> list[str]:
             misses.append(f"{run.name}: makespan {run.end:.1f} s is over {target}x the bound {run.bound():.1f} s")
         if run.design == "sweep" and (not run.sweeps or run.sweeps[-1]["unmirrored"]):
             misses.append(f"{run.name}: did not converge in {len(run.sweeps)} sweeps")
+        if run.design == "sweep" and run.over_cap:
+            misses.append(f"{run.name}: {run.over_cap} sessions above the cap")
+    for run in runs:
+        if run.design != "budget":
+            continue
+        b = run.budget
+        if b["after_burst"] - b["cap"] > b["bound"]:
+            misses.append(f"{run.name}: {b['after_burst']} sessions after the burst, over the cap {b['cap']} + bound {b['bound']}")
+        if b["after_sweep"] != min(b["cap"], run.enis):
+            misses.append(f"{run.name}: {b['after_sweep']} sessions after the sweep, not the cap {b['cap']}")
     return misses
+
+
+def budget_text(run: Run) -> str:
+    b = run.budget
+    return "\n".join(
+        [
+            f"- {run.enis} one-ENI launch events, {b['concurrency']} containers side by side (the queue's maximum"
+            f" concurrency M), batches of up to {b['per_batch']} ENIs (B), MIRROR_MAX_SESSIONS={b['cap']}",
+            f"- sessions after the burst: {b['after_burst']} (overshoot {max(0, b['after_burst'] - b['cap'])};"
+            f" the bound (M - 1) x min(cap, B) = {b['bound']})",
+            f"- sessions after the next sweep: {b['after_sweep']} (the cap restored, lowest priorities released)",
+            f"- duplicates: {run.duplicates}; API calls: {sum(run.stats.calls.values())},"
+            f" throttled: {sum(run.stats.throttled.values())}",
+        ]
+    )
 
 
 def code_state() -> str:
@@ -205,7 +230,7 @@ def report(runs: Sequence[Run], options: Options) -> str:
             f"EXPERIMENT (not the deployed configuration): env {options.handler_env},"
             f" retries {options.retries}, patches {list(options.experiments)}"
         )
-    bursts = [r for r in runs if r.design not in ("sweep", "failover")]
+    bursts = [r for r in runs if r.design not in ("sweep", "failover", "budget")]
     if bursts:
         out += [
             "",
@@ -221,17 +246,21 @@ def report(runs: Sequence[Run], options: Options) -> str:
             "",
             calls_table(bursts),
         ]
+    sweeps = [r for r in runs if r.design == "sweep"]
+    for run in sweeps:
+        capped = "" if run.cap is None else f" under MIRROR_MAX_SESSIONS={run.cap:,} (converged: the cap full)"
+        out += [
+            "",
+            f"### Sweep: {run.enis:,} in-scope ENIs{capped}, budget {options.sweep_budget:g} s per invocation,"
+            f" every {options.sweep_interval:g} s",
+            "",
+            sweep_table(run),
+        ]
+    if sweeps:
+        out += ["", calls_table(sweeps)]
     for run in runs:
-        if run.design == "sweep":
-            out += [
-                "",
-                f"### Sweep: {run.enis} ENIs, budget {options.sweep_budget:g} s per invocation,"
-                f" every {options.sweep_interval:g} s",
-                "",
-                sweep_table(run),
-                "",
-                calls_table([run]),
-            ]
+        if run.design == "budget":
+            out += ["", "### Budget: containers side by side under a cap, then a sweep", "", budget_text(run)]
     for run in runs:
         if run.design == "failover":
             out += [

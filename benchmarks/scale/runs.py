@@ -33,6 +33,12 @@ class Run:
     """Accounts the ENIs are spread over evenly (each with its own token buckets)."""
     left_on_failed: int = 0
     """`failover`: sessions still on the failed sensor at the end (must be 0)."""
+    cap: int | None = None
+    """MIRROR_MAX_SESSIONS (None: no cap): `unmirrored` then counts the sessions short of the cap."""
+    over_cap: int = 0
+    """Sessions above the cap at the end (must be 0 once a sweep has run)."""
+    budget: dict[str, int] = field(default_factory=dict)
+    """The `budget` scenario: the cap, the bound on overshoot and the sessions counted after the burst and the sweep."""
 
     @property
     def errors(self) -> int:

@@ -16,6 +16,7 @@ from benchmarks.scale.account import (
 )
 from benchmarks.scale.constants import (
     ACCOUNT_ID,
+    BATCH_SIZE,
     DEFAULT_MARGIN,
     FUNCTION_TIMEOUT,
     MAX_CONCURRENCY,
@@ -58,6 +59,15 @@ class Options:
     """The `accounts` scenario: the same burst in each of this many member accounts at once."""
     accounts_concurrency: int = ORGANIZATION_MAX_CONCURRENCY
     """The event queue's maximum concurrency in the `accounts` scenario (as deployed for organizations)."""
+    queue_concurrency: int = MAX_CONCURRENCY
+    """The event queue's maximum concurrency in the queue scenarios (1: a single writer per region)."""
+    capped_enis: int = 10_000
+    """`sweep-capped`: in-scope ENIs the sweep covers under `cap` (docs/budget.md)."""
+    cap: int = 1000
+    """`sweep-capped`: MIRROR_MAX_SESSIONS."""
+    budget_events: int = 20
+    budget_cap: int = 5
+    """`budget`: one-ENI launch events through the deployed queue under this cap, then one sweep."""
 
 
 def _env(url: str, extra: dict[str, str]) -> dict[str, str]:
@@ -96,6 +106,10 @@ class Bench:
     def _finish(self, run: Run, ec2: Any, expected: set[str]) -> Run:
         run.stats = self.server.app.stats
         run.duplicates, run.unmirrored, run.strays = coverage(ec2, expected)
+        if run.cap is not None:  # under a cap: the sessions short of it, and those above it
+            mirrored = len(expected) - run.unmirrored
+            run.unmirrored = max(0, min(run.cap, len(expected)) - mirrored)
+            run.over_cap = max(0, mirrored - run.cap)
         return run
 
     def burst(self, name: str, design: str, handler: str) -> Run:
@@ -119,13 +133,13 @@ class Bench:
         order = sorted(range(len(events)), key=lambda i: (arrivals[i], rng.random()))
         events, arrivals = [events[i] for i in order], [arrivals[i] for i in order]
         env = _env(self.server.url, opts.handler_env)
-        size = MAX_CONCURRENCY if design.startswith("queue") else min(opts.direct_concurrency, len(events))
+        size = opts.queue_concurrency if design.startswith("queue") else min(opts.direct_concurrency, len(events))
         run = Run(name, design, handler, enis=len(expected), containers=size)
         self._count(run)
         pools = [Pool(handler, size, env, opts.retries, opts.experiments)]
         try:
             model: Any = (
-                QueueModel(events, arrivals=arrivals)
+                QueueModel(events, concurrency=size, arrivals=arrivals)
                 if design.startswith("queue")
                 else DirectModel(events, concurrency=size, arrivals=arrivals)
             )
@@ -200,25 +214,31 @@ class Bench:
             run.strays += strays
         return run
 
-    def sweep(self) -> Run:
+    def sweep(self, enis: int | None = None, cap: int | None = None) -> Run:
+        """Sweeps of `enis` ENIs (default `sweep_enis`) with no event, until converged; under `cap`
+        (MIRROR_MAX_SESSIONS) converged means the cap is full, the sensors sized for the cap."""
         opts = self.options
+        enis = enis or opts.sweep_enis
         ec2 = self._fresh()
-        account = scale_account(ec2, opts.sweep_enis)
+        account = scale_account(ec2, enis if cap is None else min(cap, enis), enis)
         expected: set[str] = set()
-        for instances in launch_in_batches(ec2, account, opts.sweep_enis, 100):
+        for instances in launch_in_batches(ec2, account, enis, 100):
             expected |= enis_of(instances)
-        run = Run("ours, scheduled sweep", "sweep", "ours", enis=len(expected), containers=2)
+        name = "ours, scheduled sweep" if cap is None else f"ours, scheduled sweep, cap {cap:,}"
+        run = Run(name, "sweep", "ours", enis=len(expected), containers=2, cap=cap)
         run.margin = float(opts.handler_env.get("MIRROR_DEADLINE_MARGIN_SECONDS", DEFAULT_MARGIN))
         self._count(run)
         # These instances stand for ones that existed long before the sweep, so no grace period.
         sweep_env = {"MIRROR_SWEEP_GRACE_SECONDS": "0", **opts.handler_env}
+        if cap is not None:
+            sweep_env["MIRROR_MAX_SESSIONS"] = str(cap)
         pool = Pool("ours", 2, _env(self.server.url, sweep_env), opts.retries, opts.experiments)
         try:
             model = SweepModel(
                 opts.sweep_budget,
                 opts.sweep_interval,
                 opts.max_sweeps,
-                lambda: coverage(ec2, expected)[:2],
+                lambda: self._progress(ec2, expected, cap),
                 lambda: self.server.app.stats,
             )
             self._start(run)
@@ -226,6 +246,64 @@ class Bench:
         finally:
             pool.close()
         return self._finish(run, ec2, expected)
+
+    @staticmethod
+    def _progress(ec2: Any, expected: set[str], cap: int | None) -> tuple[int, int]:
+        """(duplicates, what is left to do): ENIs unmirrored, or under a cap the sessions short of it."""
+        duplicates, unmirrored, _ = coverage(ec2, expected)
+        if cap is None:
+            return duplicates, unmirrored
+        return duplicates, max(0, min(cap, len(expected)) - (len(expected) - unmirrored))
+
+    def sweep_capped(self) -> Run:
+        """The sweep over `capped_enis` in-scope ENIs under a cap of `cap` (beside the uncapped sweep)."""
+        return self.sweep(self.options.capped_enis, self.options.cap)
+
+    def budget(self) -> Run:
+        """One-ENI launch events through the deployed queue under a small cap, then one sweep.
+
+        Containers side by side may each see room: the sessions after the burst may exceed the cap,
+        by at most (M - 1) x min(cap, B) with no sweep beside them (M: the queue's concurrency, B:
+        the ENIs one batch names); the sweep then releases the lowest priorities above the cap.
+        """
+        opts = self.options
+        ec2 = self._fresh()
+        count, cap = opts.budget_events, opts.budget_cap
+        account = scale_account(ec2, count)
+        events: list[dict[str, Any]] = []
+        expected: set[str] = set()
+        for index, instances in enumerate(launch_in_batches(ec2, account, count, 1)):
+            expected |= enis_of(instances)
+            events.append(wrap(run_instances_record(instances, event_id=f"{uuid.uuid4()}"), event_id=f"evt-{index}"))
+        env = _env(self.server.url, {**opts.handler_env, "MIRROR_MAX_SESSIONS": str(cap)})
+        size = opts.queue_concurrency
+        run = Run(f"ours, SQS queue, cap {cap}, then a sweep", "budget", "ours", enis=count, containers=size + 1, cap=cap)
+        self._count(run)
+        pools = [Pool("ours", size, env, opts.retries, opts.experiments)]
+        try:
+            self._start(run)
+            simulate([(QueueModel(events, concurrency=size), pools[0])], self.clock, run)
+            after_burst = self._sessions(ec2)
+            pools.append(Pool("ours", 1, {**env, "MIRROR_SWEEP_GRACE_SECONDS": "0"}, opts.retries, opts.experiments))
+            sweep = SweepModel(FUNCTION_TIMEOUT, SWEEP_INTERVAL, 1, lambda: (0, 0), lambda: self.server.app.stats)
+            simulate([(sweep, pools[1])], self.clock, run)
+        finally:
+            for pool in pools:
+                pool.close()
+        per_batch = min(count, BATCH_SIZE)  # one ENI per event, ten events per batch
+        run.budget = {
+            "cap": cap,
+            "concurrency": size,
+            "per_batch": per_batch,
+            "bound": (size - 1) * min(cap, per_batch),
+            "after_burst": after_burst,
+            "after_sweep": self._sessions(ec2),
+        }
+        return self._finish(run, ec2, expected)
+
+    @staticmethod
+    def _sessions(ec2: Any) -> int:
+        return sum(len(p["TrafficMirrorSessions"]) for p in ec2.get_paginator("describe_traffic_mirror_sessions").paginate())
 
     def failover(self) -> Run:
         """One sensor of an AZ serves every ENI there and stops; a second, large sensor stands beside it.
