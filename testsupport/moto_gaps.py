@@ -11,8 +11,8 @@
 """
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +24,6 @@ from moto.ec2.responses.traffic_mirrors import TrafficMirrors
 from moto.moto_api._internal import mock_random
 
 MAX_FILTER_RULES = 10
-_lock = threading.Lock()
-_depth = [0]
 _MOTO_FILTER_TO_DICT = TrafficMirrorFilter.to_dict
 _MOTO_CREATE_GROUP = SecurityGroupBackend.create_security_group
 
@@ -126,29 +124,51 @@ _PATCHES: tuple[tuple[Any, str, Any], ...] = (
     (TrafficMirrors, "create_traffic_mirror_filter_rule", _create_filter_rule),
     (SecurityGroupBackend, "create_security_group", _create_security_group),
 )
-_ORIGINAL = {(cls, name): cls.__dict__.get(name) for cls, name, _ in _PATCHES}
+class Patches:
+    """Class attributes replaced while a `with patches.installed():` block is open. Blocks nest
+    (threads and tests open them in any order); the outermost one installs, and its end restores
+    what each attribute was (or removes it when it was absent). `on_install`/`on_restore` run then."""
+
+    def __init__(
+        self,
+        patches: tuple[tuple[Any, str, Any], ...],
+        on_install: Callable[[], None] = lambda: None,
+        on_restore: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._patches, self._on_install, self._on_restore = patches, on_install, on_restore
+        self._originals = {(cls, name): cls.__dict__.get(name) for cls, name, _ in patches}
+        self._lock = threading.Lock()
+        self._depth = 0
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        with self._lock:
+            self._depth += 1
+            if self._depth == 1:
+                for cls, name, patched in self._patches:
+                    setattr(cls, name, patched)
+                self._on_install()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0:
+                    for cls, name, _ in self._patches:
+                        original = self._originals[(cls, name)]
+                        if original is None:
+                            delattr(cls, name)
+                        else:
+                            setattr(cls, name, original)
+                    self._on_restore()
 
 
-@contextmanager
-def installed() -> Iterator[None]:
+_GAPS = Patches(_PATCHES)
+
+
+def installed() -> "AbstractContextManager[None]":
     """The gaps filled while the block runs (blocks nest; the outermost one takes them out)."""
-    with _lock:
-        _depth[0] += 1
-        if _depth[0] == 1:
-            for cls, name, patched in _PATCHES:
-                setattr(cls, name, patched)
-    try:
-        yield
-    finally:
-        with _lock:
-            _depth[0] -= 1
-            if _depth[0] == 0:
-                for cls, name, _ in _PATCHES:
-                    original = _ORIGINAL[(cls, name)]
-                    if original is None:
-                        delattr(cls, name)
-                    else:
-                        setattr(cls, name, original)
+    return _GAPS.installed()
 
 
 def publish_mirror_metrics(

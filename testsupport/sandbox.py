@@ -290,8 +290,6 @@ _MOTO: dict[str, Any] = {
 """moto's own methods, taken at import: the rules call them whatever is patched over them later."""
 _tokens: dict[tuple[int, str], tuple[tuple[Any, ...], Any]] = {}
 """(backend, ClientToken) -> (the create's parameters, its session)."""
-_depth = [0]
-"""How many `aws_rules()` blocks are open (they nest: fixtures of several scopes)."""
 
 
 def _create(
@@ -551,8 +549,19 @@ _PATCHES: tuple[tuple[Any, str, Any], ...] = (
     (FakeTargetGroup, "health_for", _health_for),
     (ELBv2Backend, "delete_listener", _delete_listener),
 )
-_ORIGINALS = {(cls, name): cls.__dict__.get(name) for cls, name, _ in _PATCHES}
-"""What each patched attribute was before (None: absent), restored when the last block ends."""
+def _install() -> None:
+    ec2_utils.filter_dict_attribute_mapping[ENI_FILTER] = "sandbox_eni_ids"
+
+
+def _forget() -> None:
+    ec2_utils.filter_dict_attribute_mapping.pop(ENI_FILTER, None)
+    with _lock:
+        _tokens.clear()
+        _failing.clear()
+    unshare_all()
+
+
+_RULES = moto_gaps.Patches(_PATCHES, on_install=_install, on_restore=_forget)
 
 
 @contextlib.contextmanager
@@ -562,29 +571,8 @@ def aws_rules() -> Iterator[None]:
     Blocks nest; the outermost one installs the rules and, at its end, takes them out and forgets
     every share, token and refused write.
     """
-    with _lock:
-        _depth[0] += 1
-        if _depth[0] == 1:
-            for cls, name, patched in _PATCHES:
-                setattr(cls, name, patched)
-            ec2_utils.filter_dict_attribute_mapping[ENI_FILTER] = "sandbox_eni_ids"
-    try:
-        with moto_gaps.installed():
-            yield
-    finally:
-        with _lock:
-            _depth[0] -= 1
-            if _depth[0] == 0:
-                for cls, name, _ in _PATCHES:
-                    original = _ORIGINALS[(cls, name)]
-                    if original is None:
-                        delattr(cls, name)
-                    else:
-                        setattr(cls, name, original)
-                ec2_utils.filter_dict_attribute_mapping.pop(ENI_FILTER, None)
-                _tokens.clear()
-                _failing.clear()
-                unshare_all()
+    with _RULES.installed(), moto_gaps.installed():
+        yield
 
 
 SESSION_QUOTA_CODE = "TrafficMirrorSessionLimitExceeded"
