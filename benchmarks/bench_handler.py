@@ -661,12 +661,14 @@ def verdicts(rows: Sequence[Row], latency_ms: float) -> list[Verdict]:
 
 
 def process_verdict(process: "cold_process.Result") -> Verdict:
-    """The issue's criterion: a new process's cold start, to the end of its first event, is at most the baseline's."""
-    ours, theirs = process.of("ours", "total"), process.of("baseline", "total")
+    """The issue's criterion: a new process's cold start, to the end of its first event, is at most
+    the baseline's, for the package as deployed from the runtime's Python (with its bytecode)."""
+    ours, theirs = process.of(cold_process.BYTECODE, "total"), process.of("baseline", "total")
+    sources = process.of("ours", "total")
     text = (
         f"process cold start (new process to the end of the first event, "
-        f"{'best' if process.stat == 'min' else 'median'} of {process.repeat}): ours {ours:.0f} ms = "
-        f"{_ratio(ours, theirs):.2f}x baseline {theirs:.0f} ms (needs ≤ 1x)"
+        f"{'best' if process.stat == 'min' else 'median'} of {process.repeat}): ours with bytecode {ours:.0f} ms = "
+        f"{_ratio(ours, theirs):.2f}x baseline {theirs:.0f} ms (needs ≤ 1x; sources only: {_ratio(sources, theirs):.2f}x)"
     )
     if process.repeat < PROCESS_MIN_REPEAT:
         return Verdict("SKIP", f"{text}; too few runs to judge")

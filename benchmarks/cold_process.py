@@ -36,6 +36,9 @@ from testsupport.event_builders import run_instances_record, wrap
 
 REGION = "us-east-1"
 SIDES = ("ours", "baseline")
+BYTECODE = "ours, with bytecode"
+"""Our package as deployed from the runtime's own Python: each module's .pyc beside its source
+(`components.packaging.bytecode_files`); "ours" is the package of sources only."""
 REFERENCES = ("python", "boto3")
 BOOTSTRAP = Path(__file__).resolve().parent / "lambda_bootstrap.py"
 BASELINE = Path(__file__).resolve().parent / "baseline.py"
@@ -104,14 +107,16 @@ class Result:
         return runs[0].calls if runs else Counter()
 
 
-def _task_directory(root: Path, handler: Path | None = None) -> Path:
+def _task_directory(root: Path, handler: Path | None = None, bytecode: bool = False) -> Path:
     """The deployment package exactly as `components.packaging` zips it (of `handler`, a directory
-    of the handler's sources; by default the installed one), plus the baseline's module."""
+    of the handler's sources; by default the installed one; `bytecode`: as deployed from the
+    runtime's own Python), plus the baseline's module."""
     from traffic_mirror.components import packaging
 
     task = root / "task"
     task.mkdir(parents=True)
-    with zipfile.ZipFile(packaging.write_zip(root / "function.zip", handler)) as archive:
+    runtime = packaging.this_runtime() if bytecode else None
+    with zipfile.ZipFile(packaging.write_zip(root / "function.zip", handler, runtime)) as archive:
         archive.extractall(task)
     shutil.copy(BASELINE, task / "baseline.py")
     shutil.copy(BOOTSTRAP, task / "bootstrap.py")
@@ -142,6 +147,7 @@ class Runner:
         task = _task_directory(root / "now")
         self.tasks = {side: task for side in (*SIDES, *REFERENCES)}
         """Side -> the task directory its process starts in."""
+        self.tasks[BYTECODE] = _task_directory(root / "bytecode", bytecode=True)
         if before:
             self.tasks[before_side(before)] = _task_directory(root / "before", _sources_at(before, root / "src"))
         self.home = root / "home"

@@ -101,7 +101,7 @@ class TrafficMirrorAutomation(pulumi.ComponentResource):
         }
         mirroring = {region: self._mirroring(name, region, options, footprint) for region in options.regions}
 
-        code = packaging.code_archive()
+        code = packaging.code_archive(runtime=options.deployment.runtime)
         code_sha256 = packaging.code_hash()
         functions = {
             region: regional.create_function(

@@ -997,6 +997,25 @@ def test_generated_files_match_the_declarations() -> None:
     assert PROVIDER_REGION == "us-east-1"
 
 
+def test_deployed_from_the_runtimes_python_the_package_carries_the_bytecode_python_loads(tmp_path: Path) -> None:
+    """Unchecked hash-based .pyc beside the sources: the module loads without compiling its source
+    (here a source that no longer compiles still imports), on the read-only /var/task."""
+    other = "python3.12" if packaging.this_runtime() != "python3.12" else "python3.13"
+    with zipfile.ZipFile(packaging.write_zip(tmp_path / "other.zip", runtime=other)) as archive:
+        assert not [n for n in archive.namelist() if n.endswith(".pyc")]
+    task = tmp_path / "task"
+    with zipfile.ZipFile(packaging.write_zip(tmp_path / "same.zip", runtime=packaging.this_runtime())) as archive:
+        names = archive.namelist()
+        archive.extractall(task)
+    sources = [n for n in names if n.endswith(".py")]
+    assert len([n for n in names if n.endswith(".pyc")]) == len(sources)
+    (task / "handler" / "errors.py").write_text("this is not Python\n")
+    code = "import handler.errors as e; assert e.classify"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(task)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=task, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_the_archive_holds_only_what_the_lambda_runs_and_cli_edits_leave_its_hash(tmp_path: Path) -> None:
     names = [name for name, _ in packaging.source_files()]
     assert "handler/__main__.py" not in names  # `python -m handler` starts the CLI: not the Lambda's
