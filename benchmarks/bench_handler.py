@@ -143,9 +143,10 @@ class Probe:
 def _bytecode(cached: bool) -> Iterator[None]:
     """Where fresh imports get their code: compiled from source (the default) or from .pyc files.
 
-    The deployment package holds only `.py` files (components/packaging.py) and Lambda's
-    /var/task is read-only, so a real cold start compiles the handler's source every time; by
-    default both sides do the same here. With `cached`, .pyc files are written on the first
+    A package deployed from another Python than the runtime's holds only `.py` files
+    (components/packaging.py) and Lambda's /var/task is read-only, so its cold start compiles the
+    handler's source every time; by default both sides do the same here (the process cold start,
+    `cold_process`, measures the package with bytecode too). With `cached`, .pyc files are written on the first
     import and read afterwards. Either way they go to a temporary directory, never the tree.
     """
     saved = (sys.dont_write_bytecode, sys.pycache_prefix)
@@ -412,15 +413,10 @@ class Bench:
         self.naive_cold(self._event(instances, "warm-up"))
 
 
-def bench(
-    sizes: Sequence[int] = SIZES,
-    enis: Sequence[int] = ENIS_PER_INSTANCE,
-    latency_ms: float = 50.0,
-    repeat: int = 7,
-    bytecode: bool = False,
-    stat: str = "min",
-) -> list[Row]:
-    """Measure every (instances, ENIs per instance) row under moto; no output."""
+@contextlib.contextmanager
+def _bench(latency_ms: float, repeat: int, stat: str, bytecode: bool = False) -> Iterator["Bench"]:
+    """A `Bench` on in-process moto with AWS's rules, the handler's environment and modules as a
+    Lambda has them, quiet logs; everything restored after (the events' rows and the sweep alike)."""
     with contextlib.ExitStack() as stack:
         stack.enter_context(_bytecode(bytecode))
         stack.enter_context(_preserve_default_session())
@@ -434,11 +430,22 @@ def bench(
 
         stack.enter_context(mock_aws())
         stack.enter_context(sandbox.aws_rules())
-        runner = Bench(latency_ms, repeat, stat)
-        with runner.probe.installed(), _frozen_heap():
-            runner.warm_up()
-            gc.freeze()  # what exists now (moto's data, botocore's models) is never scanned again
-            return [runner.row(n, e) for n in sizes for e in enis]
+        yield Bench(latency_ms, repeat, stat)
+
+
+def bench(
+    sizes: Sequence[int] = SIZES,
+    enis: Sequence[int] = ENIS_PER_INSTANCE,
+    latency_ms: float = 50.0,
+    repeat: int = 7,
+    bytecode: bool = False,
+    stat: str = "min",
+) -> list[Row]:
+    """Measure every (instances, ENIs per instance) row under moto; no output."""
+    with _bench(latency_ms, repeat, stat, bytecode) as runner, runner.probe.installed(), _frozen_heap():
+        runner.warm_up()
+        gc.freeze()  # what exists now (moto's data, botocore's models) is never scanned again
+        return [runner.row(n, e) for n in sizes for e in enis]
 
 
 # --- the sweep, with and without the services' ENIs ------------------------------------------------
@@ -489,20 +496,9 @@ def bench_sweep(
     hand with MIRROR_SOURCES=instances and =all, alternately, `repeat` times each (no output)."""
     import dataclasses
 
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(_preserve_default_session())
-        stack.enter_context(environment.isolated(LAMBDA_ENV))
-        stack.enter_context(modules.preserved(_reimported))
-        stack.enter_context(logs.quiet())
-        stack.enter_context(botocore_models.shared_loader())
-        from moto import mock_aws
+    from testsupport.event_builders import scheduled
 
-        from testsupport import sandbox
-        from testsupport.event_builders import scheduled
-
-        stack.enter_context(mock_aws())
-        stack.enter_context(sandbox.aws_rules())
-        runner = Bench(latency_ms, repeat, stat)
+    with _bench(latency_ms, repeat, stat) as runner:
         # Enough large sensors (100 sources each) for every ENI, in each AZ.
         per_az = math.ceil((instance_enis + service_enis) / 100 / len(runner.account.subnets)) + 1
         for subnet in runner.account.subnets.values():
