@@ -26,6 +26,7 @@ adaptive rate limiter: EC2 throttles per account and region, and a burst in one 
 not slow another.
 """
 
+import contextlib
 import functools
 import threading
 from collections import Counter
@@ -36,7 +37,9 @@ from typing import TYPE_CHECKING, Any
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
-from botocore.exceptions import BotoCoreError
+from botocore.exceptions import BotoCoreError, DataNotFoundError
+from botocore.loaders import ExtrasProcessor
+from botocore.paginate import Paginator
 from botocore.retries import quota, standard
 
 from .model import MEMBER_SESSION_NAME
@@ -131,6 +134,27 @@ def _install_retries(client: Any, time_left: TimeLeft) -> quota.RetryQuota:
     # client was made): look again once it has, so nothing is sent past the deadline.
     client.meta.events.register("before-send", refuse_late)
     return budget
+
+
+def make_paginator(client: Any, operation: str, loader: Any) -> Paginator:
+    """What `client.get_paginator(operation)` returns, without its cold-start costs.
+
+    botocore's own first checks that the service has paginators by listing every service that has
+    any (a walk through some 400 model directories: about 10 ms, once per session) and documents
+    the paginator's class. Here the service's pagination model is read directly by the session's
+    loader (`loader`), with its extras merged as the loader merges them, and the same `Paginator`
+    is made from it.
+    """
+    model = client.meta.service_model
+    name = f"{model.service_name}/{model.api_version}/paginators-1"
+    config = loader.load_data(name)
+    extras = []
+    for kind in loader.extras_types:
+        with contextlib.suppress(DataNotFoundError):  # most models have none
+            extras.append(loader.load_data(f"{name}.{kind}-extras"))
+    ExtrasProcessor().process(config, extras)
+    api_name = client.meta.method_to_api_mapping[operation]
+    return Paginator(getattr(client, operation), config["pagination"][api_name], model.operation_model(api_name))
 
 
 def _botocore_session(session: "boto3.session.Session | botocore.session.Session | None") -> Any:
@@ -230,6 +254,9 @@ class Clients:
             refresh_using=fetcher.fetch_credentials, method="assume-role"
         )
         session = botocore.session.Session()
+        # The models this container already read (EC2's alone is ~2 MB of JSON) are read once, not
+        # once more for every account.
+        session.register_component("data_loader", base.get_component("data_loader"))
         # botocore has no public setter for refreshable credentials; this is the documented idiom.
         session._credentials = credentials  # type: ignore[attr-defined]
         with self._lock:
@@ -272,7 +299,8 @@ class Clients:
             found = self._paginators.get(key)
         if found is not None:
             return found
-        made = self.ec2(place).get_paginator(operation)  # type: ignore[call-overload]
+        loader = self.session_for(place).get_component("data_loader")
+        made = make_paginator(self.ec2(place), operation, loader)
         with self._lock:
             return self._paginators.setdefault(key, made)
 

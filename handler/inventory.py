@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from . import guardrails
 
 FILTER_VALUES_PER_CALL = 200
-GONE = frozenset({"shutting-down", "terminated"})
-"""Instance states in which its ENIs are being deleted (the primary one by default)."""
 NLB_ARNS_PER_CALL = 20
 TAGGED_LOAD_BALANCERS_PER_CALL = 20
 """elbv2 DescribeTags takes at most 20 ARNs, classic elb DescribeTags at most 20 names."""
@@ -125,11 +123,9 @@ def _load_inventory(ctx: Context) -> Inventory:
         t["GatewayLoadBalancerEndpointId"] for t in raw_targets if t.get("GatewayLoadBalancerEndpointId")
     ]
 
-    check_time(ctx, "reading the sensors' ENIs, load balancers and endpoints")  # the second round
-    enis_f = submit(
-        _by_filter, ctx, "describe_network_interfaces", "NetworkInterfaces", "network-interface-id", eni_ids
-    )
-    # The sensors' instances (their state and type) in the same round, found by their ENIs.
+    check_time(ctx, "reading the sensors' instances, load balancers and endpoints")  # the second round
+    # The sensors' ENIs as their instances list them (with each instance's state and type): one
+    # read for both. Only an ENI no instance lists is read on its own, below.
     sensors_f = submit(
         _by_filter, ctx, "describe_instances", "Reservations", "network-interface.network-interface-id", eni_ids
     )
@@ -144,27 +140,18 @@ def _load_inventory(ctx: Context) -> Inventory:
     )
     nlbs_f = submit(_describe_nlbs, ctx, nlb_arns)
     vpces_f = submit(_describe_gwlb_endpoints, ctx, gwlbe_ids)
-    enis = {e["NetworkInterfaceId"]: e for e in enis_f.result()}
-    instance_of = {
-        eni["NetworkInterfaceId"]: instance
-        for reservation in sensors_f.result()
-        for instance in reservation.get("Instances", [])
-        for eni in instance.get("NetworkInterfaces", [])
-        if eni.get("NetworkInterfaceId")
-    }
-    # A sensor ENI that a live instance lists but the ENI read lacks: the answers disagree (a sensor
-    # whose ENI was deleted is listed by no live instance). Nothing is decided on such a read.
-    live = {e for e, i in instance_of.items() if (i.get("State") or {}).get("Name") not in GONE}
-    unlisted = sorted(live & set(eni_ids) - set(enis))
-    if unlisted:
-        raise ReadFailure(f"the ENI read lacks {len(unlisted)} sensor ENI(s) that instances list ({unlisted[0]}, ...)")
-    # And the other way: a sensor ENI attached to an instance the instance read lacks (an instance
-    # lives as long as the ENIs attached to it), never taken for a sensor that is not running.
-    orphaned = sorted(
-        e for e in eni_ids if e in enis and (enis[e].get("Attachment") or {}).get("InstanceId") and e not in instance_of
-    )
-    if orphaned:
-        raise ReadFailure(f"the instance read lacks the instances of {len(orphaned)} sensor ENI(s) ({orphaned[0]}, ...)")
+    enis, instance_of = _sensor_enis(sensors_f.result(), eni_ids)
+    unlisted = [e for e in eni_ids if e not in enis]
+    if unlisted:  # detached, deleted, or lost on the way: the ENI read says which
+        check_time(ctx, "reading the sensor ENIs no instance lists")
+        for eni in describe_enis(ctx, "network-interface-id", unlisted):
+            # An ENI attached to an instance the instance read lacks: the answers disagree (an
+            # instance lives as long as the ENIs attached to it). Nothing is decided on such a read.
+            if (eni.get("Attachment") or {}).get("InstanceId"):
+                raise ReadFailure(
+                    f"the instance read lacks the instance of sensor ENI {eni['NetworkInterfaceId']}"
+                )
+            enis[str(eni["NetworkInterfaceId"])] = eni
     nlbs, vpces = nlbs_f.result(), vpces_f.result()
     nlb_health = _nlb_health(ctx, nlbs) if nlbs else {}
     zone_ids = zones_f.result() if zones_f else {}
@@ -224,6 +211,27 @@ def _load_inventory(ctx: Context) -> Inventory:
         shared=shared,
         listed=seen_shared,
     )
+
+
+def _sensor_enis(
+    reservations: Iterable[Mapping[str, Any]], eni_ids: Sequence[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Mapping[str, Any]]]:
+    """The sensor ENIs that instances list, shaped as DescribeNetworkInterfaces shows them (an
+    attached ENI is in its instance's zone), and the instance of each."""
+    wanted = set(eni_ids)
+    enis: dict[str, dict[str, Any]] = {}
+    instance_of: dict[str, Mapping[str, Any]] = {}
+    for reservation in reservations:
+        for instance in reservation.get("Instances", []):
+            zone = (instance.get("Placement") or {}).get("AvailabilityZone")
+            for eni in instance.get("NetworkInterfaces", []):
+                eni_id = eni.get("NetworkInterfaceId")
+                if eni_id not in wanted:
+                    continue
+                attachment = {**(eni.get("Attachment") or {}), "InstanceId": instance.get("InstanceId")}
+                enis[eni_id] = {**eni, "AvailabilityZone": zone, "Attachment": attachment}
+                instance_of[eni_id] = instance
+    return enis, instance_of
 
 
 def _resource_of(raw: Mapping[str, Any]) -> str:

@@ -7,6 +7,7 @@ ENI. Events, the sweep and the CLI all go through this one function, so they agr
 
 import dataclasses
 import hashlib
+import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -471,7 +472,7 @@ def choose_filter(route: str | None, filters: Sequence[MirrorFilter], settings: 
 def free_session_number(taken: Iterable[int], preferred: int) -> int | None:
     """Lowest free number >= preferred (lower = evaluated first), wrapping to 1; None if all taken."""
     used = set(taken)
-    for number in [*range(preferred, MAX_SESSION_NUMBER + 1), *range(1, preferred)]:
+    for number in itertools.chain(range(preferred, MAX_SESSION_NUMBER + 1), range(1, preferred)):
         if number not in used:
             return number
     return None

@@ -134,8 +134,9 @@ def test_naive_reads_grow_with_instances_ours_do_not(
     ours = sandbox.launch(aws, account, subnet, count=4)
     counter.calls.clear()
     app.handle(event(ours, "calls-ours"))
-    # cold: targets, filters, the sensors' ENIs and instances, the sessions on the sensors, tags, sessions
-    assert counter.reads() == 7
+    # cold: targets, filters, the sensors' instances (with their ENIs), the sessions on the sensors,
+    # tags, sessions
+    assert counter.reads() == 6
     assert counter.calls["CreateTrafficMirrorSession"] == 4
 
 
@@ -149,13 +150,14 @@ def test_benchmark_quick_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     rows = {m[0]: tuple(int(x) for x in m[1:]) for m in ROW.findall(out)}
     # EC2 calls ours cold / warm / naive, then the reads among them. Warm is what sensor health
-    # adds to an event: nothing; cold pays two more reads once per region per TTL with the
-    # inventory (the sensors' instances, for their state; the sessions on the sensors, for capacity).
+    # adds to an event: nothing; cold pays one more read once per region per TTL with the
+    # inventory (the sessions on the sensors, for capacity; the sensors' ENIs are read with their
+    # instances, whose state and type health needs).
     assert rows == {
-        "1 x 1": (8, 3, 4, 7, 2, 3),
-        "1 x 2": (9, 4, 5, 7, 2, 3),
-        "2 x 1": (9, 4, 8, 7, 2, 6),
-        "2 x 2": (11, 6, 10, 7, 2, 6),
+        "1 x 1": (7, 3, 4, 6, 2, 3),
+        "1 x 2": (8, 4, 5, 6, 2, 3),
+        "2 x 1": (8, 4, 8, 6, 2, 6),
+        "2 x 2": (10, 6, 10, 6, 2, 6),
     }
     assert "INVALID" not in out and "FAIL" not in out
     assert all(sys.modules[name] is module for name, module in modules.items())  # state given back

@@ -119,6 +119,6 @@ def test_cold_reads_are_a_constant(aws: Any, account: sandbox.Account, counter: 
     instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=7)
     counter.calls.clear()
     app.handle(wrap(run_instances_record(instances)))
-    # targets, filters, the sensors' ENIs and instances, the sessions on the sensors (capacity),
-    # tags, the ENIs' sessions: the inventory's four reads are made once per region per TTL.
-    assert counter.reads() == 7, counter.calls
+    # targets, filters, the sensors' instances (with their ENIs), the sessions on the sensors
+    # (capacity), tags, the ENIs' sessions: the inventory's four reads are made once per region per TTL.
+    assert counter.reads() == 6, counter.calls

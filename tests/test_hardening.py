@@ -109,6 +109,19 @@ def test_an_empty_eni_read_deletes_nothing(aws: Any, account: sandbox.Account) -
     assert app.handle(scheduled("sweep-1"))["counts"]["Created"] == 4
     empty_answers("DescribeNetworkInterfaces", "NetworkInterfaces")
     app.CONTAINER.inventories.clear()
+    # The sensors' ENIs come with their instances: the emptied answer hides only the ENIs' tags.
+    result = app.handle(scheduled("sweep-2"))
+    assert result["counts"]["Deleted"] == 0 and result["counts"]["AlreadyMirrored"] == 4
+    assert set(by_eni(aws)) == enis_of(instances)
+
+
+def test_an_empty_instance_read_deletes_nothing(aws: Any, account: sandbox.Account) -> None:
+    instances = sandbox.launch(aws, account, account.subnets["us-east-1a"], count=4)
+    assert app.handle(scheduled("sweep-1"))["counts"]["Created"] == 4
+    empty_answers("DescribeInstances", "Reservations")
+    app.CONTAINER.inventories.clear()
+    # No instance, so no source: but the sensors' ENIs, read on their own, are attached to
+    # instances the read lacks. The sweep fails and is retried; nothing is released.
     batch = sqs(scheduled("sweep-2"))
     assert app.handle(batch) == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
     assert set(by_eni(aws)) == enis_of(instances)

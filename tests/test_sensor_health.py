@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from traffic_mirror.handler import app, inventory, report
+from traffic_mirror.handler import app, health, inventory, report
 from traffic_mirror.handler.settings import Settings
 
 from tests import conftest
@@ -127,6 +127,23 @@ def test_a_terminated_sensor_event_moves_its_sessions(aws: Any) -> None:
     for n in range(2):  # and stays so: the gone sensor is reported, never a reason to fail
         swept = app.handle(scheduled(f"sweep-{n}"))
         assert (swept["counts"]["AlreadyMirrored"], swept["counts"]["Failed"]) == (4, 0)
+
+
+def test_a_sensor_eni_no_instance_lists_is_read_on_its_own_and_is_unusable(aws: Any, counter: CallCounter) -> None:
+    account, sensors = two_sensors(aws)
+    loose = aws.create_network_interface(SubnetId=account.subnets[AZ])["NetworkInterface"]["NetworkInterfaceId"]
+    target = aws.create_traffic_mirror_target(NetworkInterfaceId=loose)["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+    counter.clear()
+    found = {t.target_id: t for t in inventory.inventory(home(), refresh=True).targets}
+    assert (found[target].health.usable, found[target].health.why) == (False, health.ENI_DETACHED)
+    assert found[target].az == AZ and found[target].vpc_id == account.vpc
+    assert all(found[s].health.usable and found[s].az == AZ for s in sensors)
+    # The live sensors' ENIs come with their instances; only the loose one is read on its own.
+    assert (counter.calls["DescribeInstances"], counter.calls["DescribeNetworkInterfaces"]) == (1, 1)
+    aws.delete_traffic_mirror_target(TrafficMirrorTargetId=target)
+    counter.clear()
+    inventory.inventory(home(), refresh=True)
+    assert (counter.calls["DescribeInstances"], counter.calls["DescribeNetworkInterfaces"]) == (1, 0)
 
 
 def test_with_no_usable_sensor_sessions_stay_and_nothing_is_needed_when_it_returns(

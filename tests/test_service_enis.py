@@ -225,9 +225,10 @@ def test_the_default_is_unchanged_no_service_eni_is_read_or_mirrored(world: Worl
     result = app.handle(SWEEP, settings=Settings())
     assert result["counts"]["Created"] == 1  # the instance's ENI, nothing else
     assert [s["NetworkInterfaceId"] for s in world.sessions()] == [world.instance_eni]
-    # The same reads as before MIRROR_SOURCES: the sensors' ENIs and the tag key's, no load balancer's.
+    # The same reads as before MIRROR_SOURCES: the tag key's ENIs (the sensors' come with their
+    # instances), no load balancer's.
     calls = counter.snapshot()
-    assert calls["DescribeNetworkInterfaces"] == 2 and calls["DescribeTags"] == 0
+    assert calls["DescribeNetworkInterfaces"] == 1 and calls["DescribeTags"] == 0
     decisions, _ = reconcile.read_only_plan(Context(Place(REGION), Settings(), app.CONTAINER))
     assert {d.kind for d in decisions} == {"instances"}
     assert not {d.eni_id for d in decisions} & {*world.alb, *world.clb, world.rds}
@@ -239,7 +240,7 @@ def test_the_default_is_unchanged_no_service_eni_is_read_or_mirrored(world: Worl
     counter.clear()
     app.handle(SWEEP, settings=ALL)
     calls = counter.snapshot()
-    assert calls["DescribeNetworkInterfaces"] == 3 and calls["DescribeTags"] == 1
+    assert calls["DescribeNetworkInterfaces"] == 2 and calls["DescribeTags"] == 1
 
 
 def test_a_sweep_mirrors_alb_clb_and_rds_enis_to_the_sensor_of_their_zone(world: World) -> None:
