@@ -25,23 +25,28 @@ if IN_LAMBDA:
     # `gc.freeze` below then leaves it out of every later collection, the first event's included.
     gc.disable()
 
+from . import readahead  # noqa: E402
+from .clients import RETRY_CONFIG, Clients, Place  # noqa: E402
+
+_CLIENTS, _INVENTORY_READS = Clients(RETRY_CONFIG), readahead.pool()
+# Cold start, in Lambda only: the function's own region's EC2 client, and the inventory's first
+# reads sent at once (they need nothing else), so their round trips overlap the rest of the imports.
+if IN_LAMBDA:
+    _HOME = Place(os.environ["AWS_REGION"])
+    _FIRST = readahead.start(_CLIENTS, _HOME, _INVENTORY_READS)
+
 from . import accounts, errors, inventory  # noqa: E402
 from . import settings as settings_module  # noqa: E402
-from .clients import Place  # noqa: E402
 from .context import Container, Context, deadline_margin  # noqa: E402
 
 SETTINGS = settings_module.load()
 """Validated once per container: a bad variable fails the cold start with a clear message."""
-CONTAINER = Container()
+CONTAINER = Container(_CLIENTS, _INVENTORY_READS)
 """What this container keeps between invocations: clients, caches, lessons."""
 DEFAULT_BUDGET_SECONDS = 300.0
 
-# Cold start, in Lambda only: the function's own region's client, then its inventory in the
-# background, so the first round trips overlap the rest of the imports.
-if IN_LAMBDA:
-    _home = Context(Place(os.environ["AWS_REGION"]), SETTINGS, CONTAINER)
-    CONTAINER.clients.warm(_home.place)
-    inventory.prefetch(_home)
+if IN_LAMBDA:  # the rest of the inventory (its targets' health) in the background, from those reads
+    inventory.prefetch(Context(_HOME, SETTINGS, CONTAINER), _FIRST)
 
 from . import reconcile, report  # noqa: E402
 from .apply import Result  # noqa: E402

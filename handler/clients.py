@@ -42,8 +42,6 @@ from botocore.loaders import ExtrasProcessor
 from botocore.paginate import Paginator
 from botocore.retries import quota, standard
 
-from .model import MEMBER_SESSION_NAME
-
 if TYPE_CHECKING:
     import boto3
     from mypy_boto3_ec2 import EC2Client
@@ -240,6 +238,8 @@ class Clients:
         # retries and timeouts, in the credentials' region or else the place's: botocore's
         # fetcher would otherwise make a default STS client (AWS's, with no region at all when
         # only AWS_REGION is set, as for the CLI).
+        from .model import MEMBER_SESSION_NAME  # here only: a cold start imports this module first
+
         region = base.get_config_variable("region") or place.region
         sts_options: dict[str, Any] = {"config": self.config, "region_name": region}
         if place.endpoint:
@@ -314,11 +314,3 @@ class Clients:
             self._sessions.clear()
             self._budgets.clear()
             self._session = None
-
-    def warm(self, place: Place) -> None:
-        """Create the function's own region's EC2 client during init (cold start), and the
-        paginators the inventory prefetch starts with: botocore's paginator model is then read
-        once, here, not by two of its threads at once. Any other paginator is made on first use."""
-        self.ec2(place)  # the ELBv2 client is made only when an NLB target exists
-        for operation in ("describe_traffic_mirror_targets", "describe_traffic_mirror_filters"):
-            self.paginator(place, operation)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from . import readahead
 from .clients import RETRY_CONFIG, Clients, Place
 from .model import Inventory, Learned
 from .settings import Settings
@@ -33,11 +34,11 @@ LOSS_INTERVAL_SECONDS = 240.0
 class Container:
     """Clients, caches and lessons of one Lambda container (or one CLI run)."""
 
-    def __init__(self, clients: Clients | None = None) -> None:
+    def __init__(self, clients: Clients | None = None, inventory_reads: ThreadPoolExecutor | None = None) -> None:
         self.clients = clients or Clients(RETRY_CONFIG)
         self.reads = ThreadPoolExecutor(max_workers=64, thread_name_prefix="mirror-io")
         """Concurrent reads of one invocation."""
-        self.inventory_reads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirror-inventory")
+        self.inventory_reads = inventory_reads or readahead.pool()
         """The inventory's own fan-out, separate so a read waiting on it never starves `reads`."""
         self.groups = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mirror-account")
         """One thread per (account, region) of a batch: accounts never wait behind each other."""

@@ -7,14 +7,14 @@ MIRROR_CACHE_TTL_SECONDS and dropped as soon as an API answer shows it is stale.
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from . import accounts, errors, health, kinds
+from . import accounts, errors, health, kinds, readahead
 from .context import Context
 from .errors import ReadFailure
 from .model import FilterRule, Health, Inventory, MirrorFilter, Session, Source, Target, TargetKind
@@ -24,7 +24,6 @@ from .settings import MANAGED_TAG_KEY, Settings
 if TYPE_CHECKING:
     from . import guardrails
 
-FILTER_VALUES_PER_CALL = 200
 NLB_ARNS_PER_CALL = 20
 TAGGED_LOAD_BALANCERS_PER_CALL = 20
 """elbv2 DescribeTags takes at most 20 ARNs, classic elb DescribeTags at most 20 names."""
@@ -65,42 +64,32 @@ def _tags(items: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
     return {t["Key"]: t.get("Value", "") for t in items or () if "Key" in t}
 
 
-def _chunks(values: Sequence[str], size: int = FILTER_VALUES_PER_CALL) -> Iterator[list[str]]:
-    unique = sorted(set(values))
-    for start in range(0, len(unique), size):
-        yield unique[start : start + size]
-
-
 def _pages(ctx: Context, operation: str, key: str, **kwargs: Any) -> list[Any]:
     """Every item of a paginated describe call."""
-    items: list[Any] = []
-    for page in ctx.clients.paginator(ctx.place, operation).paginate(**kwargs):
-        items.extend(page.get(key, []))
-    return items
+    return readahead.pages(ctx.clients, ctx.place, operation, key, **kwargs)
 
 
 def _by_filter(ctx: Context, operation: str, key: str, name: str, values: Sequence[str], **kw: Any) -> list[Any]:
     """A describe filtered on up to 200 values per call (filters never raise NotFound for gone ids)."""
-    items: list[Any] = []
-    extra = kw.pop("Filters", [])
-    for chunk in _chunks(values):
-        filters = [{"Name": name, "Values": chunk}, *extra]
-        items.extend(_pages(ctx, operation, key, Filters=filters, **kw))
-    return items
+    return readahead.by_filter(ctx.clients, ctx.place, operation, key, name, values, **kw)
 
 
 # --- targets and filters -------------------------------------------------------------
 
 
-def _load_inventory(ctx: Context) -> Inventory:
+def _load_inventory(ctx: Context, first: readahead.FirstReads | None = None) -> Inventory:
     """Targets with their health, filters, and the sessions on ENI targets: two rounds of reads
-    (three more, concurrent per NLB, only when NLB targets exist)."""
+    (`readahead`: a cold start's `first` were sent during init), three more, concurrent per NLB,
+    only when NLB targets exist."""
     submit = ctx.container.inventory_reads.submit
-    targets_f = submit(_pages, ctx, "describe_traffic_mirror_targets", "TrafficMirrorTargets")
-    filters_f = submit(_pages, ctx, "describe_traffic_mirror_filters", "TrafficMirrorFilters")
+    if first is None:
+        second_round = "reading the sensors' instances and the sessions on them"
+        first = readahead.start(
+            ctx.clients, ctx.place, ctx.container.inventory_reads, lambda: check_time(ctx, second_round)
+        )
     # Zones are matched across accounts by id (names differ per account): read only when needed.
     zones_f = submit(_zone_ids, ctx) if ctx.settings.accounts or ctx.settings.sensor_owners else None
-    listed = targets_f.result()
+    listed = first.targets.result()
     # A shared target is listed by the accounts it is shared with, with its owner's OwnerId: only
     # the owner can describe what it points to (and read its health), so here it is only noted.
     me = accounts.known_account(ctx)
@@ -123,24 +112,12 @@ def _load_inventory(ctx: Context) -> Inventory:
         t["GatewayLoadBalancerEndpointId"] for t in raw_targets if t.get("GatewayLoadBalancerEndpointId")
     ]
 
-    check_time(ctx, "reading the sensors' instances, load balancers and endpoints")  # the second round
-    # The sensors' ENIs as their instances list them (with each instance's state and type): one
-    # read for both. Only an ENI no instance lists is read on its own, below.
-    sensors_f = submit(
-        _by_filter, ctx, "describe_instances", "Reservations", "network-interface.network-interface-id", eni_ids
-    )
-    # The sessions on ENI targets, as their owner lists them (other accounts' included): capacity.
-    on_f = submit(
-        _by_filter,
-        ctx,
-        "describe_traffic_mirror_sessions",
-        "TrafficMirrorSessions",
-        "traffic-mirror-target-id",
-        eni_target_ids,
-    )
+    check_time(ctx, "reading the sensors' load balancers and endpoints")  # the second round
     nlbs_f = submit(_describe_nlbs, ctx, nlb_arns)
     vpces_f = submit(_describe_gwlb_endpoints, ctx, gwlbe_ids)
-    enis, instance_of = _sensor_enis(sensors_f.result(), eni_ids)
+    # The sensors' ENIs as their instances list them (with each instance's state and type): one
+    # read for both. Only an ENI no instance lists is read on its own, below.
+    enis, instance_of = _sensor_enis(first.sensors.result(), eni_ids)
     unlisted = [e for e in eni_ids if e not in enis]
     if unlisted:  # detached, deleted, or lost on the way: the ENI read says which
         check_time(ctx, "reading the sensor ENIs no instance lists")
@@ -155,10 +132,14 @@ def _load_inventory(ctx: Context) -> Inventory:
     nlbs, vpces = nlbs_f.result(), vpces_f.result()
     nlb_health = _nlb_health(ctx, nlbs) if nlbs else {}
     zone_ids = zones_f.result() if zones_f else {}
+    # The sessions on ENI targets, as their owner lists them (other accounts' included): capacity.
+    # (The read asked for every listed ENI target: a shared one's are read in its owner.)
+    own_eni_targets = set(eni_target_ids)
     sessions_on: dict[str, list[Session]] = {}
-    for raw in on_f.result():
+    for raw in first.sessions_on.result():
         session = _session(raw)
-        sessions_on.setdefault(session.target_id, []).append(session)
+        if session.target_id in own_eni_targets:
+            sessions_on.setdefault(session.target_id, []).append(session)
 
     targets: list[Target] = []
     for raw in raw_targets:
@@ -189,7 +170,7 @@ def _load_inventory(ctx: Context) -> Inventory:
         MirrorFilter(
             f["TrafficMirrorFilterId"], _tags(f.get("Tags")), f.get("Description", "") or "", _filter_rules(f)
         )
-        for f in filters_f.result()
+        for f in first.filters.result()
     ]
     if zone_ids:
         targets = [
@@ -282,7 +263,7 @@ def _describe_nlbs(ctx: Context, arns: Sequence[str]) -> dict[str, dict[str, Any
     described one ARN at a time, so only the targets whose NLB is gone drop out.
     """
     found: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(arns, NLB_ARNS_PER_CALL):
+    for chunk in readahead.chunks(arns, NLB_ARNS_PER_CALL):
         try:
             found.update(_nlb_chunk(ctx, chunk))
         except ClientError as error:
@@ -417,8 +398,9 @@ def _describe_gwlb_endpoints(
     }
 
 
-def prefetch(ctx: Context) -> None:
-    """Start loading a place's inventory in the background (at cold start, during init).
+def prefetch(ctx: Context, first: readahead.FirstReads | None = None) -> None:
+    """Start loading a place's inventory in the background (at cold start, during init), from its
+    `first` reads when they were sent already.
 
     The first invocation then waits for this load instead of starting its own, so the imports
     and the first round trips overlap. A failed prefetch is forgotten: the invocation loads again.
@@ -426,7 +408,7 @@ def prefetch(ctx: Context) -> None:
     container = ctx.container
     with container.lock:
         if ctx.place not in container.prefetching:
-            container.prefetching[ctx.place] = container.reads.submit(_load_inventory, ctx)
+            container.prefetching[ctx.place] = container.reads.submit(_load_inventory, ctx, first)
 
 
 def inventory(ctx: Context, *, refresh: bool = False) -> Inventory:
@@ -825,7 +807,7 @@ def _tag_chunks(
         for item in describe(chunk).get("TagDescriptions", []):
             found[str(item[key])] = _tags(item.get("Tags"))
 
-    for chunk in _chunks(ids, TAGGED_LOAD_BALANCERS_PER_CALL):
+    for chunk in readahead.chunks(ids, TAGGED_LOAD_BALANCERS_PER_CALL):
         try:
             read(chunk)
         except ClientError as error:

@@ -101,6 +101,18 @@ def test_sensor_owners_refuses_anything_else(value: str) -> None:
         load({"MIRROR_SENSOR_OWNERS": value})
 
 
+def test_a_cold_starts_first_reads_need_only_the_clients() -> None:
+    """`app` sends the inventory's first reads before it imports the rest of the handler: what
+    sends them must not pull the rest in (it would be imported before the reads leave)."""
+    code = (
+        "import sys, traffic_mirror.handler.readahead\n"
+        "mine = sorted(n for n in sys.modules if n.startswith('traffic_mirror.handler.'))\n"
+        "assert mine == ['traffic_mirror.handler.clients', 'traffic_mirror.handler.readahead'], mine"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"})
+    assert done.returncode == 0, done.stderr
+
+
 def test_an_events_cold_start_imports_only_what_an_event_needs() -> None:
     """The plan's guardrails (the CLI's) and the mirror loss (the schedule's sweeps) are not
     compiled at a cold start: the deployed package ships no .pyc, so every module imported costs."""

@@ -47,7 +47,7 @@ def _experiment_retry_config(app: Any, retries: dict[str, Any]) -> None:
     container = app.CONTAINER
     container.clients.config = container.clients.config.merge(Config(retries=cast(Any, retries)))
     container.reset()
-    container.clients.warm(Place(os.environ["AWS_REGION"]))
+    container.clients.ec2(Place(os.environ["AWS_REGION"]))
 
 
 EXPERIMENTS: dict[str, Callable[[], None]] = {}
