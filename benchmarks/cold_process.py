@@ -231,6 +231,7 @@ def _world(latency_ms: float, before: str | None = None) -> Iterator[Runner]:
         server = stack.enter_context(
             moto_server.Server(lambda moto: throttle.ThrottledApp(moto, rates, clock, latency))
         )
+        server.reset()  # moto's backends live in this process: start from an empty account every time
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cold-start-")))
         yield Runner(server, root, before)
 
