@@ -678,9 +678,9 @@ def process_verdict(process: "cold_process.Result", gated: bool = True) -> Verdi
 def footnote(rows: Sequence[Row], latency_ms: float, repeat: int, bytecode: bool, stat: str) -> str:
     workers = rows[0].max_workers if rows else 0
     code = (
-        "read from cached .pyc files (--bytecode)"
+        "read from cached .pyc files (--bytecode), as a package deployed from the runtime's Python"
         if bytecode
-        else "compiled from source like the deployed package, which ships no .pyc"
+        else "compiled from source, as a package deployed from another Python than the runtime's"
     )
     return "\n".join(
         [
@@ -689,8 +689,8 @@ def footnote(rows: Sequence[Row], latency_ms: float, repeat: int, bytecode: bool
             "calls do not vary between runs.",
             "- Cold = a fresh module in a process whose botocore models are already loaded, for both "
             "sides. Its wall time includes that module's init, shown in brackets: for ours the fresh "
-            f"import of `handler`, {code}, with its botocore session, EC2 client and the prefetch's paginators, and "
-            "the inventory prefetch it starts during init (as in Lambda's init phase, which runs "
+            f"import of `handler`, {code}, with its botocore session and EC2 client, and "
+            "the inventory's first reads it sends during init (as in Lambda's init phase, which runs "
             "before the first event arrives; here it is timed in full); for the naive side the fresh import of scripts/baseline.py, a new default "
             "boto3 session and its EC2 client.",
             "- Warm = a second event (other instances) on the same module: ours has its targets and "
