@@ -85,7 +85,11 @@ def _load_inventory(ctx: Context, first: readahead.FirstReads | None = None) -> 
     if first is None:
         second_round = "reading the sensors' instances and the sessions on them"
         first = readahead.start(
-            ctx.clients, ctx.place, ctx.container.inventory_reads, lambda: check_time(ctx, second_round)
+            ctx.clients,
+            ctx.place,
+            ctx.container.inventory_reads,
+            accounts.known_account(ctx),
+            lambda: check_time(ctx, second_round),
         )
     # Zones are matched across accounts by id (names differ per account): read only when needed.
     zones_f = submit(_zone_ids, ctx) if ctx.settings.accounts or ctx.settings.sensor_owners else None
@@ -93,11 +97,7 @@ def _load_inventory(ctx: Context, first: readahead.FirstReads | None = None) -> 
     # A shared target is listed by the accounts it is shared with, with its owner's OwnerId: only
     # the owner can describe what it points to (and read its health), so here it is only noted.
     me = accounts.known_account(ctx)
-    shared = {
-        str(t["TrafficMirrorTargetId"]): str(t["OwnerId"])
-        for t in listed
-        if me is not None and t.get("OwnerId") and t["OwnerId"] != me
-    }
+    shared = {str(t["TrafficMirrorTargetId"]): str(t["OwnerId"]) for t in listed if readahead.shared_with_us(t, me)}
     raw_targets = [t for t in listed if t.get("TrafficMirrorTargetId") not in shared]
     # What the listing shows of them (kind, resource, owner): enough to name them in a finding.
     seen_shared = tuple(
@@ -133,7 +133,7 @@ def _load_inventory(ctx: Context, first: readahead.FirstReads | None = None) -> 
     nlb_health = _nlb_health(ctx, nlbs) if nlbs else {}
     zone_ids = zones_f.result() if zones_f else {}
     # The sessions on ENI targets, as their owner lists them (other accounts' included): capacity.
-    # (The read asked for every listed ENI target: a shared one's are read in its owner.)
+    # (A cold start's read asked for every listed ENI target: a shared one's are read in its owner.)
     own_eni_targets = set(eni_target_ids)
     sessions_on: dict[str, list[Session]] = {}
     for raw in first.sessions_on.result():

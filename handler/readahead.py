@@ -66,20 +66,30 @@ def by_filter(
     return items
 
 
-def eni_targets(listed: Sequence[Any]) -> tuple[list[str], list[str]]:
-    """The ENIs of the listed ENI targets, and those targets' ids."""
-    enis = [t for t in listed if t.get("NetworkInterfaceId")]
+def shared_with_us(target: Any, account: str | None) -> bool:
+    """A target another account owns and shares with `account` (None: not known yet, so none is):
+    only its owner can describe what it points to."""
+    return account is not None and bool(target.get("OwnerId")) and target["OwnerId"] != account
+
+
+def eni_targets(listed: Sequence[Any], account: str | None) -> tuple[list[str], list[str]]:
+    """The ENIs of the listed ENI targets `account` owns, and those targets' ids."""
+    enis = [t for t in listed if t.get("NetworkInterfaceId") and not shared_with_us(t, account)]
     return [str(t["NetworkInterfaceId"]) for t in enis], [str(t["TrafficMirrorTargetId"]) for t in enis]
 
 
 def start(
-    clients: Clients, place: Place, pool: Executor, before_second_round: Callable[[], None] | None = None
+    clients: Clients,
+    place: Place,
+    pool: Executor,
+    account: str | None = None,
+    before_second_round: Callable[[], None] | None = None,
 ) -> FirstReads:
-    """Send the first round now and the second when the targets arrive (`pool` needs 4 threads).
+    """Send the first round now and the second when the targets arrive.
 
-    The second round reads every listed ENI target's, shared ones' too (their owner's instances are
-    not visible here: the caller keeps only its own). `before_second_round` may raise (a deadline
-    too near): the second round's futures then carry that error.
+    The second round reads the ENI targets `account` owns (None, at a cold start: every listed
+    one; the caller keeps its own). `before_second_round` may raise (a deadline too near): the
+    second round's futures then carry that error, as they carry any other.
     """
     for operation in OPERATIONS:  # the client and its paginators made here, once, not by 4 threads at once
         clients.paginator(place, operation)
@@ -92,16 +102,15 @@ def start(
         try:
             if before_second_round:
                 before_second_round()
-            eni_ids, target_ids = eni_targets(done.result())
-        except BaseException as error:  # handed to whoever waits on the round
-            sensors.set_exception(error)
-            sessions_on.set_exception(error)
-            return
-        key = "network-interface.network-interface-id"
-        _chain(pool.submit(by_filter, clients, place, "describe_instances", "Reservations", key, eni_ids), sensors)
-        sessions = "describe_traffic_mirror_sessions"
-        key = "traffic-mirror-target-id"
-        _chain(pool.submit(by_filter, clients, place, sessions, "TrafficMirrorSessions", key, target_ids), sessions_on)
+            eni_ids, target_ids = eni_targets(done.result(), account)
+            instances = ("describe_instances", "Reservations", "network-interface.network-interface-id", eni_ids)
+            on = ("describe_traffic_mirror_sessions", "TrafficMirrorSessions", "traffic-mirror-target-id", target_ids)
+            _chain(pool.submit(by_filter, clients, place, *instances), sensors)
+            _chain(pool.submit(by_filter, clients, place, *on), sessions_on)
+        except BaseException as error:  # handed to whoever waits on the round (a callback's is lost)
+            for waiting in (sensors, sessions_on):
+                if not waiting.done():
+                    waiting.set_exception(error)
 
     targets.add_done_callback(second_round)
     return FirstReads(targets, filters, sensors, sessions_on)
@@ -111,10 +120,9 @@ def _chain(source: "Future[list[Any]]", sink: "Future[list[Any]]") -> None:
     """`sink` gets `source`'s result or error when it has one."""
 
     def copy(done: "Future[list[Any]]") -> None:
-        error = done.exception()
-        if error is not None:
-            sink.set_exception(error)
-        else:
+        try:
             sink.set_result(done.result())
+        except BaseException as error:  # the read's error, or its cancellation
+            sink.set_exception(error)
 
     source.add_done_callback(copy)
