@@ -40,7 +40,7 @@ test: $(TYPED)
 
 # Lint, types and the unit tier (no moto: a test that starts it fails unless marked `moto`), for
 # the edit loop; `make test` before pushing.
-# Measured on the 2-core machine, warm: 1 min 41 s wall, 70 s of CPU, 664 tests, at load 5 to 7
+# Measured on the 2-core machine, warm: 71 s wall, 68 s of CPU, 691 tests, at load under 1
 # (docs/development.md).
 check: $(TYPED)
 	$(BIN)/ruff check .
